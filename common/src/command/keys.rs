@@ -1,0 +1,200 @@
+//! Key extraction from a request by the command's key specs (Redis's `getKeysUsingKeySpecs`).
+
+use smallvec::SmallVec;
+use thiserror::Error;
+
+use super::{BeginSearch, CommandSpec, FindKeys};
+use crate::resp::{parse_i64, Request};
+
+/// Argument indexes of the keys in a request.
+pub type KeyPositions = SmallVec<[u32; 8]>;
+
+/// Why the keys of a request could not be found. Redis itself answers such requests with the
+/// command's own error, so the caller may send them to any node to get the exact reply.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum KeyError {
+    #[error("the number of keys is not a valid count")]
+    BadKeyCount,
+    #[error("the key specification points past the last argument")]
+    OutOfRange,
+}
+
+impl CommandSpec {
+    /// Appends the argument indexes of `req`'s keys to `out`, in argument order per spec.
+    /// `req` must already satisfy the arity.
+    pub fn keys(&self, req: &Request, out: &mut KeyPositions) -> Result<(), KeyError> {
+        let argc = req.argc() as i64;
+        for spec in &self.key_specs {
+            let incomplete = spec.flags.iter().any(|f| f == "incomplete");
+            let first = match &spec.begin_search {
+                BeginSearch::Index { pos } => *pos,
+                BeginSearch::Keyword { keyword, startfrom } => {
+                    match find_keyword(req, keyword, *startfrom) {
+                        Some(i) => i + 1,
+                        None => continue,
+                    }
+                }
+                BeginSearch::Unknown => continue,
+            };
+            let (first, last, step) = match &spec.find_keys {
+                FindKeys::Range {
+                    lastkey,
+                    keystep,
+                    limit,
+                } => {
+                    let last = if *lastkey >= 0 {
+                        first + lastkey
+                    } else if *limit <= 1 {
+                        argc + lastkey
+                    } else {
+                        first + ((argc - first) / limit + lastkey)
+                    };
+                    (first, last, *keystep)
+                }
+                FindKeys::Keynum {
+                    keynumidx,
+                    firstkey,
+                    keystep,
+                } => {
+                    let idx = first + keynumidx;
+                    if idx >= argc {
+                        return Err(KeyError::OutOfRange);
+                    }
+                    let n = parse_i64(req.arg(idx as usize))
+                        .filter(|n| *n >= 0)
+                        .ok_or(KeyError::BadKeyCount)?;
+                    let start = first + firstkey;
+                    (start, start + (n - 1) * keystep, *keystep)
+                }
+                FindKeys::Unknown => continue,
+            };
+            if step <= 0 {
+                continue;
+            }
+            let mut i = first;
+            while i <= last {
+                if i >= argc || i < 1 {
+                    if incomplete {
+                        break;
+                    }
+                    return Err(KeyError::OutOfRange);
+                }
+                out.push(i as u32);
+                i += step;
+            }
+        }
+        self.special_keys(req, out);
+        Ok(())
+    }
+
+    /// Commands whose key specs are `unknown` or need fixing up, as Redis's getkeys procs do.
+    fn special_keys(&self, req: &Request, out: &mut KeyPositions) {
+        match self.name.as_str() {
+            // `SORT key ... STORE dest`: STORE may appear anywhere after the key.
+            "sort" => {
+                let mut i = 2;
+                while i < req.argc() {
+                    let a = req.arg(i);
+                    let skip = if a.eq_ignore_ascii_case(b"limit") {
+                        2
+                    } else if a.eq_ignore_ascii_case(b"by") || a.eq_ignore_ascii_case(b"get") {
+                        1
+                    } else if a.eq_ignore_ascii_case(b"store") && i + 1 < req.argc() {
+                        out.push((i + 1) as u32);
+                        1
+                    } else {
+                        0
+                    };
+                    i += 1 + skip;
+                }
+            }
+            // `MIGRATE host port "" db timeout ... KEYS k1 k2`: the empty key is a placeholder.
+            "migrate" => {
+                if req.argc() > 3 && req.arg(3).is_empty() {
+                    out.retain(|i| *i != 3);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn find_keyword(req: &Request, keyword: &str, startfrom: i64) -> Option<i64> {
+    let argc = req.argc() as i64;
+    let matches = |i: i64| req.arg(i as usize).eq_ignore_ascii_case(keyword.as_bytes());
+    if startfrom >= 0 {
+        (startfrom..argc).find(|&i| matches(i))
+    } else {
+        let start = argc + startfrom;
+        (1..=start).rev().find(|&i| i < argc && matches(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::CommandTable;
+
+    fn keys_of(args: &[&str]) -> Result<Vec<String>, KeyError> {
+        let req = Request::from_args(args);
+        let spec = CommandTable::get().lookup(args[0].as_bytes()).unwrap();
+        let spec = if spec.subcommands.is_empty() {
+            spec
+        } else {
+            spec.subcommand(args[1].as_bytes()).unwrap()
+        };
+        let mut out = KeyPositions::new();
+        spec.keys(&req, &mut out)?;
+        Ok(out.iter().map(|&i| args[i as usize].to_string()).collect())
+    }
+
+    #[test]
+    fn keys_simple_and_ranges() {
+        assert_eq!(keys_of(&["get", "a"]).unwrap(), ["a"]);
+        assert_eq!(keys_of(&["mget", "a", "b", "c"]).unwrap(), ["a", "b", "c"]);
+        assert_eq!(keys_of(&["mset", "a", "1", "b", "2"]).unwrap(), ["a", "b"]);
+        assert_eq!(keys_of(&["rename", "a", "b"]).unwrap(), ["a", "b"]);
+        assert!(keys_of(&["ping"]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn keys_numkeys_commands() {
+        assert_eq!(keys_of(&["eval", "s", "2", "a", "b", "x"]).unwrap(), ["a", "b"]);
+        assert!(keys_of(&["eval", "s", "0"]).unwrap().is_empty());
+        assert_eq!(keys_of(&["fcall", "f", "1", "k", "arg"]).unwrap(), ["k"]);
+        assert_eq!(
+            keys_of(&["zunionstore", "d", "2", "a", "b", "WEIGHTS", "1", "2"]).unwrap(),
+            ["d", "a", "b"]
+        );
+        assert_eq!(keys_of(&["eval", "s", "x"]).unwrap_err(), KeyError::BadKeyCount);
+        assert_eq!(keys_of(&["eval", "s", "-1"]).unwrap_err(), KeyError::BadKeyCount);
+        assert_eq!(keys_of(&["eval", "s", "3", "a"]).unwrap_err(), KeyError::OutOfRange);
+    }
+
+    #[test]
+    fn keys_keyword_commands() {
+        assert_eq!(
+            keys_of(&["xread", "COUNT", "2", "streams", "s1", "s2", "0", "0"]).unwrap(),
+            ["s1", "s2"]
+        );
+        assert_eq!(
+            keys_of(&["xreadgroup", "GROUP", "g", "c", "STREAMS", "s1", ">"]).unwrap(),
+            ["s1"]
+        );
+        assert_eq!(
+            keys_of(&["georadius", "g", "0", "0", "1", "km", "STORE", "d"]).unwrap(),
+            ["g", "d"]
+        );
+    }
+
+    #[test]
+    fn keys_special_commands() {
+        assert_eq!(keys_of(&["sort", "l", "LIMIT", "0", "1", "STORE", "d"]).unwrap(), ["l", "d"]);
+        assert_eq!(keys_of(&["sort", "l", "BY", "store", "ALPHA"]).unwrap(), ["l"]);
+        assert_eq!(
+            keys_of(&["migrate", "h", "1", "", "0", "5", "KEYS", "a", "b"]).unwrap(),
+            ["a", "b"]
+        );
+        assert_eq!(keys_of(&["migrate", "h", "1", "k", "0", "5"]).unwrap(), ["k"]);
+    }
+}

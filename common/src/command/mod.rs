@@ -1,0 +1,225 @@
+//! The Redis 7.0 command table: arity, flags and key specs, loaded from generated data.
+//!
+//! `data/commands.json` is produced by `cargo run -p hive-common --example gen_commands` from a
+//! real server's `COMMAND` reply and checked in; a test compares it with a live server.
+
+mod keys;
+
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+
+pub use keys::{KeyError, KeyPositions};
+
+/// How a key spec finds where its keys begin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BeginSearch {
+    Index { pos: i64 },
+    Keyword { keyword: String, startfrom: i64 },
+    Unknown,
+}
+
+/// How a key spec finds the keys once it knows where they begin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindKeys {
+    Range {
+        lastkey: i64,
+        keystep: i64,
+        limit: i64,
+    },
+    Keynum {
+        keynumidx: i64,
+        firstkey: i64,
+        keystep: i64,
+    },
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySpec {
+    pub flags: Vec<String>,
+    pub begin_search: BeginSearch,
+    pub find_keys: FindKeys,
+}
+
+/// One command (or subcommand, named `parent|sub`) as `COMMAND INFO` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandSpec {
+    pub name: String,
+    /// Positive: exact argument count (including the name); negative: at least `-arity`.
+    pub arity: i64,
+    pub flags: Vec<String>,
+    pub first_key: i64,
+    pub last_key: i64,
+    pub step: i64,
+    pub acl_categories: Vec<String>,
+    pub tips: Vec<String>,
+    pub key_specs: Vec<KeySpec>,
+    pub subcommands: Vec<CommandSpec>,
+    #[serde(skip)]
+    bits: u32,
+}
+
+/// Command flags the proxy decides on, as bits for cheap tests.
+pub mod flag {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    pub const ADMIN: u32 = 1 << 2;
+    pub const PUBSUB: u32 = 1 << 3;
+    pub const NOSCRIPT: u32 = 1 << 4;
+    pub const BLOCKING: u32 = 1 << 5;
+    pub const MOVABLEKEYS: u32 = 1 << 6;
+    pub const NO_MULTI: u32 = 1 << 7;
+    pub const FAST: u32 = 1 << 8;
+    pub const DENYOOM: u32 = 1 << 9;
+
+    pub(super) fn from_name(name: &str) -> u32 {
+        match name {
+            "write" => WRITE,
+            "readonly" => READONLY,
+            "admin" => ADMIN,
+            "pubsub" => PUBSUB,
+            "noscript" => NOSCRIPT,
+            "blocking" => BLOCKING,
+            "movablekeys" => MOVABLEKEYS,
+            "no_multi" => NO_MULTI,
+            "fast" => FAST,
+            "denyoom" => DENYOOM,
+            _ => 0,
+        }
+    }
+}
+
+impl CommandSpec {
+    pub fn has(&self, f: u32) -> bool {
+        self.bits & f != 0
+    }
+
+    /// Whether `argc` arguments (including the command name) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// The subcommand named by `sub` (case-insensitive), for container commands like CONFIG.
+    pub fn subcommand(&self, sub: &[u8]) -> Option<&CommandSpec> {
+        let mut lower = [0u8; MAX_NAME];
+        let sub = lowercase(sub, &mut lower)?;
+        self.subcommands
+            .binary_search_by(|c| {
+                let (_, tail) = c.name.split_once('|').unwrap_or(("", &c.name));
+                tail.as_bytes().cmp(sub)
+            })
+            .ok()
+            .map(|i| &self.subcommands[i])
+    }
+
+    fn prepare(&mut self) {
+        self.bits = self.flags.iter().map(|f| flag::from_name(f)).fold(0, |a, b| a | b);
+        self.subcommands.sort_by(|a, b| a.name.cmp(&b.name));
+        for s in &mut self.subcommands {
+            s.prepare();
+        }
+    }
+}
+
+const MAX_NAME: usize = 48;
+
+fn lowercase<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME]) -> Option<&'a [u8]> {
+    let out = buf.get_mut(..name.len())?;
+    for (o, b) in out.iter_mut().zip(name) {
+        *o = b.to_ascii_lowercase();
+    }
+    Some(out)
+}
+
+/// All commands, sorted by name.
+pub struct CommandTable {
+    commands: Vec<CommandSpec>,
+}
+
+static TABLE: LazyLock<CommandTable> = LazyLock::new(|| {
+    CommandTable::from_json(include_str!("../../data/commands.json"))
+        .expect("the checked-in command table parses (tested)")
+});
+
+impl CommandTable {
+    /// The table generated from Redis 7.0.
+    pub fn get() -> &'static CommandTable {
+        &TABLE
+    }
+
+    pub fn from_json(json: &str) -> Result<CommandTable, serde_json::Error> {
+        let mut commands: Vec<CommandSpec> = serde_json::from_str(json)?;
+        commands.sort_by(|a, b| a.name.cmp(&b.name));
+        for c in &mut commands {
+            c.prepare();
+        }
+        Ok(CommandTable { commands })
+    }
+
+    /// Case-insensitive lookup without allocation.
+    pub fn lookup(&self, name: &[u8]) -> Option<&CommandSpec> {
+        let mut lower = [0u8; MAX_NAME];
+        let name = lowercase(name, &mut lower)?;
+        self.commands
+            .binary_search_by(|c| c.name.as_bytes().cmp(name))
+            .ok()
+            .map(|i| &self.commands[i])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &CommandSpec> {
+        self.commands.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_loads_every_redis_7_command() {
+        let t = CommandTable::get();
+        assert!(t.len() >= 230, "only {} commands", t.len());
+        let get = t.lookup(b"GeT").unwrap();
+        assert_eq!(get.arity, 2);
+        assert!(get.has(flag::READONLY) && get.has(flag::FAST));
+        assert!(t.lookup(b"blpop").unwrap().has(flag::BLOCKING));
+        assert!(t.lookup(b"nosuchcommand").is_none());
+        assert!(t.lookup(&[b'a'; 100]).is_none());
+    }
+
+    #[test]
+    fn table_subcommands_resolve() {
+        let t = CommandTable::get();
+        let config = t.lookup(b"config").unwrap();
+        let get = config.subcommand(b"GET").unwrap();
+        assert_eq!(get.name, "config|get");
+        assert!(config.subcommand(b"nope").is_none());
+        let keyslot = t.lookup(b"cluster").unwrap().subcommand(b"keyslot").unwrap();
+        assert_eq!(keyslot.arity, 3);
+    }
+
+    #[test]
+    fn arity_rules() {
+        let t = CommandTable::get();
+        let get = t.lookup(b"get").unwrap();
+        assert!(get.arity_ok(2) && !get.arity_ok(1) && !get.arity_ok(3));
+        let mget = t.lookup(b"mget").unwrap();
+        assert!(mget.arity_ok(2) && mget.arity_ok(10) && !mget.arity_ok(1));
+    }
+}

@@ -1,0 +1,81 @@
+//! Writers for RESP2 replies and a builder for multibulk requests.
+
+use bytes::{BufMut, BytesMut};
+use smallvec::SmallVec;
+
+use super::request::Request;
+
+fn write_len_line(out: &mut BytesMut, prefix: u8, n: i64) {
+    let mut b = itoa::Buffer::new();
+    out.put_u8(prefix);
+    out.put_slice(b.format(n).as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+pub fn write_array_header(out: &mut BytesMut, n: usize) {
+    write_len_line(out, b'*', n as i64);
+}
+
+pub fn write_bulk(out: &mut BytesMut, data: &[u8]) {
+    out.reserve(data.len() + 16);
+    write_len_line(out, b'$', data.len() as i64);
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+}
+
+pub fn write_integer(out: &mut BytesMut, n: i64) {
+    write_len_line(out, b':', n);
+}
+
+/// The RESP2 null bulk string.
+pub fn write_null(out: &mut BytesMut) {
+    out.put_slice(b"$-1\r\n");
+}
+
+pub fn write_simple(out: &mut BytesMut, s: &str) {
+    out.put_u8(b'+');
+    out.put_slice(s.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+/// Writes `-<msg>\r\n`; CR and LF inside `msg` become spaces so the reply stays one line, as
+/// Redis's `addReplyError` ensures.
+pub fn write_error(out: &mut BytesMut, msg: &str) {
+    out.reserve(msg.len() + 3);
+    out.put_u8(b'-');
+    for b in msg.bytes() {
+        out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// Builds one multibulk request, recording argument positions as the decoder would.
+pub struct RequestBuilder {
+    buf: BytesMut,
+    args: SmallVec<[(u32, u32); 6]>,
+}
+
+impl RequestBuilder {
+    pub fn new(argc: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(16 + argc * 16);
+        write_array_header(&mut buf, argc);
+        RequestBuilder {
+            buf,
+            args: SmallVec::with_capacity(argc),
+        }
+    }
+
+    pub fn arg(&mut self, a: &[u8]) -> &mut Self {
+        write_len_line(&mut self.buf, b'$', a.len() as i64);
+        let start = self.buf.len();
+        self.buf.put_slice(a);
+        self.args.push((start as u32, self.buf.len() as u32));
+        self.buf.put_slice(b"\r\n");
+        self
+    }
+
+    pub fn finish(self) -> Request {
+        debug_assert!(self.buf.starts_with(b"*"));
+        Request::from_parts(self.buf.freeze(), self.args)
+    }
+}

@@ -1,0 +1,425 @@
+//! Streaming decoder for client requests (multibulk and inline), zero-copy over `BytesMut`.
+
+use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
+
+use super::{encode::RequestBuilder, parse_i64, INLINE_MAX};
+use crate::ProtocolError;
+
+/// Limits the decoder enforces; defaults follow Redis 7.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `proto-max-bulk-len` (512 MiB in Redis).
+    pub max_bulk_len: usize,
+    /// Largest accepted number of arguments in one request.
+    pub max_multibulk_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: 1024 * 1024,
+        }
+    }
+}
+
+type ArgRanges = SmallVec<[(u32, u32); 6]>;
+
+/// One complete request: its raw multibulk bytes and the position of each argument in them.
+#[derive(Clone, Debug)]
+pub struct Request {
+    raw: Bytes,
+    args: ArgRanges,
+}
+
+impl Request {
+    /// Builds a request from arguments (used for inline requests and by tests).
+    pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Request {
+        let mut b = RequestBuilder::new(args.len());
+        for a in args {
+            b.arg(a.as_ref());
+        }
+        b.finish()
+    }
+
+    pub(crate) fn from_parts(raw: Bytes, args: ArgRanges) -> Request {
+        Request { raw, args }
+    }
+
+    /// The request exactly as it goes to a backend (always multibulk).
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    pub fn argc(&self) -> usize {
+        self.args.len()
+    }
+
+    /// Argument `i`; panics if `i >= argc()`, so callers check `argc` first.
+    pub fn arg(&self, i: usize) -> &[u8] {
+        let (s, e) = self.args[i];
+        &self.raw[s as usize..e as usize]
+    }
+
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        (i < self.args.len()).then(|| self.arg(i))
+    }
+
+    /// Argument `i` as a zero-copy `Bytes` slice of the raw request.
+    pub fn arg_bytes(&self, i: usize) -> Bytes {
+        let (s, e) = self.args[i];
+        self.raw.slice(s as usize..e as usize)
+    }
+
+    pub fn args(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.args
+            .iter()
+            .map(|&(s, e)| &self.raw[s as usize..e as usize])
+    }
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Idle,
+    /// Inside a multibulk whose header said `total` arguments; `pos` is the next unread byte.
+    Multibulk {
+        total: usize,
+        pos: usize,
+        args: ArgRanges,
+    },
+}
+
+/// Decodes requests from a client's read buffer. Keeps its place across partial reads, so a
+/// large request arriving in many pieces is scanned once.
+#[derive(Debug, Default)]
+pub struct RequestDecoder {
+    limits: Limits,
+    state: State,
+}
+
+impl RequestDecoder {
+    pub fn new(limits: Limits) -> Self {
+        RequestDecoder {
+            limits: Limits {
+                // Argument offsets are u32; nothing near 4 GiB is a sane bulk.
+                max_bulk_len: limits.max_bulk_len.min(u32::MAX as usize / 2),
+                max_multibulk_len: limits.max_multibulk_len,
+            },
+            state: State::Idle,
+        }
+    }
+
+    /// Returns the next complete request, `None` if more bytes are needed. Consumed bytes are
+    /// split off `buf`. After an error the connection must be closed, as Redis does.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
+        loop {
+            if let State::Idle = self.state {
+                match buf.first() {
+                    None => return Ok(None),
+                    Some(b'*') => match self.start_multibulk(buf)? {
+                        Some(true) => {}
+                        Some(false) => continue, // `*0` / `*-1`: no command, as in Redis
+                        None => return Ok(None),
+                    },
+                    Some(_) => match decode_inline(buf)? {
+                        Some(Some(req)) => return Ok(Some(req)),
+                        Some(None) => continue, // blank line
+                        None => return Ok(None),
+                    },
+                }
+            }
+            return self.continue_multibulk(buf);
+        }
+    }
+
+    /// `Some(true)`: a multibulk started; `Some(false)`: an empty one was skipped.
+    fn start_multibulk(&mut self, buf: &mut BytesMut) -> Result<Option<bool>, ProtocolError> {
+        let Some(cr) = memchr::memchr(b'\r', buf) else {
+            if buf.len() > INLINE_MAX {
+                return Err(ProtocolError::TooBigMultibulkCount);
+            }
+            return Ok(None);
+        };
+        if cr + 1 >= buf.len() {
+            return Ok(None);
+        }
+        if buf[cr + 1] != b'\n' {
+            return Err(ProtocolError::InvalidMultibulkLength);
+        }
+        let n = parse_i64(&buf[1..cr]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+        if n > self.limits.max_multibulk_len as i64 {
+            return Err(ProtocolError::InvalidMultibulkLength);
+        }
+        if n <= 0 {
+            let _ = buf.split_to(cr + 2);
+            return Ok(Some(false));
+        }
+        let total = n as usize;
+        self.state = State::Multibulk {
+            total,
+            pos: cr + 2,
+            args: SmallVec::with_capacity(total.min(64)),
+        };
+        Ok(Some(true))
+    }
+
+    fn continue_multibulk(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, ProtocolError> {
+        let State::Multibulk { total, pos, args } = &mut self.state else {
+            return Ok(None);
+        };
+        while args.len() < *total {
+            let rest = &buf[*pos..];
+            let Some(cr) = memchr::memchr(b'\r', rest) else {
+                if rest.len() > INLINE_MAX {
+                    return Err(ProtocolError::TooBigBulkCount);
+                }
+                return Ok(None);
+            };
+            if cr + 1 >= rest.len() {
+                return Ok(None);
+            }
+            if rest[0] != b'$' {
+                return Err(ProtocolError::ExpectedBulk(rest[0] as char));
+            }
+            let len = parse_i64(&rest[1..cr]).ok_or(ProtocolError::InvalidBulkLength)?;
+            if len < 0 || len as u64 > self.limits.max_bulk_len as u64 || rest[cr + 1] != b'\n' {
+                return Err(ProtocolError::InvalidBulkLength);
+            }
+            let start = *pos + cr + 2;
+            let end = start + len as usize;
+            if end + 2 > buf.len() {
+                // Grow once for a large argument rather than once per read.
+                buf.reserve(end + 2 - buf.len());
+                return Ok(None);
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(ProtocolError::BadBulkTerminator);
+            }
+            args.push((start as u32, end as u32));
+            *pos = end + 2;
+        }
+        let State::Multibulk { pos, args, .. } = std::mem::take(&mut self.state) else {
+            unreachable!("state checked above");
+        };
+        let raw = buf.split_to(pos).freeze();
+        Ok(Some(Request::from_parts(raw, args)))
+    }
+}
+
+/// `Some(None)` for a blank line, which Redis skips.
+fn decode_inline(buf: &mut BytesMut) -> Result<Option<Option<Request>>, ProtocolError> {
+    let Some(nl) = memchr::memchr(b'\n', buf) else {
+        if buf.len() > INLINE_MAX {
+            return Err(ProtocolError::TooBigInline);
+        }
+        return Ok(None);
+    };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
+    let args = split_args(&buf[..line_end]).ok_or(ProtocolError::UnbalancedQuotes)?;
+    let _ = buf.split_to(nl + 1);
+    if args.is_empty() {
+        return Ok(Some(None));
+    }
+    Ok(Some(Some(Request::from_args(&args))))
+}
+
+/// Splits an inline request line the way Redis's `sdssplitargs` does (quotes and escapes).
+pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'\x0b' | b'\x0c');
+    loop {
+        while i < line.len() && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let (mut in_dq, mut in_sq) = (false, false);
+        loop {
+            if in_dq {
+                let c = *line.get(i)?;
+                if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
+                    if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+                        cur.push(h * 16 + l);
+                        i += 4;
+                        continue;
+                    }
+                }
+                if c == b'\\' && i + 1 < line.len() {
+                    cur.push(match line[i + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                    i += 2;
+                    continue;
+                }
+                if c == b'"' {
+                    // A closing quote must be followed by a space or the end.
+                    if i + 1 < line.len() && !is_space(line[i + 1]) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                }
+                cur.push(c);
+                i += 1;
+            } else if in_sq {
+                let c = *line.get(i)?;
+                if c == b'\\' && line.get(i + 1) == Some(&b'\'') {
+                    cur.push(b'\'');
+                    i += 2;
+                    continue;
+                }
+                if c == b'\'' {
+                    if i + 1 < line.len() && !is_space(line[i + 1]) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                }
+                cur.push(c);
+                i += 1;
+            } else {
+                match line.get(i) {
+                    None => break,
+                    Some(&c) if is_space(c) || c == 0 => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(&c) => cur.push(c),
+                }
+                i += 1;
+            }
+        }
+        out.push(cur);
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {
+        let mut d = RequestDecoder::default();
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(r) = d.decode(&mut buf)? {
+            out.push(r.args().map(<[u8]>::to_vec).collect());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn decode_multibulk_and_inline_mix() {
+        let got = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\n*0\r\n*-1\r\nSET a \"b c\"\r\n")
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                vec![b"GET".to_vec(), b"k".to_vec()],
+                vec![b"PING".to_vec()],
+                vec![b"SET".to_vec(), b"a".to_vec(), b"b c".to_vec()],
+            ]
+        );
+    }
+
+    #[test]
+    fn decode_resumes_across_every_split_point() {
+        let input = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$10\r\n0123456789\r\nECHO 'x y'\r\n";
+        for cut in 0..input.len() {
+            let mut d = RequestDecoder::default();
+            let mut buf = BytesMut::from(&input[..cut]);
+            let mut got = Vec::new();
+            while let Some(r) = d.decode(&mut buf).unwrap() {
+                got.push(r);
+            }
+            buf.extend_from_slice(&input[cut..]);
+            while let Some(r) = d.decode(&mut buf).unwrap() {
+                got.push(r);
+            }
+            assert_eq!(got.len(), 2, "cut at {cut}");
+            assert_eq!(got[0].arg(2), b"0123456789");
+            assert_eq!(got[1].arg(1), b"x y");
+            assert_eq!(&got[1].raw()[..], b"*2\r\n$4\r\nECHO\r\n$3\r\nx y\r\n");
+        }
+    }
+
+    #[test]
+    fn decode_raw_is_exact_request_bytes() {
+        let mut d = RequestDecoder::default();
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI"[..]);
+        let r = d.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(&r.raw()[..], b"*1\r\n$4\r\nPING\r\n");
+        assert!(d.decode(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn decode_errors_match_redis_text() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"*x\r\n", "Protocol error: invalid multibulk length"),
+            (b"*1\r\n+PING\r\n", "Protocol error: expected '$', got '+'"),
+            (b"*2\r\n$3\r\nGET\r\n$-5\r\n", "Protocol error: invalid bulk length"),
+            (b"*1\r\n$536870913\r\n", "Protocol error: invalid bulk length"),
+            (b"*2147483648\r\n", "Protocol error: invalid multibulk length"),
+            (b"GET \"abc\r\n", "Protocol error: unbalanced quotes in request"),
+            (b"GET 'a'b\r\n", "Protocol error: unbalanced quotes in request"),
+            (b"*1\r\n$2\r\nabc\r\n", "Protocol error: expected CRLF after bulk payload"),
+        ];
+        for (input, text) in cases {
+            let err = decode_all(input).unwrap_err();
+            assert_eq!(err.to_string(), *text, "input {:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn decode_oversize_headers_and_inline_are_refused() {
+        let big = vec![b'a'; INLINE_MAX + 1];
+        assert_eq!(decode_all(&big).unwrap_err(), ProtocolError::TooBigInline);
+        let mut mb = b"*".to_vec();
+        mb.extend_from_slice(&big);
+        assert_eq!(decode_all(&mb).unwrap_err(), ProtocolError::TooBigMultibulkCount);
+        let mut bulk = b"*1\r\n$".to_vec();
+        bulk.extend_from_slice(&big);
+        assert_eq!(decode_all(&bulk).unwrap_err(), ProtocolError::TooBigBulkCount);
+    }
+
+    #[test]
+    fn decode_respects_configured_limits() {
+        let mut d = RequestDecoder::new(Limits {
+            max_bulk_len: 4,
+            max_multibulk_len: 2,
+        });
+        let mut buf = BytesMut::from(&b"*1\r\n$5\r\nhello\r\n"[..]);
+        assert_eq!(d.decode(&mut buf).unwrap_err(), ProtocolError::InvalidBulkLength);
+        let mut d = RequestDecoder::new(Limits {
+            max_bulk_len: 4,
+            max_multibulk_len: 2,
+        });
+        let mut buf = BytesMut::from(&b"*3\r\n"[..]);
+        assert_eq!(d.decode(&mut buf).unwrap_err(), ProtocolError::InvalidMultibulkLength);
+    }
+
+    #[test]
+    fn split_args_handles_escapes() {
+        let a = split_args(br#"set "a\x41\n" 'it\'s'  x"#).unwrap();
+        assert_eq!(a, vec![b"set".to_vec(), b"aA\n".to_vec(), b"it's".to_vec(), b"x".to_vec()]);
+        assert!(split_args(b"\"open").is_none());
+        assert_eq!(split_args(b"   ").unwrap().len(), 0);
+        assert_eq!(split_args(b"\"\"").unwrap(), vec![Vec::<u8>::new()]);
+    }
+}
