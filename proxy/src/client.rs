@@ -1,0 +1,476 @@
+//! One client connection: decode a batch, route every request, and write the replies back in
+//! request order, following MOVED/ASK and retrying TRYAGAIN/CLUSTERDOWN on the way.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hive_common::command::KeyPositions;
+use hive_common::resp::{RequestBuilder, Request, RequestDecoder};
+use hive_common::Slot;
+use smallvec::{smallvec, SmallVec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::dispatch::{classify, Action};
+use crate::error::ProxyError;
+use crate::local::{self, After, Session};
+use crate::merge::{Merge, MergeKind};
+use crate::route::{Redirect, Route, Upstream};
+use crate::shared::Shared;
+use crate::stats::Stats;
+use crate::upstream::{Inbox, Job, ReplyTx, Tag};
+
+/// One request (or one part of a split request) on its way to a backend.
+struct Unit {
+    req: Request,
+    /// Where the unit goes when (re)routed from scratch.
+    home: Route,
+    route: Route,
+    redirects: u8,
+    attempts: u8,
+}
+
+impl Unit {
+    fn new(req: Request, route: Route) -> Unit {
+        Unit {
+            req,
+            home: route.clone(),
+            route,
+            redirects: 0,
+            attempts: 0,
+        }
+    }
+}
+
+enum Shape {
+    Single,
+    /// INFO: prepend the proxy's section to the node's reply.
+    Info,
+    Merge(Box<Merge>),
+}
+
+struct Pending {
+    units: SmallVec<[Unit; 1]>,
+    shape: Shape,
+    reply: Option<Bytes>,
+}
+
+impl Pending {
+    fn done(reply: Bytes) -> Pending {
+        Pending {
+            units: SmallVec::new(),
+            shape: Shape::Single,
+            reply: Some(reply),
+        }
+    }
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    session: Session,
+    decoder: RequestDecoder,
+    pending: VecDeque<Pending>,
+    /// Sequence number of `pending[0]`.
+    base: u64,
+    tx: ReplyTx,
+    keys: KeyPositions,
+    /// Stop reading; close once every accepted request has its reply (QUIT, protocol error,
+    /// shutdown).
+    closing: bool,
+    commands: u64,
+    errors: u64,
+}
+
+/// Serves one client until it disconnects, quits, or the proxy shuts down.
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let cfg = &shared.config.proxy;
+    let max_pending = cfg.max_pending_per_client;
+    let idle = (cfg.client_idle_timeout_s > 0).then(|| Duration::from_secs(cfg.client_idle_timeout_s));
+    let mut conn = Conn {
+        session: Session {
+            id: shared.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            name: None,
+        },
+        decoder: RequestDecoder::new(shared.config.limits()),
+        shared: shared.clone(),
+        pending: VecDeque::new(),
+        base: 0,
+        tx,
+        keys: KeyPositions::new(),
+        closing: *shutdown.borrow(),
+        commands: 0,
+        errors: 0,
+    };
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut wbuf = BytesMut::with_capacity(16 * 1024);
+    let mut last_active = Instant::now();
+    loop {
+        if conn.closing && conn.pending.is_empty() {
+            break;
+        }
+        let can_read = !conn.closing && conn.pending.len() < max_pending;
+        if can_read && rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(16 * 1024);
+        }
+        let idle_deadline = idle.map(|d| last_active + d);
+        tokio::select! {
+            biased;
+            Some(msg) = rx.recv() => {
+                conn.on_inbox(msg);
+                while let Ok(m) = rx.try_recv() {
+                    conn.on_inbox(m);
+                }
+            }
+            r = rd.read_buf(&mut rbuf), if can_read => {
+                match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => last_active = Instant::now(),
+                }
+            }
+            _ = sleep_until(idle_deadline), if idle_deadline.is_some() && conn.pending.is_empty() => break,
+            _ = shutdown.changed(), if !conn.closing => conn.closing = true,
+        }
+        conn.pump(&mut rbuf, max_pending);
+        conn.flush(&mut wbuf);
+        if !wbuf.is_empty() {
+            if wr.write_all(&wbuf).await.is_err() {
+                break;
+            }
+            wbuf.clear();
+            if wbuf.capacity() > 1 << 20 {
+                wbuf = BytesMut::with_capacity(16 * 1024);
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+    Stats::add(&shared.stats.commands_processed, conn.commands);
+    Stats::add(&shared.stats.error_replies, conn.errors);
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    /// Decodes and dispatches every complete request the buffer holds, within the pending cap.
+    fn pump(&mut self, rbuf: &mut BytesMut, max_pending: usize) {
+        let before = self.commands;
+        while !self.closing && self.pending.len() < max_pending {
+            match self.decoder.decode(rbuf) {
+                Ok(Some(req)) => self.dispatch(req),
+                Ok(None) => break,
+                Err(e) => {
+                    // As Redis: reply with the error, then close once earlier replies are out.
+                    self.push_error(&ProxyError::client("ERR", e.to_string()));
+                    self.closing = true;
+                }
+            }
+        }
+        if self.commands - before > 64 {
+            Stats::add(&self.shared.stats.commands_processed, self.commands - before);
+            self.commands = before;
+        }
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.base + self.pending.len() as u64
+    }
+
+    fn push_error(&mut self, e: &ProxyError) {
+        let mut out = BytesMut::new();
+        e.write_resp(&mut out);
+        self.pending.push_back(Pending::done(out.freeze()));
+    }
+
+    fn dispatch(&mut self, req: Request) {
+        self.commands += 1;
+        let seq = self.next_seq();
+        match classify(&req, &mut self.keys) {
+            Action::Forward(route) => {
+                self.pending.push_back(Pending {
+                    units: smallvec![Unit::new(req, route)],
+                    shape: Shape::Single,
+                    reply: None,
+                });
+                self.send(seq, 0);
+            }
+            Action::Local(cmd) => {
+                let mut out = BytesMut::new();
+                match local::answer(cmd, &req, &mut self.session, &mut out) {
+                    Ok(after) => {
+                        self.closing |= after == After::Close;
+                        self.pending.push_back(Pending::done(out.freeze()));
+                    }
+                    Err(e) => self.push_error(&e),
+                }
+            }
+            Action::Error(e) => self.push_error(&e),
+            Action::Info => {
+                self.pending.push_back(Pending {
+                    units: smallvec![Unit::new(req, Route::Any)],
+                    shape: Shape::Info,
+                    reply: None,
+                });
+                self.send(seq, 0);
+            }
+            Action::FanOut(kind) => {
+                let n = self.shared.topology.load().masters.len();
+                if n == 0 {
+                    return self.push_error(&no_topology());
+                }
+                let units = (0..n).map(|i| Unit::new(req.clone(), Route::Master(i))).collect();
+                self.push_merge(units, Merge::new(kind, n, Vec::new()));
+            }
+            Action::Split { kind, step } => self.split(req, kind, step),
+        }
+    }
+
+    fn push_merge(&mut self, units: SmallVec<[Unit; 1]>, merge: Merge) {
+        let seq = self.next_seq();
+        let n = units.len();
+        self.pending.push_back(Pending {
+            units,
+            shape: Shape::Merge(Box::new(merge)),
+            reply: None,
+        });
+        for part in 0..n {
+            self.send(seq, part);
+        }
+    }
+
+    /// MGET/MSET/DEL/...: one sub-request per slot, merged back in key order.
+    fn split(&mut self, req: Request, kind: MergeKind, step: usize) {
+        let argc = req.argc();
+        if (argc - 1) % step != 0 {
+            let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
+            return self.push_error(&ProxyError::client(
+                "ERR",
+                format!("wrong number of arguments for '{name}' command"),
+            ));
+        }
+        let mut by_slot: SmallVec<[(Slot, u32); 8]> = (1..argc)
+            .step_by(step)
+            .map(|i| (Slot::for_key(req.arg(i)), i as u32))
+            .collect();
+        let first = by_slot[0].0;
+        if by_slot.iter().all(|(s, _)| *s == first) {
+            let seq = self.next_seq();
+            self.pending.push_back(Pending {
+                units: smallvec![Unit::new(req, Route::Slot(first))],
+                shape: Shape::Single,
+                reply: None,
+            });
+            return self.send(seq, 0);
+        }
+        by_slot.sort_by_key(|(s, _)| *s);
+        let mut units: SmallVec<[Unit; 1]> = SmallVec::new();
+        let mut positions = Vec::new();
+        for group in by_slot.chunk_by(|a, b| a.0 == b.0) {
+            let mut b = RequestBuilder::new(1 + group.len() * step);
+            b.arg(req.arg(0));
+            let mut pos = SmallVec::new();
+            for &(_, i) in group {
+                for j in 0..step {
+                    b.arg(req.arg(i as usize + j));
+                }
+                pos.push((i - 1) / step as u32);
+            }
+            units.push(Unit::new(b.finish(), Route::Slot(group[0].0)));
+            positions.push(pos);
+        }
+        let merge = Merge::new(kind, units.len(), positions);
+        self.push_merge(units, merge);
+    }
+
+    fn unit(&mut self, tag: Tag) -> Option<&mut Unit> {
+        let idx = tag.seq.checked_sub(self.base)? as usize;
+        self.pending.get_mut(idx)?.units.get_mut(tag.part as usize)
+    }
+
+    /// Sends unit `part` of request `seq` along its current route.
+    fn send(&mut self, seq: u64, part: usize) {
+        let tag = Tag {
+            seq,
+            part: part as u32,
+        };
+        let topo = self.shared.topology.load();
+        let rr = self.session.id as usize + seq as usize;
+        let tx = self.tx.clone();
+        let Some(unit) = self.unit(tag) else { return };
+        let data = unit.req.raw().clone();
+        let (backend, asking) = match &unit.route {
+            Route::Slot(s) => (topo.map.shard_of(*s).and_then(|i| topo.masters.get(i)), false),
+            Route::Master(i) => (topo.masters.get(*i), false),
+            Route::Any => (topo.masters.get(rr % topo.masters.len().max(1)), false),
+            Route::Node { backend, asking } => (Some(backend), *asking),
+        };
+        match backend {
+            Some(b) => b.send(Job {
+                data,
+                asking,
+                tag,
+                reply: tx,
+            }),
+            None => {
+                drop(topo);
+                self.shared.refresh.notify_one();
+                let e = no_topology();
+                self.retry_or_fail(tag, e);
+            }
+        }
+    }
+
+    fn on_inbox(&mut self, msg: Inbox) {
+        match msg {
+            Inbox::Reply { tag, frame } => self.on_reply(tag, frame),
+            Inbox::Failed { tag, err } if err.retry => self.retry_or_fail(tag, err),
+            Inbox::Failed { tag, err } => {
+                let mut out = BytesMut::new();
+                err.write_resp(&mut out);
+                self.complete(tag, out.freeze());
+            }
+            Inbox::Retry { tag } => {
+                if let Some(u) = self.unit(tag) {
+                    u.route = u.home.clone();
+                    self.send(tag.seq, tag.part as usize);
+                }
+            }
+        }
+    }
+
+    fn on_reply(&mut self, tag: Tag, frame: Bytes) {
+        if frame.first() == Some(&b'-') {
+            if let Some(up) = Upstream::parse(&frame) {
+                if self.redirect(tag, up) {
+                    return;
+                }
+            }
+        }
+        self.complete(tag, frame);
+    }
+
+    /// Acts on a redirect or retryable error; false when the limits are used up.
+    fn redirect(&mut self, tag: Tag, up: Upstream) -> bool {
+        let shared = self.shared.clone();
+        let max_redirects = shared.config.backend.max_redirects;
+        let max_retries = shared.config.backend.max_retries;
+        let Some(unit) = self.unit(tag) else { return true };
+        match up {
+            Upstream::Redirect(r) => {
+                if unit.redirects >= max_redirects {
+                    return false;
+                }
+                unit.redirects += 1;
+                let (addr, asking) = match r {
+                    Redirect::Moved { addr, .. } => {
+                        Stats::add(&shared.stats.moved, 1);
+                        shared.refresh.notify_one();
+                        (addr, false)
+                    }
+                    Redirect::Ask { addr, .. } => {
+                        Stats::add(&shared.stats.ask, 1);
+                        (addr, true)
+                    }
+                };
+                unit.route = Route::Node {
+                    backend: shared.pool.get(&addr),
+                    asking,
+                };
+                self.send(tag.seq, tag.part as usize);
+                true
+            }
+            Upstream::TryAgain | Upstream::ClusterDown => {
+                if unit.attempts >= max_retries {
+                    return false;
+                }
+                if up == Upstream::ClusterDown {
+                    shared.refresh.notify_one();
+                }
+                self.schedule_retry(tag);
+                true
+            }
+        }
+    }
+
+    fn retry_or_fail(&mut self, tag: Tag, err: ProxyError) {
+        let max = self.shared.config.backend.max_retries;
+        match self.unit(tag) {
+            Some(u) if u.attempts < max => self.schedule_retry(tag),
+            Some(_) => {
+                let mut out = BytesMut::new();
+                err.write_resp(&mut out);
+                self.complete(tag, out.freeze());
+            }
+            None => {}
+        }
+    }
+
+    fn schedule_retry(&mut self, tag: Tag) {
+        let backoff = self.shared.config.backend.retry_backoff_ms;
+        let Some(u) = self.unit(tag) else { return };
+        u.attempts += 1;
+        let delay = Duration::from_millis((backoff << (u.attempts - 1).min(5)).min(1000));
+        Stats::add(&self.shared.stats.retries, 1);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(Inbox::Retry { tag });
+        });
+    }
+
+    fn complete(&mut self, tag: Tag, frame: Bytes) {
+        let Some(idx) = tag.seq.checked_sub(self.base) else { return };
+        let shared = &self.shared;
+        let Some(p) = self.pending.get_mut(idx as usize) else { return };
+        match &mut p.shape {
+            Shape::Single => p.reply = Some(frame),
+            Shape::Info => p.reply = Some(prepend_info(shared, frame)),
+            Shape::Merge(m) => {
+                if let Some(out) = m.add(tag.part as usize, frame) {
+                    p.reply = Some(out);
+                }
+            }
+        }
+    }
+
+    /// Moves every finished reply at the head of the queue into `out`, in request order.
+    fn flush(&mut self, out: &mut BytesMut) {
+        while self.pending.front().is_some_and(|p| p.reply.is_some()) {
+            let Some(Pending { reply: Some(r), .. }) = self.pending.pop_front() else { break };
+            self.base += 1;
+            if r.first() == Some(&b'-') {
+                self.errors += 1;
+            }
+            out.extend_from_slice(&r);
+        }
+    }
+}
+
+fn no_topology() -> ProxyError {
+    ProxyError::upstream(true, "Hash slot not served").with_prefix("CLUSTERDOWN")
+}
+
+fn prepend_info(shared: &Shared, frame: Bytes) -> Bytes {
+    let Some(body) = bulk_body(&frame) else { return frame };
+    let mut text = local::proxy_info(shared).into_bytes();
+    text.extend_from_slice(body);
+    let mut out = BytesMut::with_capacity(text.len() + 16);
+    hive_common::resp::write_bulk(&mut out, &text);
+    out.freeze()
+}
+
+fn bulk_body(frame: &[u8]) -> Option<&[u8]> {
+    let rest = frame.strip_prefix(b"$")?;
+    let nl = memchr::memchr(b'\n', rest)?;
+    rest.get(nl + 1..rest.len().checked_sub(2)?)
+}

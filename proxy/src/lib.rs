@@ -1,0 +1,15 @@
+//! hive-proxy: a cluster-aware RESP proxy (`hive proxy`) and the local tooling (`hive up`).
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod local;
+pub mod localcluster;
+pub mod merge;
+pub mod route;
+pub mod server;
+pub mod shared;
+pub mod stats;
+pub mod upstream;

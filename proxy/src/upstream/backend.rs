@@ -1,0 +1,262 @@
+//! A multiplexed, pipelined connection to one Redis node, shared by every client.
+//!
+//! Requests from many clients are written in arrival order and replies are matched FIFO. If
+//! the connection dies or a reply is overdue, every request in flight gets an error and the
+//! next request reconnects.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use hive_common::resp::ReplyScanner;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, warn};
+
+use super::{Inbox, Job, ReplyTx, Tag};
+use crate::error::ProxyError;
+use crate::stats::Stats;
+
+#[derive(Debug, Clone)]
+pub struct BackendOpts {
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+/// Handle to a backend connection task. Cloning the `Arc` is the only per-request cost.
+#[derive(Debug)]
+pub struct Backend {
+    pub addr: Arc<str>,
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl Backend {
+    /// Starts the connection task. `on_failure` is notified whenever the node cannot be reached,
+    /// so the topology is re-read.
+    pub fn spawn(
+        addr: Arc<str>,
+        opts: BackendOpts,
+        on_failure: Arc<Notify>,
+        stats: Arc<Stats>,
+    ) -> Arc<Backend> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = Task {
+            addr: addr.clone(),
+            opts,
+            on_failure,
+            stats,
+            rx,
+        };
+        tokio::spawn(task.run());
+        Arc::new(Backend { addr, tx })
+    }
+
+    pub fn send(&self, job: Job) {
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
+            // Only after runtime shutdown; the client still gets an answer.
+            let err = ProxyError::internal(format!("backend {} is shutting down", self.addr));
+            let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
+        }
+    }
+}
+
+struct InFlight {
+    reply: ReplyTx,
+    tag: Tag,
+    /// The `+OK` of an `ASKING` we sent on the client's behalf.
+    skip: bool,
+    sent: Instant,
+}
+
+type Queue = Mutex<VecDeque<InFlight>>;
+
+struct Task {
+    addr: Arc<str>,
+    opts: BackendOpts,
+    on_failure: Arc<Notify>,
+    stats: Arc<Stats>,
+    rx: mpsc::UnboundedReceiver<Job>,
+}
+
+/// After a failed connect, fail requests at once for this long instead of each one waiting
+/// out its own connect timeout.
+const DOWN_HOLD: Duration = Duration::from_millis(100);
+
+impl Task {
+    async fn run(mut self) {
+        let mut down_until: Option<Instant> = None;
+        while let Some(first) = self.rx.recv().await {
+            if down_until.is_some_and(|t| Instant::now() < t) {
+                self.fail_job(first, "is down (recent connect failed)");
+                self.fail_queued("is down (recent connect failed)");
+                continue;
+            }
+            let stream = match self.connect().await {
+                Ok(s) => s,
+                Err(reason) => {
+                    warn!(backend = %self.addr, %reason, "connect failed");
+                    Stats::add(&self.stats.backend_failures, 1);
+                    self.on_failure.notify_one();
+                    down_until = Some(Instant::now() + DOWN_HOLD);
+                    let why = format!("unreachable: {reason}");
+                    self.fail_job(first, &why);
+                    self.fail_queued(&why);
+                    continue;
+                }
+            };
+            down_until = None;
+            debug!(backend = %self.addr, "connected");
+            let queue: Queue = Mutex::new(VecDeque::new());
+            let reason = self.serve(stream, first, &queue).await;
+            let Some(reason) = reason else { return };
+            warn!(backend = %self.addr, %reason, "connection lost");
+            Stats::add(&self.stats.backend_failures, 1);
+            self.on_failure.notify_one();
+            let lost: Vec<InFlight> = lock(&queue).drain(..).collect();
+            for f in lost.into_iter().filter(|f| !f.skip) {
+                // Written but unanswered: the outcome is unknown, so never retried.
+                let err = ProxyError::upstream(
+                    false,
+                    format!("connection to backend {} lost: {reason}", self.addr),
+                );
+                let _ = f.reply.send(Inbox::Failed { tag: f.tag, err });
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<TcpStream, String> {
+        let c = tokio::time::timeout(self.opts.connect_timeout, TcpStream::connect(&*self.addr));
+        match c.await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("connect timed out after {:?}", self.opts.connect_timeout)),
+        }
+    }
+
+    fn fail_job(&self, job: Job, why: &str) {
+        let err = ProxyError::upstream(true, format!("backend {} {why}", self.addr));
+        let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
+    }
+
+    fn fail_queued(&mut self, why: &str) {
+        while let Ok(job) = self.rx.try_recv() {
+            self.fail_job(job, why);
+        }
+    }
+
+    /// Runs one connection until it fails (`Some(reason)`) or every sender is gone (`None`).
+    async fn serve(&mut self, stream: TcpStream, first: Job, queue: &Queue) -> Option<String> {
+        let (mut rd, mut wr) = stream.into_split();
+        let timeout = self.opts.command_timeout;
+        let rx = &mut self.rx;
+        let writer = async {
+            let mut wbuf = BytesMut::with_capacity(16 * 1024);
+            let mut batch: Vec<InFlight> = Vec::with_capacity(64);
+            let mut next = Some(first);
+            loop {
+                let job = match next.take() {
+                    Some(j) => j,
+                    None => rx.recv().await?,
+                };
+                let now = Instant::now();
+                push_job(&mut wbuf, &mut batch, job, now);
+                while batch.len() < 1024 {
+                    match rx.try_recv() {
+                        Ok(j) => push_job(&mut wbuf, &mut batch, j, now),
+                        Err(_) => break,
+                    }
+                }
+                // Queue before writing, so no reply can arrive ahead of its entry.
+                lock(queue).extend(batch.drain(..));
+                if let Err(e) = wr.write_all(&wbuf).await {
+                    return Some(format!("write failed: {e}"));
+                }
+                wbuf.clear();
+                if wbuf.capacity() > 1 << 20 {
+                    wbuf = BytesMut::with_capacity(16 * 1024);
+                }
+            }
+        };
+        let reader = async {
+            let mut rbuf = BytesMut::with_capacity(16 * 1024);
+            let mut scanner = ReplyScanner::default();
+            let mut frames: Vec<Bytes> = Vec::with_capacity(64);
+            let mut done: Vec<InFlight> = Vec::with_capacity(64);
+            let tick = (timeout / 2).max(Duration::from_millis(10));
+            loop {
+                if rbuf.capacity() - rbuf.len() < 4096 {
+                    rbuf.reserve(16 * 1024);
+                }
+                let n = match tokio::time::timeout(tick, rd.read_buf(&mut rbuf)).await {
+                    Ok(Ok(0)) => return "closed by the server".to_string(),
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return format!("read failed: {e}"),
+                    Err(_) => {
+                        let overdue = lock(queue)
+                            .front()
+                            .is_some_and(|f| f.sent.elapsed() >= timeout);
+                        if overdue {
+                            return format!("no reply within {} ms", timeout.as_millis());
+                        }
+                        continue;
+                    }
+                };
+                debug_assert!(n > 0);
+                loop {
+                    match scanner.scan(&rbuf) {
+                        Ok(Some(len)) => frames.push(rbuf.split_to(len).freeze()),
+                        Ok(None) => break,
+                        Err(e) => return format!("bad reply: {e}"),
+                    }
+                }
+                if frames.is_empty() {
+                    continue;
+                }
+                let mut q = lock(queue);
+                if q.len() < frames.len() {
+                    return "reply without a request (stream out of step)".to_string();
+                }
+                done.extend(q.drain(..frames.len()));
+                drop(q);
+                for (f, frame) in done.drain(..).zip(frames.drain(..)) {
+                    if !f.skip {
+                        let _ = f.reply.send(Inbox::Reply { tag: f.tag, frame });
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            r = writer => r,
+            r = reader => Some(r),
+        }
+    }
+}
+
+fn push_job(wbuf: &mut BytesMut, batch: &mut Vec<InFlight>, job: Job, sent: Instant) {
+    if job.asking {
+        wbuf.extend_from_slice(b"*1\r\n$6\r\nASKING\r\n");
+        batch.push(InFlight {
+            reply: job.reply.clone(),
+            tag: job.tag,
+            skip: true,
+            sent,
+        });
+    }
+    wbuf.extend_from_slice(&job.data);
+    batch.push(InFlight {
+        reply: job.reply,
+        tag: job.tag,
+        skip: false,
+        sent,
+    });
+}
+
+fn lock(q: &Queue) -> std::sync::MutexGuard<'_, VecDeque<InFlight>> {
+    // A poisoned queue only means another task panicked mid-update; the data is still usable.
+    q.lock().unwrap_or_else(|p| p.into_inner())
+}

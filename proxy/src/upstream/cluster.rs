@@ -1,0 +1,151 @@
+//! Redis Cluster topology: read `CLUSTER SLOTS`, and keep the snapshot fresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hive_common::resp::Value;
+use hive_common::topology::{Shard, ShardMap, SlotRange};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::query::{query, QueryError};
+use crate::shared::Shared;
+use crate::stats::Stats;
+
+/// Reads the slot map from one node with `CLUSTER SLOTS`.
+pub async fn fetch_shard_map(addr: &str, timeout: Duration) -> Result<ShardMap, QueryError> {
+    let reply = query(addr, &["CLUSTER", "SLOTS"], timeout).await?;
+    parse_cluster_slots(&reply, addr).map_err(|reason| QueryError::BadReply {
+        addr: addr.into(),
+        reason,
+    })
+}
+
+/// Parses a `CLUSTER SLOTS` reply. `queried` supplies the host when a node reports an empty one
+/// (Redis does so for the node that answers when it does not know its own address).
+pub fn parse_cluster_slots(reply: &Value, queried: &str) -> Result<ShardMap, String> {
+    let rows = reply.as_array().ok_or("CLUSTER SLOTS did not return an array")?;
+    let default_host = queried.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1");
+    let node = |v: &Value| -> Result<String, String> {
+        let a = v.as_array().ok_or("node entry is not an array")?;
+        let host = a.first().and_then(Value::as_str).ok_or("node without host")?;
+        let port = a.get(1).and_then(Value::as_int).ok_or("node without port")?;
+        let host = if host.is_empty() || host == "?" {
+            default_host
+        } else {
+            host
+        };
+        Ok(format!("{host}:{port}"))
+    };
+    let mut shards: Vec<(Shard, Vec<SlotRange>)> = Vec::new();
+    for row in rows {
+        let r = row.as_array().ok_or("slot row is not an array")?;
+        if r.len() < 3 {
+            return Err("slot row too short".into());
+        }
+        let bound = |v: &Value| {
+            v.as_int()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or("bad slot number")
+        };
+        let range = SlotRange {
+            start: bound(&r[0])?,
+            end: bound(&r[1])?,
+        };
+        let master = node(&r[2])?;
+        let replicas = r[3..].iter().map(node).collect::<Result<Vec<_>, _>>()?;
+        match shards.iter_mut().find(|(s, _)| s.master == master) {
+            Some((_, ranges)) => ranges.push(range),
+            None => shards.push((Shard { master, replicas }, vec![range])),
+        }
+    }
+    ShardMap::new(shards).map_err(|e| e.to_string())
+}
+
+/// Minimum gap between two refreshes, so a burst of MOVED replies causes one refresh.
+const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
+
+/// Keeps `shared.topology` current: on a timer and whenever `shared.refresh` is notified.
+pub async fn run_refresher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let interval = Duration::from_millis(shared.config.backend.refresh_interval_ms);
+    loop {
+        refresh_once(&shared).await;
+        tokio::time::sleep(MIN_REFRESH_GAP).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shared.refresh.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Asks the known masters, then their replicas, then the seeds, and installs the first answer.
+/// Returns whether a map was read.
+pub async fn refresh_once(shared: &Shared) -> bool {
+    Stats::add(&shared.stats.topology_refreshes, 1);
+    let timeout = shared.config.connect_timeout();
+    let current = shared.topology.load_full();
+    let mut candidates: Vec<String> = current.map.shards().iter().map(|s| s.master.clone()).collect();
+    candidates.extend(current.map.shards().iter().flat_map(|s| s.replicas.iter().cloned()));
+    for seed in &shared.config.backend.seeds {
+        if !candidates.contains(seed) {
+            candidates.push(seed.clone());
+        }
+    }
+    for addr in &candidates {
+        match fetch_shard_map(addr, timeout).await {
+            Ok(map) if map.shards().is_empty() => continue,
+            Ok(map) => {
+                if map != current.map {
+                    info!(
+                        from = %addr,
+                        masters = map.shards().len(),
+                        unassigned = map.unassigned(),
+                        "topology changed"
+                    );
+                    shared.install(map);
+                }
+                return true;
+            }
+            Err(e) => warn!(error = %e, "topology refresh: node did not answer"),
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use hive_common::Slot;
+
+    fn node(host: &str, port: i64) -> Value {
+        Value::Array(vec![
+            Value::Bulk(Bytes::copy_from_slice(host.as_bytes())),
+            Value::Int(port),
+            Value::Bulk(Bytes::from_static(b"id")),
+        ])
+    }
+
+    #[test]
+    fn parse_cluster_slots_groups_ranges_by_master() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![Value::Int(0), Value::Int(99), node("127.0.0.1", 7000), node("127.0.0.1", 7003)]),
+            Value::Array(vec![Value::Int(100), Value::Int(16383), node("", 7001)]),
+            Value::Array(vec![Value::Int(200), Value::Int(200), node("127.0.0.1", 7000)]),
+        ]);
+        let err = parse_cluster_slots(&reply, "127.0.0.9:7001").unwrap_err();
+        assert!(err.contains("assigned twice"), "{err}");
+        let reply = Value::Array(vec![
+            Value::Array(vec![Value::Int(0), Value::Int(99), node("127.0.0.1", 7000), node("127.0.0.1", 7003)]),
+            Value::Array(vec![Value::Int(100), Value::Int(199), node("", 7001)]),
+            Value::Array(vec![Value::Int(200), Value::Int(16383), node("127.0.0.1", 7000)]),
+        ]);
+        let m = parse_cluster_slots(&reply, "127.0.0.9:7001").unwrap();
+        assert_eq!(m.shards().len(), 2);
+        assert_eq!(m.shards()[0].replicas, vec!["127.0.0.1:7003".to_string()]);
+        assert_eq!(m.shards()[1].master, "127.0.0.9:7001");
+        assert_eq!(m.shard_of(Slot::new(300).unwrap()), Some(0));
+        assert_eq!(m.shard_of(Slot::new(150).unwrap()), Some(1));
+    }
+}

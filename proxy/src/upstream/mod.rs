@@ -1,0 +1,43 @@
+//! Everything that talks to Redis nodes: multiplexed connections, the pool, one-off queries,
+//! and cluster topology discovery.
+
+pub mod backend;
+pub mod cluster;
+pub mod pool;
+pub mod query;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::error::ProxyError;
+
+/// Identifies one request unit of one client: its sequence number and, for split or fan-out
+/// commands, which part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag {
+    pub seq: u64,
+    pub part: u32,
+}
+
+/// What a client task receives.
+#[derive(Debug)]
+pub enum Inbox {
+    /// A complete reply frame from a backend.
+    Reply { tag: Tag, frame: Bytes },
+    /// The request got no reply; `err.retry` says whether it was never sent.
+    Failed { tag: Tag, err: ProxyError },
+    /// A backoff delay ended: route the unit again.
+    Retry { tag: Tag },
+}
+
+pub type ReplyTx = mpsc::UnboundedSender<Inbox>;
+
+/// One request for a backend connection.
+#[derive(Debug)]
+pub struct Job {
+    pub data: Bytes,
+    /// Send `ASKING` first (after an ASK redirect); its `+OK` is not delivered.
+    pub asking: bool,
+    pub tag: Tag,
+    pub reply: ReplyTx,
+}

@@ -1,0 +1,118 @@
+//! A plain request/response connection for control traffic: discovery, INFO, local setup.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hive_common::resp::{parse_value, Request, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{addr}: {source}")]
+    Io {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{addr}: timed out after {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+    #[error("{addr}: bad reply: {reason}")]
+    BadReply { addr: String, reason: String },
+    #[error("{addr}: {message}")]
+    Redis { addr: String, message: String },
+}
+
+/// One connection, one request at a time.
+pub struct Conn {
+    addr: String,
+    stream: TcpStream,
+    buf: BytesMut,
+    timeout: Duration,
+}
+
+impl Conn {
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Conn, QueryError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| QueryError::Timeout {
+                addr: addr.into(),
+                timeout,
+            })?
+            .map_err(|source| QueryError::Io {
+                addr: addr.into(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        Ok(Conn {
+            addr: addr.into(),
+            stream,
+            buf: BytesMut::with_capacity(4096),
+            timeout,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends one command; a Redis error reply becomes `QueryError::Redis`.
+    pub async fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value, QueryError> {
+        match self.call_raw(args).await? {
+            Value::Error(e) => Err(QueryError::Redis {
+                addr: self.addr.clone(),
+                message: String::from_utf8_lossy(&e).into_owned(),
+            }),
+            v => Ok(v),
+        }
+    }
+
+    /// Sends one command and returns whatever it replied, errors included.
+    pub async fn call_raw<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value, QueryError> {
+        let req = Request::from_args(args);
+        let addr = self.addr.clone();
+        let io = |source| QueryError::Io {
+            addr: addr.clone(),
+            source,
+        };
+        let (stream, buf) = (&mut self.stream, &mut self.buf);
+        let fut = async {
+            stream.write_all(req.raw()).await.map_err(io)?;
+            loop {
+                match parse_value(buf) {
+                    Ok(Some((v, n))) => {
+                        let _ = buf.split_to(n);
+                        return Ok(v);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(QueryError::BadReply {
+                            addr: addr.clone(),
+                            reason: e.to_string(),
+                        })
+                    }
+                }
+                let n = stream.read_buf(buf).await.map_err(io)?;
+                if n == 0 {
+                    return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+            }
+        };
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(QueryError::Timeout {
+                addr: self.addr.clone(),
+                timeout,
+            }),
+        }
+    }
+}
+
+/// Connects, sends one command, and closes.
+pub async fn query<A: AsRef<[u8]>>(
+    addr: &str,
+    args: &[A],
+    timeout: Duration,
+) -> Result<Value, QueryError> {
+    Conn::connect(addr, timeout).await?.call(args).await
+}
