@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use hive_common::resp::Value;
 use hive_common::topology::ShardMap;
 
 use crate::upstream::query::{query, Conn};
@@ -267,9 +266,8 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Reads a string field from an INFO-style reply.
-pub fn info_field(v: &Value, field: &str) -> Option<String> {
-    let text = v.as_str()?;
+/// Reads a field from INFO-style text (`name:value` lines).
+pub fn info_field(text: &str, field: &str) -> Option<String> {
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .map(|s| s.trim().to_string())

@@ -1,0 +1,287 @@
+//! Topology changes under load: resharding, manual failover, a killed master, and a backend that
+//! dies with requests in flight.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hive_common::resp::{Request, ReplyScanner};
+use hive_common::Slot;
+use hive_tests::{heavy, node_url, Env};
+use redis::Commands;
+
+/// What a bounded writer saw: acknowledged values and every error with the key it hit.
+#[derive(Default)]
+struct Outcome {
+    acked: HashMap<String, i64>,
+    errors: Vec<(String, String, Instant)>,
+    ops: u64,
+}
+
+/// Runs `clients` writers through the proxy until `stop` is set (at most `limit`). Each SETs
+/// fresh keys and reads back one of its earlier keys, checking the value.
+fn run_writers(env: &Env, clients: usize, stop: Arc<AtomicBool>, limit: Duration) -> Vec<thread::JoinHandle<Outcome>> {
+    (0..clients)
+        .map(|w| {
+            let url = env.url();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut c = hive_tests::connect(&url);
+                let mut out = Outcome::default();
+                let started = Instant::now();
+                let mut i: i64 = 0;
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < limit {
+                    let key = format!("w{w}:{i}");
+                    match c.set::<_, _, ()>(&key, i) {
+                        Ok(()) => {
+                            out.acked.insert(key, i);
+                        }
+                        Err(e) => out.errors.push((key, e.to_string(), Instant::now())),
+                    }
+                    if i > 0 {
+                        let j = (i * 7919) % i;
+                        let k = format!("w{w}:{j}");
+                        if let Some(&want) = out.acked.get(&k) {
+                            match c.get::<_, Option<i64>>(&k) {
+                                Ok(Some(v)) => assert_eq!(v, want, "read back {k}"),
+                                Ok(None) => panic!("acknowledged key {k} is missing"),
+                                Err(e) => out.errors.push((k, e.to_string(), Instant::now())),
+                            }
+                        }
+                    }
+                    out.ops += 1;
+                    i += 1;
+                }
+                out
+            })
+        })
+        .collect()
+}
+
+fn collect(handles: Vec<thread::JoinHandle<Outcome>>) -> Outcome {
+    let mut all = Outcome::default();
+    for h in handles {
+        let o = h.join().expect("writer thread");
+        all.acked.extend(o.acked);
+        all.errors.extend(o.errors);
+        all.ops += o.ops;
+    }
+    all
+}
+
+fn verify_all(env: &Env, acked: &HashMap<String, i64>) {
+    let mut c = env.client();
+    let keys: Vec<&String> = acked.keys().collect();
+    for chunk in keys.chunks(500) {
+        let vals: Vec<Option<i64>> = redis::cmd("MGET").arg(chunk).query(&mut c).unwrap();
+        for (k, v) in chunk.iter().zip(vals) {
+            assert_eq!(v, Some(acked[*k]), "acknowledged {k}");
+        }
+    }
+}
+
+fn node_id(addr: &str) -> String {
+    let mut c = hive_tests::connect(&node_url(addr));
+    redis::cmd("CLUSTER").arg("MYID").query(&mut c).unwrap()
+}
+
+#[test]
+fn reshard_under_load_has_no_client_errors() {
+    let _g = heavy();
+    let env = Env::cluster();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = run_writers(&env, 4, stop.clone(), Duration::from_secs(90));
+    thread::sleep(Duration::from_millis(500));
+    let from = node_id(&env.cluster.nodes[0].addr);
+    let to = node_id(&env.cluster.nodes[1].addr);
+    let entry = env.cluster.nodes[0].addr.clone();
+    let out = std::process::Command::new("redis-cli")
+        .args(["--cluster", "reshard", &entry, "--cluster-from", &from, "--cluster-to", &to])
+        .args(["--cluster-slots", "1200", "--cluster-yes", "--cluster-pipeline", "20"])
+        .output()
+        .expect("run redis-cli --cluster reshard");
+    assert!(out.status.success(), "reshard failed: {}", String::from_utf8_lossy(&out.stderr));
+    thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let o = collect(writers);
+    assert!(o.errors.is_empty(), "client saw errors: {:?}", &o.errors[..o.errors.len().min(5)]);
+    assert!(o.ops > 1000, "writers did too little work: {}", o.ops);
+    // The slots really moved, and the proxy followed.
+    let mut c = hive_tests::connect(&node_url(&env.cluster.nodes[1].addr));
+    let slots: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c).unwrap();
+    assert!(slots.len() >= 4, "expected a split range after resharding");
+    verify_all(&env, &o.acked);
+    let info: String = redis::cmd("INFO").query(&mut env.client()).unwrap();
+    let field = |f: &str| -> u64 {
+        hive_tests::info_field(&info, f).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let (moved, ask) = (field("moved_redirects"), field("ask_redirects"));
+    assert!(moved > 0, "the writers must have been redirected during the reshard");
+    eprintln!("reshard: {} ops, {moved} MOVED and {ask} ASK redirects followed", o.ops);
+}
+
+fn wait_role(addr: &str, role: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(mut c) = redis::Client::open(node_url(addr)).and_then(|c| c.get_connection()) {
+            let r: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).unwrap_or_default();
+            if let Some(redis::Value::BulkString(b)) = r.first() {
+                if b == role.as_bytes() {
+                    return;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "{addr} did not become {role} within {limit:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn cluster_failover_under_load_has_no_client_errors() {
+    let _g = heavy();
+    let env = Env::cluster();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = run_writers(&env, 4, stop.clone(), Duration::from_secs(60));
+    thread::sleep(Duration::from_millis(500));
+    // Node 3 is the replica of master 0.
+    let replica = env.cluster.nodes[3].addr.clone();
+    let mut c = hive_tests::connect(&node_url(&replica));
+    let _: () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut c).unwrap();
+    wait_role(&replica, "master", Duration::from_secs(20));
+    wait_role(&env.cluster.nodes[0].addr, "slave", Duration::from_secs(20));
+    thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let o = collect(writers);
+    assert!(o.errors.is_empty(), "client saw errors: {:?}", &o.errors[..o.errors.len().min(5)]);
+    assert!(o.ops > 500, "writers did too little work: {}", o.ops);
+    verify_all(&env, &o.acked);
+}
+
+#[test]
+fn killed_master_only_affects_its_shard_and_recovers() {
+    let _g = heavy();
+    let mut env = Env::cluster();
+    let victim = env.cluster.nodes[0].addr.clone();
+    let owners: HashMap<u16, String> = {
+        let topo = env.proxy.shared.topology.load();
+        (0..16384u16)
+            .map(|s| {
+                let i = topo.map.shard_of(Slot::new(s).unwrap()).unwrap();
+                (s, topo.map.shards()[i].master.clone())
+            })
+            .collect()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = run_writers(&env, 4, stop.clone(), Duration::from_secs(60));
+    thread::sleep(Duration::from_millis(500));
+    let killed_at = Instant::now();
+    env.cluster.nodes[0].kill();
+    wait_role(&env.cluster.nodes[3].addr, "master", Duration::from_secs(30));
+    // Let the proxy notice and serve the promoted replica for a while.
+    thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let o = collect(writers);
+    for (key, err, _) in &o.errors {
+        let owner = &owners[&Slot::for_key(key.as_bytes()).get()];
+        assert_eq!(owner, &victim, "error on a key of a live shard: {key}: {err}");
+    }
+    let last_error = o.errors.iter().map(|e| e.2).max();
+    if let Some(t) = last_error {
+        let window = t.duration_since(killed_at);
+        eprintln!("kill -9: {} errors, last one {:?} after the kill", o.errors.len(), window);
+        assert!(window < Duration::from_secs(20), "errors went on for {window:?}");
+    }
+    // After recovery every shard takes writes again.
+    let mut c = env.client();
+    for i in 0..300 {
+        let _: () = c.set(format!("after:{i}"), i).unwrap();
+    }
+    verify_all(&env, &o.acked.into_iter().filter(|(k, _)| {
+        owners[&Slot::for_key(k.as_bytes()).get()] != victim
+    }).collect());
+}
+
+/// Sends `reqs` on a raw socket and counts reply frames until `want` arrive or `limit` passes.
+fn send_and_count(addr: &str, reqs: &[u8], want: usize, limit: Duration) -> (usize, Vec<Vec<u8>>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.write_all(reqs).unwrap();
+    let deadline = Instant::now() + limit;
+    let mut buf = Vec::new();
+    let mut frames = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while frames.len() < want && Instant::now() < deadline {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => continue,
+        }
+        loop {
+            let mut sc = ReplyScanner::default();
+            match sc.scan(&buf).unwrap() {
+                Some(n) => frames.push(buf.drain(..n).collect()),
+                None => break,
+            }
+        }
+    }
+    (frames.len(), frames)
+}
+
+#[test]
+fn backend_death_mid_pipeline_answers_every_request() {
+    let _g = heavy();
+    let mut env = Env::cluster();
+    // A script that keeps master 0 busy, so the requests behind it are in flight when it dies.
+    let tag = (0..).map(|i| format!("{{t{i}}}")).find(|t| {
+        let topo = env.proxy.shared.topology.load();
+        topo.map.shard_of(Slot::for_key(t.as_bytes())) == Some(0)
+    }).unwrap();
+    let busy = "local t = redis.call('TIME'); local s = t[1]*1000000 + t[2]; \
+                while true do local n = redis.call('TIME'); if n[1]*1000000 + n[2] - s > 800000 then break end end; return 1";
+    let mut reqs = Vec::new();
+    reqs.extend_from_slice(Request::from_args(&["EVAL", busy, "1", &format!("{tag}busy")]).raw());
+    let n = 3000;
+    let keys: Vec<String> = (0..n)
+        .map(|i| if i % 2 == 0 { format!("{tag}k{i}") } else { format!("other{i}") })
+        .collect();
+    for key in &keys {
+        reqs.extend_from_slice(Request::from_args(&["SET", key, "v"]).raw());
+    }
+    let on_victim = |k: &str| {
+        let topo = env.proxy.shared.topology.load();
+        topo.map.shard_of(Slot::for_key(k.as_bytes())) == Some(0)
+    };
+    let live_keys: Vec<bool> = keys.iter().map(|k| !on_victim(k)).collect();
+    let addr = env.proxy.addr.to_string();
+    let counter = thread::spawn(move || send_and_count(&addr, &reqs, n + 1, Duration::from_secs(30)));
+    thread::sleep(Duration::from_millis(300));
+    env.cluster.nodes[0].kill();
+    let (got, frames) = counter.join().unwrap();
+    assert_eq!(got, n + 1, "every request must get exactly one reply");
+    let errors: Vec<String> = frames.iter().filter(|f| f[0] == b'-').map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+    assert!(!errors.is_empty(), "requests in flight to the killed master must fail");
+    assert!(errors.iter().all(|e| e.contains("backend") || e.contains("CLUSTERDOWN")), "{errors:?}");
+    // Every key of the live shards was served, in order.
+    for (i, live) in live_keys.iter().enumerate() {
+        if *live {
+            let f = String::from_utf8_lossy(&frames[i + 1]);
+            assert_eq!(f, "+OK\r\n", "{} on a live shard", keys[i]);
+        }
+    }
+    assert!(live_keys.iter().filter(|l| **l).count() > 900);
+    // The proxy recovers once the replica takes over.
+    wait_role(&env.cluster.nodes[3].addr, "master", Duration::from_secs(30));
+    let mut c = env.client();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match c.set::<_, _, ()>(format!("{tag}after"), 1) {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "proxy did not recover: {e}"),
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
