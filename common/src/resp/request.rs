@@ -216,6 +216,9 @@ fn decode_inline(buf: &mut BytesMut) -> Result<Option<Option<Request>>, Protocol
         }
         return Ok(None);
     };
+    if nl > INLINE_MAX {
+        return Err(ProtocolError::TooBigInline);
+    }
     let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -231,6 +234,11 @@ fn decode_inline(buf: &mut BytesMut) -> Result<Option<Option<Request>>, Protocol
 
 /// Splits an inline request line the way Redis's `sdssplitargs` does (quotes and escapes).
 pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Redis splits a C string, so a NUL byte ends the line.
+    let line = match memchr::memchr(0, line) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
     let mut out = Vec::new();
     let mut i = 0;
     let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'\x0b' | b'\x0c');
@@ -294,7 +302,7 @@ pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
             } else {
                 match line.get(i) {
                     None => break,
-                    Some(&c) if is_space(c) || c == 0 => break,
+                    Some(&c) if is_space(c) => break,
                     Some(b'"') => in_dq = true,
                     Some(b'\'') => in_sq = true,
                     Some(&c) => cur.push(c),
@@ -390,6 +398,9 @@ mod tests {
     fn decode_oversize_headers_and_inline_are_refused() {
         let big = vec![b'a'; INLINE_MAX + 1];
         assert_eq!(decode_all(&big).unwrap_err(), ProtocolError::TooBigInline);
+        let mut line = big.clone();
+        line.extend_from_slice(b"\r\n");
+        assert_eq!(decode_all(&line).unwrap_err(), ProtocolError::TooBigInline);
         let mut mb = b"*".to_vec();
         mb.extend_from_slice(&big);
         assert_eq!(decode_all(&mb).unwrap_err(), ProtocolError::TooBigMultibulkCount);
@@ -415,11 +426,33 @@ mod tests {
     }
 
     #[test]
+    fn decode_random_input_terminates() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let pieces: &[&[u8]] = &[b"*", b"$", b"\r\n", b"\n", b"-1", b"2", b"GET", b"\"", b"'", b"\x00", b" ", b"\\x4"];
+        for _ in 0..5000 {
+            let mut input = Vec::new();
+            for _ in 0..rng.gen_range(1..30) {
+                input.extend_from_slice(pieces[rng.gen_range(0..pieces.len())]);
+            }
+            let mut d = RequestDecoder::default();
+            let mut buf = BytesMut::from(&input[..]);
+            let mut n = 0;
+            while let Ok(Some(_)) = d.decode(&mut buf) {
+                n += 1;
+                assert!(n <= input.len(), "more requests than bytes for {input:?}");
+            }
+        }
+    }
+
+    #[test]
     fn split_args_handles_escapes() {
         let a = split_args(br#"set "a\x41\n" 'it\'s'  x"#).unwrap();
         assert_eq!(a, vec![b"set".to_vec(), b"aA\n".to_vec(), b"it's".to_vec(), b"x".to_vec()]);
         assert!(split_args(b"\"open").is_none());
         assert_eq!(split_args(b"   ").unwrap().len(), 0);
         assert_eq!(split_args(b"\"\"").unwrap(), vec![Vec::<u8>::new()]);
+        assert_eq!(split_args(b"get a\x00b c").unwrap(), vec![b"get".to_vec(), b"a".to_vec()]);
+        assert_eq!(split_args(b"\x00").unwrap().len(), 0);
     }
 }
