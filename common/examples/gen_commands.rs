@@ -9,9 +9,12 @@ use hive_common::command::{BeginSearch, CommandSpec, FindKeys, KeySpec};
 use hive_common::resp::{parse_value, Value};
 
 fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:6379".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:6379".into());
     let mut conn = TcpStream::connect(&addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    conn.write_all(b"*1\r\n$7\r\nCOMMAND\r\n").expect("send COMMAND");
+    conn.write_all(b"*1\r\n$7\r\nCOMMAND\r\n")
+        .expect("send COMMAND");
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
     let reply = loop {
@@ -29,7 +32,10 @@ fn main() {
         .map(command)
         .collect();
     commands.sort_by(|a, b| a.name.cmp(&b.name));
-    println!("{}", serde_json::to_string_pretty(&commands).expect("serialize"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&commands).expect("serialize")
+    );
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -41,7 +47,8 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 fn int(v: &Value, what: &str) -> i64 {
-    v.as_int().unwrap_or_else(|| panic!("{what} is not an integer: {v:?}"))
+    v.as_int()
+        .unwrap_or_else(|| panic!("{what} is not an integer: {v:?}"))
 }
 
 fn command(v: &Value) -> CommandSpec {
@@ -59,7 +66,12 @@ fn command(v: &Value) -> CommandSpec {
         "subcommands": [],
     });
     let mut spec: CommandSpec = serde_json::from_value(json).expect("spec");
-    spec.key_specs = a[8].as_array().unwrap_or(&[]).iter().map(key_spec).collect();
+    spec.key_specs = a[8]
+        .as_array()
+        .unwrap_or(&[])
+        .iter()
+        .map(key_spec)
+        .collect();
     spec.subcommands = a[9].as_array().unwrap_or(&[]).iter().map(command).collect();
     spec.subcommands.sort_by(|a, b| a.name.cmp(&b.name));
     spec
@@ -70,19 +82,31 @@ fn key_spec(v: &Value) -> KeySpec {
     let bs_spec = bs.field("spec");
     let begin_search = match bs.field("type").and_then(Value::as_str) {
         Some("index") => BeginSearch::Index {
-            pos: int(bs_spec.and_then(|s| s.field("index")).expect("index"), "index"),
+            pos: int(
+                bs_spec.and_then(|s| s.field("index")).expect("index"),
+                "index",
+            ),
         },
         Some("keyword") => {
             let s = bs_spec.expect("keyword spec");
             BeginSearch::Keyword {
-                keyword: s.field("keyword").and_then(Value::as_str).expect("kw").into(),
+                keyword: s
+                    .field("keyword")
+                    .and_then(Value::as_str)
+                    .expect("kw")
+                    .into(),
                 startfrom: int(s.field("startfrom").expect("startfrom"), "startfrom"),
             }
         }
         _ => BeginSearch::Unknown,
     };
     let fk = v.field("find_keys").expect("find_keys");
-    let f = |name: &str| int(fk.field("spec").and_then(|s| s.field(name)).expect(name), name);
+    let f = |name: &str| {
+        int(
+            fk.field("spec").and_then(|s| s.field(name)).expect(name),
+            name,
+        )
+    };
     let find_keys = match fk.field("type").and_then(Value::as_str) {
         Some("range") => FindKeys::Range {
             lastkey: f("lastkey"),
@@ -96,9 +120,10 @@ fn key_spec(v: &Value) -> KeySpec {
         },
         _ => FindKeys::Unknown,
     };
-    KeySpec {
-        flags: strings(v.field("flags").expect("flags")),
-        begin_search,
-        find_keys,
-    }
+    let json = serde_json::json!({
+        "flags": strings(v.field("flags").expect("flags")),
+        "begin_search": begin_search,
+        "find_keys": find_keys,
+    });
+    serde_json::from_value(json).expect("key spec")
 }

@@ -160,7 +160,10 @@ mod tests {
         let b = SlotRange { start: 10, end: 20 };
         let err = ShardMap::new(vec![(shard("a:1"), vec![a]), (shard("b:1"), vec![b])]);
         assert_eq!(err.unwrap_err(), ShardMapError::Overlap(10));
-        let bad = SlotRange { start: 5, end: 16384 };
+        let bad = SlotRange {
+            start: 5,
+            end: 16384,
+        };
         assert!(ShardMap::new(vec![(shard("a:1"), vec![bad])]).is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hive_common::command::KeyPositions;
-use hive_common::resp::{RequestBuilder, Request, RequestDecoder};
+use hive_common::resp::{Request, RequestBuilder, RequestDecoder};
 use hive_common::Slot;
 use smallvec::{smallvec, SmallVec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -92,10 +92,13 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cfg = &shared.config.proxy;
     let max_pending = cfg.max_pending_per_client;
-    let idle = (cfg.client_idle_timeout_s > 0).then(|| Duration::from_secs(cfg.client_idle_timeout_s));
+    let idle =
+        (cfg.client_idle_timeout_s > 0).then(|| Duration::from_secs(cfg.client_idle_timeout_s));
     let mut conn = Conn {
         session: Session {
-            id: shared.next_client_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: shared
+                .next_client_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             name: None,
         },
         decoder: RequestDecoder::new(shared.config.limits()),
@@ -177,7 +180,10 @@ impl Conn {
             }
         }
         if self.commands - before > 64 {
-            Stats::add(&self.shared.stats.commands_processed, self.commands - before);
+            Stats::add(
+                &self.shared.stats.commands_processed,
+                self.commands - before,
+            );
             self.commands = before;
         }
     }
@@ -228,7 +234,9 @@ impl Conn {
                 if n == 0 {
                     return self.push_error(&no_topology());
                 }
-                let units = (0..n).map(|i| Unit::new(req.clone(), Route::Master(i))).collect();
+                let units = (0..n)
+                    .map(|i| Unit::new(req.clone(), Route::Master(i)))
+                    .collect();
                 self.push_merge(units, Merge::new(kind, n, Vec::new()));
             }
             Action::Split { kind, step } => self.split(req, kind, step),
@@ -251,7 +259,7 @@ impl Conn {
     /// MGET/MSET/DEL/...: one sub-request per slot, merged back in key order.
     fn split(&mut self, req: Request, kind: MergeKind, step: usize) {
         let argc = req.argc();
-        if (argc - 1) % step != 0 {
+        if !(argc - 1).is_multiple_of(step) {
             let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
             return self.push_error(&ProxyError::client(
                 "ERR",
@@ -309,7 +317,10 @@ impl Conn {
         let Some(unit) = self.unit(tag) else { return };
         let data = unit.req.raw().clone();
         let (backend, asking) = match &unit.route {
-            Route::Slot(s) => (topo.map.shard_of(*s).and_then(|i| topo.masters.get(i)), false),
+            Route::Slot(s) => (
+                topo.map.shard_of(*s).and_then(|i| topo.masters.get(i)),
+                false,
+            ),
             Route::Master(i) => (topo.masters.get(*i), false),
             Route::Any => (topo.masters.get(rr % topo.masters.len().max(1)), false),
             Route::Node { backend, asking } => (Some(backend), *asking),
@@ -364,7 +375,9 @@ impl Conn {
         let shared = self.shared.clone();
         let max_redirects = shared.config.backend.max_redirects;
         let max_retries = shared.config.backend.max_retries;
-        let Some(unit) = self.unit(tag) else { return true };
+        let Some(unit) = self.unit(tag) else {
+            return true;
+        };
         match up {
             Upstream::Redirect(r) => {
                 if unit.redirects >= max_redirects {
@@ -429,9 +442,13 @@ impl Conn {
     }
 
     fn complete(&mut self, tag: Tag, frame: Bytes) {
-        let Some(idx) = tag.seq.checked_sub(self.base) else { return };
+        let Some(idx) = tag.seq.checked_sub(self.base) else {
+            return;
+        };
         let shared = &self.shared;
-        let Some(p) = self.pending.get_mut(idx as usize) else { return };
+        let Some(p) = self.pending.get_mut(idx as usize) else {
+            return;
+        };
         match &mut p.shape {
             Shape::Single => p.reply = Some(frame),
             Shape::Info => p.reply = Some(prepend_info(shared, frame)),
@@ -446,7 +463,9 @@ impl Conn {
     /// Moves every finished reply at the head of the queue into `out`, in request order.
     fn flush(&mut self, out: &mut BytesMut) {
         while self.pending.front().is_some_and(|p| p.reply.is_some()) {
-            let Some(Pending { reply: Some(r), .. }) = self.pending.pop_front() else { break };
+            let Some(Pending { reply: Some(r), .. }) = self.pending.pop_front() else {
+                break;
+            };
             self.base += 1;
             if r.first() == Some(&b'-') {
                 self.errors += 1;
@@ -461,7 +480,9 @@ fn no_topology() -> ProxyError {
 }
 
 fn prepend_info(shared: &Shared, frame: Bytes) -> Bytes {
-    let Some(body) = bulk_body(&frame) else { return frame };
+    let Some(body) = bulk_body(&frame) else {
+        return frame;
+    };
     let mut text = local::proxy_info(shared).into_bytes();
     text.extend_from_slice(body);
     let mut out = BytesMut::with_capacity(text.len() + 16);

@@ -29,7 +29,7 @@ pub enum Mode {
     Cluster,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub proxy: ProxyConfig,
@@ -82,16 +82,6 @@ pub struct BackendConfig {
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `hive_proxy=debug`. `RUST_LOG` overrides it.
     pub level: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            proxy: ProxyConfig::default(),
-            backend: BackendConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 impl Default for ProxyConfig {
@@ -182,17 +172,26 @@ impl Config {
         }
         for s in &self.backend.seeds {
             if !valid_host_port(s) {
-                return Err(bad("backend.seeds", format!("`{s}` is not a host:port address")));
+                return Err(bad(
+                    "backend.seeds",
+                    format!("`{s}` is not a host:port address"),
+                ));
             }
         }
         if self.proxy.max_clients == 0 {
             return Err(bad("proxy.max_clients", "must be at least 1".into()));
         }
         if self.proxy.max_pending_per_client == 0 {
-            return Err(bad("proxy.max_pending_per_client", "must be at least 1".into()));
+            return Err(bad(
+                "proxy.max_pending_per_client",
+                "must be at least 1".into(),
+            ));
         }
         if self.proxy.max_bulk_len == 0 || self.proxy.max_bulk_len > 1 << 31 {
-            return Err(bad("proxy.max_bulk_len", "must be between 1 and 2147483648".into()));
+            return Err(bad(
+                "proxy.max_bulk_len",
+                "must be between 1 and 2147483648".into(),
+            ));
         }
         if self.proxy.max_multibulk_len == 0 {
             return Err(bad("proxy.max_multibulk_len", "must be at least 1".into()));
@@ -206,7 +205,10 @@ impl Config {
             return Err(bad(key, "must be greater than 0".into()));
         }
         if self.backend.refresh_interval_ms < 10 {
-            return Err(bad("backend.refresh_interval_ms", "must be at least 10".into()));
+            return Err(bad(
+                "backend.refresh_interval_ms",
+                "must be at least 10".into(),
+            ));
         }
         Ok(())
     }
@@ -262,18 +264,43 @@ mod tests {
     }
 
     #[test]
+    fn config_example_file_is_valid_and_complete() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/hive.toml"));
+        let c = Config::load(path).unwrap();
+        let d = Config::default();
+        assert_eq!(c.proxy.max_clients, d.proxy.max_clients);
+        assert_eq!(c.backend.max_retries, d.backend.max_retries);
+        // Every key the config has is shown in the example.
+        let text = std::fs::read_to_string(path).unwrap();
+        let all = toml::to_string(&d).unwrap();
+        for line in all.lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(" = ").next().unwrap();
+            assert!(text.contains(&format!("{key} = ")), "deploy/hive.toml lacks `{key}`");
+        }
+    }
+
+    #[test]
     fn config_errors_name_file_key_and_reason() {
         let e = parse("[proxy]\nmax_clients = \"many\"\n").unwrap_err();
-        assert!(e.starts_with("hive.toml: key `proxy.max_clients`: invalid type"), "{e}");
+        assert!(
+            e.starts_with("hive.toml: key `proxy.max_clients`: invalid type"),
+            "{e}"
+        );
         assert!(e.contains("line 2"), "{e}");
         let e = parse("[proxy]\nlisen = \"x\"\n").unwrap_err();
         assert!(e.contains("unknown field `lisen`"), "{e}");
         let e = parse("[backend]\nseeds = []\n").unwrap_err();
-        assert_eq!(e, "hive.toml: key `backend.seeds`: must list at least one node");
+        assert_eq!(
+            e,
+            "hive.toml: key `backend.seeds`: must list at least one node"
+        );
         let e = parse("[backend]\nseeds = [\"nohost\"]\n").unwrap_err();
         assert!(e.contains("`nohost` is not a host:port address"), "{e}");
         let e = parse("[backend]\nmode = \"mesh\"\n").unwrap_err();
-        assert!(e.starts_with("hive.toml: key `backend.mode`: unknown variant `mesh`"), "{e}");
+        assert!(
+            e.starts_with("hive.toml: key `backend.mode`: unknown variant `mesh`"),
+            "{e}"
+        );
         let e = parse("[proxy]\nlisten = \"nowhere\"\n").unwrap_err();
         assert!(e.contains("key `proxy.listen`"), "{e}");
     }

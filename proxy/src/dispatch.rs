@@ -33,7 +33,8 @@ fn refused(what: &str, why: &str) -> Action {
     ))
 }
 
-const NEEDS_DEDICATED: &str = "it needs a dedicated backend connection, which this version of Hive does not provide";
+const NEEDS_DEDICATED: &str =
+    "it needs a dedicated backend connection, which this version of Hive does not provide";
 const FAN_OUT_TODO: &str = "it must visit every master, which this version of Hive does not do";
 const ADMIN: &str = "administrative commands go to the Redis nodes directly";
 
@@ -74,18 +75,31 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
         }
         "info" => return Action::Info,
         "dbsize" => return Action::FanOut(MergeKind::Sum),
-        "mget" => return Action::Split { kind: MergeKind::Gather, step: 1 },
-        "mset" => return Action::Split { kind: MergeKind::AllOk, step: 2 },
+        "mget" => {
+            return Action::Split {
+                kind: MergeKind::Gather,
+                step: 1,
+            }
+        }
+        "mset" => {
+            return Action::Split {
+                kind: MergeKind::AllOk,
+                step: 2,
+            }
+        }
         "del" | "unlink" | "exists" | "touch" => {
-            return Action::Split { kind: MergeKind::Sum, step: 1 }
+            return Action::Split {
+                kind: MergeKind::Sum,
+                step: 1,
+            }
         }
         "multi" | "exec" | "discard" | "watch" | "unwatch" | "wait" | "monitor" | "sync"
         | "psync" | "client|tracking" | "client|caching" | "client|reply" | "reset" => {
             return refused(full, NEEDS_DEDICATED)
         }
-        "keys" | "scan" | "flushdb" | "flushall" | "randomkey" | "script|load"
-        | "script|flush" | "script|exists" | "script|kill" | "function|load"
-        | "function|delete" | "function|flush" | "function|restore" | "function|kill" => {
+        "keys" | "scan" | "flushdb" | "flushall" | "randomkey" | "script|load" | "script|flush"
+        | "script|exists" | "script|kill" | "function|load" | "function|delete"
+        | "function|flush" | "function|restore" | "function|kill" => {
             return refused(full, FAN_OUT_TODO)
         }
         // Nodes of one cluster normally share their config; one master answers.
@@ -111,7 +125,10 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
         return Action::Forward(Route::Any);
     };
     let slot = Slot::for_key(req.arg(first as usize));
-    if keys[1..].iter().any(|&k| Slot::for_key(req.arg(k as usize)) != slot) {
+    if keys[1..]
+        .iter()
+        .any(|&k| Slot::for_key(req.arg(k as usize)) != slot)
+    {
         return Action::Error(crossslot());
     }
     Action::Forward(Route::Slot(slot))
@@ -212,18 +229,40 @@ mod tests {
         ));
         assert!(matches!(
             classify_args(&["mget", "a", "b"]),
-            Action::Split { kind: MergeKind::Gather, step: 1 }
+            Action::Split {
+                kind: MergeKind::Gather,
+                step: 1
+            }
         ));
-        assert!(matches!(classify_args(&["eval", "return 1", "0"]), Action::Forward(Route::Any)));
-        assert!(matches!(classify_args(&["eval", "x", "9", "a"]), Action::Forward(Route::Any)));
+        assert!(matches!(
+            classify_args(&["eval", "return 1", "0"]),
+            Action::Forward(Route::Any)
+        ));
+        assert!(matches!(
+            classify_args(&["eval", "x", "9", "a"]),
+            Action::Forward(Route::Any)
+        ));
         assert!(matches!(classify_args(&["PING"]), Action::Local("ping")));
-        assert!(matches!(classify_args(&["cluster", "KEYSLOT", "a"]), Action::Local("cluster|keyslot")));
-        assert!(matches!(classify_args(&["xread", "streams", "s", "0"]), Action::Forward(_)));
+        assert!(matches!(
+            classify_args(&["cluster", "KEYSLOT", "a"]),
+            Action::Local("cluster|keyslot")
+        ));
+        assert!(matches!(
+            classify_args(&["xread", "streams", "s", "0"]),
+            Action::Forward(_)
+        ));
     }
 
     #[test]
     fn classify_refuses_with_reason() {
-        for cmd in [&["blpop", "a", "0"][..], &["multi"], &["subscribe", "c"], &["keys", "*"], &["config", "set", "a", "b"], &["xread", "BLOCK", "0", "STREAMS", "s", "$"]] {
+        for cmd in [
+            &["blpop", "a", "0"][..],
+            &["multi"],
+            &["subscribe", "c"],
+            &["keys", "*"],
+            &["config", "set", "a", "b"],
+            &["xread", "BLOCK", "0", "STREAMS", "s", "$"],
+        ] {
             let e = error_text(classify_args(cmd));
             assert!(e.starts_with("ERR Hive does not support"), "{cmd:?}: {e}");
         }

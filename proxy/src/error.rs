@@ -75,7 +75,10 @@ mod tests {
         let mut out = BytesMut::new();
         ProxyError::client("CROSSSLOT", "Keys in request don't hash to the same slot")
             .write_resp(&mut out);
-        assert_eq!(&out[..], b"-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+        assert_eq!(
+            &out[..],
+            b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+        );
         let e = ProxyError::upstream(true, "backend 127.0.0.1:1 unreachable\r\nx");
         assert!(e.retry && e.cause == Cause::Upstream);
         let mut out = BytesMut::new();

@@ -99,7 +99,11 @@ pub fn answer(
             }
         }
         "command|getkeys" => command_getkeys(req, out)?,
-        other => return Err(ProxyError::internal(format!("no local handler for '{other}'"))),
+        other => {
+            return Err(ProxyError::internal(format!(
+                "no local handler for '{other}'"
+            )))
+        }
     }
     Ok(After::Continue)
 }
@@ -115,7 +119,12 @@ fn hello(req: &Request, session: &mut Session, out: &mut BytesMut) -> Result<(),
                     "unsupported protocol version (this version of Hive speaks RESP2)",
                 ))
             }
-            Some(_) => return Err(ProxyError::client("NOPROTO", "unsupported protocol version")),
+            Some(_) => {
+                return Err(ProxyError::client(
+                    "NOPROTO",
+                    "unsupported protocol version",
+                ))
+            }
             None => {
                 return Err(ProxyError::client(
                     "ERR",
@@ -136,7 +145,10 @@ fn hello(req: &Request, session: &mut Session, out: &mut BytesMut) -> Result<(),
         } else {
             return Err(ProxyError::client(
                 "ERR",
-                format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)),
+                format!(
+                    "Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(opt)
+                ),
             ));
         }
     }
@@ -193,14 +205,23 @@ fn command_getkeys(req: &Request, out: &mut BytesMut) -> Result<(), ProxyError> 
             .ok_or_else(|| ProxyError::client("ERR", "Invalid command specified"))?;
     }
     if !spec.arity_ok(inner.argc()) {
-        return Err(ProxyError::client("ERR", "Invalid number of arguments specified for command"));
+        return Err(ProxyError::client(
+            "ERR",
+            "Invalid number of arguments specified for command",
+        ));
     }
     let mut keys = KeyPositions::new();
     if spec.keys(&inner, &mut keys).is_err() {
-        return Err(ProxyError::client("ERR", "Invalid arguments specified for command"));
+        return Err(ProxyError::client(
+            "ERR",
+            "Invalid arguments specified for command",
+        ));
     }
     if keys.is_empty() {
-        return Err(ProxyError::client("ERR", "The command has no key arguments"));
+        return Err(ProxyError::client(
+            "ERR",
+            "The command has no key arguments",
+        ));
     }
     write_array_header(out, keys.len());
     for k in keys {
@@ -230,20 +251,39 @@ fn write_command(out: &mut BytesMut, c: &CommandSpec) {
             BeginSearch::Index { pos } => ("index", vec![("index", Field::Int(*pos))]),
             BeginSearch::Keyword { keyword, startfrom } => (
                 "keyword",
-                vec![("keyword", Field::Str(keyword)), ("startfrom", Field::Int(*startfrom))],
+                vec![
+                    ("keyword", Field::Str(keyword)),
+                    ("startfrom", Field::Int(*startfrom)),
+                ],
             ),
             BeginSearch::Unknown => ("unknown", vec![]),
         };
         write_typed(out, ty, &fields);
         write_bulk(out, b"find_keys");
         let (ty, fields): (&str, Vec<(&str, Field)>) = match &ks.find_keys {
-            FindKeys::Range { lastkey, keystep, limit } => (
+            FindKeys::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => (
                 "range",
-                vec![("lastkey", Field::Int(*lastkey)), ("keystep", Field::Int(*keystep)), ("limit", Field::Int(*limit))],
+                vec![
+                    ("lastkey", Field::Int(*lastkey)),
+                    ("keystep", Field::Int(*keystep)),
+                    ("limit", Field::Int(*limit)),
+                ],
             ),
-            FindKeys::Keynum { keynumidx, firstkey, keystep } => (
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => (
                 "keynum",
-                vec![("keynumidx", Field::Int(*keynumidx)), ("firstkey", Field::Int(*firstkey)), ("keystep", Field::Int(*keystep))],
+                vec![
+                    ("keynumidx", Field::Int(*keynumidx)),
+                    ("firstkey", Field::Int(*firstkey)),
+                    ("keystep", Field::Int(*keystep)),
+                ],
             ),
             FindKeys::Unknown => ("unknown", vec![]),
         };
@@ -282,7 +322,12 @@ fn write_simples(out: &mut BytesMut, items: &[String]) {
 pub fn proxy_info(shared: &Shared) -> String {
     let s = &shared.stats;
     let topo = shared.topology.load();
-    let masters: Vec<&str> = topo.map.shards().iter().map(|s| s.master.as_str()).collect();
+    let masters: Vec<&str> = topo
+        .map
+        .shards()
+        .iter()
+        .map(|s| s.master.as_str())
+        .collect();
     format!(
         "# Proxy\r\nhive_version:{}\r\nbackend_mode:cluster\r\nuptime_in_seconds:{}\r\n\
 connected_clients:{}\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
@@ -330,13 +375,33 @@ mod tests {
         assert_eq!(run(&["ping", "hi"]).unwrap().0, b"$2\r\nhi\r\n");
         assert_eq!(run(&["quit"]).unwrap(), (b"+OK\r\n".to_vec(), After::Close));
         assert_eq!(run(&["select", "0"]).unwrap().0, b"+OK\r\n");
-        assert_eq!(run(&["select", "1"]).unwrap_err(), "ERR SELECT is not allowed in cluster mode");
-        assert_eq!(run(&["select", "x"]).unwrap_err(), "ERR value is not an integer or out of range");
-        assert_eq!(run(&["cluster", "keyslot", "foo"]).unwrap().0, b":12182\r\n");
-        assert_eq!(run(&["command", "count"]).unwrap().0, format!(":{}\r\n", CommandTable::get().len()).into_bytes());
-        assert_eq!(run(&["command", "getkeys", "mset", "a", "1", "b", "2"]).unwrap().0, b"*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+        assert_eq!(
+            run(&["select", "1"]).unwrap_err(),
+            "ERR SELECT is not allowed in cluster mode"
+        );
+        assert_eq!(
+            run(&["select", "x"]).unwrap_err(),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            run(&["cluster", "keyslot", "foo"]).unwrap().0,
+            b":12182\r\n"
+        );
+        assert_eq!(
+            run(&["command", "count"]).unwrap().0,
+            format!(":{}\r\n", CommandTable::get().len()).into_bytes()
+        );
+        assert_eq!(
+            run(&["command", "getkeys", "mset", "a", "1", "b", "2"])
+                .unwrap()
+                .0,
+            b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+        );
         assert!(run(&["hello", "3"]).unwrap_err().starts_with("NOPROTO"));
-        assert_eq!(run(&["client", "setname", "a b"]).unwrap_err(), "ERR Client names cannot contain spaces, newlines or special characters.");
+        assert_eq!(
+            run(&["client", "setname", "a b"]).unwrap_err(),
+            "ERR Client names cannot contain spaces, newlines or special characters."
+        );
     }
 
     #[test]

@@ -32,9 +32,24 @@ impl RedisProcess {
     pub fn start(dir: &Path, port: u16, extra: &[&str]) -> Result<RedisProcess> {
         std::fs::create_dir_all(dir)?;
         let mut args: Vec<String> = [
-            "--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", &dir.display().to_string(),
-            "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
-            "--repl-diskless-sync-delay", "0", "--logfile", &format!("redis-{port}.log"),
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            &dir.display().to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--logfile",
+            &format!("redis-{port}.log"),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -59,7 +74,9 @@ impl RedisProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("cannot run `{bin}`; install redis-server or set HIVE_REDIS_SERVER"))?;
+            .with_context(|| {
+                format!("cannot run `{bin}`; install redis-server or set HIVE_REDIS_SERVER")
+            })?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -68,11 +85,19 @@ impl RedisProcess {
             }
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    bail!("redis-server on port {} exited: {status}; see {}/redis-{}.log", self.port, self.dir.display(), self.port);
+                    bail!(
+                        "redis-server on port {} exited: {status}; see {}/redis-{}.log",
+                        self.port,
+                        self.dir.display(),
+                        self.port
+                    );
                 }
             }
             if Instant::now() > deadline {
-                bail!("redis-server on port {} did not answer PING within 10 s", self.port);
+                bail!(
+                    "redis-server on port {} did not answer PING within 10 s",
+                    self.port
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -149,8 +174,12 @@ impl LocalCluster {
             let conf = format!("nodes-{port}.conf");
             let timeout = opts.node_timeout_ms.to_string();
             let mut extra: Vec<&str> = vec![
-                "--cluster-enabled", "yes", "--cluster-config-file", &conf,
-                "--cluster-node-timeout", &timeout,
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &conf,
+                "--cluster-node-timeout",
+                &timeout,
             ];
             extra.extend(opts.extra.iter().map(String::as_str));
             nodes.push(RedisProcess::start(&opts.dir, port, &extra)?);
@@ -164,7 +193,10 @@ impl LocalCluster {
     }
 
     pub fn master_addrs(&self) -> Vec<String> {
-        self.nodes[..self.masters].iter().map(|n| n.addr.clone()).collect()
+        self.nodes[..self.masters]
+            .iter()
+            .map(|n| n.addr.clone())
+            .collect()
     }
 
     pub fn addrs(&self) -> Vec<String> {
@@ -176,33 +208,55 @@ impl LocalCluster {
         let ranges = ShardMap::even_ranges(self.masters);
         for (i, r) in ranges.iter().enumerate() {
             let mut c = Conn::connect(&self.nodes[i].addr, t).await?;
-            c.call(&["CLUSTER", "ADDSLOTSRANGE", &r.start.to_string(), &r.end.to_string()]).await?;
-            c.call(&["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]).await?;
+            c.call(&[
+                "CLUSTER",
+                "ADDSLOTSRANGE",
+                &r.start.to_string(),
+                &r.end.to_string(),
+            ])
+            .await?;
+            c.call(&["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])
+                .await?;
         }
         let mut first = Conn::connect(&self.nodes[0].addr, t).await?;
         for n in &self.nodes[1..] {
-            first.call(&["CLUSTER", "MEET", "127.0.0.1", &n.port.to_string()]).await?;
+            first
+                .call(&["CLUSTER", "MEET", "127.0.0.1", &n.port.to_string()])
+                .await?;
         }
         let total = self.nodes.len();
-        wait_until("every node to know every other", Duration::from_secs(20), || async {
-            for n in &self.nodes {
-                let v = query(&n.addr, &["CLUSTER", "NODES"], t).await?;
-                let text = v.as_str().unwrap_or("");
-                if text.lines().filter(|l| !l.contains("handshake")).count() < total {
-                    return Ok(false);
+        wait_until(
+            "every node to know every other",
+            Duration::from_secs(20),
+            || async {
+                for n in &self.nodes {
+                    let v = query(&n.addr, &["CLUSTER", "NODES"], t).await?;
+                    let text = v.as_str().unwrap_or("");
+                    if text.lines().filter(|l| !l.contains("handshake")).count() < total {
+                        return Ok(false);
+                    }
                 }
-            }
-            Ok(true)
-        })
+                Ok(true)
+            },
+        )
         .await?;
         for i in 0..self.masters {
             let id = query(&self.nodes[i].addr, &["CLUSTER", "MYID"], t).await?;
-            let id = id.as_str().ok_or_else(|| anyhow!("bad CLUSTER MYID reply"))?.to_string();
+            let id = id
+                .as_str()
+                .ok_or_else(|| anyhow!("bad CLUSTER MYID reply"))?
+                .to_string();
             for j in 0..replicas {
                 let r = &self.nodes[self.masters + i * replicas + j];
-                wait_until("replica to accept CLUSTER REPLICATE", Duration::from_secs(10), || async {
-                    Ok(query(&r.addr, &["CLUSTER", "REPLICATE", &id], t).await.is_ok())
-                })
+                wait_until(
+                    "replica to accept CLUSTER REPLICATE",
+                    Duration::from_secs(10),
+                    || async {
+                        Ok(query(&r.addr, &["CLUSTER", "REPLICATE", &id], t)
+                            .await
+                            .is_ok())
+                    },
+                )
                 .await?;
             }
         }
@@ -250,7 +304,9 @@ where
             Err(e) => last_err = Some(e),
         }
         if Instant::now() > deadline {
-            let why = last_err.map(|e| format!(" (last error: {e:#})")).unwrap_or_default();
+            let why = last_err
+                .map(|e| format!(" (last error: {e:#})"))
+                .unwrap_or_default();
             bail!("timed out after {limit:?} waiting for {what}{why}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -12,7 +12,11 @@ use tokio::sync::watch;
 use tracing::info;
 
 #[derive(Parser)]
-#[command(name = "hive", version, about = "A cluster-aware Redis proxy and its operator tools")]
+#[command(
+    name = "hive",
+    version,
+    about = "A cluster-aware Redis proxy and its operator tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -70,7 +74,10 @@ fn main() -> Result<()> {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn proxy(a: ProxyArgs) -> Result<()> {
@@ -87,7 +94,10 @@ fn proxy(a: ProxyArgs) -> Result<()> {
     if let Some(t) = a.threads {
         config.proxy.threads = t;
     }
-    let source = a.config.clone().unwrap_or_else(|| PathBuf::from("<command line>"));
+    let source = a
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<command line>"));
     config.validate(&source)?;
     init_logging(&config.log.level);
     let rt = server::runtime(config.proxy.threads)?;
@@ -127,8 +137,13 @@ fn up(a: UpArgs) -> Result<()> {
             tmp.path().to_path_buf()
         }
     };
-    println!("starting {} masters + {} replicas each on 127.0.0.1:{}.. (data in {})",
-        a.masters, a.replicas, a.port, dir.display());
+    println!(
+        "starting {} masters + {} replicas each on 127.0.0.1:{}.. (data in {})",
+        a.masters,
+        a.replicas,
+        a.port,
+        dir.display()
+    );
     let cluster = LocalCluster::start(&ClusterOpts {
         masters: a.masters,
         replicas: a.replicas,
@@ -140,13 +155,28 @@ fn up(a: UpArgs) -> Result<()> {
     let mut config = Config::default();
     config.proxy.listen = a.listen.clone();
     config.backend.seeds = cluster.master_addrs();
-    let proxy = ProxyHandle::start(config).with_context(|| format!("cannot start the proxy on {}", a.listen))?;
-    println!("\nHive is up: proxy on {} in front of a {}-node cluster", proxy.addr, cluster.nodes.len());
-    println!("  connect:   redis-cli -h {} -p {}", proxy.addr.ip(), proxy.addr.port());
-    println!("  benchmark: redis-benchmark -h {} -p {} -t set,get -q", proxy.addr.ip(), proxy.addr.port());
+    let proxy = ProxyHandle::start(config)
+        .with_context(|| format!("cannot start the proxy on {}", a.listen))?;
+    println!(
+        "\nHive is up: proxy on {} in front of a {}-node cluster",
+        proxy.addr,
+        cluster.nodes.len()
+    );
+    println!(
+        "  connect:   redis-cli -h {} -p {}",
+        proxy.addr.ip(),
+        proxy.addr.port()
+    );
+    println!(
+        "  benchmark: redis-benchmark -h {} -p {} -t set,get -q",
+        proxy.addr.ip(),
+        proxy.addr.port()
+    );
     println!("  nodes:     {}", cluster.addrs().join(" "));
     println!("Press Ctrl-C to stop and remove everything.");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(wait_for_signal());
     println!("stopping");
     drop(proxy);

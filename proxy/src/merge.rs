@@ -128,7 +128,9 @@ mod tests {
     fn merge_gather_restores_key_order() {
         let mut m = Merge::new(MergeKind::Gather, 2, vec![smallvec![0, 2], smallvec![1]]);
         assert!(m.add(1, Bytes::from_static(b"*1\r\n$1\r\nb\r\n")).is_none());
-        let out = m.add(0, Bytes::from_static(b"*2\r\n$1\r\na\r\n$-1\r\n")).unwrap();
+        let out = m
+            .add(0, Bytes::from_static(b"*2\r\n$1\r\na\r\n$-1\r\n"))
+            .unwrap();
         assert_eq!(&out[..], b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n");
     }
 
@@ -137,16 +139,25 @@ mod tests {
         let mut m = Merge::new(MergeKind::Sum, 3, vec![]);
         m.add(0, Bytes::from_static(b":2\r\n"));
         m.add(1, Bytes::from_static(b":0\r\n"));
-        assert_eq!(&m.add(2, Bytes::from_static(b":5\r\n")).unwrap()[..], b":7\r\n");
+        assert_eq!(
+            &m.add(2, Bytes::from_static(b":5\r\n")).unwrap()[..],
+            b":7\r\n"
+        );
         let mut m = Merge::new(MergeKind::AllOk, 2, vec![]);
         m.add(0, Bytes::from_static(b"+OK\r\n"));
-        assert_eq!(&m.add(1, Bytes::from_static(b"+OK\r\n")).unwrap()[..], b"+OK\r\n");
+        assert_eq!(
+            &m.add(1, Bytes::from_static(b"+OK\r\n")).unwrap()[..],
+            b"+OK\r\n"
+        );
     }
 
     #[test]
     fn merge_first_error_wins() {
         let mut m = Merge::new(MergeKind::Sum, 2, vec![]);
         m.add(0, Bytes::from_static(b"-ERR boom\r\n"));
-        assert_eq!(&m.add(1, Bytes::from_static(b":1\r\n")).unwrap()[..], b"-ERR boom\r\n");
+        assert_eq!(
+            &m.add(1, Bytes::from_static(b":1\r\n")).unwrap()[..],
+            b"-ERR boom\r\n"
+        );
     }
 }

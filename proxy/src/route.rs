@@ -81,17 +81,26 @@ mod tests {
         let s = Slot::new(3999).unwrap();
         assert_eq!(
             Upstream::parse(b"-MOVED 3999 127.0.0.1:7001\r\n"),
-            Some(Upstream::Redirect(Redirect::Moved { slot: s, addr: "127.0.0.1:7001".into() }))
+            Some(Upstream::Redirect(Redirect::Moved {
+                slot: s,
+                addr: "127.0.0.1:7001".into()
+            }))
         );
         assert_eq!(
             Upstream::parse(b"-ASK 3999 127.0.0.1:7002\r\n"),
-            Some(Upstream::Redirect(Redirect::Ask { slot: s, addr: "127.0.0.1:7002".into() }))
+            Some(Upstream::Redirect(Redirect::Ask {
+                slot: s,
+                addr: "127.0.0.1:7002".into()
+            }))
         );
         assert_eq!(
             Upstream::parse(b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n"),
             Some(Upstream::TryAgain)
         );
-        assert_eq!(Upstream::parse(b"-CLUSTERDOWN The cluster is down\r\n"), Some(Upstream::ClusterDown));
+        assert_eq!(
+            Upstream::parse(b"-CLUSTERDOWN The cluster is down\r\n"),
+            Some(Upstream::ClusterDown)
+        );
         assert_eq!(Upstream::parse(b"-ERR wrong\r\n"), None);
         assert_eq!(Upstream::parse(b"-MOVED 99999 a:1\r\n"), None);
         assert_eq!(Upstream::parse(b"+MOVED 1 a:1\r\n"), None);

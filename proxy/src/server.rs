@@ -28,7 +28,11 @@ pub async fn bind(config: Config) -> std::io::Result<(TcpListener, Arc<Shared>)>
 
 /// Serves until `shutdown` turns true, then waits up to `shutdown_grace_ms` for clients to get
 /// their outstanding replies.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     tokio::spawn(cluster::run_refresher(shared.clone(), shutdown.clone()));
     let max = shared.config.proxy.max_clients as u64;
     let stats = shared.stats.clone();
@@ -68,7 +72,10 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
     while Stats::get(&stats.connected_clients) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    info!(remaining = Stats::get(&stats.connected_clients), "proxy stopped");
+    info!(
+        remaining = Stats::get(&stats.connected_clients),
+        "proxy stopped"
+    );
 }
 
 /// A proxy running on its own runtime threads; stops (gracefully) when dropped. Used by

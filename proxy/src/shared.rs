@@ -8,9 +8,9 @@ use hive_common::topology::ShardMap;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::stats::Stats;
 use crate::upstream::backend::{Backend, BackendOpts};
 use crate::upstream::pool::Pool;
-use crate::stats::Stats;
 
 /// An immutable routing snapshot: the shard map plus a connection handle per shard master.
 pub struct Topology {
@@ -58,7 +58,11 @@ impl Shared {
 
     /// Installs a new shard map, reusing pooled connections.
     pub fn install(&self, map: ShardMap) {
-        let masters = map.shards().iter().map(|s| self.pool.get(&s.master)).collect();
+        let masters = map
+            .shards()
+            .iter()
+            .map(|s| self.pool.get(&s.master))
+            .collect();
         self.topology.store(Arc::new(Topology { map, masters }));
     }
 }

@@ -34,7 +34,10 @@ impl Env {
     }
 
     pub fn with(masters: usize, replicas: usize, tweak: impl FnOnce(&mut Config)) -> Env {
-        let dir = tempfile::Builder::new().prefix("hive-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("hive-test-")
+            .tempdir()
+            .expect("tempdir");
         let cluster = LocalCluster::start(&ClusterOpts {
             masters,
             replicas,
@@ -50,7 +53,11 @@ impl Env {
         config.backend.seeds = cluster.master_addrs();
         tweak(&mut config);
         let proxy = ProxyHandle::start(config).expect("start the proxy");
-        Env { proxy, cluster, dir }
+        Env {
+            proxy,
+            cluster,
+            dir,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -71,7 +78,8 @@ pub fn connect(url: &str) -> redis::Connection {
     let conn = c
         .get_connection_with_timeout(Duration::from_secs(5))
         .expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     conn
 }
 
@@ -83,7 +91,12 @@ pub fn node_url(addr: &str) -> String {
 pub fn single_node(dir: &TempDir, cluster_enabled: bool) -> RedisProcess {
     let port = free_port_pair().expect("port");
     let extra: Vec<&str> = if cluster_enabled {
-        vec!["--cluster-enabled", "yes", "--cluster-config-file", "single-nodes.conf"]
+        vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "single-nodes.conf",
+        ]
     } else {
         vec![]
     };
@@ -92,9 +105,16 @@ pub fn single_node(dir: &TempDir, cluster_enabled: bool) -> RedisProcess {
 
 /// Runs redis-cli with `args`; returns stdout.
 pub fn redis_cli(args: &[&str]) -> Result<String> {
-    let out = Command::new("redis-cli").args(args).output().context("run redis-cli")?;
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .context("run redis-cli")?;
     if !out.status.success() {
-        bail!("redis-cli {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "redis-cli {:?} failed: {}",
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -13,17 +13,34 @@ fn config_errors_name_file_key_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[proxy]\nmax_clients = \"lots\"\n").unwrap();
-    let out = Command::new(hive_bin()).args(["proxy", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(hive_bin())
+        .args(["proxy", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml: key `proxy.max_clients`: invalid type"), "{err}");
+    assert!(
+        err.contains("bad.toml: key `proxy.max_clients`: invalid type"),
+        "{err}"
+    );
 
     std::fs::write(&path, "[backend]\nseeds = [\"127.0.0.1\"]\n").unwrap();
-    let out = Command::new(hive_bin()).args(["proxy", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(hive_bin())
+        .args(["proxy", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("key `backend.seeds`: `127.0.0.1` is not a host:port address"), "{err}");
+    assert!(
+        err.contains("key `backend.seeds`: `127.0.0.1` is not a host:port address"),
+        "{err}"
+    );
 
-    let out = Command::new(hive_bin()).args(["proxy", "--config", "/nonexistent/hive.toml"]).output().unwrap();
+    let out = Command::new(hive_bin())
+        .args(["proxy", "--config", "/nonexistent/hive.toml"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/hive.toml: cannot read"), "{err}");
 }
@@ -33,7 +50,15 @@ fn spawn_proxy(env: &Env) -> (std::process::Child, String) {
     let port = hive_tests::free_port_pair().unwrap();
     let listen = format!("127.0.0.1:{port}");
     let child = Command::new(hive_bin())
-        .args(["proxy", "--cluster", &env.cluster.master_addrs().join(","), "--listen", &listen, "--threads", "2"])
+        .args([
+            "proxy",
+            "--cluster",
+            &env.cluster.master_addrs().join(","),
+            "--listen",
+            &listen,
+            "--threads",
+            "2",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -60,7 +85,11 @@ fn sigterm_lets_in_flight_replies_finish() {
     s.write_all(&req).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     assert_eq!(String::from_utf8_lossy(&out), "$4\r\ndone\r\n$-1\r\n");
@@ -70,8 +99,14 @@ fn sigterm_lets_in_flight_replies_finish() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(Instant::now() < deadline, "proxy did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "proxy did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(TcpStream::connect(&listen).is_err(), "listener must be closed");
+    assert!(
+        TcpStream::connect(&listen).is_err(),
+        "listener must be closed"
+    );
 }

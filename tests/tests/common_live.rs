@@ -13,8 +13,24 @@ fn slot_for_key_matches_cluster_keyslot() {
     let node = single_node(&dir, true);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut keys: Vec<Vec<u8>> = [
-        "", "{", "}", "{}", "}{", "{}{}", "{{}}", "{a}{b}", "{{a}}", "a{b}c", "a{}b{c}", "{a",
-        "a}", "foo", "{user1000}.following", "{user1000}.followers", "x{}", "\u{00e9}{\u{00e9}}",
+        "",
+        "{",
+        "}",
+        "{}",
+        "}{",
+        "{}{}",
+        "{{}}",
+        "{a}{b}",
+        "{{a}}",
+        "a{b}c",
+        "a{}b{c}",
+        "{a",
+        "a}",
+        "foo",
+        "{user1000}.following",
+        "{user1000}.followers",
+        "x{}",
+        "\u{00e9}{\u{00e9}}",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())
@@ -22,7 +38,11 @@ fn slot_for_key_matches_cluster_keyslot() {
     for _ in 0..10_000 {
         let len = rng.gen_range(0..24);
         let alphabet = b"ab{}xyz09_:-\x00\xff";
-        keys.push((0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect());
+        keys.push(
+            (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect(),
+        );
     }
     let mut con = hive_tests::connect(&hive_tests::node_url(&node.addr));
     let mut pipe = redis::pipe();
@@ -32,7 +52,12 @@ fn slot_for_key_matches_cluster_keyslot() {
     let slots: Vec<u16> = pipe.query(&mut con).unwrap();
     assert_eq!(slots.len(), keys.len());
     for (k, s) in keys.iter().zip(slots) {
-        assert_eq!(Slot::for_key(k).get(), s, "key {:?}", String::from_utf8_lossy(k));
+        assert_eq!(
+            Slot::for_key(k).get(),
+            s,
+            "key {:?}",
+            String::from_utf8_lossy(k)
+        );
     }
 }
 
@@ -44,13 +69,17 @@ fn command_table_matches_live_server() {
     let info: Vec<redis::Value> = redis::cmd("COMMAND").query(&mut con).unwrap();
     let mut live: BTreeMap<String, i64> = BTreeMap::new();
     for entry in &info {
-        let redis::Value::Array(fields) = entry else { panic!("bad COMMAND entry") };
+        let redis::Value::Array(fields) = entry else {
+            panic!("bad COMMAND entry")
+        };
         let name: String = redis::from_redis_value(&fields[0]).unwrap();
         let arity: i64 = redis::from_redis_value(&fields[1]).unwrap();
         live.insert(name.to_lowercase(), arity);
         if let redis::Value::Array(subs) = &fields[9] {
             for s in subs {
-                let redis::Value::Array(sf) = s else { panic!("bad subcommand") };
+                let redis::Value::Array(sf) = s else {
+                    panic!("bad subcommand")
+                };
                 let n: String = redis::from_redis_value(&sf[0]).unwrap();
                 live.insert(n.to_lowercase(), redis::from_redis_value(&sf[1]).unwrap());
             }

@@ -11,7 +11,8 @@ use rand::{Rng, SeedableRng};
 /// Writes `input`, then reads until the proxy closes the connection or `limit` passes.
 fn exchange(addr: SocketAddr, input: &[u8], limit: Duration) -> (Vec<u8>, bool) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let _ = s.write_all(input);
     let deadline = Instant::now() + limit;
     let mut out = Vec::new();
@@ -37,24 +38,57 @@ fn ping_ok(env: &Env) {
 fn protocol_errors_reply_like_redis_then_close() {
     let env = Env::with(1, 0, |c| c.proxy.max_bulk_len = 1024 * 1024);
     let cases: &[(&[u8], &str)] = &[
-        (b"*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"),
-        (b"*2\r\n$3\r\nGET\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*2\r\n$4\r\nECHO\r\n$1048577\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*2147483648\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"SET \"abc\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (
+            b"*x\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n+PING\r\n",
+            "-ERR Protocol error: expected '$', got '+'\r\n",
+        ),
+        (
+            b"*2\r\n$3\r\nGET\r\n$-5\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*2\r\n$4\r\nECHO\r\n$1048577\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*2147483648\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"SET \"abc\r\n",
+            "-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
         // Replies already owed come first, in order.
-        (b"PING\r\n*1\r\n$4\r\nPING\r\n*x\r\n", "+PONG\r\n+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n"),
+        (
+            b"PING\r\n*1\r\n$4\r\nPING\r\n*x\r\n",
+            "+PONG\r\n+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n",
+        ),
     ];
     for (input, want) in cases {
         let (out, closed) = exchange(env.proxy.addr, input, Duration::from_secs(5));
-        assert_eq!(String::from_utf8_lossy(&out), *want, "input {:?}", String::from_utf8_lossy(input));
-        assert!(closed, "connection must close after {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            *want,
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
+        assert!(
+            closed,
+            "connection must close after {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
     let mut big = vec![b'a'; 70 * 1024];
     big.extend_from_slice(b"\r\n");
     let (out, closed) = exchange(env.proxy.addr, &big, Duration::from_secs(5));
-    assert_eq!(String::from_utf8_lossy(&out), "-ERR Protocol error: too big inline request\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "-ERR Protocol error: too big inline request\r\n"
+    );
     assert!(closed);
     ping_ok(&env);
 }
@@ -67,7 +101,10 @@ fn inline_and_empty_requests_work() {
         b"SET greeting \"hello world\"\r\n\r\n*0\r\nGET greeting\r\nPING\r\n",
         Duration::from_millis(500),
     );
-    assert_eq!(String::from_utf8_lossy(&out), "+OK\r\n$11\r\nhello world\r\n+PONG\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "+OK\r\n$11\r\nhello world\r\n+PONG\r\n"
+    );
 }
 
 #[test]
@@ -77,7 +114,9 @@ fn client_closing_mid_pipeline_leaves_proxy_healthy() {
         let mut s = TcpStream::connect(env.proxy.addr).unwrap();
         let mut req = Vec::new();
         for i in 0..5000 {
-            req.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$6\r\nk{round}{i:04}\r\n$1\r\nv\r\n").as_bytes());
+            req.extend_from_slice(
+                format!("*3\r\n$3\r\nSET\r\n$6\r\nk{round}{i:04}\r\n$1\r\nv\r\n").as_bytes(),
+            );
         }
         s.write_all(&req).unwrap();
         // Half a request, then gone without reading a reply.
@@ -88,7 +127,10 @@ fn client_closing_mid_pipeline_leaves_proxy_healthy() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let info: String = redis::cmd("INFO").query(&mut env.client()).unwrap();
-        let n: u64 = hive_tests::info_field(&info, "connected_clients").unwrap().parse().unwrap();
+        let n: u64 = hive_tests::info_field(&info, "connected_clients")
+            .unwrap()
+            .parse()
+            .unwrap();
         // The INFO connection itself is the one left.
         if n == 1 {
             break;
@@ -102,7 +144,23 @@ fn client_closing_mid_pipeline_leaves_proxy_healthy() {
 fn random_garbage_never_takes_the_proxy_down() {
     let env = Env::with(1, 0, |c| c.proxy.max_bulk_len = 64 * 1024);
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-    let pieces: &[&[u8]] = &[b"*", b"$", b"\r\n", b"-1", b"3", b"99999999999", b"GET", b"\"", b"'", b"{", b":", b"+", b"\x00", b"\xff", b" "];
+    let pieces: &[&[u8]] = &[
+        b"*",
+        b"$",
+        b"\r\n",
+        b"-1",
+        b"3",
+        b"99999999999",
+        b"GET",
+        b"\"",
+        b"'",
+        b"{",
+        b":",
+        b"+",
+        b"\x00",
+        b"\xff",
+        b" ",
+    ];
     for _ in 0..300 {
         let mut input = Vec::new();
         for _ in 0..rng.gen_range(1..40) {
@@ -120,7 +178,10 @@ fn max_clients_is_enforced() {
     let _b = env.client();
     std::thread::sleep(Duration::from_millis(100));
     let (out, closed) = exchange(env.proxy.addr, b"PING\r\n", Duration::from_secs(3));
-    assert_eq!(String::from_utf8_lossy(&out), "-ERR max number of clients reached\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "-ERR max number of clients reached\r\n"
+    );
     assert!(closed);
     drop(_a);
     std::thread::sleep(Duration::from_millis(200));
@@ -135,5 +196,8 @@ fn idle_clients_are_closed() {
     assert_eq!(out, b"+PONG\r\n");
     assert!(closed, "an idle client must be closed");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(900), "closed too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed too early: {took:?}"
+    );
 }

@@ -14,10 +14,14 @@ fn owners(env: &Env) -> HashMap<u16, String> {
     let slots: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut con).unwrap();
     let mut out = HashMap::new();
     for row in slots {
-        let Value::Array(r) = row else { panic!("bad row") };
+        let Value::Array(r) = row else {
+            panic!("bad row")
+        };
         let start: u16 = redis::from_redis_value(&r[0]).unwrap();
         let end: u16 = redis::from_redis_value(&r[1]).unwrap();
-        let Value::Array(m) = &r[2] else { panic!("bad node") };
+        let Value::Array(m) = &r[2] else {
+            panic!("bad node")
+        };
         let host: String = redis::from_redis_value(&m[0]).unwrap();
         let port: u16 = redis::from_redis_value(&m[1]).unwrap();
         for s in start..=end {
@@ -64,11 +68,19 @@ fn proxy_splits_multi_key_commands_and_merges() {
         .map(|k| (k != "missing").then(|| format!("v-{k}")))
         .collect();
     assert_eq!(got, want);
-    let n: i64 = redis::cmd("EXISTS").arg(&ask).arg("mk0").query(&mut c).unwrap();
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(&ask)
+        .arg("mk0")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(n, 51);
     let n: i64 = redis::cmd("TOUCH").arg(&keys[..10]).query(&mut c).unwrap();
     assert_eq!(n, 10);
-    let n: i64 = redis::cmd("DEL").arg(&keys[..20]).arg("missing").query(&mut c).unwrap();
+    let n: i64 = redis::cmd("DEL")
+        .arg(&keys[..20])
+        .arg("missing")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(n, 20);
     let n: i64 = redis::cmd("UNLINK").arg(&keys[20..]).query(&mut c).unwrap();
     assert_eq!(n, 30);
@@ -76,11 +88,28 @@ fn proxy_splits_multi_key_commands_and_merges() {
     assert_eq!(n, 0);
     // Same-slot multi-key commands pass through; cross-slot ones get CROSSSLOT.
     let _: () = c.set("{u}a", "1").unwrap();
-    let _: () = redis::cmd("RENAME").arg("{u}a").arg("{u}b").query(&mut c).unwrap();
-    let e = redis::cmd("RENAME").arg("{u}b").arg("other").query::<()>(&mut c).unwrap_err();
+    let _: () = redis::cmd("RENAME")
+        .arg("{u}a")
+        .arg("{u}b")
+        .query(&mut c)
+        .unwrap();
+    let e = redis::cmd("RENAME")
+        .arg("{u}b")
+        .arg("other")
+        .query::<()>(&mut c)
+        .unwrap_err();
     assert_eq!(e.code(), Some("CROSSSLOT"));
-    let e = redis::cmd("MSET").arg("a").arg("1").arg("b").query::<()>(&mut c).unwrap_err();
-    assert!(e.to_string().contains("wrong number of arguments for 'mset'"), "{e}");
+    let e = redis::cmd("MSET")
+        .arg("a")
+        .arg("1")
+        .arg("b")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("wrong number of arguments for 'mset'"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -92,7 +121,10 @@ fn proxy_pipeline_across_shards_keeps_order() {
         p.cmd("SET").arg(format!("p{i}")).arg(i).ignore();
         p.cmd("INCR").arg(format!("p{i}"));
         if i % 100 == 0 {
-            p.cmd("MGET").arg(format!("p{i}")).arg(format!("p{}", i + 1)).arg("nope");
+            p.cmd("MGET")
+                .arg(format!("p{i}"))
+                .arg(format!("p{}", i + 1))
+                .arg("nope");
             p.cmd("PING");
         }
     }
@@ -101,7 +133,9 @@ fn proxy_pipeline_across_shards_keeps_order() {
     for i in 0..2000i64 {
         assert_eq!(it.next(), Some(Value::Int(i + 1)), "INCR p{i}");
         if i % 100 == 0 {
-            let Some(Value::Array(mget)) = it.next() else { panic!("MGET {i}") };
+            let Some(Value::Array(mget)) = it.next() else {
+                panic!("MGET {i}")
+            };
             assert_eq!(mget[0], Value::BulkString((i + 1).to_string().into_bytes()));
             assert_eq!(mget[1], Value::Nil);
             assert_eq!(mget[2], Value::Nil);
@@ -119,15 +153,30 @@ fn proxy_local_commands_and_errors_match_redis() {
     assert_eq!(pong, "PONG");
     let echo: String = redis::cmd("ECHO").arg("hi there").query(&mut c).unwrap();
     assert_eq!(echo, "hi there");
-    let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg("foo").query(&mut c).unwrap();
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("foo")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(slot, 12182);
     let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
     let e = redis::cmd("SELECT").arg(1).query::<()>(&mut c).unwrap_err();
     assert_eq!(e.detail(), Some("SELECT is not allowed in cluster mode"));
-    let e = redis::cmd("NOSUCH").arg("x").query::<()>(&mut c).unwrap_err();
-    assert!(e.to_string().contains("unknown command 'NOSUCH', with args beginning with: 'x'"), "{e}");
+    let e = redis::cmd("NOSUCH")
+        .arg("x")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unknown command 'NOSUCH', with args beginning with: 'x'"),
+        "{e}"
+    );
     let e = redis::cmd("GET").query::<()>(&mut c).unwrap_err();
-    assert!(e.to_string().contains("wrong number of arguments for 'get' command"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("wrong number of arguments for 'get' command"),
+        "{e}"
+    );
     let count: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut c).unwrap();
     assert_eq!(count, 240);
     let keys: Vec<String> = redis::cmd("COMMAND")
@@ -144,7 +193,10 @@ fn proxy_local_commands_and_errors_match_redis() {
     let info: String = redis::cmd("INFO").query(&mut c).unwrap();
     assert!(info.starts_with("# Proxy\r\n"), "{info}");
     assert!(info.contains("masters:3"), "{info}");
-    assert!(info.contains("# Server") && info.contains("redis_version:"), "{info}");
+    assert!(
+        info.contains("# Server") && info.contains("redis_version:"),
+        "{info}"
+    );
     let _: () = c.set("dbs1", 1).unwrap();
     let _: () = c.set("dbs2", 1).unwrap();
     let _: () = c.set("dbs3", 1).unwrap();
@@ -158,10 +210,26 @@ fn proxy_local_commands_and_errors_match_redis() {
         .query(&mut c)
         .unwrap();
     assert_eq!(v, "1");
-    let e = redis::cmd("EVAL").arg("return 1").arg(5).arg("a").query::<()>(&mut c).unwrap_err();
-    assert!(e.to_string().contains("Number of keys can't be greater than number of args"), "{e}");
-    let e = redis::cmd("BLPOP").arg("q").arg(0).query::<()>(&mut c).unwrap_err();
-    assert!(e.to_string().contains("Hive does not support 'blpop'"), "{e}");
+    let e = redis::cmd("EVAL")
+        .arg("return 1")
+        .arg(5)
+        .arg("a")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Number of keys can't be greater than number of args"),
+        "{e}"
+    );
+    let e = redis::cmd("BLPOP")
+        .arg("q")
+        .arg(0)
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("Hive does not support 'blpop'"),
+        "{e}"
+    );
     // QUIT answers OK and closes.
     let ok: String = redis::cmd("QUIT").query(&mut c).unwrap();
     assert_eq!(ok, "OK");
@@ -174,16 +242,37 @@ fn proxy_redis_benchmark_has_no_errors() {
     let _g = heavy();
     let out = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &env.port().to_string()])
-        .args(["-t", "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange,mset"])
+        .args([
+            "-t",
+            "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange,mset",
+        ])
         .args(["-n", "20000", "-P", "16", "-q", "-e"])
         .output()
         .expect("run redis-benchmark");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(!stdout.contains("Error") && !stderr.contains("Error"), "{stdout}\n{stderr}");
-    for t in ["SET", "GET", "INCR", "LPUSH", "RPUSH", "LPOP", "RPOP", "SADD", "HSET", "SPOP", "ZADD", "ZPOPMIN", "LRANGE_100", "MSET"] {
-        assert!(stdout.contains(&format!("{t}")), "{t} missing:\n{stdout}");
+    assert!(
+        !stdout.contains("Error") && !stderr.contains("Error"),
+        "{stdout}\n{stderr}"
+    );
+    for t in [
+        "SET",
+        "GET",
+        "INCR",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "SADD",
+        "HSET",
+        "SPOP",
+        "ZADD",
+        "ZPOPMIN",
+        "LRANGE_100",
+        "MSET",
+    ] {
+        assert!(stdout.contains(&format!("{t}: ")), "{t} missing:\n{stdout}");
     }
     assert!(!stdout.contains("WARNING"), "{stdout}");
     let mut c = env.client();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hive_common::resp::{Request, ReplyScanner};
+use hive_common::resp::{ReplyScanner, Request};
 use hive_common::Slot;
 use hive_tests::{heavy, node_url, Env};
 use redis::Commands;
@@ -24,7 +24,12 @@ struct Outcome {
 
 /// Runs `clients` writers through the proxy until `stop` is set (at most `limit`). Each SETs
 /// fresh keys and reads back one of its earlier keys, checking the value.
-fn run_writers(env: &Env, clients: usize, stop: Arc<AtomicBool>, limit: Duration) -> Vec<thread::JoinHandle<Outcome>> {
+fn run_writers(
+    env: &Env,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+    limit: Duration,
+) -> Vec<thread::JoinHandle<Outcome>> {
     (0..clients)
         .map(|w| {
             let url = env.url();
@@ -100,15 +105,37 @@ fn reshard_under_load_has_no_client_errors() {
     let to = node_id(&env.cluster.nodes[1].addr);
     let entry = env.cluster.nodes[0].addr.clone();
     let out = std::process::Command::new("redis-cli")
-        .args(["--cluster", "reshard", &entry, "--cluster-from", &from, "--cluster-to", &to])
-        .args(["--cluster-slots", "1200", "--cluster-yes", "--cluster-pipeline", "20"])
+        .args([
+            "--cluster",
+            "reshard",
+            &entry,
+            "--cluster-from",
+            &from,
+            "--cluster-to",
+            &to,
+        ])
+        .args([
+            "--cluster-slots",
+            "1200",
+            "--cluster-yes",
+            "--cluster-pipeline",
+            "20",
+        ])
         .output()
         .expect("run redis-cli --cluster reshard");
-    assert!(out.status.success(), "reshard failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "reshard failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     let o = collect(writers);
-    assert!(o.errors.is_empty(), "client saw errors: {:?}", &o.errors[..o.errors.len().min(5)]);
+    assert!(
+        o.errors.is_empty(),
+        "client saw errors: {:?}",
+        &o.errors[..o.errors.len().min(5)]
+    );
     assert!(o.ops > 1000, "writers did too little work: {}", o.ops);
     // The slots really moved, and the proxy followed.
     let mut c = hive_tests::connect(&node_url(&env.cluster.nodes[1].addr));
@@ -117,11 +144,19 @@ fn reshard_under_load_has_no_client_errors() {
     verify_all(&env, &o.acked);
     let info: String = redis::cmd("INFO").query(&mut env.client()).unwrap();
     let field = |f: &str| -> u64 {
-        hive_tests::info_field(&info, f).and_then(|v| v.parse().ok()).unwrap_or(0)
+        hive_tests::info_field(&info, f)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
     let (moved, ask) = (field("moved_redirects"), field("ask_redirects"));
-    assert!(moved > 0, "the writers must have been redirected during the reshard");
-    eprintln!("reshard: {} ops, {moved} MOVED and {ask} ASK redirects followed", o.ops);
+    assert!(
+        moved > 0,
+        "the writers must have been redirected during the reshard"
+    );
+    eprintln!(
+        "reshard: {} ops, {moved} MOVED and {ask} ASK redirects followed",
+        o.ops
+    );
 }
 
 fn wait_role(addr: &str, role: &str, limit: Duration) {
@@ -135,7 +170,10 @@ fn wait_role(addr: &str, role: &str, limit: Duration) {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "{addr} did not become {role} within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{addr} did not become {role} within {limit:?}"
+        );
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -156,7 +194,11 @@ fn cluster_failover_under_load_has_no_client_errors() {
     thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
     let o = collect(writers);
-    assert!(o.errors.is_empty(), "client saw errors: {:?}", &o.errors[..o.errors.len().min(5)]);
+    assert!(
+        o.errors.is_empty(),
+        "client saw errors: {:?}",
+        &o.errors[..o.errors.len().min(5)]
+    );
     assert!(o.ops > 500, "writers did too little work: {}", o.ops);
     verify_all(&env, &o.acked);
 }
@@ -180,35 +222,54 @@ fn killed_master_only_affects_its_shard_and_recovers() {
     thread::sleep(Duration::from_millis(500));
     let killed_at = Instant::now();
     env.cluster.nodes[0].kill();
-    wait_role(&env.cluster.nodes[3].addr, "master", Duration::from_secs(30));
+    wait_role(
+        &env.cluster.nodes[3].addr,
+        "master",
+        Duration::from_secs(30),
+    );
     // Let the proxy notice and serve the promoted replica for a while.
     thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     let o = collect(writers);
     for (key, err, _) in &o.errors {
         let owner = &owners[&Slot::for_key(key.as_bytes()).get()];
-        assert_eq!(owner, &victim, "error on a key of a live shard: {key}: {err}");
+        assert_eq!(
+            owner, &victim,
+            "error on a key of a live shard: {key}: {err}"
+        );
     }
     let last_error = o.errors.iter().map(|e| e.2).max();
     if let Some(t) = last_error {
         let window = t.duration_since(killed_at);
-        eprintln!("kill -9: {} errors, last one {:?} after the kill", o.errors.len(), window);
-        assert!(window < Duration::from_secs(20), "errors went on for {window:?}");
+        eprintln!(
+            "kill -9: {} errors, last one {:?} after the kill",
+            o.errors.len(),
+            window
+        );
+        assert!(
+            window < Duration::from_secs(20),
+            "errors went on for {window:?}"
+        );
     }
     // After recovery every shard takes writes again.
     let mut c = env.client();
     for i in 0..300 {
         let _: () = c.set(format!("after:{i}"), i).unwrap();
     }
-    verify_all(&env, &o.acked.into_iter().filter(|(k, _)| {
-        owners[&Slot::for_key(k.as_bytes()).get()] != victim
-    }).collect());
+    verify_all(
+        &env,
+        &o.acked
+            .into_iter()
+            .filter(|(k, _)| owners[&Slot::for_key(k.as_bytes()).get()] != victim)
+            .collect(),
+    );
 }
 
 /// Sends `reqs` on a raw socket and counts reply frames until `want` arrive or `limit` passes.
 fn send_and_count(addr: &str, reqs: &[u8], want: usize, limit: Duration) -> (usize, Vec<Vec<u8>>) {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     s.write_all(reqs).unwrap();
     let deadline = Instant::now() + limit;
     let mut buf = Vec::new();
@@ -236,17 +297,26 @@ fn backend_death_mid_pipeline_answers_every_request() {
     let _g = heavy();
     let mut env = Env::cluster();
     // A script that keeps master 0 busy, so the requests behind it are in flight when it dies.
-    let tag = (0..).map(|i| format!("{{t{i}}}")).find(|t| {
-        let topo = env.proxy.shared.topology.load();
-        topo.map.shard_of(Slot::for_key(t.as_bytes())) == Some(0)
-    }).unwrap();
+    let tag = (0..)
+        .map(|i| format!("{{t{i}}}"))
+        .find(|t| {
+            let topo = env.proxy.shared.topology.load();
+            topo.map.shard_of(Slot::for_key(t.as_bytes())) == Some(0)
+        })
+        .unwrap();
     let busy = "local t = redis.call('TIME'); local s = t[1]*1000000 + t[2]; \
                 while true do local n = redis.call('TIME'); if n[1]*1000000 + n[2] - s > 800000 then break end end; return 1";
     let mut reqs = Vec::new();
     reqs.extend_from_slice(Request::from_args(&["EVAL", busy, "1", &format!("{tag}busy")]).raw());
     let n = 3000;
     let keys: Vec<String> = (0..n)
-        .map(|i| if i % 2 == 0 { format!("{tag}k{i}") } else { format!("other{i}") })
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("{tag}k{i}")
+            } else {
+                format!("other{i}")
+            }
+        })
         .collect();
     for key in &keys {
         reqs.extend_from_slice(Request::from_args(&["SET", key, "v"]).raw());
@@ -257,14 +327,27 @@ fn backend_death_mid_pipeline_answers_every_request() {
     };
     let live_keys: Vec<bool> = keys.iter().map(|k| !on_victim(k)).collect();
     let addr = env.proxy.addr.to_string();
-    let counter = thread::spawn(move || send_and_count(&addr, &reqs, n + 1, Duration::from_secs(30)));
+    let counter =
+        thread::spawn(move || send_and_count(&addr, &reqs, n + 1, Duration::from_secs(30)));
     thread::sleep(Duration::from_millis(300));
     env.cluster.nodes[0].kill();
     let (got, frames) = counter.join().unwrap();
     assert_eq!(got, n + 1, "every request must get exactly one reply");
-    let errors: Vec<String> = frames.iter().filter(|f| f[0] == b'-').map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-    assert!(!errors.is_empty(), "requests in flight to the killed master must fail");
-    assert!(errors.iter().all(|e| e.contains("backend") || e.contains("CLUSTERDOWN")), "{errors:?}");
+    let errors: Vec<String> = frames
+        .iter()
+        .filter(|f| f[0] == b'-')
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    assert!(
+        !errors.is_empty(),
+        "requests in flight to the killed master must fail"
+    );
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("backend") || e.contains("CLUSTERDOWN")),
+        "{errors:?}"
+    );
     // Every key of the live shards was served, in order.
     for (i, live) in live_keys.iter().enumerate() {
         if *live {
@@ -274,7 +357,11 @@ fn backend_death_mid_pipeline_answers_every_request() {
     }
     assert!(live_keys.iter().filter(|l| **l).count() > 900);
     // The proxy recovers once the replica takes over.
-    wait_role(&env.cluster.nodes[3].addr, "master", Duration::from_secs(30));
+    wait_role(
+        &env.cluster.nodes[3].addr,
+        "master",
+        Duration::from_secs(30),
+    );
     let mut c = env.client();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

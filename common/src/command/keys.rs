@@ -25,7 +25,7 @@ impl CommandSpec {
     pub fn keys(&self, req: &Request, out: &mut KeyPositions) -> Result<(), KeyError> {
         let argc = req.argc() as i64;
         for spec in &self.key_specs {
-            let incomplete = spec.flags.iter().any(|f| f == "incomplete");
+            let incomplete = spec.incomplete;
             let first = match &spec.begin_search {
                 BeginSearch::Index { pos } => *pos,
                 BeginSearch::Keyword { keyword, startfrom } => {
@@ -109,10 +109,8 @@ impl CommandSpec {
                 }
             }
             // `MIGRATE host port "" db timeout ... KEYS k1 k2`: the empty key is a placeholder.
-            "migrate" => {
-                if req.argc() > 3 && req.arg(3).is_empty() {
-                    out.retain(|i| *i != 3);
-                }
+            "migrate" if req.argc() > 3 && req.arg(3).is_empty() => {
+                out.retain(|i| *i != 3);
             }
             _ => {}
         }
@@ -159,16 +157,28 @@ mod tests {
 
     #[test]
     fn keys_numkeys_commands() {
-        assert_eq!(keys_of(&["eval", "s", "2", "a", "b", "x"]).unwrap(), ["a", "b"]);
+        assert_eq!(
+            keys_of(&["eval", "s", "2", "a", "b", "x"]).unwrap(),
+            ["a", "b"]
+        );
         assert!(keys_of(&["eval", "s", "0"]).unwrap().is_empty());
         assert_eq!(keys_of(&["fcall", "f", "1", "k", "arg"]).unwrap(), ["k"]);
         assert_eq!(
             keys_of(&["zunionstore", "d", "2", "a", "b", "WEIGHTS", "1", "2"]).unwrap(),
             ["d", "a", "b"]
         );
-        assert_eq!(keys_of(&["eval", "s", "x"]).unwrap_err(), KeyError::BadKeyCount);
-        assert_eq!(keys_of(&["eval", "s", "-1"]).unwrap_err(), KeyError::BadKeyCount);
-        assert_eq!(keys_of(&["eval", "s", "3", "a"]).unwrap_err(), KeyError::OutOfRange);
+        assert_eq!(
+            keys_of(&["eval", "s", "x"]).unwrap_err(),
+            KeyError::BadKeyCount
+        );
+        assert_eq!(
+            keys_of(&["eval", "s", "-1"]).unwrap_err(),
+            KeyError::BadKeyCount
+        );
+        assert_eq!(
+            keys_of(&["eval", "s", "3", "a"]).unwrap_err(),
+            KeyError::OutOfRange
+        );
     }
 
     #[test]
@@ -189,12 +199,21 @@ mod tests {
 
     #[test]
     fn keys_special_commands() {
-        assert_eq!(keys_of(&["sort", "l", "LIMIT", "0", "1", "STORE", "d"]).unwrap(), ["l", "d"]);
-        assert_eq!(keys_of(&["sort", "l", "BY", "store", "ALPHA"]).unwrap(), ["l"]);
+        assert_eq!(
+            keys_of(&["sort", "l", "LIMIT", "0", "1", "STORE", "d"]).unwrap(),
+            ["l", "d"]
+        );
+        assert_eq!(
+            keys_of(&["sort", "l", "BY", "store", "ALPHA"]).unwrap(),
+            ["l"]
+        );
         assert_eq!(
             keys_of(&["migrate", "h", "1", "", "0", "5", "KEYS", "a", "b"]).unwrap(),
             ["a", "b"]
         );
-        assert_eq!(keys_of(&["migrate", "h", "1", "k", "0", "5"]).unwrap(), ["k"]);
+        assert_eq!(
+            keys_of(&["migrate", "h", "1", "k", "0", "5"]).unwrap(),
+            ["k"]
+        );
     }
 }

@@ -42,6 +42,9 @@ pub struct KeySpec {
     pub flags: Vec<String>,
     pub begin_search: BeginSearch,
     pub find_keys: FindKeys,
+    /// The `incomplete` flag, precomputed so key extraction compares no strings.
+    #[serde(skip)]
+    pub(crate) incomplete: bool,
 }
 
 /// One command (or subcommand, named `parent|sub`) as `COMMAND INFO` describes it.
@@ -121,7 +124,11 @@ impl CommandSpec {
     }
 
     fn prepare(&mut self) {
-        self.bits = self.flags.iter().map(|f| flag::from_name(f)).fold(0, |a, b| a | b);
+        self.bits = self
+            .flags
+            .iter()
+            .map(|f| flag::from_name(f))
+            .fold(0, |a, b| a | b);
         self.subcommands.sort_by(|a, b| a.name.cmp(&b.name));
         for s in &mut self.subcommands {
             s.prepare();
@@ -139,9 +146,24 @@ fn lowercase<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME]) -> Option<&'a [u8]> {
     Some(out)
 }
 
-/// All commands, sorted by name.
+/// All commands, sorted by name, with an open-addressing index for lookups.
 pub struct CommandTable {
     commands: Vec<CommandSpec>,
+    /// Command index per hash bucket, `EMPTY` where none.
+    index: Vec<u16>,
+}
+
+const EMPTY: u16 = u16::MAX;
+
+/// FNV-1a over the lowercased name; returns the hash and writes the lowercase bytes to `buf`.
+fn hash_lower<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME]) -> Option<(u32, &'a [u8])> {
+    let out = buf.get_mut(..name.len())?;
+    let mut h: u32 = 0x811c_9dc5;
+    for (o, b) in out.iter_mut().zip(name) {
+        *o = b.to_ascii_lowercase();
+        h = (h ^ u32::from(*o)).wrapping_mul(0x0100_0193);
+    }
+    Some((h, out))
 }
 
 static TABLE: LazyLock<CommandTable> = LazyLock::new(|| {
@@ -161,17 +183,38 @@ impl CommandTable {
         for c in &mut commands {
             c.prepare();
         }
-        Ok(CommandTable { commands })
+        // At most 1/4 full, so probes stay short.
+        let size = (commands.len() * 4).next_power_of_two().max(16);
+        let mut index = vec![EMPTY; size];
+        for (i, c) in commands.iter().enumerate() {
+            let mut buf = [0u8; MAX_NAME];
+            let Some((h, _)) = hash_lower(c.name.as_bytes(), &mut buf) else { continue };
+            let mut at = h as usize & (size - 1);
+            while index[at] != EMPTY {
+                at = (at + 1) & (size - 1);
+            }
+            index[at] = i as u16;
+        }
+        Ok(CommandTable { commands, index })
     }
 
     /// Case-insensitive lookup without allocation.
     pub fn lookup(&self, name: &[u8]) -> Option<&CommandSpec> {
-        let mut lower = [0u8; MAX_NAME];
-        let name = lowercase(name, &mut lower)?;
-        self.commands
-            .binary_search_by(|c| c.name.as_bytes().cmp(name))
-            .ok()
-            .map(|i| &self.commands[i])
+        let mut buf = [0u8; MAX_NAME];
+        let (h, name) = hash_lower(name, &mut buf)?;
+        let mask = self.index.len() - 1;
+        let mut at = h as usize & mask;
+        loop {
+            let i = self.index[at];
+            if i == EMPTY {
+                return None;
+            }
+            let c = &self.commands[i as usize];
+            if c.name.as_bytes() == name {
+                return Some(c);
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &CommandSpec> {
@@ -201,6 +244,10 @@ mod tests {
         assert!(t.lookup(b"blpop").unwrap().has(flag::BLOCKING));
         assert!(t.lookup(b"nosuchcommand").is_none());
         assert!(t.lookup(&[b'a'; 100]).is_none());
+        assert!(t.lookup(b"").is_none());
+        for c in t.iter() {
+            assert_eq!(t.lookup(c.name.to_uppercase().as_bytes()).map(|x| &x.name), Some(&c.name));
+        }
     }
 
     #[test]
@@ -210,7 +257,11 @@ mod tests {
         let get = config.subcommand(b"GET").unwrap();
         assert_eq!(get.name, "config|get");
         assert!(config.subcommand(b"nope").is_none());
-        let keyslot = t.lookup(b"cluster").unwrap().subcommand(b"keyslot").unwrap();
+        let keyslot = t
+            .lookup(b"cluster")
+            .unwrap()
+            .subcommand(b"keyslot")
+            .unwrap();
         assert_eq!(keyslot.arity, 3);
     }
 

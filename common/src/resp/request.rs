@@ -334,8 +334,9 @@ mod tests {
 
     #[test]
     fn decode_multibulk_and_inline_mix() {
-        let got = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\n*0\r\n*-1\r\nSET a \"b c\"\r\n")
-            .unwrap();
+        let got =
+            decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\n*0\r\n*-1\r\nSET a \"b c\"\r\n")
+                .unwrap();
         assert_eq!(
             got,
             vec![
@@ -381,16 +382,39 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"*x\r\n", "Protocol error: invalid multibulk length"),
             (b"*1\r\n+PING\r\n", "Protocol error: expected '$', got '+'"),
-            (b"*2\r\n$3\r\nGET\r\n$-5\r\n", "Protocol error: invalid bulk length"),
-            (b"*1\r\n$536870913\r\n", "Protocol error: invalid bulk length"),
-            (b"*2147483648\r\n", "Protocol error: invalid multibulk length"),
-            (b"GET \"abc\r\n", "Protocol error: unbalanced quotes in request"),
-            (b"GET 'a'b\r\n", "Protocol error: unbalanced quotes in request"),
-            (b"*1\r\n$2\r\nabc\r\n", "Protocol error: expected CRLF after bulk payload"),
+            (
+                b"*2\r\n$3\r\nGET\r\n$-5\r\n",
+                "Protocol error: invalid bulk length",
+            ),
+            (
+                b"*1\r\n$536870913\r\n",
+                "Protocol error: invalid bulk length",
+            ),
+            (
+                b"*2147483648\r\n",
+                "Protocol error: invalid multibulk length",
+            ),
+            (
+                b"GET \"abc\r\n",
+                "Protocol error: unbalanced quotes in request",
+            ),
+            (
+                b"GET 'a'b\r\n",
+                "Protocol error: unbalanced quotes in request",
+            ),
+            (
+                b"*1\r\n$2\r\nabc\r\n",
+                "Protocol error: expected CRLF after bulk payload",
+            ),
         ];
         for (input, text) in cases {
             let err = decode_all(input).unwrap_err();
-            assert_eq!(err.to_string(), *text, "input {:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                err.to_string(),
+                *text,
+                "input {:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -403,10 +427,16 @@ mod tests {
         assert_eq!(decode_all(&line).unwrap_err(), ProtocolError::TooBigInline);
         let mut mb = b"*".to_vec();
         mb.extend_from_slice(&big);
-        assert_eq!(decode_all(&mb).unwrap_err(), ProtocolError::TooBigMultibulkCount);
+        assert_eq!(
+            decode_all(&mb).unwrap_err(),
+            ProtocolError::TooBigMultibulkCount
+        );
         let mut bulk = b"*1\r\n$".to_vec();
         bulk.extend_from_slice(&big);
-        assert_eq!(decode_all(&bulk).unwrap_err(), ProtocolError::TooBigBulkCount);
+        assert_eq!(
+            decode_all(&bulk).unwrap_err(),
+            ProtocolError::TooBigBulkCount
+        );
     }
 
     #[test]
@@ -416,20 +446,28 @@ mod tests {
             max_multibulk_len: 2,
         });
         let mut buf = BytesMut::from(&b"*1\r\n$5\r\nhello\r\n"[..]);
-        assert_eq!(d.decode(&mut buf).unwrap_err(), ProtocolError::InvalidBulkLength);
+        assert_eq!(
+            d.decode(&mut buf).unwrap_err(),
+            ProtocolError::InvalidBulkLength
+        );
         let mut d = RequestDecoder::new(Limits {
             max_bulk_len: 4,
             max_multibulk_len: 2,
         });
         let mut buf = BytesMut::from(&b"*3\r\n"[..]);
-        assert_eq!(d.decode(&mut buf).unwrap_err(), ProtocolError::InvalidMultibulkLength);
+        assert_eq!(
+            d.decode(&mut buf).unwrap_err(),
+            ProtocolError::InvalidMultibulkLength
+        );
     }
 
     #[test]
     fn decode_random_input_terminates() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let pieces: &[&[u8]] = &[b"*", b"$", b"\r\n", b"\n", b"-1", b"2", b"GET", b"\"", b"'", b"\x00", b" ", b"\\x4"];
+        let pieces: &[&[u8]] = &[
+            b"*", b"$", b"\r\n", b"\n", b"-1", b"2", b"GET", b"\"", b"'", b"\x00", b" ", b"\\x4",
+        ];
         for _ in 0..5000 {
             let mut input = Vec::new();
             for _ in 0..rng.gen_range(1..30) {
@@ -448,11 +486,22 @@ mod tests {
     #[test]
     fn split_args_handles_escapes() {
         let a = split_args(br#"set "a\x41\n" 'it\'s'  x"#).unwrap();
-        assert_eq!(a, vec![b"set".to_vec(), b"aA\n".to_vec(), b"it's".to_vec(), b"x".to_vec()]);
+        assert_eq!(
+            a,
+            vec![
+                b"set".to_vec(),
+                b"aA\n".to_vec(),
+                b"it's".to_vec(),
+                b"x".to_vec()
+            ]
+        );
         assert!(split_args(b"\"open").is_none());
         assert_eq!(split_args(b"   ").unwrap().len(), 0);
         assert_eq!(split_args(b"\"\"").unwrap(), vec![Vec::<u8>::new()]);
-        assert_eq!(split_args(b"get a\x00b c").unwrap(), vec![b"get".to_vec(), b"a".to_vec()]);
+        assert_eq!(
+            split_args(b"get a\x00b c").unwrap(),
+            vec![b"get".to_vec(), b"a".to_vec()]
+        );
         assert_eq!(split_args(b"\x00").unwrap().len(), 0);
     }
 }

@@ -134,7 +134,10 @@ impl Task {
                 Ok(s)
             }
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("connect timed out after {:?}", self.opts.connect_timeout)),
+            Err(_) => Err(format!(
+                "connect timed out after {:?}",
+                self.opts.connect_timeout
+            )),
         }
     }
 

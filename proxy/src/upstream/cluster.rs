@@ -24,12 +24,23 @@ pub async fn fetch_shard_map(addr: &str, timeout: Duration) -> Result<ShardMap, 
 /// Parses a `CLUSTER SLOTS` reply. `queried` supplies the host when a node reports an empty one
 /// (Redis does so for the node that answers when it does not know its own address).
 pub fn parse_cluster_slots(reply: &Value, queried: &str) -> Result<ShardMap, String> {
-    let rows = reply.as_array().ok_or("CLUSTER SLOTS did not return an array")?;
-    let default_host = queried.rsplit_once(':').map(|(h, _)| h).unwrap_or("127.0.0.1");
+    let rows = reply
+        .as_array()
+        .ok_or("CLUSTER SLOTS did not return an array")?;
+    let default_host = queried
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or("127.0.0.1");
     let node = |v: &Value| -> Result<String, String> {
         let a = v.as_array().ok_or("node entry is not an array")?;
-        let host = a.first().and_then(Value::as_str).ok_or("node without host")?;
-        let port = a.get(1).and_then(Value::as_int).ok_or("node without port")?;
+        let host = a
+            .first()
+            .and_then(Value::as_str)
+            .ok_or("node without host")?;
+        let port = a
+            .get(1)
+            .and_then(Value::as_int)
+            .ok_or("node without port")?;
         let host = if host.is_empty() || host == "?" {
             default_host
         } else {
@@ -85,8 +96,19 @@ pub async fn refresh_once(shared: &Shared) -> bool {
     Stats::add(&shared.stats.topology_refreshes, 1);
     let timeout = shared.config.connect_timeout();
     let current = shared.topology.load_full();
-    let mut candidates: Vec<String> = current.map.shards().iter().map(|s| s.master.clone()).collect();
-    candidates.extend(current.map.shards().iter().flat_map(|s| s.replicas.iter().cloned()));
+    let mut candidates: Vec<String> = current
+        .map
+        .shards()
+        .iter()
+        .map(|s| s.master.clone())
+        .collect();
+    candidates.extend(
+        current
+            .map
+            .shards()
+            .iter()
+            .flat_map(|s| s.replicas.iter().cloned()),
+    );
     for seed in &shared.config.backend.seeds {
         if !candidates.contains(seed) {
             candidates.push(seed.clone());
@@ -130,16 +152,34 @@ mod tests {
     #[test]
     fn parse_cluster_slots_groups_ranges_by_master() {
         let reply = Value::Array(vec![
-            Value::Array(vec![Value::Int(0), Value::Int(99), node("127.0.0.1", 7000), node("127.0.0.1", 7003)]),
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(99),
+                node("127.0.0.1", 7000),
+                node("127.0.0.1", 7003),
+            ]),
             Value::Array(vec![Value::Int(100), Value::Int(16383), node("", 7001)]),
-            Value::Array(vec![Value::Int(200), Value::Int(200), node("127.0.0.1", 7000)]),
+            Value::Array(vec![
+                Value::Int(200),
+                Value::Int(200),
+                node("127.0.0.1", 7000),
+            ]),
         ]);
         let err = parse_cluster_slots(&reply, "127.0.0.9:7001").unwrap_err();
         assert!(err.contains("assigned twice"), "{err}");
         let reply = Value::Array(vec![
-            Value::Array(vec![Value::Int(0), Value::Int(99), node("127.0.0.1", 7000), node("127.0.0.1", 7003)]),
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(99),
+                node("127.0.0.1", 7000),
+                node("127.0.0.1", 7003),
+            ]),
             Value::Array(vec![Value::Int(100), Value::Int(199), node("", 7001)]),
-            Value::Array(vec![Value::Int(200), Value::Int(16383), node("127.0.0.1", 7000)]),
+            Value::Array(vec![
+                Value::Int(200),
+                Value::Int(16383),
+                node("127.0.0.1", 7000),
+            ]),
         ]);
         let m = parse_cluster_slots(&reply, "127.0.0.9:7001").unwrap();
         assert_eq!(m.shards().len(), 2);

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what Hive's local cluster and tests need and is missing: redis-server, redis-sentinel,
+# redis-tools (redis-cli, redis-benchmark) and libclang-dev (for the module's bindgen).
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
+{ command -v redis-cli >/dev/null 2>&1 && command -v redis-benchmark >/dev/null 2>&1; } || need+=(redis-tools)
+dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Debian starts a redis-server service on install; Hive's local cluster does not need it.
+if [ -n "${need[*]:-}" ] && command -v service >/dev/null 2>&1; then
+  service redis-server stop >/dev/null 2>&1 || true
+fi
+redis-server --version
