@@ -275,7 +275,10 @@ mod tests {
         let all = toml::to_string(&d).unwrap();
         for line in all.lines().filter(|l| l.contains(" = ")) {
             let key = line.split(" = ").next().unwrap();
-            assert!(text.contains(&format!("{key} = ")), "deploy/hive.toml lacks `{key}`");
+            assert!(
+                text.contains(&format!("{key} = ")),
+                "deploy/hive.toml lacks `{key}`"
+            );
         }
     }
 

@@ -188,7 +188,9 @@ impl CommandTable {
         let mut index = vec![EMPTY; size];
         for (i, c) in commands.iter().enumerate() {
             let mut buf = [0u8; MAX_NAME];
-            let Some((h, _)) = hash_lower(c.name.as_bytes(), &mut buf) else { continue };
+            let Some((h, _)) = hash_lower(c.name.as_bytes(), &mut buf) else {
+                continue;
+            };
             let mut at = h as usize & (size - 1);
             while index[at] != EMPTY {
                 at = (at + 1) & (size - 1);
@@ -246,7 +248,10 @@ mod tests {
         assert!(t.lookup(&[b'a'; 100]).is_none());
         assert!(t.lookup(b"").is_none());
         for c in t.iter() {
-            assert_eq!(t.lookup(c.name.to_uppercase().as_bytes()).map(|x| &x.name), Some(&c.name));
+            assert_eq!(
+                t.lookup(c.name.to_uppercase().as_bytes()).map(|x| &x.name),
+                Some(&c.name)
+            );
         }
     }
 
