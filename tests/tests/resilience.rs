@@ -89,6 +89,26 @@ fn verify_all(env: &Env, acked: &HashMap<String, i64>) {
     }
 }
 
+/// Runs 4 writers through the proxy around `action`, then checks that they saw no error, did
+/// at least `min_ops` operations, and that every acknowledged value reads back.
+fn without_errors_during(env: &Env, min_ops: u64, action: impl FnOnce()) -> Outcome {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = run_writers(env, 4, stop.clone(), Duration::from_secs(90));
+    thread::sleep(Duration::from_millis(500));
+    action();
+    thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let o = collect(writers);
+    assert!(
+        o.errors.is_empty(),
+        "client saw errors: {:?}",
+        &o.errors[..o.errors.len().min(5)]
+    );
+    assert!(o.ops > min_ops, "writers did too little work: {}", o.ops);
+    verify_all(env, &o.acked);
+    o
+}
+
 fn node_id(addr: &str) -> String {
     let mut c = hive_tests::connect(&node_url(addr));
     redis::cmd("CLUSTER").arg("MYID").query(&mut c).unwrap()
@@ -98,50 +118,29 @@ fn node_id(addr: &str) -> String {
 fn reshard_under_load_has_no_client_errors() {
     let _g = heavy();
     let env = Env::cluster();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers = run_writers(&env, 4, stop.clone(), Duration::from_secs(90));
-    thread::sleep(Duration::from_millis(500));
     let from = node_id(&env.cluster.nodes[0].addr);
     let to = node_id(&env.cluster.nodes[1].addr);
     let entry = env.cluster.nodes[0].addr.clone();
-    let out = std::process::Command::new("redis-cli")
-        .args([
-            "--cluster",
-            "reshard",
-            &entry,
-            "--cluster-from",
-            &from,
-            "--cluster-to",
-            &to,
-        ])
-        .args([
-            "--cluster-slots",
-            "1200",
-            "--cluster-yes",
-            "--cluster-pipeline",
-            "20",
-        ])
-        .output()
-        .expect("run redis-cli --cluster reshard");
-    assert!(
-        out.status.success(),
-        "reshard failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let o = collect(writers);
-    assert!(
-        o.errors.is_empty(),
-        "client saw errors: {:?}",
-        &o.errors[..o.errors.len().min(5)]
-    );
-    assert!(o.ops > 1000, "writers did too little work: {}", o.ops);
-    // The slots really moved, and the proxy followed.
+    let o = without_errors_during(&env, 1000, || {
+        let out = std::process::Command::new("redis-cli")
+            .args(["--cluster", "reshard", &entry, "--cluster-from", &from])
+            .args([
+                "--cluster-to",
+                &to,
+                "--cluster-slots",
+                "1200",
+                "--cluster-yes",
+            ])
+            .args(["--cluster-pipeline", "20"])
+            .output()
+            .expect("run redis-cli --cluster reshard");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "reshard failed: {err}");
+    });
+    // The slots really moved, and the proxy followed them.
     let mut c = hive_tests::connect(&node_url(&env.cluster.nodes[1].addr));
     let slots: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c).unwrap();
     assert!(slots.len() >= 4, "expected a split range after resharding");
-    verify_all(&env, &o.acked);
     let info: String = redis::cmd("INFO").query(&mut env.client()).unwrap();
     let field = |f: &str| -> u64 {
         hive_tests::info_field(&info, f)
@@ -159,48 +158,50 @@ fn reshard_under_load_has_no_client_errors() {
     );
 }
 
-fn wait_role(addr: &str, role: &str, limit: Duration) {
+/// Polls ROLE until `addr` reports `role`; false after `limit`.
+fn has_role(addr: &str, role: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    loop {
+    while Instant::now() < deadline {
         if let Ok(mut c) = redis::Client::open(node_url(addr)).and_then(|c| c.get_connection()) {
             let r: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).unwrap_or_default();
-            if let Some(redis::Value::BulkString(b)) = r.first() {
-                if b == role.as_bytes() {
-                    return;
-                }
+            if matches!(r.first(), Some(redis::Value::BulkString(b)) if b == role.as_bytes()) {
+                return true;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "{addr} did not become {role} within {limit:?}"
-        );
         thread::sleep(Duration::from_millis(50));
     }
+    false
+}
+
+fn wait_role(addr: &str, role: &str, limit: Duration) {
+    assert!(
+        has_role(addr, role, limit),
+        "{addr} did not become {role} within {limit:?}"
+    );
 }
 
 #[test]
 fn cluster_failover_under_load_has_no_client_errors() {
     let _g = heavy();
     let env = Env::cluster();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers = run_writers(&env, 4, stop.clone(), Duration::from_secs(60));
-    thread::sleep(Duration::from_millis(500));
     // Node 3 is the replica of master 0.
     let replica = env.cluster.nodes[3].addr.clone();
-    let mut c = hive_tests::connect(&node_url(&replica));
-    let _: () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut c).unwrap();
-    wait_role(&replica, "master", Duration::from_secs(20));
-    wait_role(&env.cluster.nodes[0].addr, "slave", Duration::from_secs(20));
-    thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    let o = collect(writers);
-    assert!(
-        o.errors.is_empty(),
-        "client saw errors: {:?}",
-        &o.errors[..o.errors.len().min(5)]
-    );
-    assert!(o.ops > 500, "writers did too little work: {}", o.ops);
-    verify_all(&env, &o.acked);
+    let o = without_errors_during(&env, 500, || {
+        // Redis abandons a manual failover after 5 s if the replica cannot catch up (a busy
+        // machine); an operator would ask again, and so does the test.
+        let mut c = hive_tests::connect(&node_url(&replica));
+        let promoted = (0..3).any(|_| {
+            let _: () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut c).unwrap();
+            has_role(&replica, "master", Duration::from_secs(8))
+        });
+        assert!(
+            promoted,
+            "{replica} was not promoted by 3 CLUSTER FAILOVER attempts"
+        );
+        wait_role(&env.cluster.nodes[0].addr, "slave", Duration::from_secs(20));
+        thread::sleep(Duration::from_millis(500));
+    });
+    eprintln!("CLUSTER FAILOVER: {} ops, no errors", o.ops);
 }
 
 #[test]

@@ -250,65 +250,54 @@ pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
             return Some(out);
         }
         let mut cur = Vec::new();
-        let (mut in_dq, mut in_sq) = (false, false);
+        // The quote character we are inside, if any.
+        let mut quote: Option<u8> = None;
         loop {
-            if in_dq {
-                let c = *line.get(i)?;
-                if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
-                    if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
-                        cur.push(h * 16 + l);
-                        i += 4;
-                        continue;
-                    }
-                }
-                if c == b'\\' && i + 1 < line.len() {
-                    cur.push(match line[i + 1] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 8,
-                        b'a' => 7,
-                        other => other,
-                    });
-                    i += 2;
-                    continue;
-                }
-                if c == b'"' {
-                    // A closing quote must be followed by a space or the end.
-                    if i + 1 < line.len() && !is_space(line[i + 1]) {
-                        return None;
-                    }
-                    i += 1;
-                    break;
-                }
-                cur.push(c);
-                i += 1;
-            } else if in_sq {
-                let c = *line.get(i)?;
-                if c == b'\\' && line.get(i + 1) == Some(&b'\'') {
-                    cur.push(b'\'');
-                    i += 2;
-                    continue;
-                }
-                if c == b'\'' {
-                    if i + 1 < line.len() && !is_space(line[i + 1]) {
-                        return None;
-                    }
-                    i += 1;
-                    break;
-                }
-                cur.push(c);
-                i += 1;
-            } else {
+            let Some(q) = quote else {
                 match line.get(i) {
                     None => break,
                     Some(&c) if is_space(c) => break,
-                    Some(b'"') => in_dq = true,
-                    Some(b'\'') => in_sq = true,
+                    Some(&c @ (b'"' | b'\'')) => quote = Some(c),
                     Some(&c) => cur.push(c),
                 }
                 i += 1;
+                continue;
+            };
+            let c = *line.get(i)?;
+            if q == b'"' && c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
+                if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+                    cur.push(h * 16 + l);
+                    i += 4;
+                    continue;
+                }
             }
+            if q == b'"' && c == b'\\' && i + 1 < line.len() {
+                cur.push(match line[i + 1] {
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'b' => 8,
+                    b'a' => 7,
+                    other => other,
+                });
+                i += 2;
+                continue;
+            }
+            if q == b'\'' && c == b'\\' && line.get(i + 1) == Some(&b'\'') {
+                cur.push(b'\'');
+                i += 2;
+                continue;
+            }
+            if c == q {
+                // A closing quote must be followed by a space or the end.
+                if i + 1 < line.len() && !is_space(line[i + 1]) {
+                    return None;
+                }
+                i += 1;
+                break;
+            }
+            cur.push(c);
+            i += 1;
         }
         out.push(cur);
     }

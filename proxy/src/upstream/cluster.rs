@@ -149,37 +149,33 @@ mod tests {
         ])
     }
 
+    /// A CLUSTER SLOTS reply: (start, end, master port, replica ports); host "" for port 7001.
+    fn slots_reply(rows: &[(i64, i64, i64, &[i64])]) -> Value {
+        let host = |p: i64| if p == 7001 { "" } else { "127.0.0.1" };
+        Value::Array(
+            rows.iter()
+                .map(|(s, e, m, reps)| {
+                    let mut r = vec![Value::Int(*s), Value::Int(*e), node(host(*m), *m)];
+                    r.extend(reps.iter().map(|p| node(host(*p), *p)));
+                    Value::Array(r)
+                })
+                .collect(),
+        )
+    }
+
     #[test]
     fn parse_cluster_slots_groups_ranges_by_master() {
-        let reply = Value::Array(vec![
-            Value::Array(vec![
-                Value::Int(0),
-                Value::Int(99),
-                node("127.0.0.1", 7000),
-                node("127.0.0.1", 7003),
-            ]),
-            Value::Array(vec![Value::Int(100), Value::Int(16383), node("", 7001)]),
-            Value::Array(vec![
-                Value::Int(200),
-                Value::Int(200),
-                node("127.0.0.1", 7000),
-            ]),
+        let overlapping = slots_reply(&[
+            (0, 99, 7000, &[7003]),
+            (100, 16383, 7001, &[]),
+            (200, 200, 7000, &[]),
         ]);
-        let err = parse_cluster_slots(&reply, "127.0.0.9:7001").unwrap_err();
+        let err = parse_cluster_slots(&overlapping, "127.0.0.9:7001").unwrap_err();
         assert!(err.contains("assigned twice"), "{err}");
-        let reply = Value::Array(vec![
-            Value::Array(vec![
-                Value::Int(0),
-                Value::Int(99),
-                node("127.0.0.1", 7000),
-                node("127.0.0.1", 7003),
-            ]),
-            Value::Array(vec![Value::Int(100), Value::Int(199), node("", 7001)]),
-            Value::Array(vec![
-                Value::Int(200),
-                Value::Int(16383),
-                node("127.0.0.1", 7000),
-            ]),
+        let reply = slots_reply(&[
+            (0, 99, 7000, &[7003]),
+            (100, 199, 7001, &[]),
+            (200, 16383, 7000, &[]),
         ]);
         let m = parse_cluster_slots(&reply, "127.0.0.9:7001").unwrap();
         assert_eq!(m.shards().len(), 2);
