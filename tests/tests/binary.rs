@@ -110,3 +110,101 @@ fn sigterm_lets_in_flight_replies_finish() {
         "listener must be closed"
     );
 }
+
+/// `base..base+6` and their cluster bus ports are all free.
+fn free_port_block() -> u16 {
+    use std::net::TcpListener;
+    for _ in 0..100 {
+        let base = hive_tests::free_port_pair().unwrap();
+        if base > 55000 {
+            continue;
+        }
+        let free = (0..6).all(|i| {
+            TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+                && TcpListener::bind(("127.0.0.1", base + i + 10000)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no block of 6 free ports");
+}
+
+#[test]
+fn hive_up_serves_then_tears_down_on_ctrl_c() {
+    use std::io::BufRead;
+    let base = free_port_block();
+    let proxy_port = hive_tests::free_port_pair().unwrap();
+    let listen = format!("127.0.0.1:{proxy_port}");
+    let mut child = Command::new(hive_bin())
+        .args(["up", "--port", &base.to_string(), "--listen", &listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("Press Ctrl-C")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("hive up did not come up: {seen:?}"),
+        }
+    }
+    let text = seen.join("\n");
+    assert!(
+        text.contains(&format!("redis-cli -h 127.0.0.1 -p {proxy_port}")),
+        "{text}"
+    );
+    let mut c = hive_tests::connect(&format!("redis://{listen}/"));
+    let _: () = redis::cmd("MSET")
+        .arg("a")
+        .arg(1)
+        .arg("b")
+        .arg(2)
+        .arg("c")
+        .arg(3)
+        .query(&mut c)
+        .unwrap();
+    let v: Vec<i64> = redis::cmd("MGET")
+        .arg("a")
+        .arg("b")
+        .arg("c")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, [1, 2, 3]);
+    let replicas: String = redis::cmd("INFO").query(&mut c).unwrap();
+    assert!(replicas.contains("masters:3"), "{replicas}");
+    drop(c);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "hive up exited with {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "hive up did not exit on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for port in std::iter::once(proxy_port).chain(base..base + 6) {
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still open"
+        );
+    }
+}
