@@ -112,6 +112,16 @@ impl ShardMap {
         out
     }
 
+    /// A copy with shard `i`'s master replaced (a failover moves one group's master).
+    pub fn with_master(&self, i: usize, master: NodeAddr, replicas: Vec<NodeAddr>) -> ShardMap {
+        let mut m = self.clone();
+        if let Some(s) = m.shards.get_mut(i) {
+            s.master = master;
+            s.replicas = replicas;
+        }
+        m
+    }
+
     /// Number of slots no shard serves.
     pub fn unassigned(&self) -> usize {
         self.owner.iter().filter(|&&o| o == UNASSIGNED).count()
@@ -152,6 +162,10 @@ mod tests {
         assert_eq!(m.shard_of(Slot::new(10923).unwrap()), Some(2));
         assert_eq!(m.unassigned(), 0);
         assert_eq!(m.ranges()[1], vec![r[1]]);
+        let moved = m.with_master(1, "d:1".into(), vec!["b:1".into()]);
+        assert_eq!(moved.shards()[1].master, "d:1");
+        assert_eq!(moved.shard_of(Slot::new(5461).unwrap()), Some(1));
+        assert_eq!(m.shards()[1].master, "b:1");
     }
 
     #[test]

@@ -32,6 +32,8 @@ struct Unit {
     route: Route,
     redirects: u8,
     attempts: u8,
+    /// When the unit started waiting for a writable master (bounded by `failover_hold_ms`).
+    held_since: Option<Instant>,
 }
 
 impl Unit {
@@ -42,6 +44,7 @@ impl Unit {
             route,
             redirects: 0,
             attempts: 0,
+            held_since: None,
         }
     }
 }
@@ -185,9 +188,7 @@ impl Conn {
     }
 
     fn push_error(&mut self, e: &ProxyError) {
-        let mut out = BytesMut::new();
-        e.write_resp(&mut out);
-        self.pending.push_back(Pending::done(out.freeze()));
+        self.pending.push_back(Pending::done(error_frame(e)));
     }
 
     fn dispatch(&mut self, req: Request) {
@@ -308,12 +309,12 @@ impl Conn {
         let Some(unit) = self.unit(tag) else { return };
         let data = unit.req.raw().clone();
         let (backend, asking) = match &unit.route {
-            Route::Slot(s) => (
-                topo.map.shard_of(*s).and_then(|i| topo.masters.get(i)),
-                false,
-            ),
-            Route::Master(i) => (topo.masters.get(*i), false),
-            Route::Any => (topo.masters.get(rr % topo.masters.len().max(1)), false),
+            Route::Slot(s) => match topo.map.shard_of(*s) {
+                Some(i) => (topo.masters.get(i).and_then(Option::as_ref), false),
+                None => (None, false),
+            },
+            Route::Master(i) => (topo.masters.get(*i).and_then(Option::as_ref), false),
+            Route::Any => (topo.any_master(rr), false),
             Route::Node { backend, asking } => (Some(backend), *asking),
         };
         match backend {
@@ -324,10 +325,18 @@ impl Conn {
                 reply: tx,
             }),
             None => {
+                let err = match &unit.route {
+                    Route::Slot(s) => match topo.map.shard_of(*s) {
+                        Some(i) => no_master(topo.shard_name(i)),
+                        None => ProxyError::upstream(true, "Hash slot not served")
+                            .with_prefix("CLUSTERDOWN"),
+                    },
+                    Route::Master(i) => no_master(topo.shard_name(*i)),
+                    _ => no_master("any"),
+                };
                 drop(topo);
                 self.shared.refresh.notify_one();
-                let e = no_topology();
-                self.retry_or_fail(tag, e);
+                self.hold(tag, error_frame(&err));
             }
         }
     }
@@ -335,12 +344,9 @@ impl Conn {
     fn on_inbox(&mut self, msg: Inbox) {
         match msg {
             Inbox::Reply { tag, frame } => self.on_reply(tag, frame),
-            Inbox::Failed { tag, err } if err.retry => self.retry_or_fail(tag, err),
-            Inbox::Failed { tag, err } => {
-                let mut out = BytesMut::new();
-                err.write_resp(&mut out);
-                self.complete(tag, out.freeze());
-            }
+            // Never sent: safe to wait for the shard to come back.
+            Inbox::Failed { tag, err } if err.retry => self.hold(tag, error_frame(&err)),
+            Inbox::Failed { tag, err } => self.complete(tag, error_frame(&err)),
             Inbox::Retry { tag } => {
                 if let Some(u) = self.unit(tag) {
                     u.route = u.home.clone();
@@ -353,79 +359,65 @@ impl Conn {
     fn on_reply(&mut self, tag: Tag, frame: Bytes) {
         if frame.first() == Some(&b'-') {
             if let Some(up) = Upstream::parse(&frame) {
-                if self.redirect(tag, up) {
-                    return;
-                }
+                return self.upstream_error(tag, up, frame);
             }
         }
         self.complete(tag, frame);
     }
 
-    /// Acts on a redirect or retryable error; false when the limits are used up.
-    fn redirect(&mut self, tag: Tag, up: Upstream) -> bool {
+    /// Follows a redirect, or waits out a retryable error; `frame` is the client's answer
+    /// once the limits are used up.
+    fn upstream_error(&mut self, tag: Tag, up: Upstream, frame: Bytes) {
         let shared = self.shared.clone();
-        let max_redirects = shared.config.backend.max_redirects;
-        let max_retries = shared.config.backend.max_retries;
-        let Some(unit) = self.unit(tag) else {
-            return true;
+        let Some(unit) = self.unit(tag) else { return };
+        let redirect = match up {
+            Upstream::Redirect(r) => r,
+            Upstream::TryAgain | Upstream::Loading => return self.hold(tag, frame),
+            Upstream::ClusterDown | Upstream::ReadOnly => {
+                // The map is stale (a failover happened): re-read it while waiting.
+                shared.refresh.notify_one();
+                return self.hold(tag, frame);
+            }
         };
-        match up {
-            Upstream::Redirect(r) => {
-                if unit.redirects >= max_redirects {
-                    return false;
-                }
-                unit.redirects += 1;
-                let (addr, asking) = match r {
-                    Redirect::Moved { addr, .. } => {
-                        Stats::add(&shared.stats.moved, 1);
-                        shared.refresh.notify_one();
-                        (addr, false)
-                    }
-                    Redirect::Ask { addr, .. } => {
-                        Stats::add(&shared.stats.ask, 1);
-                        (addr, true)
-                    }
-                };
-                unit.route = Route::Node {
-                    backend: shared.pool.get(&addr),
-                    asking,
-                };
-                self.send(tag.seq, tag.part as usize);
-                true
-            }
-            Upstream::TryAgain | Upstream::ClusterDown => {
-                if unit.attempts >= max_retries {
-                    return false;
-                }
-                if up == Upstream::ClusterDown {
-                    shared.refresh.notify_one();
-                }
-                self.schedule_retry(tag);
-                true
-            }
+        if unit.redirects >= shared.config.backend.max_redirects {
+            return self.complete(tag, frame);
         }
+        unit.redirects += 1;
+        let (addr, asking) = match redirect {
+            Redirect::Moved { addr, .. } => {
+                Stats::add(&shared.stats.moved, 1);
+                shared.refresh.notify_one();
+                (addr, false)
+            }
+            Redirect::Ask { addr, .. } => {
+                Stats::add(&shared.stats.ask, 1);
+                (addr, true)
+            }
+        };
+        unit.route = Route::Node {
+            backend: shared.pool.get(&addr),
+            asking,
+        };
+        self.send(tag.seq, tag.part as usize);
     }
 
-    fn retry_or_fail(&mut self, tag: Tag, err: ProxyError) {
-        let max = self.shared.config.backend.max_retries;
-        match self.unit(tag) {
-            Some(u) if u.attempts < max => self.schedule_retry(tag),
-            Some(_) => {
-                let mut out = BytesMut::new();
-                err.write_resp(&mut out);
-                self.complete(tag, out.freeze());
-            }
-            None => {}
-        }
-    }
-
-    fn schedule_retry(&mut self, tag: Tag) {
-        let backoff = self.shared.config.backend.retry_backoff_ms;
-        let Some(u) = self.unit(tag) else { return };
-        u.attempts += 1;
-        let delay = Duration::from_millis((backoff << (u.attempts - 1).min(5)).min(1000));
-        Stats::add(&self.shared.stats.retries, 1);
+    /// Retries the unit with backoff while its shard has no writable master, for at most
+    /// `failover_hold_ms`; then answers `frame`.
+    fn hold(&mut self, tag: Tag, frame: Bytes) {
+        let cfg = &self.shared.config.backend;
+        let limit = Duration::from_millis(cfg.failover_hold_ms);
+        let backoff = cfg.retry_backoff_ms;
+        let stats = self.shared.stats.clone();
         let tx = self.tx.clone();
+        let Some(u) = self.unit(tag) else { return };
+        let since = *u.held_since.get_or_insert_with(Instant::now);
+        let left = limit.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return self.complete(tag, frame);
+        }
+        u.attempts = u.attempts.saturating_add(1);
+        let delay = Duration::from_millis((backoff << (u.attempts - 1).min(5)).min(500)).min(left);
+        Stats::add(&stats.retries, 1);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = tx.send(Inbox::Retry { tag });
@@ -470,6 +462,20 @@ impl Conn {
 
 fn no_topology() -> ProxyError {
     ProxyError::upstream(true, "Hash slot not served").with_prefix("CLUSTERDOWN")
+}
+
+fn no_master(shard: &str) -> ProxyError {
+    ProxyError::upstream(
+        true,
+        format!("Hive: shard '{shard}' has no writable master"),
+    )
+    .with_prefix("TRYAGAIN")
+}
+
+fn error_frame(e: &ProxyError) -> Bytes {
+    let mut out = BytesMut::new();
+    e.write_resp(&mut out);
+    out.freeze()
 }
 
 fn prepend_info(shared: &Shared, frame: Bytes) -> Bytes {

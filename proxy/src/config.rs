@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hive_common::resp::Limits;
+use hive_common::topology::{ShardMap, SlotRange};
+use hive_common::SLOT_COUNT;
 use serde::{Deserialize, Serialize};
 
 /// A configuration mistake: where it is and what is wrong.
@@ -26,7 +28,37 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// A Redis Cluster: the topology comes from `CLUSTER SLOTS`.
     Cluster,
+    /// Master groups watched by Sentinel, sharded by slot in config order.
+    Sentinel,
+    /// Fixed standalone masters, sharded by slot in config order.
+    Static,
+}
+
+impl Mode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Cluster => "cluster",
+            Mode::Sentinel => "sentinel",
+            Mode::Static => "static",
+        }
+    }
+}
+
+/// One shard of a sentinel or static deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShardConfig {
+    /// Sentinel mode: the master name Sentinel monitors.
+    pub name: Option<String>,
+    /// Static mode: the master's `host:port`.
+    pub master: Option<String>,
+    /// Static mode: replicas' `host:port` (informational for now).
+    pub replicas: Vec<String>,
+    /// Slots this shard owns, e.g. `"0-5460"` or `"0-99,200-300"`. Give it for every shard or
+    /// for none (then slots are split evenly in order).
+    pub slots: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -62,18 +94,29 @@ pub struct ProxyConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct BackendConfig {
     pub mode: Mode,
-    /// Cluster nodes to discover the topology from (`host:port`).
+    /// Cluster mode: nodes to discover the topology from (`host:port`).
     pub seeds: Vec<String>,
+    /// Sentinel mode: Sentinel addresses (`host:port`), asked in order.
+    pub sentinels: Vec<String>,
+    /// Sentinel and static modes: the shards, in slot order.
+    pub shards: Vec<ShardConfig>,
+    /// ACL user and password for the Redis nodes (AUTH on every backend connection).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// ACL user and password for the Sentinels.
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<String>,
     pub connect_timeout_ms: u64,
     /// A backend that leaves a request unanswered this long is treated as dead.
     pub command_timeout_ms: u64,
-    /// Re-read the cluster topology this often even when nothing suggests a change.
+    /// Re-read the topology this often even when nothing suggests a change.
     pub refresh_interval_ms: u64,
     /// MOVED/ASK redirects followed for one request before giving up.
     pub max_redirects: u8,
-    /// Retries of TRYAGAIN, CLUSTERDOWN and unsent requests to an unreachable node.
-    pub max_retries: u8,
-    /// First retry delay; doubled on each further retry.
+    /// How long a request may wait, retrying, for its shard to have a writable master
+    /// (failover, TRYAGAIN, CLUSTERDOWN, READONLY, unreachable master).
+    pub failover_hold_ms: u64,
+    /// First retry delay while holding; doubled on each retry, capped at 500 ms.
     pub retry_backoff_ms: u64,
 }
 
@@ -105,11 +148,17 @@ impl Default for BackendConfig {
         BackendConfig {
             mode: Mode::Cluster,
             seeds: vec!["127.0.0.1:7000".into()],
+            sentinels: Vec::new(),
+            shards: Vec::new(),
+            username: None,
+            password: None,
+            sentinel_username: None,
+            sentinel_password: None,
             connect_timeout_ms: 1000,
             command_timeout_ms: 5000,
             refresh_interval_ms: 1000,
             max_redirects: 5,
-            max_retries: 6,
+            failover_hold_ms: 5000,
             retry_backoff_ms: 50,
         }
     }
@@ -167,17 +216,7 @@ impl Config {
                 format!("`{}` is not an ip:port address", self.proxy.listen),
             ));
         }
-        if self.backend.seeds.is_empty() {
-            return Err(bad("backend.seeds", "must list at least one node".into()));
-        }
-        for s in &self.backend.seeds {
-            if !valid_host_port(s) {
-                return Err(bad(
-                    "backend.seeds",
-                    format!("`{s}` is not a host:port address"),
-                ));
-            }
-        }
+        self.validate_backend(file)?;
         if self.proxy.max_clients == 0 {
             return Err(bad("proxy.max_clients", "must be at least 1".into()));
         }
@@ -213,11 +252,153 @@ impl Config {
         Ok(())
     }
 
+    fn validate_backend(&self, file: &Path) -> Result<(), ConfigError> {
+        let bad = |key: String, reason: String| ConfigError::Invalid {
+            file: file.into(),
+            key,
+            reason,
+        };
+        let check_addrs =
+            |key: &str, addrs: &[String]| match addrs.iter().find(|a| !valid_host_port(a)) {
+                Some(a) => Err(bad(key.into(), format!("`{a}` is not a host:port address"))),
+                None => Ok(()),
+            };
+        let b = &self.backend;
+        match b.mode {
+            Mode::Cluster => {
+                if b.seeds.is_empty() {
+                    return Err(bad(
+                        "backend.seeds".into(),
+                        "must list at least one node".into(),
+                    ));
+                }
+                check_addrs("backend.seeds", &b.seeds)?;
+                if !b.shards.is_empty() {
+                    return Err(bad(
+                        "backend.shards".into(),
+                        "is for sentinel and static modes; cluster mode reads the slots from the cluster".into(),
+                    ));
+                }
+                return Ok(());
+            }
+            Mode::Sentinel => {
+                if b.sentinels.is_empty() {
+                    return Err(bad(
+                        "backend.sentinels".into(),
+                        "must list at least one sentinel".into(),
+                    ));
+                }
+                check_addrs("backend.sentinels", &b.sentinels)?;
+            }
+            Mode::Static => {}
+        }
+        if b.shards.is_empty() {
+            return Err(bad(
+                "backend.shards".into(),
+                "must list at least one shard".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in b.shards.iter().enumerate() {
+            let key = |k: &str| format!("backend.shards[{i}].{k}");
+            match b.mode {
+                Mode::Sentinel => {
+                    let Some(name) = s.name.as_deref().filter(|n| !n.is_empty()) else {
+                        return Err(bad(
+                            key("name"),
+                            "sentinel mode needs the master name".into(),
+                        ));
+                    };
+                    if !names.insert(name) {
+                        return Err(bad(key("name"), format!("`{name}` is listed twice")));
+                    }
+                    if s.master.is_some() {
+                        return Err(bad(
+                            key("master"),
+                            "sentinel mode learns the master from Sentinel; give `name`".into(),
+                        ));
+                    }
+                }
+                _ => {
+                    let Some(m) = s.master.as_deref() else {
+                        return Err(bad(
+                            key("master"),
+                            "static mode needs the master's host:port".into(),
+                        ));
+                    };
+                    check_addrs(&key("master"), &[m.to_string()])?;
+                    check_addrs(&key("replicas"), &s.replicas)?;
+                }
+            }
+        }
+        let given = b.shards.iter().filter(|s| s.slots.is_some()).count();
+        if given != 0 && given != b.shards.len() {
+            return Err(bad(
+                "backend.shards".into(),
+                "give `slots` for every shard or for none".into(),
+            ));
+        }
+        let ranges = self
+            .shard_ranges()
+            .map_err(|(i, reason)| bad(format!("backend.shards[{i}].slots"), reason))?;
+        let placeholder = |i: usize| hive_common::topology::Shard {
+            master: format!("shard{i}"),
+            replicas: Vec::new(),
+        };
+        let map = ShardMap::new(
+            ranges
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (placeholder(i), r))
+                .collect(),
+        )
+        .map_err(|e| bad("backend.shards".into(), format!("slot ranges: {e}")))?;
+        if map.unassigned() > 0 {
+            return Err(bad(
+                "backend.shards".into(),
+                format!(
+                    "slot ranges leave {} of {SLOT_COUNT} slots unassigned",
+                    map.unassigned()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each shard's slot ranges: as configured, or an even split in order. `Err((shard, why))`.
+    pub fn shard_ranges(&self) -> Result<Vec<Vec<SlotRange>>, (usize, String)> {
+        let shards = &self.backend.shards;
+        if shards.iter().all(|s| s.slots.is_none()) {
+            return Ok(ShardMap::even_ranges(shards.len())
+                .into_iter()
+                .map(|r| vec![r])
+                .collect());
+        }
+        shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_ranges(s.slots.as_deref().unwrap_or("")).map_err(|e| (i, e)))
+            .collect()
+    }
+
     pub fn limits(&self) -> Limits {
         Limits {
             max_bulk_len: self.proxy.max_bulk_len,
             max_multibulk_len: self.proxy.max_multibulk_len,
         }
+    }
+
+    /// Credentials for the Redis nodes, if a password is configured.
+    pub fn node_auth(&self) -> Option<crate::upstream::Auth> {
+        crate::upstream::Auth::from_config(&self.backend.username, &self.backend.password)
+    }
+
+    /// Credentials for the Sentinels, if a password is configured.
+    pub fn sentinel_auth(&self) -> Option<crate::upstream::Auth> {
+        crate::upstream::Auth::from_config(
+            &self.backend.sentinel_username,
+            &self.backend.sentinel_password,
+        )
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -227,6 +408,27 @@ impl Config {
     pub fn command_timeout(&self) -> Duration {
         Duration::from_millis(self.backend.command_timeout_ms)
     }
+}
+
+/// Parses `"0-5460,6000,7000-7010"`.
+fn parse_ranges(text: &str) -> Result<Vec<SlotRange>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let num = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|n| *n < SLOT_COUNT)
+                .ok_or_else(|| format!("`{part}` is not a slot or slot range within 0-16383"))
+        };
+        let (start, end) = (num(a)?, num(b)?);
+        if start > end {
+            return Err(format!("`{part}`: the range starts after it ends"));
+        }
+        out.push(SlotRange { start, end });
+    }
+    Ok(out)
 }
 
 fn valid_host_port(s: &str) -> bool {
@@ -269,7 +471,7 @@ mod tests {
         let c = Config::load(path).unwrap();
         let d = Config::default();
         assert_eq!(c.proxy.max_clients, d.proxy.max_clients);
-        assert_eq!(c.backend.max_retries, d.backend.max_retries);
+        assert_eq!(c.backend.failover_hold_ms, d.backend.failover_hold_ms);
         // Every key the config has is shown in the example.
         let text = std::fs::read_to_string(path).unwrap();
         let all = toml::to_string(&d).unwrap();
@@ -306,5 +508,87 @@ mod tests {
         );
         let e = parse("[proxy]\nlisten = \"nowhere\"\n").unwrap_err();
         assert!(e.contains("key `proxy.listen`"), "{e}");
+    }
+
+    #[test]
+    fn config_sentinel_and_static_modes() {
+        let c = parse(
+            "[backend]\nmode = \"sentinel\"\nsentinels = [\"127.0.0.1:26379\"]\n\
+             [[backend.shards]]\nname = \"a\"\n[[backend.shards]]\nname = \"b\"\n",
+        )
+        .unwrap();
+        let r = c.shard_ranges().unwrap();
+        assert_eq!((r[0][0].start, r[0][0].end, r[1][0].end), (0, 8191, 16383));
+        let c = parse(
+            "[backend]\nmode = \"static\"\n\
+             [[backend.shards]]\nmaster = \"127.0.0.1:7000\"\nslots = \"0-99,200-16383\"\n\
+             [[backend.shards]]\nmaster = \"127.0.0.1:7001\"\nslots = \"100-199\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.shard_ranges().unwrap()[0].len(), 2);
+    }
+
+    #[test]
+    fn config_shard_errors_name_the_shard() {
+        let sentinel = "[backend]\nmode = \"sentinel\"\nsentinels = [\"127.0.0.1:26379\"]\n";
+        let e = parse(sentinel).unwrap_err();
+        assert_eq!(
+            e,
+            "hive.toml: key `backend.shards`: must list at least one shard"
+        );
+        let e = parse(&format!(
+            "{sentinel}[[backend.shards]]\nname = \"a\"\n[[backend.shards]]\nname = \"a\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "hive.toml: key `backend.shards[1].name`: `a` is listed twice"
+        );
+        let e = parse("[backend]\nmode = \"sentinel\"\n[[backend.shards]]\nname = \"a\"\n")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "hive.toml: key `backend.sentinels`: must list at least one sentinel"
+        );
+        let stat = "[backend]\nmode = \"static\"\n";
+        let e = parse(&format!("{stat}[[backend.shards]]\nname = \"x\"\n")).unwrap_err();
+        assert!(
+            e.contains("key `backend.shards[0].master`: static mode needs"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{stat}[[backend.shards]]\nmaster = \"127.0.0.1:1\"\nslots = \"0-100\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "hive.toml: key `backend.shards`: slot ranges leave 16283 of 16384 slots unassigned"
+        );
+        let e = parse(&format!(
+            "{stat}[[backend.shards]]\nmaster = \"127.0.0.1:1\"\nslots = \"0-9000\"\n\
+             [[backend.shards]]\nmaster = \"127.0.0.1:2\"\nslots = \"9000-16383\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "hive.toml: key `backend.shards`: slot ranges: slot 9000 is assigned twice"
+        );
+        let e = parse(&format!(
+            "{stat}[[backend.shards]]\nmaster = \"127.0.0.1:1\"\nslots = \"0-16384\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("key `backend.shards[0].slots`: `0-16384` is not a slot"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{stat}[[backend.shards]]\nmaster = \"127.0.0.1:1\"\nslots = \"0-16383\"\n\
+             [[backend.shards]]\nmaster = \"127.0.0.1:2\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("give `slots` for every shard or for none"),
+            "{e}"
+        );
     }
 }

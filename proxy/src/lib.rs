@@ -4,9 +4,11 @@
 pub mod client;
 pub mod config;
 pub mod dispatch;
+pub mod drill;
 pub mod error;
 pub mod local;
 pub mod localcluster;
+pub mod localsentinel;
 pub mod merge;
 pub mod route;
 pub mod server;

@@ -322,19 +322,14 @@ fn write_simples(out: &mut BytesMut, items: &[String]) {
 pub fn proxy_info(shared: &Shared) -> String {
     let s = &shared.stats;
     let topo = shared.topology.load();
-    let masters: Vec<&str> = topo
-        .map
-        .shards()
-        .iter()
-        .map(|s| s.master.as_str())
-        .collect();
-    format!(
-        "# Proxy\r\nhive_version:{}\r\nbackend_mode:cluster\r\nuptime_in_seconds:{}\r\n\
+    let mut out = format!(
+        "# Proxy\r\nhive_version:{}\r\nbackend_mode:{}\r\nuptime_in_seconds:{}\r\n\
 connected_clients:{}\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
 total_commands_processed:{}\r\nerror_replies:{}\r\nmoved_redirects:{}\r\nask_redirects:{}\r\n\
-retries:{}\r\nbackend_failures:{}\r\ntopology_refreshes:{}\r\nmasters:{}\r\n\
-unassigned_slots:{}\r\nmaster_nodes:{}\r\n\r\n",
+retries:{}\r\nbackend_failures:{}\r\ntopology_refreshes:{}\r\nsentinel_events:{}\r\n\
+masters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
         env!("CARGO_PKG_VERSION"),
+        shared.config.backend.mode.as_str(),
         s.started.elapsed().as_secs(),
         Stats::get(&s.connected_clients),
         Stats::get(&s.connections_received),
@@ -346,10 +341,48 @@ unassigned_slots:{}\r\nmaster_nodes:{}\r\n\r\n",
         Stats::get(&s.retries),
         Stats::get(&s.backend_failures),
         Stats::get(&s.topology_refreshes),
-        masters.len(),
+        Stats::get(&s.sentinel_events),
+        topo.masters.iter().filter(|m| m.is_some()).count(),
         topo.map.unassigned(),
-        masters.join(","),
-    )
+        topo.map
+            .shards()
+            .iter()
+            .map(|s| s.master.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    if !shared.config.backend.sentinels.is_empty() {
+        out.push_str(&format!(
+            "sentinels:{}\r\n",
+            shared.config.backend.sentinels.join(",")
+        ));
+    }
+    for (i, (shard, ranges)) in topo.map.shards().iter().zip(topo.map.ranges()).enumerate() {
+        let slots: Vec<String> = ranges
+            .iter()
+            .map(|r| {
+                if r.start == r.end {
+                    r.start.to_string()
+                } else {
+                    format!("{}-{}", r.start, r.end)
+                }
+            })
+            .collect();
+        let status = if topo.masters.get(i).is_some_and(Option::is_some) {
+            "ok"
+        } else {
+            "no_master"
+        };
+        out.push_str(&format!(
+            "shard{i}:name={},master={},replicas={},slots={},status={status}\r\n",
+            topo.shard_name(i),
+            shard.master,
+            shard.replicas.join("|"),
+            slots.join("|"),
+        ));
+    }
+    out.push_str("\r\n");
+    out
 }
 
 #[cfg(test)]

@@ -10,18 +10,24 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use hive_common::topology::ShardMap;
 
-use crate::upstream::query::{query, Conn};
+use crate::upstream::query::{query, Conn, QueryError};
 
 /// The redis-server binary: `$HIVE_REDIS_SERVER`, else `redis-server` from PATH.
 pub fn redis_server_bin() -> String {
     std::env::var("HIVE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
 }
 
-/// One redis-server child process, killed on Drop.
+/// The redis-sentinel binary: `$HIVE_REDIS_SENTINEL`, else `redis-sentinel` from PATH.
+pub fn redis_sentinel_bin() -> String {
+    std::env::var("HIVE_REDIS_SENTINEL").unwrap_or_else(|_| "redis-sentinel".into())
+}
+
+/// One redis-server (or redis-sentinel) child process, killed on Drop.
 pub struct RedisProcess {
     pub port: u16,
     pub addr: String,
     pub dir: PathBuf,
+    bin: String,
     args: Vec<String>,
     child: Option<Child>,
 }
@@ -55,10 +61,22 @@ impl RedisProcess {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
+        RedisProcess::start_with(redis_server_bin(), dir, port, args)
+    }
+
+    /// Starts `bin` with `args` and waits until port `port` answers PING (an auth error
+    /// counts as an answer).
+    pub fn start_with(
+        bin: String,
+        dir: &Path,
+        port: u16,
+        args: Vec<String>,
+    ) -> Result<RedisProcess> {
         let mut p = RedisProcess {
             port,
             addr: format!("127.0.0.1:{port}"),
             dir: dir.into(),
+            bin,
             args,
             child: None,
         };
@@ -67,7 +85,7 @@ impl RedisProcess {
     }
 
     fn spawn(&mut self) -> Result<()> {
-        let bin = redis_server_bin();
+        let bin = self.bin.clone();
         let child = Command::new(&bin)
             .args(&self.args)
             .stdin(Stdio::null())
@@ -80,8 +98,9 @@ impl RedisProcess {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if block_on(query(&self.addr, &["PING"], Duration::from_millis(500))).is_ok() {
-                return Ok(());
+            match block_on(query(&self.addr, &["PING"], Duration::from_millis(500))) {
+                Ok(_) | Err(QueryError::Redis { .. }) => return Ok(()),
+                Err(_) => {}
             }
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use hive_proxy::config::Config;
+use hive_proxy::config::{Config, Mode, ShardConfig};
+use hive_proxy::drill::{self as drills, DrillOpts};
 use hive_proxy::localcluster::{ClusterOpts, LocalCluster};
+use hive_proxy::localsentinel::{GroupOpts, LocalGroups};
 use hive_proxy::server::{self, ProxyHandle};
+use hive_proxy::upstream::Auth;
 use tokio::sync::watch;
 use tracing::info;
 
@@ -26,8 +29,38 @@ struct Cli {
 enum Cmd {
     /// Serve: one endpoint in front of a Redis Cluster.
     Proxy(ProxyArgs),
-    /// Start a local 3-master + 3-replica cluster on loopback with the proxy in front.
+    /// Start a local 3-master + 3-replica deployment on loopback with the proxy in front.
     Up(UpArgs),
+    /// Operational drills against a running proxy.
+    #[command(subcommand)]
+    Drill(DrillCmd),
+}
+
+#[derive(Subcommand)]
+enum DrillCmd {
+    /// Force a failover of one shard while writers run through the proxy; report the outage.
+    Failover(DrillArgs),
+}
+
+#[derive(Args)]
+struct DrillArgs {
+    /// The proxy to write through.
+    #[arg(long, default_value = "127.0.0.1:6380")]
+    proxy: String,
+    /// The shard to fail over (its name in INFO: the Sentinel master name, or the master address).
+    #[arg(long)]
+    group: Option<String>,
+    /// Kill -9 the shard's master (local nodes only) instead of SENTINEL/CLUSTER FAILOVER.
+    #[arg(long)]
+    kill: bool,
+    /// How long the writers run, in seconds.
+    #[arg(long, default_value_t = 15)]
+    duration: u64,
+    #[arg(long, default_value_t = 4)]
+    writers: usize,
+    /// Password of the nodes and sentinels, if any.
+    #[arg(long)]
+    password: Option<String>,
 }
 
 #[derive(Args)]
@@ -38,6 +71,15 @@ struct ProxyArgs {
     /// Seed nodes of the cluster, comma-separated host:port (overrides backend.seeds).
     #[arg(long, value_delimiter = ',')]
     cluster: Vec<String>,
+    /// Sentinel mode: sentinel addresses, comma-separated (needs --masters).
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["cluster", "static_masters"])]
+    sentinel: Vec<String>,
+    /// Sentinel mode: the master names Sentinel monitors, in slot order.
+    #[arg(long, value_delimiter = ',', requires = "sentinel")]
+    masters: Vec<String>,
+    /// Static mode: master addresses, comma-separated, in slot order.
+    #[arg(long = "static", value_delimiter = ',', conflicts_with = "cluster")]
+    static_masters: Vec<String>,
     /// Listen address (overrides proxy.listen).
     #[arg(long)]
     listen: Option<String>,
@@ -46,8 +88,20 @@ struct ProxyArgs {
     threads: Option<usize>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum UpMode {
+    /// A Redis Cluster (3 masters + 3 replicas).
+    Cluster,
+    /// 3 master/replica groups watched by 3 sentinels (quorum 2).
+    Sentinel,
+    /// 3 standalone masters, each with a replica, sharded by the proxy.
+    Static,
+}
+
 #[derive(Args)]
 struct UpArgs {
+    #[arg(long, value_enum, default_value = "cluster")]
+    mode: UpMode,
     /// Where the proxy listens.
     #[arg(long, default_value = "127.0.0.1:6380")]
     listen: String,
@@ -68,6 +122,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Proxy(a) => proxy(a),
         Cmd::Up(a) => up(a),
+        Cmd::Drill(DrillCmd::Failover(a)) => drill(a),
     }
 }
 
@@ -86,7 +141,31 @@ fn proxy(a: ProxyArgs) -> Result<()> {
         None => Config::default(),
     };
     if !a.cluster.is_empty() {
+        config.backend.mode = Mode::Cluster;
         config.backend.seeds = a.cluster;
+    }
+    if !a.sentinel.is_empty() {
+        config.backend.mode = Mode::Sentinel;
+        config.backend.sentinels = a.sentinel;
+        config.backend.shards = a
+            .masters
+            .into_iter()
+            .map(|name| ShardConfig {
+                name: Some(name),
+                ..Default::default()
+            })
+            .collect();
+    }
+    if !a.static_masters.is_empty() {
+        config.backend.mode = Mode::Static;
+        config.backend.shards = a
+            .static_masters
+            .into_iter()
+            .map(|m| ShardConfig {
+                master: Some(m),
+                ..Default::default()
+            })
+            .collect();
     }
     if let Some(l) = a.listen {
         config.proxy.listen = l;
@@ -137,30 +216,88 @@ fn up(a: UpArgs) -> Result<()> {
             tmp.path().to_path_buf()
         }
     };
-    println!(
-        "starting {} masters + {} replicas each on 127.0.0.1:{}.. (data in {})",
-        a.masters,
-        a.replicas,
-        a.port,
-        dir.display()
-    );
-    let cluster = LocalCluster::start(&ClusterOpts {
-        masters: a.masters,
-        replicas: a.replicas,
-        base_port: Some(a.port),
-        node_timeout_ms: 2000,
-        dir: dir.clone(),
-        extra: Vec::new(),
-    })?;
     let mut config = Config::default();
     config.proxy.listen = a.listen.clone();
-    config.backend.seeds = cluster.master_addrs();
+    // Whichever deployment runs stays alive until the proxy is gone.
+    let mut cluster = None;
+    let mut groups = None;
+    let description = match a.mode {
+        UpMode::Cluster => {
+            println!(
+                "starting a cluster of {} masters + {} replicas each on 127.0.0.1:{}.. (data in {})",
+                a.masters, a.replicas, a.port, dir.display()
+            );
+            let c = LocalCluster::start(&ClusterOpts {
+                masters: a.masters,
+                replicas: a.replicas,
+                base_port: Some(a.port),
+                node_timeout_ms: 2000,
+                dir: dir.clone(),
+                extra: Vec::new(),
+            })?;
+            config.backend.seeds = c.master_addrs();
+            let d = format!(
+                "a {}-node Redis Cluster: {}",
+                c.nodes.len(),
+                c.addrs().join(" ")
+            );
+            cluster = Some(c);
+            d
+        }
+        UpMode::Sentinel | UpMode::Static => {
+            let sentinels = if a.mode == UpMode::Sentinel { 3 } else { 0 };
+            println!(
+                "starting {} groups (master + {} replicas) and {sentinels} sentinels on 127.0.0.1:{}.. (data in {})",
+                a.masters, a.replicas, a.port, dir.display()
+            );
+            let mut opts = GroupOpts::new(a.masters, sentinels, dir.clone());
+            opts.replicas = a.replicas;
+            opts.base_port = Some(a.port);
+            let g = LocalGroups::start(&opts)?;
+            let d = if a.mode == UpMode::Sentinel {
+                config.backend.mode = Mode::Sentinel;
+                config.backend.sentinels = g.sentinel_addrs();
+                config.backend.shards = g
+                    .names()
+                    .into_iter()
+                    .map(|n| ShardConfig {
+                        name: Some(n),
+                        ..Default::default()
+                    })
+                    .collect();
+                format!(
+                    "{} Sentinel groups ({}); sentinels {}",
+                    g.groups.len(),
+                    g.names().join(", "),
+                    g.sentinel_addrs().join(" ")
+                )
+            } else {
+                config.backend.mode = Mode::Static;
+                config.backend.shards = g
+                    .groups
+                    .iter()
+                    .map(|grp| ShardConfig {
+                        master: Some(grp.nodes[0].addr.clone()),
+                        replicas: grp.nodes[1..].iter().map(|n| n.addr.clone()).collect(),
+                        ..Default::default()
+                    })
+                    .collect();
+                format!(
+                    "{} static masters: {}",
+                    g.groups.len(),
+                    g.initial_masters().join(" ")
+                )
+            };
+            groups = Some(g);
+            d
+        }
+    };
+    config.validate(std::path::Path::new("<hive up>"))?;
     let proxy = ProxyHandle::start(config)
         .with_context(|| format!("cannot start the proxy on {}", a.listen))?;
     println!(
-        "\nHive is up: proxy on {} in front of a {}-node cluster",
-        proxy.addr,
-        cluster.nodes.len()
+        "\nHive is up: proxy on {} in front of {description}",
+        proxy.addr
     );
     println!(
         "  connect:   redis-cli -h {} -p {}",
@@ -172,7 +309,7 @@ fn up(a: UpArgs) -> Result<()> {
         proxy.addr.ip(),
         proxy.addr.port()
     );
-    println!("  nodes:     {}", cluster.addrs().join(" "));
+    println!("  drill:     hive drill failover --proxy {}", proxy.addr);
     println!("Press Ctrl-C to stop and remove everything.");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -181,6 +318,33 @@ fn up(a: UpArgs) -> Result<()> {
     println!("stopping");
     drop(proxy);
     drop(cluster);
+    drop(groups);
     std::thread::sleep(Duration::from_millis(50));
+    Ok(())
+}
+
+fn drill(a: DrillArgs) -> Result<()> {
+    let opts = DrillOpts {
+        proxy: a.proxy,
+        group: a.group,
+        kill: a.kill,
+        duration: Duration::from_secs(a.duration.max(2)),
+        writers: a.writers,
+        auth: a.password.map(|p| Auth {
+            username: None,
+            password: p,
+        }),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(drills::failover(opts))?;
+    println!("{report}");
+    if report.missing > 0 {
+        anyhow::bail!(
+            "{} acknowledged writes are missing after the failover",
+            report.missing
+        );
+    }
     Ok(())
 }

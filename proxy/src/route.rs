@@ -35,6 +35,10 @@ pub enum Upstream {
     TryAgain,
     /// `-CLUSTERDOWN`: the cluster cannot serve the slot now.
     ClusterDown,
+    /// `-READONLY`: the node we took for the master is a replica (the map is stale).
+    ReadOnly,
+    /// `-LOADING`: the node is loading its dataset after a restart.
+    Loading,
 }
 
 impl Upstream {
@@ -47,6 +51,12 @@ impl Upstream {
         }
         if line.starts_with(b"CLUSTERDOWN") {
             return Some(Upstream::ClusterDown);
+        }
+        if line.starts_with(b"READONLY") {
+            return Some(Upstream::ReadOnly);
+        }
+        if line.starts_with(b"LOADING") {
+            return Some(Upstream::Loading);
         }
         let (moved, rest) = if let Some(r) = line.strip_prefix(b"MOVED ") {
             (true, r)
@@ -100,6 +110,14 @@ mod tests {
         assert_eq!(
             Upstream::parse(b"-CLUSTERDOWN The cluster is down\r\n"),
             Some(Upstream::ClusterDown)
+        );
+        assert_eq!(
+            Upstream::parse(b"-READONLY You can't write against a read only replica.\r\n"),
+            Some(Upstream::ReadOnly)
+        );
+        assert_eq!(
+            Upstream::parse(b"-LOADING Redis is loading\r\n"),
+            Some(Upstream::Loading)
         );
         assert_eq!(Upstream::parse(b"-ERR wrong\r\n"), None);
         assert_eq!(Upstream::parse(b"-MOVED 99999 a:1\r\n"), None);

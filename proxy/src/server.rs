@@ -13,15 +13,18 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::shared::Shared;
 use crate::stats::Stats;
-use crate::upstream::cluster;
+use crate::upstream::source;
 
 /// Binds the listener and reads the first topology (a failure there is logged, not fatal: the
 /// refresher keeps trying and requests get `-CLUSTERDOWN` meanwhile).
 pub async fn bind(config: Config) -> std::io::Result<(TcpListener, Arc<Shared>)> {
     let listener = TcpListener::bind(&config.proxy.listen).await?;
     let shared = Shared::new(config);
-    if !cluster::refresh_once(&shared).await {
-        warn!(seeds = ?shared.config.backend.seeds, "no seed node answered CLUSTER SLOTS yet");
+    if !source::initial(&shared).await {
+        warn!(
+            mode = shared.config.backend.mode.as_str(),
+            "the topology is not complete yet; retrying in the background"
+        );
     }
     Ok((listener, shared))
 }
@@ -33,7 +36,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    tokio::spawn(cluster::run_refresher(shared.clone(), shutdown.clone()));
+    tokio::spawn(source::run(shared.clone(), shutdown.clone()));
     let max = shared.config.proxy.max_clients as u64;
     let stats = shared.stats.clone();
     loop {

@@ -1,7 +1,9 @@
 //! State shared by every client task: config, the topology snapshot, the pool and counters.
 
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use hive_common::topology::ShardMap;
@@ -13,9 +15,12 @@ use crate::upstream::backend::{Backend, BackendOpts};
 use crate::upstream::pool::Pool;
 
 /// An immutable routing snapshot: the shard map plus a connection handle per shard master.
+/// A shard whose master is unknown or down (mid-failover) has `None`: its requests wait.
 pub struct Topology {
     pub map: ShardMap,
-    pub masters: Vec<Arc<Backend>>,
+    pub masters: Vec<Option<Arc<Backend>>>,
+    /// Shard names for messages: Sentinel master names, else the master address.
+    pub names: Vec<String>,
 }
 
 impl Topology {
@@ -23,9 +28,23 @@ impl Topology {
         Topology {
             map: ShardMap::empty(),
             masters: Vec::new(),
+            names: Vec::new(),
         }
     }
+
+    /// A master for keyless commands, spread by `rr`; `None` only if no shard has one.
+    pub fn any_master(&self, rr: usize) -> Option<&Arc<Backend>> {
+        let n = self.masters.len();
+        (0..n).find_map(|k| self.masters[(rr + k) % n].as_ref())
+    }
+
+    pub fn shard_name(&self, i: usize) -> &str {
+        self.names.get(i).map(String::as_str).unwrap_or("?")
+    }
 }
+
+/// The master address `ShardMap` carries for a shard with no usable master.
+pub const NO_MASTER: &str = "";
 
 pub struct Shared {
     pub config: Config,
@@ -36,6 +55,12 @@ pub struct Shared {
     /// Wakes the topology refresher (after MOVED, CLUSTERDOWN or a dead connection).
     pub refresh: Arc<Notify>,
     pub next_client_id: AtomicU64,
+    /// Bumped by every install, so a slow refresh cannot overwrite a newer change.
+    generation: AtomicU64,
+    install_lock: Mutex<()>,
+    /// Shards Sentinel is failing over, until when: their requests wait and the periodic
+    /// re-check must not reinstate the old master (it still takes writes that would be lost).
+    failovers: Mutex<HashMap<usize, Instant>>,
 }
 
 impl Shared {
@@ -45,6 +70,7 @@ impl Shared {
         let opts = BackendOpts {
             connect_timeout: config.connect_timeout(),
             command_timeout: config.command_timeout(),
+            auth: config.node_auth(),
         };
         Arc::new(Shared {
             pool: Pool::new(opts, refresh.clone(), stats.clone()),
@@ -53,16 +79,66 @@ impl Shared {
             stats,
             refresh,
             next_client_id: AtomicU64::new(1),
+            generation: AtomicU64::new(0),
+            install_lock: Mutex::new(()),
+            failovers: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Installs a new shard map, reusing pooled connections.
-    pub fn install(&self, map: ShardMap) {
+    /// Marks shard `i` as failing over until `until` (`None` clears it).
+    pub fn set_failover(&self, i: usize, until: Option<Instant>) {
+        let mut f = self.failovers.lock().unwrap_or_else(|p| p.into_inner());
+        match until {
+            Some(t) => f.insert(i, t),
+            None => f.remove(&i),
+        };
+    }
+
+    /// Whether shard `i` is in a failover that has not timed out.
+    pub fn failing_over(&self, i: usize) -> bool {
+        let f = self.failovers.lock().unwrap_or_else(|p| p.into_inner());
+        f.get(&i).is_some_and(|t| Instant::now() < *t)
+    }
+
+    /// The current install generation (see `install_if`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Installs a new shard map, reusing pooled connections. `names` labels the shards
+    /// (empty: the master addresses).
+    pub fn install(&self, map: ShardMap, names: Vec<String>) {
+        let _g = self.install_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.store(map, names);
+    }
+
+    /// Installs `map` only if nothing was installed since `generation` was read; returns
+    /// whether it did.
+    pub fn install_if(&self, generation: u64, map: ShardMap, names: Vec<String>) -> bool {
+        let _g = self.install_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation() != generation {
+            return false;
+        }
+        self.store(map, names);
+        true
+    }
+
+    fn store(&self, map: ShardMap, names: Vec<String>) {
         let masters = map
             .shards()
             .iter()
-            .map(|s| self.pool.get(&s.master))
+            .map(|s| (s.master != NO_MASTER).then(|| self.pool.get(&s.master)))
             .collect();
-        self.topology.store(Arc::new(Topology { map, masters }));
+        let names = if names.len() == map.shards().len() {
+            names
+        } else {
+            map.shards().iter().map(|s| s.master.clone()).collect()
+        };
+        self.topology.store(Arc::new(Topology {
+            map,
+            masters,
+            names,
+        }));
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -16,6 +16,7 @@ pub struct Stats {
     pub retries: AtomicU64,
     pub backend_failures: AtomicU64,
     pub topology_refreshes: AtomicU64,
+    pub sentinel_events: AtomicU64,
 }
 
 impl Default for Stats {
@@ -32,6 +33,7 @@ impl Default for Stats {
             retries: AtomicU64::new(0),
             backend_failures: AtomicU64::new(0),
             topology_refreshes: AtomicU64::new(0),
+            sentinel_events: AtomicU64::new(0),
         }
     }
 }

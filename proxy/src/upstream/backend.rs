@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, warn};
 
-use super::{Inbox, Job, ReplyTx, Tag};
+use super::query::Conn;
+use super::{Auth, Inbox, Job, ReplyTx, Tag};
 use crate::error::ProxyError;
 use crate::stats::Stats;
 
@@ -23,6 +24,7 @@ use crate::stats::Stats;
 pub struct BackendOpts {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+    pub auth: Option<Auth>,
 }
 
 /// Handle to a backend connection task. Cloning the `Arc` is the only per-request cost.
@@ -126,19 +128,13 @@ impl Task {
         }
     }
 
+    /// Connects and, when configured, authenticates before any request is written.
     async fn connect(&self) -> Result<TcpStream, String> {
-        let c = tokio::time::timeout(self.opts.connect_timeout, TcpStream::connect(&*self.addr));
-        match c.await {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                Ok(s)
-            }
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "connect timed out after {:?}",
-                self.opts.connect_timeout
-            )),
-        }
+        let t = self.opts.connect_timeout;
+        let conn = Conn::connect_auth(&self.addr, t, self.opts.auth.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(conn.into_stream())
     }
 
     fn fail_job(&self, job: Job, why: &str) {

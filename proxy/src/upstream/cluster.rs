@@ -8,13 +8,19 @@ use hive_common::topology::{Shard, ShardMap, SlotRange};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::query::{query, QueryError};
+use super::query::{Conn, QueryError};
+use super::Auth;
 use crate::shared::Shared;
 use crate::stats::Stats;
 
 /// Reads the slot map from one node with `CLUSTER SLOTS`.
-pub async fn fetch_shard_map(addr: &str, timeout: Duration) -> Result<ShardMap, QueryError> {
-    let reply = query(addr, &["CLUSTER", "SLOTS"], timeout).await?;
+pub async fn fetch_shard_map(
+    addr: &str,
+    timeout: Duration,
+    auth: Option<&Auth>,
+) -> Result<ShardMap, QueryError> {
+    let mut c = Conn::connect_auth(addr, timeout, auth).await?;
+    let reply = c.call(&["CLUSTER", "SLOTS"]).await?;
     parse_cluster_slots(&reply, addr).map_err(|reason| QueryError::BadReply {
         addr: addr.into(),
         reason,
@@ -95,6 +101,7 @@ pub async fn run_refresher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bo
 pub async fn refresh_once(shared: &Shared) -> bool {
     Stats::add(&shared.stats.topology_refreshes, 1);
     let timeout = shared.config.connect_timeout();
+    let auth = shared.config.node_auth();
     let current = shared.topology.load_full();
     let mut candidates: Vec<String> = current
         .map
@@ -115,7 +122,7 @@ pub async fn refresh_once(shared: &Shared) -> bool {
         }
     }
     for addr in &candidates {
-        match fetch_shard_map(addr, timeout).await {
+        match fetch_shard_map(addr, timeout, auth.as_ref()).await {
             Ok(map) if map.shards().is_empty() => continue,
             Ok(map) => {
                 if map != current.map {
@@ -125,7 +132,7 @@ pub async fn refresh_once(shared: &Shared) -> bool {
                         unassigned = map.unassigned(),
                         "topology changed"
                     );
-                    shared.install(map);
+                    shared.install(map, Vec::new());
                 }
                 return true;
             }

@@ -5,11 +5,38 @@ pub mod backend;
 pub mod cluster;
 pub mod pool;
 pub mod query;
+pub mod sentinel;
+pub mod source;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::error::ProxyError;
+
+/// Credentials sent with `AUTH` right after connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub username: Option<String>,
+    pub password: String,
+}
+
+impl Auth {
+    /// `Some` when a password is configured.
+    pub fn from_config(username: &Option<String>, password: &Option<String>) -> Option<Auth> {
+        password.as_ref().map(|p| Auth {
+            username: username.clone(),
+            password: p.clone(),
+        })
+    }
+
+    /// The AUTH command's arguments.
+    pub fn args(&self) -> Vec<&str> {
+        match &self.username {
+            Some(u) => vec!["AUTH", u, &self.password],
+            None => vec!["AUTH", &self.password],
+        }
+    }
+}
 
 /// Identifies one request unit of one client: its sequence number and, for split or fan-out
 /// commands, which part.

@@ -51,6 +51,80 @@ impl Conn {
         })
     }
 
+    /// Connects and authenticates when `auth` is given.
+    pub async fn connect_auth(
+        addr: &str,
+        timeout: Duration,
+        auth: Option<&super::Auth>,
+    ) -> Result<Conn, QueryError> {
+        let mut c = Conn::connect(addr, timeout).await?;
+        if let Some(a) = auth {
+            c.call(&a.args()).await?;
+        }
+        Ok(c)
+    }
+
+    /// The socket, for a caller that takes over the connection (nothing may be buffered).
+    pub fn into_stream(self) -> TcpStream {
+        debug_assert!(self.buf.is_empty());
+        self.stream
+    }
+
+    /// Reads the next value the server sends (pub/sub messages), waiting at most `timeout`.
+    pub async fn read(&mut self, timeout: Duration) -> Result<Value, QueryError> {
+        let addr = self.addr.clone();
+        let (stream, buf) = (&mut self.stream, &mut self.buf);
+        let fut = async {
+            loop {
+                match parse_value(buf) {
+                    Ok(Some((v, n))) => {
+                        let _ = buf.split_to(n);
+                        return Ok(v);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(QueryError::BadReply {
+                            addr: addr.clone(),
+                            reason: e.to_string(),
+                        })
+                    }
+                }
+                let n = stream
+                    .read_buf(buf)
+                    .await
+                    .map_err(|source| QueryError::Io {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                if n == 0 {
+                    return Err(QueryError::Io {
+                        addr: addr.clone(),
+                        source: std::io::ErrorKind::UnexpectedEof.into(),
+                    });
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(QueryError::Timeout {
+                addr: self.addr.clone(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Writes a command without waiting for its reply.
+    pub async fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<(), QueryError> {
+        let req = Request::from_args(args);
+        self.stream
+            .write_all(req.raw())
+            .await
+            .map_err(|source| QueryError::Io {
+                addr: self.addr.clone(),
+                source,
+            })
+    }
+
     pub fn addr(&self) -> &str {
         &self.addr
     }
