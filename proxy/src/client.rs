@@ -418,8 +418,13 @@ impl Conn {
         u.attempts = u.attempts.saturating_add(1);
         let delay = Duration::from_millis((backoff << (u.attempts - 1).min(5)).min(500)).min(left);
         Stats::add(&stats.retries, 1);
+        let mut changed = self.shared.topology_changes();
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            // Retry after the backoff, or as soon as a new topology (a new master) is in.
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = changed.changed() => {}
+            }
             let _ = tx.send(Inbox::Retry { tag });
         });
     }

@@ -61,6 +61,8 @@ pub struct Shared {
     /// Shards Sentinel is failing over, until when: their requests wait and the periodic
     /// re-check must not reinstate the old master (it still takes writes that would be lost).
     failovers: Mutex<HashMap<usize, Instant>>,
+    /// Ticks on every install, so requests waiting for a master retry at once.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -82,6 +84,7 @@ impl Shared {
             generation: AtomicU64::new(0),
             install_lock: Mutex::new(()),
             failovers: Mutex::new(HashMap::new()),
+            changed: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -139,6 +142,12 @@ impl Shared {
             masters,
             names,
         }));
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.changed.send_replace(generation);
+    }
+
+    /// A receiver that wakes when the next topology is installed.
+    pub fn topology_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 }

@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hive_proxy::config::Config;
+use hive_proxy::config::{Mode, ShardConfig};
 use hive_proxy::localcluster::{ClusterOpts, LocalCluster, RedisProcess};
+use hive_proxy::localsentinel::{GroupOpts, LocalGroups};
 use hive_proxy::server::ProxyHandle;
 use tempfile::TempDir;
 
 pub use hive_proxy::localcluster::{block_on, free_port_pair, info_field};
+
+pub mod suites;
 
 /// Load tests take this lock so two of them never compete for the 2 cores.
 pub fn heavy() -> MutexGuard<'static, ()> {
@@ -70,6 +74,110 @@ impl Env {
 
     pub fn port(&self) -> u16 {
         self.proxy.addr.port()
+    }
+}
+
+/// Master/replica groups (with sentinels in sentinel mode) and a proxy in front. Field order
+/// matters: the proxy stops before the nodes.
+pub struct GroupEnv {
+    pub proxy: ProxyHandle,
+    pub groups: LocalGroups,
+    pub dir: TempDir,
+}
+
+impl GroupEnv {
+    /// `groups` master + replica groups watched by 3 sentinels (quorum 2, down-after 1000 ms).
+    pub fn sentinel(
+        groups: usize,
+        password: Option<&str>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> GroupEnv {
+        GroupEnv::start(groups, 3, password, tweak)
+    }
+
+    /// `groups` standalone masters (each with a replica) in static mode.
+    pub fn statik(groups: usize, tweak: impl FnOnce(&mut Config)) -> GroupEnv {
+        GroupEnv::start(groups, 0, None, tweak)
+    }
+
+    fn start(
+        groups: usize,
+        sentinels: usize,
+        password: Option<&str>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> GroupEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("hive-test-")
+            .tempdir()
+            .expect("tempdir");
+        let mut opts = GroupOpts::new(groups, sentinels, dir.path().to_path_buf());
+        opts.password = password.map(str::to_string);
+        opts.failover_timeout_ms = 4000;
+        let local = LocalGroups::start(&opts).expect("start the groups");
+        let mut config = Config::default();
+        config.proxy.listen = "127.0.0.1:0".into();
+        config.proxy.threads = 2;
+        config.backend.password = local.password.clone();
+        config.backend.sentinel_password = local.password.clone();
+        config.backend.failover_hold_ms = 10_000;
+        if sentinels > 0 {
+            config.backend.mode = Mode::Sentinel;
+            config.backend.sentinels = local.sentinel_addrs();
+            config.backend.shards = local
+                .names()
+                .into_iter()
+                .map(|n| ShardConfig {
+                    name: Some(n),
+                    ..Default::default()
+                })
+                .collect();
+        } else {
+            config.backend.mode = Mode::Static;
+            config.backend.shards = local
+                .initial_masters()
+                .into_iter()
+                .map(|m| ShardConfig {
+                    master: Some(m),
+                    ..Default::default()
+                })
+                .collect();
+        }
+        tweak(&mut config);
+        let proxy = ProxyHandle::start(config).expect("start the proxy");
+        GroupEnv {
+            proxy,
+            groups: local,
+            dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.proxy.addr)
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        connect(&self.url())
+    }
+
+    /// A direct connection to a node (with the password, if any).
+    pub fn node(&self, addr: &str) -> redis::Connection {
+        connect(&suites::url(addr, self.groups.password.as_deref()))
+    }
+
+    /// The master the proxy currently routes shard `i` to.
+    pub fn routed_master(&self, i: usize) -> String {
+        self.proxy.shared.topology.load().map.shards()[i]
+            .master
+            .clone()
+    }
+
+    /// A hash tag whose keys belong to shard `i`.
+    pub fn tag_of(&self, i: usize) -> String {
+        let topo = self.proxy.shared.topology.load();
+        (0..)
+            .map(|n| format!("{{g{n}}}"))
+            .find(|t| topo.map.shard_of(hive_common::Slot::for_key(t.as_bytes())) == Some(i))
+            .expect("every shard owns a slot")
     }
 }
 

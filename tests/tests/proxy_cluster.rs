@@ -1,148 +1,27 @@
 //! The proxy in front of a real 3-master + 3-replica cluster: routing, splits, pipelines,
 //! local commands and redis-benchmark.
 
-use std::collections::HashMap;
 use std::process::Command;
 
-use hive_common::Slot;
-use hive_tests::{heavy, node_url, Env};
-use redis::{Commands, Value};
-
-/// The master owning each slot, read from the cluster directly.
-fn owners(env: &Env) -> HashMap<u16, String> {
-    let mut con = hive_tests::connect(&node_url(&env.cluster.nodes[0].addr));
-    let slots: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut con).unwrap();
-    let mut out = HashMap::new();
-    for row in slots {
-        let Value::Array(r) = row else {
-            panic!("bad row")
-        };
-        let start: u16 = redis::from_redis_value(&r[0]).unwrap();
-        let end: u16 = redis::from_redis_value(&r[1]).unwrap();
-        let Value::Array(m) = &r[2] else {
-            panic!("bad node")
-        };
-        let host: String = redis::from_redis_value(&m[0]).unwrap();
-        let port: u16 = redis::from_redis_value(&m[1]).unwrap();
-        for s in start..=end {
-            out.insert(s, format!("{host}:{port}"));
-        }
-    }
-    out
-}
+use hive_tests::{heavy, suites, Env};
+use redis::Commands;
 
 #[test]
 fn proxy_keys_land_on_their_owning_node() {
     let env = Env::cluster();
-    let mut c = env.client();
-    for i in 0..1000 {
-        let _: () = c.set(format!("key:{i}"), i).unwrap();
-    }
-    let owners = owners(&env);
-    let mut direct: HashMap<String, redis::Connection> = HashMap::new();
-    for i in 0..1000 {
-        let key = format!("key:{i}");
-        let addr = &owners[&Slot::for_key(key.as_bytes()).get()];
-        let con = direct
-            .entry(addr.clone())
-            .or_insert_with(|| hive_tests::connect(&node_url(addr)));
-        let v: i64 = con.get(&key).unwrap();
-        assert_eq!(v, i, "{key} on {addr}");
-    }
-    // Every master got a share.
-    assert_eq!(direct.len(), 3);
+    suites::keys_land_on_owners(&env.proxy, None);
 }
 
 #[test]
 fn proxy_splits_multi_key_commands_and_merges() {
     let env = Env::cluster();
-    let mut c = env.client();
-    let keys: Vec<String> = (0..50).map(|i| format!("mk{i}")).collect();
-    let pairs: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), format!("v-{k}"))).collect();
-    let _: () = redis::cmd("MSET").arg(&pairs).query(&mut c).unwrap();
-    let mut ask: Vec<String> = keys.clone();
-    ask.insert(10, "missing".into());
-    let got: Vec<Option<String>> = redis::cmd("MGET").arg(&ask).query(&mut c).unwrap();
-    let want: Vec<Option<String>> = ask
-        .iter()
-        .map(|k| (k != "missing").then(|| format!("v-{k}")))
-        .collect();
-    assert_eq!(got, want);
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(&ask)
-        .arg("mk0")
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(n, 51);
-    let n: i64 = redis::cmd("TOUCH").arg(&keys[..10]).query(&mut c).unwrap();
-    assert_eq!(n, 10);
-    let n: i64 = redis::cmd("DEL")
-        .arg(&keys[..20])
-        .arg("missing")
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(n, 20);
-    let n: i64 = redis::cmd("UNLINK").arg(&keys[20..]).query(&mut c).unwrap();
-    assert_eq!(n, 30);
-    let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
-    assert_eq!(n, 0);
-    // Same-slot multi-key commands pass through; cross-slot ones get CROSSSLOT.
-    let _: () = c.set("{u}a", "1").unwrap();
-    let _: () = redis::cmd("RENAME")
-        .arg("{u}a")
-        .arg("{u}b")
-        .query(&mut c)
-        .unwrap();
-    let e = redis::cmd("RENAME")
-        .arg("{u}b")
-        .arg("other")
-        .query::<()>(&mut c)
-        .unwrap_err();
-    assert_eq!(e.code(), Some("CROSSSLOT"));
-    let e = redis::cmd("MSET")
-        .arg("a")
-        .arg("1")
-        .arg("b")
-        .query::<()>(&mut c)
-        .unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("wrong number of arguments for 'mset'"),
-        "{e}"
-    );
+    suites::splits_merge(&env.url());
 }
 
 #[test]
 fn proxy_pipeline_across_shards_keeps_order() {
     let env = Env::cluster();
-    let mut c = env.client();
-    let mut p = redis::pipe();
-    for i in 0..2000 {
-        p.cmd("SET").arg(format!("p{i}")).arg(i).ignore();
-        p.cmd("INCR").arg(format!("p{i}"));
-        if i % 100 == 0 {
-            p.cmd("MGET")
-                .arg(format!("p{i}"))
-                .arg(format!("p{}", i + 1))
-                .arg("nope");
-            p.cmd("PING");
-        }
-    }
-    let out: Vec<Value> = p.query(&mut c).unwrap();
-    let mut it = out.into_iter();
-    for i in 0..2000i64 {
-        assert_eq!(it.next(), Some(Value::Int(i + 1)), "INCR p{i}");
-        if i % 100 == 0 {
-            let Some(Value::Array(mget)) = it.next() else {
-                panic!("MGET {i}")
-            };
-            assert_eq!(mget[0], Value::BulkString((i + 1).to_string().into_bytes()));
-            assert_eq!(mget[1], Value::Nil);
-            assert_eq!(mget[2], Value::Nil);
-            assert_eq!(it.next(), Some(Value::SimpleString("PONG".into())));
-        }
-    }
-    assert_eq!(it.next(), None);
+    suites::pipeline_keeps_order(&env.url());
 }
 
 #[test]

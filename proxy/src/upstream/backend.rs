@@ -138,7 +138,9 @@ impl Task {
     }
 
     fn fail_job(&self, job: Job, why: &str) {
-        let err = ProxyError::upstream(true, format!("backend {} {why}", self.addr));
+        // Never sent, so retrying is safe: TRYAGAIN says so to the client.
+        let err = ProxyError::upstream(true, format!("Hive: backend {} {why}", self.addr))
+            .with_prefix("TRYAGAIN");
         let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
     }
 
