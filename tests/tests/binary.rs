@@ -111,15 +111,15 @@ fn sigterm_lets_in_flight_replies_finish() {
     );
 }
 
-/// `base..base+6` and their cluster bus ports are all free.
-fn free_port_block() -> u16 {
+/// `base..base+n` and their cluster bus ports are all free.
+fn free_port_block(n: u16) -> u16 {
     use std::net::TcpListener;
     for _ in 0..100 {
         let base = hive_tests::free_port_pair().unwrap();
         if base > 55000 {
             continue;
         }
-        let free = (0..6).all(|i| {
+        let free = (0..n).all(|i| {
             TcpListener::bind(("127.0.0.1", base + i)).is_ok()
                 && TcpListener::bind(("127.0.0.1", base + i + 10000)).is_ok()
         });
@@ -132,12 +132,23 @@ fn free_port_block() -> u16 {
 
 #[test]
 fn hive_up_serves_then_tears_down_on_ctrl_c() {
+    hive_up(&[], 6, "masters:3");
+}
+
+#[test]
+fn hive_up_sentinel_mode_serves_then_tears_down() {
+    // 6 nodes and 3 sentinels.
+    hive_up(&["--mode", "sentinel"], 9, "backend_mode:sentinel");
+}
+
+fn hive_up(extra: &[&str], ports: u16, info_has: &str) {
     use std::io::BufRead;
-    let base = free_port_block();
+    let base = free_port_block(ports);
     let proxy_port = hive_tests::free_port_pair().unwrap();
     let listen = format!("127.0.0.1:{proxy_port}");
     let mut child = Command::new(hive_bin())
         .args(["up", "--port", &base.to_string(), "--listen", &listen])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -183,8 +194,11 @@ fn hive_up_serves_then_tears_down_on_ctrl_c() {
         .query(&mut c)
         .unwrap();
     assert_eq!(v, [1, 2, 3]);
-    let replicas: String = redis::cmd("INFO").query(&mut c).unwrap();
-    assert!(replicas.contains("masters:3"), "{replicas}");
+    let info: String = redis::cmd("INFO").query(&mut c).unwrap();
+    assert!(
+        info.contains(info_has) && info.contains("masters:3"),
+        "{info}"
+    );
     drop(c);
     let pid = child.id().to_string();
     assert!(Command::new("kill")
@@ -201,7 +215,7 @@ fn hive_up_serves_then_tears_down_on_ctrl_c() {
         assert!(Instant::now() < deadline, "hive up did not exit on SIGINT");
         std::thread::sleep(Duration::from_millis(50));
     }
-    for port in std::iter::once(proxy_port).chain(base..base + 6) {
+    for port in std::iter::once(proxy_port).chain(base..base + ports) {
         assert!(
             TcpStream::connect(("127.0.0.1", port)).is_err(),
             "port {port} still open"
