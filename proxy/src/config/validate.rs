@@ -1,0 +1,218 @@
+//! Config validation beyond what serde checks; every error names the file, the key and the
+//! reason.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use hive_common::topology::{ShardMap, SlotRange};
+use hive_common::SLOT_COUNT;
+
+use super::{Config, ConfigError, Mode};
+
+impl Config {
+    /// Checks values serde cannot check.
+    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.into(),
+            key: key.into(),
+            reason,
+        };
+        if self.proxy.listen.parse::<SocketAddr>().is_err() {
+            return Err(bad(
+                "proxy.listen",
+                format!("`{}` is not an ip:port address", self.proxy.listen),
+            ));
+        }
+        self.validate_backend(file)?;
+        if self.proxy.max_clients == 0 {
+            return Err(bad("proxy.max_clients", "must be at least 1".into()));
+        }
+        if self.proxy.max_pending_per_client == 0 {
+            return Err(bad(
+                "proxy.max_pending_per_client",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.proxy.max_bulk_len == 0 || self.proxy.max_bulk_len > 1 << 31 {
+            return Err(bad(
+                "proxy.max_bulk_len",
+                "must be between 1 and 2147483648".into(),
+            ));
+        }
+        if self.proxy.max_multibulk_len == 0 {
+            return Err(bad("proxy.max_multibulk_len", "must be at least 1".into()));
+        }
+        if self.backend.connect_timeout_ms == 0 || self.backend.command_timeout_ms == 0 {
+            let key = if self.backend.connect_timeout_ms == 0 {
+                "backend.connect_timeout_ms"
+            } else {
+                "backend.command_timeout_ms"
+            };
+            return Err(bad(key, "must be greater than 0".into()));
+        }
+        if self.backend.refresh_interval_ms < 10 {
+            return Err(bad(
+                "backend.refresh_interval_ms",
+                "must be at least 10".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_backend(&self, file: &Path) -> Result<(), ConfigError> {
+        let bad = |key: String, reason: String| ConfigError::Invalid {
+            file: file.into(),
+            key,
+            reason,
+        };
+        let check_addrs =
+            |key: &str, addrs: &[String]| match addrs.iter().find(|a| !valid_host_port(a)) {
+                Some(a) => Err(bad(key.into(), format!("`{a}` is not a host:port address"))),
+                None => Ok(()),
+            };
+        let b = &self.backend;
+        match b.mode {
+            Mode::Cluster => {
+                if b.seeds.is_empty() {
+                    return Err(bad(
+                        "backend.seeds".into(),
+                        "must list at least one node".into(),
+                    ));
+                }
+                check_addrs("backend.seeds", &b.seeds)?;
+                if !b.shards.is_empty() {
+                    return Err(bad(
+                        "backend.shards".into(),
+                        "is for sentinel and static modes; cluster mode reads the slots from the cluster".into(),
+                    ));
+                }
+                return Ok(());
+            }
+            Mode::Sentinel => {
+                if b.sentinels.is_empty() {
+                    return Err(bad(
+                        "backend.sentinels".into(),
+                        "must list at least one sentinel".into(),
+                    ));
+                }
+                check_addrs("backend.sentinels", &b.sentinels)?;
+            }
+            Mode::Static => {}
+        }
+        if b.shards.is_empty() {
+            return Err(bad(
+                "backend.shards".into(),
+                "must list at least one shard".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in b.shards.iter().enumerate() {
+            let key = |k: &str| format!("backend.shards[{i}].{k}");
+            match b.mode {
+                Mode::Sentinel => {
+                    let Some(name) = s.name.as_deref().filter(|n| !n.is_empty()) else {
+                        return Err(bad(
+                            key("name"),
+                            "sentinel mode needs the master name".into(),
+                        ));
+                    };
+                    if !names.insert(name) {
+                        return Err(bad(key("name"), format!("`{name}` is listed twice")));
+                    }
+                    if s.master.is_some() {
+                        return Err(bad(
+                            key("master"),
+                            "sentinel mode learns the master from Sentinel; give `name`".into(),
+                        ));
+                    }
+                }
+                _ => {
+                    let Some(m) = s.master.as_deref() else {
+                        return Err(bad(
+                            key("master"),
+                            "static mode needs the master's host:port".into(),
+                        ));
+                    };
+                    check_addrs(&key("master"), &[m.to_string()])?;
+                    check_addrs(&key("replicas"), &s.replicas)?;
+                }
+            }
+        }
+        let given = b.shards.iter().filter(|s| s.slots.is_some()).count();
+        if given != 0 && given != b.shards.len() {
+            return Err(bad(
+                "backend.shards".into(),
+                "give `slots` for every shard or for none".into(),
+            ));
+        }
+        let ranges = self
+            .shard_ranges()
+            .map_err(|(i, reason)| bad(format!("backend.shards[{i}].slots"), reason))?;
+        let placeholder = |i: usize| hive_common::topology::Shard {
+            master: format!("shard{i}"),
+            replicas: Vec::new(),
+        };
+        let map = ShardMap::new(
+            ranges
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (placeholder(i), r))
+                .collect(),
+        )
+        .map_err(|e| bad("backend.shards".into(), format!("slot ranges: {e}")))?;
+        if map.unassigned() > 0 {
+            return Err(bad(
+                "backend.shards".into(),
+                format!(
+                    "slot ranges leave {} of {SLOT_COUNT} slots unassigned",
+                    map.unassigned()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each shard's slot ranges: as configured, or an even split in order. `Err((shard, why))`.
+    pub fn shard_ranges(&self) -> Result<Vec<Vec<SlotRange>>, (usize, String)> {
+        let shards = &self.backend.shards;
+        if shards.iter().all(|s| s.slots.is_none()) {
+            return Ok(ShardMap::even_ranges(shards.len())
+                .into_iter()
+                .map(|r| vec![r])
+                .collect());
+        }
+        shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_ranges(s.slots.as_deref().unwrap_or("")).map_err(|e| (i, e)))
+            .collect()
+    }
+}
+
+/// Parses `"0-5460,6000,7000-7010"`.
+fn parse_ranges(text: &str) -> Result<Vec<SlotRange>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let num = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|n| *n < SLOT_COUNT)
+                .ok_or_else(|| format!("`{part}` is not a slot or slot range within 0-16383"))
+        };
+        let (start, end) = (num(a)?, num(b)?);
+        if start > end {
+            return Err(format!("`{part}`: the range starts after it ends"));
+        }
+        out.push(SlotRange { start, end });
+    }
+    Ok(out)
+}
+
+fn valid_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
