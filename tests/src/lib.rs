@@ -227,6 +227,22 @@ pub fn redis_cli(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The module built by `cargo build -p hive-module` (the test script builds it first).
+pub fn module_so() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let so = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .join("libhive_module.so");
+    assert!(
+        so.exists(),
+        "{} is missing: run `cargo build -p hive-module` first (deploy/local/test.sh does)",
+        so.display()
+    );
+    so
+}
+
 /// The `hive` binary built by `cargo build` (the test script builds it first).
 pub fn hive_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");

@@ -1,0 +1,88 @@
+//! The FFI adapter: registers the module's commands, configs and timer with Redis, and wraps
+//! every entry point so that a panic becomes an error reply instead of aborting redis-server.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis_module::configuration::{ConfigurationContext, ConfigurationFlags};
+use redis_module::{redis_module, Context, RedisError, RedisResult, RedisString, Status};
+
+pub static HEARTBEAT_MS: AtomicI64 = AtomicI64::new(100);
+pub static BACKUP_KEEP: AtomicI64 = AtomicI64::new(0);
+pub static BACKUP_DIR: Mutex<String> = Mutex::new(String::new());
+pub static BACKUP_HOOK: Mutex<String> = Mutex::new(String::new());
+
+/// Runs a handler; a panic becomes an error reply instead of aborting redis-server.
+fn guarded(
+    ctx: &Context,
+    args: Vec<RedisString>,
+    f: fn(&Context, Vec<RedisString>) -> RedisResult,
+) -> RedisResult {
+    catch_unwind(AssertUnwindSafe(|| f(ctx, args))).unwrap_or_else(|_| {
+        Err(RedisError::Str(
+            "ERR hive-module: internal error (panic caught)",
+        ))
+    })
+}
+
+fn topology(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guarded(ctx, args, crate::node::topology)
+}
+
+fn lag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guarded(ctx, args, crate::node::lag)
+}
+
+fn heartbeat(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guarded(ctx, args, crate::node::heartbeat)
+}
+
+fn backup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guarded(ctx, args, crate::node::backup)
+}
+
+fn tick(ctx: &Context, _: ()) {
+    let _ = catch_unwind(AssertUnwindSafe(|| crate::node::tick(ctx)));
+    let hb = HEARTBEAT_MS.load(Ordering::Relaxed);
+    let period = if hb > 0 { hb.min(100) } else { 100 };
+    ctx.create_timer(Duration::from_millis(period as u64), tick, ());
+}
+
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+    crate::node::init();
+    ctx.create_timer(Duration::from_millis(100), tick, ());
+    Status::Ok
+}
+
+fn on_change<T>(_: &ConfigurationContext, _: &str, _: &'static T) {}
+
+redis_module! {
+    name: "hive",
+    version: 1,
+    allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
+    data_types: [],
+    init: init,
+    commands: [
+        ["hive.topology", topology, "readonly fast", 0, 0, 0, ""],
+        ["hive.lag", lag, "readonly fast", 0, 0, 0, ""],
+        // `write` so that a client calling it on a replica gets READONLY.
+        ["hive.heartbeat", heartbeat, "write fast", 0, 0, 0, ""],
+        ["hive.backup", backup, "admin", 0, 0, 0, ""],
+    ],
+    configurations: [
+        i64: [
+            ["heartbeat-ms", &HEARTBEAT_MS, 100, 0, 60000, ConfigurationFlags::DEFAULT, Some(Box::new(on_change))],
+            ["backup-keep", &BACKUP_KEEP, 0, 0, 100000, ConfigurationFlags::DEFAULT, Some(Box::new(on_change))],
+        ],
+        string: [
+            ["backup-dir", &BACKUP_DIR, "", ConfigurationFlags::DEFAULT, Some(Box::new(on_change))],
+            // Set only in redis.conf or at load time: a client must never choose what runs.
+            ["backup-hook", &BACKUP_HOOK, "", ConfigurationFlags::IMMUTABLE, Some(Box::new(on_change))],
+        ],
+        bool: [],
+        enum: [],
+        module_args_as_configuration: true,
+    ]
+}

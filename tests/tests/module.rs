@@ -1,0 +1,444 @@
+//! hive-module loaded into real redis-server processes: lag and heartbeats, topology against
+//! CLUSTER NODES, backups (checksum, restore, hook, failure), events, configs and errors.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hive_proxy::localcluster::{ClusterOpts, LocalCluster, RedisProcess};
+use hive_tests::{connect, free_port_pair, module_so, node_url};
+use redis::Value;
+use sha2::{Digest, Sha256};
+
+/// Reads a RESP2-flattened map reply into field -> value.
+fn fields(v: Value) -> HashMap<String, Value> {
+    let Value::Array(items) = v else {
+        panic!("not a map: {v:?}")
+    };
+    items
+        .chunks(2)
+        .map(|kv| {
+            (
+                redis::from_redis_value::<String>(&kv[0]).unwrap(),
+                kv[1].clone(),
+            )
+        })
+        .collect()
+}
+
+fn int(v: &Value) -> i64 {
+    redis::from_redis_value(v).unwrap()
+}
+
+fn text(v: &Value) -> String {
+    redis::from_redis_value(v).unwrap()
+}
+
+fn node(dir: &Path, extra: &[&str]) -> RedisProcess {
+    let so = module_so().display().to_string();
+    let mut args = vec!["--enable-debug-command", "yes", "--loadmodule", &so];
+    args.extend_from_slice(extra);
+    RedisProcess::start(dir, free_port_pair().unwrap(), &args).unwrap()
+}
+
+fn lag_ms(c: &mut redis::Connection) -> i64 {
+    int(&fields(redis::cmd("HIVE.LAG").query(c).unwrap())["lag_ms"])
+}
+
+#[test]
+fn lag_follows_heartbeats_and_grows_while_the_master_is_frozen() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = node(dir.path(), &[]);
+    let port = master.port.to_string();
+    let replica = node(dir.path(), &["--replicaof", "127.0.0.1", &port]);
+    let mut r = connect(&node_url(&replica.addr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lag_ms(&mut r) >= 1000 {
+        assert!(Instant::now() < deadline, "lag never settled");
+        thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..10 {
+        let l = lag_ms(&mut r);
+        assert!((0..1000).contains(&l), "steady-state lag {l} ms");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let lag = fields(redis::cmd("HIVE.LAG").query(&mut r).unwrap());
+    assert_eq!(text(&lag["role"]), "replica");
+    assert_eq!(text(&lag["link"]), "up");
+    // Freeze the master for 3 s: no heartbeats, so the replica's lag must climb past 2 s.
+    let m = master.addr.clone();
+    let sleeper = thread::spawn(move || {
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(3)
+            .query(&mut connect(&node_url(&m)))
+            .unwrap();
+    });
+    let frozen = Instant::now();
+    let mut peak = 0;
+    while frozen.elapsed() < Duration::from_secs(3) && peak <= 2000 {
+        peak = peak.max(lag_ms(&mut r));
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        peak > 2000,
+        "lag peaked at {peak} ms while the master slept"
+    );
+    sleeper.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lag_ms(&mut r) >= 1000 {
+        assert!(Instant::now() < deadline, "lag did not fall back");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let on_master = fields(
+        redis::cmd("HIVE.LAG")
+            .query(&mut connect(&node_url(&master.addr)))
+            .unwrap(),
+    );
+    assert_eq!(text(&on_master["role"]), "master");
+    let Value::Array(reps) = &on_master["replicas"] else {
+        panic!()
+    };
+    let rep = fields(reps[0].clone());
+    assert_eq!(int(&rep["port"]), i64::from(replica.port));
+    assert!(int(&rep["lag_bytes"]) >= 0 && int(&rep["ack_age_ms"]) >= 0);
+}
+
+#[test]
+fn topology_matches_cluster_nodes_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let so = module_so().display().to_string();
+    let cluster = LocalCluster::start(&ClusterOpts {
+        masters: 3,
+        replicas: 1,
+        base_port: None,
+        node_timeout_ms: 2000,
+        dir: dir.path().to_path_buf(),
+        extra: vec!["--loadmodule".into(), so],
+    })
+    .unwrap();
+    for n in &cluster.nodes {
+        // Each node is compared with its own view: gossip may not have converged elsewhere.
+        let mut c = connect(&node_url(&n.addr));
+        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).unwrap();
+        let by_id: HashMap<&str, Vec<&str>> = nodes
+            .lines()
+            .map(|l| {
+                let p: Vec<&str> = l.split(' ').collect();
+                (p[0], p)
+            })
+            .collect();
+        let t = fields(redis::cmd("HIVE.TOPOLOGY").query(&mut c).unwrap());
+        let id = text(&t["node_id"]);
+        let row = &by_id[id.as_str()];
+        assert!(
+            row[1].starts_with(&n.addr),
+            "{id} is {}, not {}",
+            row[1],
+            n.addr
+        );
+        let role = if row[2].contains("master") {
+            "master"
+        } else {
+            "replica"
+        };
+        assert_eq!(text(&t["role"]), role, "{}", n.addr);
+        assert_eq!(int(&t["cluster_enabled"]), 1);
+        let Value::Array(slots) = &t["slots"] else {
+            panic!()
+        };
+        let slots: Vec<String> = slots.iter().map(text).collect();
+        assert_eq!(
+            slots,
+            row[8..].iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{}",
+            n.addr
+        );
+        if role == "replica" {
+            let m = fields(t["master"].clone());
+            let master_addr = by_id[row[3]][1].split('@').next().unwrap();
+            assert_eq!(
+                format!("{}:{}", text(&m["host"]), int(&m["port"])),
+                master_addr
+            );
+            assert_eq!(text(&m["link_status"]), "up");
+        } else {
+            assert_eq!(t["master"], Value::Nil);
+            let Value::Array(reps) = &t["replicas"] else {
+                panic!()
+            };
+            assert_eq!(reps.len(), 1, "{} has one replica", n.addr);
+        }
+        assert_eq!(text(&t["module_version"]), "0.1.0");
+    }
+}
+
+fn wait_backup(c: &mut redis::Connection, id: &str) -> HashMap<String, Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = fields(
+            redis::cmd("HIVE.BACKUP")
+                .arg("STATUS")
+                .arg(id)
+                .query(c)
+                .unwrap(),
+        );
+        if text(&st["status"]) != "running" {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "backup {id} still running");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn backup_produces_a_restorable_checksummed_rdb_and_runs_the_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("hook-saw");
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$HIVE_BACKUP_RDB $HIVE_BACKUP_ID\" > {}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hook_arg = hook.display().to_string();
+    let backups = dir.path().join("backups");
+    let backups_arg = backups.display().to_string();
+    let so = module_so().display().to_string();
+    let master = RedisProcess::start(
+        dir.path(),
+        free_port_pair().unwrap(),
+        &[
+            "--enable-debug-command",
+            "yes",
+            "--loadmodule",
+            &so,
+            "backup-hook",
+            &hook_arg,
+            "backup-dir",
+            &backups_arg,
+        ],
+    )
+    .unwrap();
+    let mut c = connect(&node_url(&master.addr));
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(10_000)
+        .arg("bk")
+        .query(&mut c)
+        .unwrap();
+    // A second START while the first is running is refused.
+    let (id, second): (String, redis::RedisResult<String>) = {
+        let id: String = redis::cmd("HIVE.BACKUP")
+            .arg("START")
+            .arg("TAG")
+            .arg("nightly")
+            .query(&mut c)
+            .unwrap();
+        (id, redis::cmd("HIVE.BACKUP").arg("START").query(&mut c))
+    };
+    let e = second.unwrap_err();
+    assert!(e.to_string().contains("backup already in progress"), "{e}");
+    let st = wait_backup(&mut c, &id);
+    assert_eq!(text(&st["status"]), "done", "{st:?}");
+    assert_eq!(text(&st["tag"]), "nightly");
+    assert_eq!(int(&st["dbsize"]), 10_000);
+    assert_eq!(text(&st["role"]), "master");
+    let rdb = backups.join(&id).join("dump.rdb");
+    let bytes = std::fs::read(&rdb).unwrap();
+    assert_eq!(int(&st["file_size"]) as usize, bytes.len());
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(text(&st["sha256"]), sha);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backups.join(&id).join("metadata.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["sha256"], sha.as_str());
+    // The hook ran and saw the backup's path (it runs after the metadata is first written).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker.exists() || text(&wait_backup(&mut c, &id)["hook"]) != "ok" {
+        assert!(Instant::now() < deadline, "hook did not run");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        format!("{} {id}", rdb.display())
+    );
+    // A fresh redis-server started on that RDB holds the same 10,000 keys.
+    let restore_dir = backups.join(&id);
+    let restored = RedisProcess::start(
+        &restore_dir,
+        free_port_pair().unwrap(),
+        &["--dbfilename", "dump.rdb"],
+    )
+    .unwrap();
+    let mut r = connect(&node_url(&restored.addr));
+    let n: i64 = redis::cmd("DBSIZE").query(&mut r).unwrap();
+    assert_eq!(n, 10_000);
+    let v: String = redis::cmd("GET").arg("bk:4242").query(&mut r).unwrap();
+    assert_eq!(v, "value:4242");
+    // History survives: LIST and PRUNE read the directory.
+    let id2: String = redis::cmd("HIVE.BACKUP")
+        .arg("START")
+        .query(&mut c)
+        .unwrap();
+    wait_backup(&mut c, &id2);
+    let Value::Array(list) = redis::cmd("HIVE.BACKUP").arg("LIST").query(&mut c).unwrap() else {
+        panic!()
+    };
+    assert_eq!(list.len(), 2);
+    let removed: i64 = redis::cmd("HIVE.BACKUP")
+        .arg("PRUNE")
+        .arg("KEEP")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert!(!backups.join(&id).exists() && backups.join(&id2).exists());
+}
+
+#[test]
+fn failed_bgsave_marks_the_backup_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = node(dir.path(), &["--enable-protected-configs", "yes"]);
+    let mut c = connect(&node_url(&master.addr));
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    // Point Redis at a directory that then disappears: the BGSAVE child cannot write.
+    let gone = dir.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("dir")
+        .arg(gone.display().to_string())
+        .query(&mut c)
+        .unwrap();
+    std::fs::remove_dir(&gone).unwrap();
+    let keep = dir.path().join("kept");
+    let id: String = redis::cmd("HIVE.BACKUP")
+        .arg("START")
+        .arg("DIR")
+        .arg(keep.display().to_string())
+        .query(&mut c)
+        .unwrap();
+    let st = wait_backup(&mut c, &id);
+    assert_eq!(text(&st["status"]), "failed", "{st:?}");
+    assert!(text(&st["error"]).contains("BGSAVE failed"), "{st:?}");
+}
+
+#[test]
+fn replicaof_no_one_publishes_a_role_change_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = node(dir.path(), &[]);
+    let port = master.port.to_string();
+    let replica = node(dir.path(), &["--replicaof", "127.0.0.1", &port]);
+    let mut r = connect(&node_url(&replica.addr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while text(&fields(redis::cmd("HIVE.LAG").query(&mut r).unwrap())["link"]) != "up" {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut sub = std::net::TcpStream::connect(&replica.addr).unwrap();
+    sub.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    sub.write_all(hive_common::resp::Request::from_args(&["SUBSCRIBE", "__hive__:events"]).raw())
+        .unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut r)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = Vec::new();
+    let payload = loop {
+        let mut chunk = [0u8; 4096];
+        if let Ok(n) = sub.read(&mut chunk) {
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let mut at = 0;
+        let mut found = None;
+        while let Ok(Some((v, n))) = hive_common::resp::parse_value(&buf[at..]) {
+            at += n;
+            if let Some([kind, _, payload]) = v.as_array().and_then(|a| <&[_; 3]>::try_from(a).ok())
+            {
+                if kind.as_str() == Some("message") {
+                    found = payload.as_str().map(str::to_string);
+                }
+            }
+        }
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no event within 5 s: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+    };
+    let ev: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(ev["event"], "role_change");
+    assert_eq!(ev["role"], "master");
+    assert!(ev["time_ms"].as_u64().unwrap() > 0 && ev["offset"].is_i64());
+}
+
+#[test]
+fn configs_and_errors_behave_like_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path(), &["heartbeat-ms", "50"]);
+    let mut c = connect(&node_url(&n.addr));
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("hive.heartbeat-ms")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got, ["hive.heartbeat-ms", "50"]);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hive.heartbeat-ms")
+        .arg("200")
+        .query(&mut c)
+        .unwrap();
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hive.heartbeat-ms")
+        .arg("-5")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("hive.heartbeat-ms"), "{e}");
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hive.backup-hook")
+        .arg("rm -rf /")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("immutable"), "{e}");
+    let e = redis::cmd("HIVE.LAG")
+        .arg("extra")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("wrong number of arguments"), "{e}");
+    let e = redis::cmd("HIVE.BACKUP")
+        .arg("FROB")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown subcommand 'FROB'"), "{e}");
+    let e = redis::cmd("HIVE.BACKUP")
+        .arg("START")
+        .arg("DIR")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("syntax error"), "{e}");
+    let e = redis::cmd("HIVE.HEARTBEAT")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("not by clients"), "{e}");
+}
