@@ -7,6 +7,6 @@ bash deploy/local/deps.sh
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-# The end-to-end tests run the `hive` binary, so build it first.
-cargo build --workspace --bins
+# The end-to-end tests run the `hive` binary and load the module's .so, so build them first.
+cargo build --workspace
 cargo test --workspace --no-fail-fast

@@ -17,6 +17,17 @@ pub fn redis_server_bin() -> String {
     std::env::var("HIVE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
 }
 
+/// The hive-module library to load: `$HIVE_MODULE`, else `libhive_module.so` beside the running
+/// `hive` binary (where `cargo build` puts both). `None` if it is not built.
+pub fn module_path() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("HIVE_MODULE") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let so = exe.parent()?.join("libhive_module.so");
+    so.exists().then_some(so)
+}
+
 /// The redis-sentinel binary: `$HIVE_REDIS_SENTINEL`, else `redis-sentinel` from PATH.
 pub fn redis_sentinel_bin() -> String {
     std::env::var("HIVE_REDIS_SENTINEL").unwrap_or_else(|_| "redis-sentinel".into())

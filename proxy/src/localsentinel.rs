@@ -25,6 +25,8 @@ pub struct GroupOpts {
     pub password: Option<String>,
     pub down_after_ms: u64,
     pub failover_timeout_ms: u64,
+    /// Extra redis-server arguments for every node (e.g. `--loadmodule`).
+    pub extra: Vec<String>,
 }
 
 impl GroupOpts {
@@ -38,6 +40,7 @@ impl GroupOpts {
             password: None,
             down_after_ms: 1000,
             failover_timeout_ms: 5000,
+            extra: Vec::new(),
         }
     }
 }
@@ -71,7 +74,7 @@ impl LocalGroups {
                 None => free_port_pair(),
             }
         };
-        let mut auth: Vec<String> = Vec::new();
+        let mut auth: Vec<String> = opts.extra.clone();
         if let Some(pw) = &opts.password {
             auth = vec![
                 "--requirepass".into(),

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use hive_proxy::config::{Config, Mode, ShardConfig};
 use hive_proxy::drill::{self as drills, DrillOpts};
-use hive_proxy::localcluster::{ClusterOpts, LocalCluster};
+use hive_proxy::localcluster::{self, ClusterOpts, LocalCluster};
 use hive_proxy::localsentinel::{GroupOpts, LocalGroups};
 use hive_proxy::server::{self, ProxyHandle};
 use hive_proxy::upstream::Auth;
@@ -218,6 +218,16 @@ fn up(a: UpArgs) -> Result<()> {
     };
     let mut config = Config::default();
     config.proxy.listen = a.listen.clone();
+    let module: Vec<String> = match localcluster::module_path() {
+        Some(so) => {
+            println!("loading hive-module from {}", so.display());
+            vec!["--loadmodule".into(), so.display().to_string()]
+        }
+        None => {
+            println!("hive-module is not built (cargo build -p hive-module); starting the nodes without it");
+            Vec::new()
+        }
+    };
     // Whichever deployment runs stays alive until the proxy is gone.
     let mut cluster = None;
     let mut groups = None;
@@ -233,7 +243,7 @@ fn up(a: UpArgs) -> Result<()> {
                 base_port: Some(a.port),
                 node_timeout_ms: 2000,
                 dir: dir.clone(),
-                extra: Vec::new(),
+                extra: module.clone(),
             })?;
             config.backend.seeds = c.master_addrs();
             let d = format!(
@@ -253,6 +263,7 @@ fn up(a: UpArgs) -> Result<()> {
             let mut opts = GroupOpts::new(a.masters, sentinels, dir.clone());
             opts.replicas = a.replicas;
             opts.base_port = Some(a.port);
+            opts.extra = module.clone();
             let g = LocalGroups::start(&opts)?;
             let d = if a.mode == UpMode::Sentinel {
                 config.backend.mode = Mode::Sentinel;

@@ -194,6 +194,10 @@ fn hive_up(extra: &[&str], ports: u16, info_has: &str) {
         .query(&mut c)
         .unwrap();
     assert_eq!(v, [1, 2, 3]);
+    // Every node runs hive-module.
+    let mut node = hive_tests::connect(&format!("redis://127.0.0.1:{base}/"));
+    let topo: Vec<redis::Value> = redis::cmd("HIVE.TOPOLOGY").query(&mut node).unwrap();
+    assert!(topo.len() >= 18, "{topo:?}");
     let info: String = redis::cmd("INFO").query(&mut c).unwrap();
     assert!(
         info.contains(info_has) && info.contains("masters:3"),

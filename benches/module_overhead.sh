@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Throughput of stock redis-server with and without hive-module (each master with one replica,
+# so the heartbeat is replicated), interleaved A B A B, medians of ROUNDS rounds. Prints the
+# module's ratio to stock Redis. Judges nothing: exits non-zero only when it cannot run.
+# Usage: bash benches/module_overhead.sh [rounds]   (needs redis-server, redis-benchmark)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-5}
+cargo build -q --release -p hive-module
+SO=$PWD/target/release/libhive_module.so
+TMP=$(mktemp -d)
+trap 'for p in 7611 7612 7621 7622; do redis-cli -p $p shutdown nosave >/dev/null 2>&1 || true; done; rm -rf "$TMP"' EXIT
+start() { # port [args...]
+  local port=$1; shift
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+    --dbfilename "d$port.rdb" --daemonize yes --logfile "$TMP/$port.log" --repl-diskless-sync-delay 0 "$@"
+}
+start 7611
+start 7612 --replicaof 127.0.0.1 7611
+start 7621 --loadmodule "$SO"
+start 7622 --loadmodule "$SO" --replicaof 127.0.0.1 7621
+sleep 2
+run() { # port pipeline -> "set get"
+  redis-benchmark -p "$1" -t set,get -n 200000 -r 100000 -d 64 -c 50 -P "$2" -q 2>/dev/null \
+    | tr '\r' '\n' | grep 'requests per second' | awk '{print $2}' | tr '\n' ' '
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A R
+for P in 1 16; do
+  for i in $(seq "$ROUNDS"); do
+    for t in stock module; do
+      port=7611; [ $t = module ] && port=7621
+      read -r s g <<<"$(run $port $P)"
+      R[$t-$P-set]+="$s "; R[$t-$P-get]+="$g "
+    done
+  done
+done
+printf '%-10s %12s %12s %8s\n' test stock hive-module ratio
+for P in 1 16; do for op in set get; do
+  a=$(echo ${R[stock-$P-$op]} | tr ' ' '\n' | median); b=$(echo ${R[module-$P-$op]} | tr ' ' '\n' | median)
+  printf '%-10s %12.0f %12.0f %8.3f\n' "${op^^} P$P" "$a" "$b" "$(echo "$b / $a" | bc -l)"
+done; done

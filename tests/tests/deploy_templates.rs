@@ -1,0 +1,109 @@
+//! The redis.conf and sentinel.conf templates in deploy/redis start real servers with the
+//! module loaded and the documented persistence, memory and auth settings.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hive_proxy::localcluster::{redis_sentinel_bin, redis_server_bin, RedisProcess};
+use hive_tests::{connect, free_port_pair, module_so};
+
+fn render(template: &str, dir: &Path, vars: &[(&str, String)]) -> std::path::PathBuf {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/redis/");
+    let mut text = std::fs::read_to_string(format!("{root}{template}")).unwrap();
+    for (k, v) in vars {
+        text = text.replace(k, v);
+    }
+    assert!(!text.contains('@'), "{template}: unreplaced placeholder");
+    let out = dir.join(template);
+    std::fs::write(&out, text).unwrap();
+    out
+}
+
+fn config(c: &mut redis::Connection, name: &str) -> String {
+    let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(c).unwrap();
+    v.get(1).cloned().unwrap_or_default()
+}
+
+#[test]
+fn templates_start_with_module_persistence_and_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let so = module_so().display().to_string();
+    let pw = "tmpl-pass".to_string();
+    let mport = free_port_pair().unwrap();
+    let vars = |port: u16| {
+        vec![
+            ("@PORT@", port.to_string()),
+            ("@DIR@", d.clone()),
+            ("@MODULE@", so.clone()),
+            ("@PASSWORD@", pw.clone()),
+            ("@MASTER_HOST@", "127.0.0.1".to_string()),
+            ("@MASTER_PORT@", mport.to_string()),
+        ]
+    };
+    let start = |template: &str, port: u16| {
+        let conf = render(template, dir.path(), &vars(port));
+        let conf = conf.display().to_string();
+        RedisProcess::start_with(redis_server_bin(), dir.path(), port, vec![conf]).unwrap()
+    };
+    let master = start("redis-master.conf", mport);
+    let rport = free_port_pair().unwrap();
+    let replica = start("redis-replica.conf", rport);
+    let cport = free_port_pair().unwrap();
+    let cluster_node = start("redis-cluster-node.conf", cport);
+    let url = |p: u16| format!("redis://:{pw}@127.0.0.1:{p}/");
+    for (name, port) in [("master", mport), ("replica", rport), ("cluster", cport)] {
+        let mut c = connect(&url(port));
+        assert_eq!(config(&mut c, "appendonly"), "yes", "{name}");
+        assert_eq!(config(&mut c, "appendfsync"), "everysec", "{name}");
+        assert_eq!(config(&mut c, "save"), "900 1 300 10 60 10000", "{name}");
+        assert_eq!(config(&mut c, "maxmemory-policy"), "allkeys-lru", "{name}");
+        assert_eq!(config(&mut c, "hive.backup-keep"), "14", "{name}");
+        let _: Vec<redis::Value> = redis::cmd("HIVE.TOPOLOGY").query(&mut c).unwrap();
+        // The password is required.
+        let mut anon = connect(&format!("redis://127.0.0.1:{port}/"));
+        assert!(
+            redis::cmd("PING").query::<String>(&mut anon).is_err(),
+            "{name} without AUTH"
+        );
+    }
+    let mut c = connect(&url(cport));
+    assert_eq!(config(&mut c, "cluster-enabled"), "yes");
+    // The replica follows the master with masterauth.
+    let mut r = connect(&url(rport));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
+        if info.contains("master_link_status:up") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replica never synced: {info}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Sentinel template: monitors the master with quorum 2 and the documented timings.
+    let sport = free_port_pair().unwrap();
+    let mut svars = vars(sport);
+    svars.push(("@NAME@", "tmpl".to_string()));
+    let conf = render("sentinel.conf", dir.path(), &svars)
+        .display()
+        .to_string();
+    let sentinel =
+        RedisProcess::start_with(redis_sentinel_bin(), dir.path(), sport, vec![conf]).unwrap();
+    let mut s = connect(&url(sport));
+    let m: Vec<String> = redis::cmd("SENTINEL")
+        .arg("MASTER")
+        .arg("tmpl")
+        .query(&mut s)
+        .unwrap();
+    let field = |k: &str| {
+        m.iter()
+            .position(|x| x == k)
+            .map(|i| m[i + 1].clone())
+            .unwrap()
+    };
+    assert_eq!(field("quorum"), "2");
+    assert_eq!(field("down-after-milliseconds"), "5000");
+    assert_eq!(field("parallel-syncs"), "1");
+    assert_eq!(field("port"), mport.to_string());
+    drop((sentinel, cluster_node, replica, master));
+}
