@@ -442,3 +442,135 @@ fn configs_and_errors_behave_like_redis() {
         .unwrap_err();
     assert!(e.to_string().contains("not by clients"), "{e}");
 }
+
+/// Waits for the next `__hive__:events` message on a raw subscriber socket.
+fn next_event(
+    sub: &mut std::net::TcpStream,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut at = 0;
+        let mut found = None;
+        while let Ok(Some((v, n))) = hive_common::resp::parse_value(&buf[at..]) {
+            at += n;
+            if found.is_some() {
+                at -= n;
+                break;
+            }
+            if let Some([kind, _, payload]) = v.as_array().and_then(|a| <&[_; 3]>::try_from(a).ok())
+            {
+                if kind.as_str() == Some("message") {
+                    found = payload.as_str().map(|p| serde_json::from_str(p).unwrap());
+                }
+            }
+        }
+        buf.drain(..at);
+        if let Some(ev) = found {
+            return ev;
+        }
+        assert!(Instant::now() < deadline, "no event within {limit:?}");
+        let mut chunk = [0u8; 4096];
+        if let Ok(n) = sub.read(&mut chunk) {
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[test]
+fn killed_master_publishes_master_link_down_on_the_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut master = node(dir.path(), &[]);
+    let port = master.port.to_string();
+    let replica = node(dir.path(), &["--replicaof", "127.0.0.1", &port]);
+    let mut r = connect(&node_url(&replica.addr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while text(&fields(redis::cmd("HIVE.LAG").query(&mut r).unwrap())["link"]) != "up" {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut sub = std::net::TcpStream::connect(&replica.addr).unwrap();
+    sub.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    sub.write_all(hive_common::resp::Request::from_args(&["SUBSCRIBE", "__hive__:events"]).raw())
+        .unwrap();
+    thread::sleep(Duration::from_millis(200));
+    master.kill();
+    let mut buf = Vec::new();
+    let ev = next_event(&mut sub, &mut buf, Duration::from_secs(10));
+    assert_eq!(ev["event"], "master_link_down", "{ev}");
+    assert_eq!(ev["role"], "replica");
+    assert_eq!(ev["master"], master.addr.as_str());
+    // While the link is down, lag keeps growing; it never reads 0.
+    let a = lag_ms(&mut r);
+    thread::sleep(Duration::from_millis(300));
+    assert!(lag_ms(&mut r) >= a + 250);
+    master.restart().unwrap();
+    let ev = next_event(&mut sub, &mut buf, Duration::from_secs(15));
+    assert_eq!(ev["event"], "master_link_up", "{ev}");
+}
+
+#[test]
+fn paused_master_skips_heartbeats_and_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = node(dir.path(), &["heartbeat-ms", "20"]);
+    let port = master.port.to_string();
+    let replica = node(dir.path(), &["--replicaof", "127.0.0.1", &port]);
+    let mut m = connect(&node_url(&master.addr));
+    let mut r = connect(&node_url(&replica.addr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lag_ms(&mut r) >= 500 {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Replicating while clients are paused kills a 7.0 master; the module must hold off.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .query(&mut m)
+        .unwrap();
+    thread::sleep(Duration::from_millis(1200));
+    assert!(lag_ms(&mut r) > 800, "heartbeats went on during the pause");
+    let pong: String = redis::cmd("PING").query(&mut m).unwrap();
+    assert_eq!(pong, "PONG");
+    thread::sleep(Duration::from_millis(800));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lag_ms(&mut r) >= 500 {
+        assert!(
+            Instant::now() < deadline,
+            "heartbeats did not resume after the pause"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn master_restarts_cleanly_with_heartbeats_in_its_aof() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut master = node(dir.path(), &["heartbeat-ms", "20", "--appendonly", "yes"]);
+    let mut m = connect(&node_url(&master.addr));
+    let _: () = redis::cmd("SET")
+        .arg("kept")
+        .arg("yes")
+        .query(&mut m)
+        .unwrap();
+    thread::sleep(Duration::from_millis(600));
+    // The heartbeats really are in the AOF.
+    let aof_dir = dir.path().join("appendonlydir");
+    let in_aof = std::fs::read_dir(&aof_dir).unwrap().flatten().any(|e| {
+        std::fs::read(e.path())
+            .unwrap_or_default()
+            .windows(14)
+            .any(|w| w.eq_ignore_ascii_case(b"hive.heartbeat"))
+    });
+    assert!(in_aof, "no heartbeat in {}", aof_dir.display());
+    drop(m);
+    master.restart().unwrap();
+    let mut m = connect(&node_url(&master.addr));
+    let v: String = redis::cmd("GET").arg("kept").query(&mut m).unwrap();
+    assert_eq!(v, "yes");
+    let t = fields(redis::cmd("HIVE.TOPOLOGY").query(&mut m).unwrap());
+    assert_eq!(text(&t["role"]), "master");
+}
