@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use hive_common::resp::Value;
 
+use crate::config::ShardConfig;
 use crate::localcluster::{block_on, free_port_pair, wait_until, RedisProcess};
 use crate::upstream::query::Conn;
 use crate::upstream::Auth;
@@ -156,6 +157,29 @@ impl LocalGroups {
 
     pub fn sentinel_addrs(&self) -> Vec<String> {
         self.sentinels.iter().map(|s| s.addr.clone()).collect()
+    }
+
+    /// `[[backend.shards]]` for a proxy in sentinel mode in front of these groups.
+    pub fn sentinel_shards(&self) -> Vec<ShardConfig> {
+        self.names()
+            .into_iter()
+            .map(|n| ShardConfig {
+                name: Some(n),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// `[[backend.shards]]` for a proxy in static mode (the masters as started).
+    pub fn static_shards(&self) -> Vec<ShardConfig> {
+        self.groups
+            .iter()
+            .map(|g| ShardConfig {
+                master: Some(g.nodes[0].addr.clone()),
+                replicas: g.nodes[1..].iter().map(|n| n.addr.clone()).collect(),
+                ..Default::default()
+            })
+            .collect()
     }
 
     /// The masters as started (group order).

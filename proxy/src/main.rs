@@ -268,14 +268,7 @@ fn up(a: UpArgs) -> Result<()> {
             let d = if a.mode == UpMode::Sentinel {
                 config.backend.mode = Mode::Sentinel;
                 config.backend.sentinels = g.sentinel_addrs();
-                config.backend.shards = g
-                    .names()
-                    .into_iter()
-                    .map(|n| ShardConfig {
-                        name: Some(n),
-                        ..Default::default()
-                    })
-                    .collect();
+                config.backend.shards = g.sentinel_shards();
                 format!(
                     "{} Sentinel groups ({}); sentinels {}",
                     g.groups.len(),
@@ -284,15 +277,7 @@ fn up(a: UpArgs) -> Result<()> {
                 )
             } else {
                 config.backend.mode = Mode::Static;
-                config.backend.shards = g
-                    .groups
-                    .iter()
-                    .map(|grp| ShardConfig {
-                        master: Some(grp.nodes[0].addr.clone()),
-                        replicas: grp.nodes[1..].iter().map(|n| n.addr.clone()).collect(),
-                        ..Default::default()
-                    })
-                    .collect();
+                config.backend.shards = g.static_shards();
                 format!(
                     "{} static masters: {}",
                     g.groups.len(),

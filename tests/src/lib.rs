@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hive_proxy::config::Config;
-use hive_proxy::config::{Mode, ShardConfig};
+use hive_proxy::config::Mode;
 use hive_proxy::localcluster::{ClusterOpts, LocalCluster, RedisProcess};
 use hive_proxy::localsentinel::{GroupOpts, LocalGroups};
 use hive_proxy::server::ProxyHandle;
@@ -123,24 +123,10 @@ impl GroupEnv {
         if sentinels > 0 {
             config.backend.mode = Mode::Sentinel;
             config.backend.sentinels = local.sentinel_addrs();
-            config.backend.shards = local
-                .names()
-                .into_iter()
-                .map(|n| ShardConfig {
-                    name: Some(n),
-                    ..Default::default()
-                })
-                .collect();
+            config.backend.shards = local.sentinel_shards();
         } else {
             config.backend.mode = Mode::Static;
-            config.backend.shards = local
-                .initial_masters()
-                .into_iter()
-                .map(|m| ShardConfig {
-                    master: Some(m),
-                    ..Default::default()
-                })
-                .collect();
+            config.backend.shards = local.static_shards();
         }
         tweak(&mut config);
         let proxy = ProxyHandle::start(config).expect("start the proxy");

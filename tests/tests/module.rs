@@ -356,34 +356,7 @@ fn replicaof_no_one_publishes_a_role_change_event() {
         .arg("ONE")
         .query(&mut r)
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut buf = Vec::new();
-    let payload = loop {
-        let mut chunk = [0u8; 4096];
-        if let Ok(n) = sub.read(&mut chunk) {
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let mut at = 0;
-        let mut found = None;
-        while let Ok(Some((v, n))) = hive_common::resp::parse_value(&buf[at..]) {
-            at += n;
-            if let Some([kind, _, payload]) = v.as_array().and_then(|a| <&[_; 3]>::try_from(a).ok())
-            {
-                if kind.as_str() == Some("message") {
-                    found = payload.as_str().map(str::to_string);
-                }
-            }
-        }
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no event within 5 s: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-    };
-    let ev: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    let ev = next_event(&mut sub, &mut Vec::new(), Duration::from_secs(5));
     assert_eq!(ev["event"], "role_change");
     assert_eq!(ev["role"], "master");
     assert!(ev["time_ms"].as_u64().unwrap() > 0 && ev["offset"].is_i64());
@@ -406,41 +379,28 @@ fn configs_and_errors_behave_like_redis() {
         .arg("200")
         .query(&mut c)
         .unwrap();
-    let e = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("hive.heartbeat-ms")
-        .arg("-5")
-        .query::<()>(&mut c)
-        .unwrap_err();
-    assert!(e.to_string().contains("hive.heartbeat-ms"), "{e}");
-    let e = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("hive.backup-hook")
-        .arg("rm -rf /")
-        .query::<()>(&mut c)
-        .unwrap_err();
-    assert!(e.to_string().contains("immutable"), "{e}");
-    let e = redis::cmd("HIVE.LAG")
-        .arg("extra")
-        .query::<()>(&mut c)
-        .unwrap_err();
-    assert!(e.to_string().contains("wrong number of arguments"), "{e}");
-    let e = redis::cmd("HIVE.BACKUP")
-        .arg("FROB")
-        .query::<()>(&mut c)
-        .unwrap_err();
-    assert!(e.to_string().contains("unknown subcommand 'FROB'"), "{e}");
-    let e = redis::cmd("HIVE.BACKUP")
-        .arg("START")
-        .arg("DIR")
-        .query::<()>(&mut c)
-        .unwrap_err();
-    assert!(e.to_string().contains("syntax error"), "{e}");
-    let e = redis::cmd("HIVE.HEARTBEAT")
-        .arg("1")
-        .query::<()>(&mut c)
-        .unwrap_err();
-    assert!(e.to_string().contains("not by clients"), "{e}");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["CONFIG", "SET", "hive.heartbeat-ms", "-5"],
+            "hive.heartbeat-ms",
+        ),
+        (
+            &["CONFIG", "SET", "hive.backup-hook", "rm -rf /"],
+            "immutable",
+        ),
+        (&["HIVE.LAG", "extra"], "wrong number of arguments"),
+        (&["HIVE.BACKUP", "FROB"], "unknown subcommand 'FROB'"),
+        (&["HIVE.BACKUP", "START", "DIR"], "syntax error"),
+        (&["HIVE.HEARTBEAT", "1"], "not by clients"),
+    ];
+    for (args, want) in cases {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        let e = cmd.query::<()>(&mut c).unwrap_err();
+        assert!(e.to_string().contains(want), "{args:?}: {e}");
+    }
 }
 
 /// Waits for the next `__hive__:events` message on a raw subscriber socket.

@@ -142,43 +142,8 @@ impl Conn {
 
     /// Sends one command and returns whatever it replied, errors included.
     pub async fn call_raw<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value, QueryError> {
-        let req = Request::from_args(args);
-        let addr = self.addr.clone();
-        let io = |source| QueryError::Io {
-            addr: addr.clone(),
-            source,
-        };
-        let (stream, buf) = (&mut self.stream, &mut self.buf);
-        let fut = async {
-            stream.write_all(req.raw()).await.map_err(io)?;
-            loop {
-                match parse_value(buf) {
-                    Ok(Some((v, n))) => {
-                        let _ = buf.split_to(n);
-                        return Ok(v);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        return Err(QueryError::BadReply {
-                            addr: addr.clone(),
-                            reason: e.to_string(),
-                        })
-                    }
-                }
-                let n = stream.read_buf(buf).await.map_err(io)?;
-                if n == 0 {
-                    return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
-                }
-            }
-        };
-        let timeout = self.timeout;
-        match tokio::time::timeout(timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(QueryError::Timeout {
-                addr: self.addr.clone(),
-                timeout,
-            }),
-        }
+        self.send(args).await?;
+        self.read(self.timeout).await
     }
 }
 
