@@ -12,6 +12,51 @@ use hive_common::Slot;
 use hive_proxy::dispatch::classify;
 use hive_proxy::merge::{Merge, MergeKind};
 use smallvec::smallvec;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
+
+/// Heap allocations per call of `f`, averaged over `n` calls.
+fn allocs_per_op(n: u32, mut f: impl FnMut()) -> f64 {
+    f();
+    let region = Region::new(GLOBAL);
+    for _ in 0..n {
+        f();
+    }
+    region.change().allocations as f64 / f64::from(n)
+}
+
+/// Prints allocations per request for the hot-path steps (a table, not a timing).
+fn allocations(_: &mut Criterion) {
+    let mut decoder = RequestDecoder::default();
+    let pipeline = set_pipeline(100);
+    let mut buf = BytesMut::with_capacity(pipeline.len() * 2);
+    let decode = allocs_per_op(1000, || {
+        buf.clear();
+        buf.extend_from_slice(&pipeline);
+        while let Some(r) = decoder.decode(&mut buf).unwrap() {
+            black_box(r);
+        }
+    }) / 100.0;
+    let replies = reply_stream(100);
+    let scan = allocs_per_op(1000, || {
+        let mut sc = ReplyScanner::default();
+        let mut at = 0;
+        while let Some(n) = sc.scan(&replies[at..]).unwrap() {
+            at += n;
+        }
+    }) / 100.0;
+    let get = Request::from_args(&["GET", "key:00001234"]);
+    let mut keys = KeyPositions::new();
+    let route = allocs_per_op(10_000, || {
+        black_box(classify(&get, &mut keys));
+    });
+    let slot = allocs_per_op(10_000, || {
+        black_box(Slot::for_key(black_box(b"key:00001234")));
+    });
+    println!("allocations per request: decode (100-SET pipeline) {decode:.3}, reply scan {scan:.3}, route GET {route:.3}, slot {slot:.3}");
+}
 
 fn decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
@@ -134,6 +179,7 @@ fn mget_merge(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    allocations,
     decode,
     reply_scan,
     slot_and_lookup,

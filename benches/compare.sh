@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# End-to-end comparison: direct redis-server, hive (cluster mode, 3+3 cluster), hive (static
+# mode, 3 standalone masters) and twemproxy (nutcracker, same 3 masters), measured in one run
+# with the targets interleaved A B C D over ROUNDS rounds. Prints medians, ratios to direct
+# and to nutcracker, p50/p99, proxy CPU seconds per million requests and proxy RSS; then a
+# latency run (-c 1) and a connection-scale run (10,000 idle clients). Judges nothing: exits
+# non-zero only when it cannot run.
+# Usage: bash benches/compare.sh [rounds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-5}
+command -v nutcracker >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq nutcracker >/dev/null; }
+cargo build -q --release -p hive-proxy
+HIVE=$PWD/target/release/hive
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || true
+
+# Ports: cluster 7740-7745, standalone 7750-7752, hive cluster 7760, hive static 7761, nutcracker 7762.
+"$HIVE" up --port 7740 --listen 127.0.0.1:7760 --dir "$TMP/cluster" >"$TMP/up.log" 2>&1 &
+PIDS+=($!)
+for p in 7750 7751 7752; do
+  redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" --dbfilename "d$p.rdb" \
+    --logfile "$TMP/r$p.log" &
+  PIDS+=($!)
+done
+cat >"$TMP/nutcracker.yml" <<EOF
+bench:
+  listen: 127.0.0.1:7762
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  servers:
+   - 127.0.0.1:7750:1
+   - 127.0.0.1:7751:1
+   - 127.0.0.1:7752:1
+EOF
+nutcracker -c "$TMP/nutcracker.yml" -o "$TMP/nutcracker.log" &
+NUT=$!; PIDS+=($NUT)
+for _ in $(seq 120); do grep -q "Press Ctrl-C" "$TMP/up.log" 2>/dev/null && break; sleep 0.5; done
+grep -q "Press Ctrl-C" "$TMP/up.log" || { cat "$TMP/up.log"; echo "hive up did not start" >&2; exit 1; }
+# Room for the 10,000 idle clients of the connection-scale run plus the load.
+printf '[proxy]\nmax_clients = 20000\n' >"$TMP/static.toml"
+"$HIVE" proxy --config "$TMP/static.toml" --static 127.0.0.1:7750,127.0.0.1:7751,127.0.0.1:7752 \
+  --listen 127.0.0.1:7761 >"$TMP/static.log" 2>&1 &
+HSTATIC=$!; PIDS+=($HSTATIC)
+sleep 1
+# `hive up` runs the proxy inside its own process; its CPU and RSS are that process's.
+HCLUSTER=$(pgrep -f "hive up --port 7740" | head -1)
+declare -A PORT=([direct]=7750 [hive-cluster]=7760 [hive-static]=7761 [nutcracker]=7762)
+declare -A PID=([direct]=0 [hive-cluster]=$HCLUSTER [hive-static]=$HSTATIC [nutcracker]=$NUT)
+TARGETS=(direct hive-cluster hive-static nutcracker)
+
+cpu_ticks() { [ "$1" = 0 ] && { echo 0; return; }; awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kb() { [ "$1" = 0 ] && { echo 0; return; }; awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+TICK=$(getconf CLK_TCK)
+
+# bench TARGET TEST PIPELINE REQUESTS CLIENTS -> "rps p50 p99 cpu_s_per_M"
+bench() {
+  local t=$1 test=$2 p=$3 n=$4 c=$5 before after line
+  before=$(cpu_ticks "${PID[$t]}")
+  line=$(redis-benchmark -p "${PORT[$t]}" -t "$test" -n "$n" -r 100000 -d 64 -c "$c" -P "$p" --csv 2>/dev/null | tail -1)
+  after=$(cpu_ticks "${PID[$t]}")
+  echo "$line" | tr -d '"' | awk -F, -v b="$before" -v a="$after" -v n="$n" -v tk="$TICK" \
+    '{printf "%s %s %s %.3f\n", $2, $5, $7, (a-b)/tk/n*1e6}'
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A RES
+for test in get set mset; do
+  for P in 1 16; do
+    n=100000; [ "$P" = 16 ] && n=400000; [ "$test" = mset ] && n=$((n / 4))
+    for r in $(seq "$ROUNDS"); do
+      for t in "${TARGETS[@]}"; do
+        read -r rps p50 p99 cpu <<<"$(bench "$t" "$test" "$P" "$n" 50)"
+        RES[$t,$test,$P,rps]+="$rps "; RES[$t,$test,$P,p50]+="$p50 "; RES[$t,$test,$P,p99]+="$p99 "; RES[$t,$test,$P,cpu]+="$cpu "
+      done
+    done
+  done
+done
+
+echo
+echo "Throughput: redis-benchmark -c 50 -d 64 -r 100000, median of $ROUNDS interleaved rounds"
+printf '%-13s %-9s %10s %9s %9s %8s %8s %10s %9s\n' target test req/s vs-direct vs-nut p50-ms p99-ms cpu-s/M rss-MB
+for test in get set mset; do for P in 1 16; do
+  d=$(echo ${RES[direct,$test,$P,rps]} | tr ' ' '\n' | median)
+  nu=$(echo ${RES[nutcracker,$test,$P,rps]} | tr ' ' '\n' | median)
+  for t in "${TARGETS[@]}"; do
+    rps=$(echo ${RES[$t,$test,$P,rps]} | tr ' ' '\n' | median)
+    p50=$(echo ${RES[$t,$test,$P,p50]} | tr ' ' '\n' | median)
+    p99=$(echo ${RES[$t,$test,$P,p99]} | tr ' ' '\n' | median)
+    cpu=$(echo ${RES[$t,$test,$P,cpu]} | tr ' ' '\n' | median)
+    printf '%-13s %-9s %10.0f %9.2f %9.2f %8s %8s %10s %9.1f\n' "$t" "${test^^} P$P" "$rps" \
+      "$(echo "$rps / $d" | bc -l)" "$(echo "$rps / $nu" | bc -l)" "$p50" "$p99" \
+      "$([ "$t" = direct ] && echo - || echo "$cpu")" "$(echo "$(rss_kb "${PID[$t]}") / 1024" | bc -l)"
+  done
+done; done
+
+echo
+echo "Latency: GET -c 1 -P 1 -n 20000 (median of $ROUNDS rounds), added over direct"
+declare -A LAT
+for r in $(seq "$ROUNDS"); do for t in "${TARGETS[@]}"; do
+  read -r _ p50 p99 _ <<<"$(bench "$t" get 1 20000 1)"
+  LAT[$t,p50]+="$p50 "; LAT[$t,p99]+="$p99 "
+done; done
+d50=$(echo ${LAT[direct,p50]} | tr ' ' '\n' | median); d99=$(echo ${LAT[direct,p99]} | tr ' ' '\n' | median)
+printf '%-13s %8s %8s %12s %12s\n' target p50-ms p99-ms added-p50-us added-p99-us
+for t in "${TARGETS[@]}"; do
+  a=$(echo ${LAT[$t,p50]} | tr ' ' '\n' | median); b=$(echo ${LAT[$t,p99]} | tr ' ' '\n' | median)
+  printf '%-13s %8s %8s %12.0f %12.0f\n' "$t" "$a" "$b" "$(echo "($a - $d50) * 1000" | bc -l)" "$(echo "($b - $d99) * 1000" | bc -l)"
+done
+
+echo
+echo "Connection scale: 10,000 idle clients on hive-static, plus a 50-client GET load"
+base_rps=$(bench hive-static get 1 100000 50 | awk '{print $1}')
+rss0=$(rss_kb "$HSTATIC")
+python3 - "$TMP/idle.ready" <<'PY' &
+import socket, sys, time
+socks = []
+for _ in range(10000):
+    s = socket.create_connection(("127.0.0.1", 7761))
+    socks.append(s)
+open(sys.argv[1], "w").write("ok")
+time.sleep(60)
+PY
+IDLE=$!; PIDS+=($IDLE)
+for _ in $(seq 120); do [ -f "$TMP/idle.ready" ] && break; sleep 0.5; done
+sleep 1
+rss1=$(rss_kb "$HSTATIC")
+idle_rps=$(bench hive-static get 1 100000 50 | awk '{print $1}')
+kill "$IDLE" 2>/dev/null || true
+printf 'RSS %.1f MB -> %.1f MB: %.2f KiB per idle connection\n' "$(echo "$rss0/1024" | bc -l)" "$(echo "$rss1/1024" | bc -l)" "$(echo "($rss1-$rss0)/10000" | bc -l)"
+printf 'GET P1 with 10,000 idle clients: %.0f req/s vs %.0f without (%.2f)\n' "$idle_rps" "$base_rps" "$(echo "$idle_rps/$base_rps" | bc -l)"
