@@ -22,7 +22,7 @@ use crate::merge::{Merge, MergeKind};
 use crate::route::{Redirect, Route, Upstream};
 use crate::shared::Shared;
 use crate::stats::Stats;
-use crate::upstream::{Inbox, Job, ReplyTx, Tag};
+use crate::upstream::{conns, Inbox, Job, ReplyTx, Tag};
 
 /// One request (or one part of a split request) on its way to a backend.
 struct Unit {
@@ -336,19 +336,20 @@ impl Conn {
             seq,
             part: part as u32,
         };
-        let topo = self.shared.topology.load();
         let rr = self.session.id as usize + seq as usize;
         let tx = self.reply_tx();
         let Some(unit) = self.unit(tag) else { return };
         let data = unit.req.raw().clone();
-        let (backend, asking) = match &unit.route {
+        let route = unit.route.clone();
+        let topo = self.shared.topology.load();
+        let (backend, asking) = match &route {
             Route::Slot(s) => match topo.map.shard_of(*s) {
-                Some(i) => (topo.masters.get(i).and_then(Option::as_ref), false),
+                Some(i) => (conns::master(&self.shared, &topo, i), false),
                 None => (None, false),
             },
-            Route::Master(i) => (topo.masters.get(*i).and_then(Option::as_ref), false),
-            Route::Any => (topo.any_master(rr), false),
-            Route::Node { backend, asking } => (Some(backend), *asking),
+            Route::Master(i) => (conns::master(&self.shared, &topo, *i), false),
+            Route::Any => (conns::any_master(&self.shared, &topo, rr), false),
+            Route::Node { backend, asking } => (Some(backend.clone()), *asking),
         };
         match backend {
             Some(b) => b.send(Job {
@@ -358,7 +359,7 @@ impl Conn {
                 reply: tx,
             }),
             None => {
-                let err = match &unit.route {
+                let err = match &route {
                     Route::Slot(s) => match topo.map.shard_of(*s) {
                         Some(i) => no_master(topo.shard_name(i)),
                         None => ProxyError::upstream(true, "Hash slot not served")
@@ -428,7 +429,7 @@ impl Conn {
             }
         };
         unit.route = Route::Node {
-            backend: shared.pool.get(&addr),
+            backend: conns::backend(&shared, &addr),
             asking,
         };
         self.send(tag.seq, tag.part as usize);

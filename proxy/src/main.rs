@@ -179,22 +179,19 @@ fn proxy(a: ProxyArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("<command line>"));
     config.validate(&source)?;
     init_logging(&config.log.level);
-    let rt = server::runtime(config.proxy.threads)?;
-    rt.block_on(async move {
-        let listen = config.proxy.listen.clone();
-        let (listener, shared) = server::bind(config)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        info!(listen = %listener.local_addr()?, "hive proxy ready");
-        let (stop, rx) = watch::channel(false);
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            info!("shutting down: finishing in-flight requests");
-            let _ = stop.send(true);
-        });
-        server::serve(listener, shared, rx).await;
-        Ok(())
-    })
+    let listen = config.proxy.listen.clone();
+    let (stop, rx) = watch::channel(false);
+    let running =
+        server::start(config, rx).with_context(|| format!("cannot listen on {listen}"))?;
+    info!(listen = %running.addr, "hive proxy ready");
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    signals.block_on(wait_for_signal());
+    info!("shutting down: finishing in-flight requests");
+    let _ = stop.send(true);
+    running.join();
+    Ok(())
 }
 
 async fn wait_for_signal() {

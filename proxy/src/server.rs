@@ -1,8 +1,10 @@
-//! The listener: accepts clients within `max_clients`, runs the topology refresher, and shuts
-//! down gracefully, letting in-flight replies finish.
+//! The listener: one single-threaded runtime per worker thread, each accepting clients within
+//! `max_clients` and owning its backend connections; thread 0 also keeps the topology. Shutdown
+//! is graceful: in-flight replies finish.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
@@ -15,28 +17,90 @@ use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::upstream::source;
 
-/// Binds the listener and reads the first topology (a failure there is logged, not fatal: the
-/// refresher keeps trying and requests get `-CLUSTERDOWN` meanwhile).
-pub async fn bind(config: Config) -> std::io::Result<(TcpListener, Arc<Shared>)> {
-    let listener = TcpListener::bind(&config.proxy.listen).await?;
+/// A running proxy: its address, shared state and worker threads.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until every worker has stopped (after `shutdown` turned true).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds the listener, reads the first topology (a failure there is logged, not fatal: the
+/// refresher keeps trying and requests wait or get an error meanwhile), and starts the workers.
+/// Returns once the proxy accepts clients.
+pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Running> {
+    let listener = std::net::TcpListener::bind(&config.proxy.listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let n = match config.proxy.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    };
     let shared = Shared::new(config);
-    if !source::initial(&shared).await {
+    let ready = Arc::new(Barrier::new(n + 1));
+    let mut threads = Vec::with_capacity(n);
+    for i in 0..n {
+        let (listener, shared, shutdown, ready) = (
+            listener.try_clone()?,
+            shared.clone(),
+            shutdown.clone(),
+            ready.clone(),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("hive-worker-{i}"))
+                .spawn(move || worker(i, rt, listener, shared, shutdown, ready))?,
+        );
+    }
+    ready.wait();
+    Ok(Running {
+        addr,
+        shared,
+        threads,
+    })
+}
+
+fn worker(
+    i: usize,
+    rt: tokio::runtime::Runtime,
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    ready: Arc<Barrier>,
+) {
+    if i == 0 && !rt.block_on(source::initial(&shared)) {
         warn!(
             mode = shared.config.backend.mode.as_str(),
             "the topology is not complete yet; retrying in the background"
         );
     }
-    Ok((listener, shared))
+    ready.wait();
+    rt.block_on(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => return warn!(error = %e, "worker cannot listen"),
+        };
+        if i == 0 {
+            tokio::spawn(source::run(shared.clone(), shutdown.clone()));
+        }
+        accept(listener, &shared, shutdown).await;
+        drain(&shared).await;
+    });
 }
 
-/// Serves until `shutdown` turns true, then waits up to `shutdown_grace_ms` for clients to get
-/// their outstanding replies.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    tokio::spawn(source::run(shared.clone(), shutdown.clone()));
+/// Accepts clients until `shutdown` turns true.
+async fn accept(listener: TcpListener, shared: &Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let max = shared.config.proxy.max_clients as u64;
     let stats = shared.stats.clone();
     loop {
@@ -69,49 +133,45 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         }
     }
-    drop(listener);
+}
+
+/// Lets clients finish their in-flight requests, for at most `shutdown_grace_ms`.
+async fn drain(shared: &Shared) {
     let grace = Duration::from_millis(shared.config.proxy.shutdown_grace_ms);
     let deadline = Instant::now() + grace;
-    while Stats::get(&stats.connected_clients) > 0 && Instant::now() < deadline {
+    while Stats::get(&shared.stats.connected_clients) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     info!(
-        remaining = Stats::get(&stats.connected_clients),
+        remaining = Stats::get(&shared.stats.connected_clients),
         "proxy stopped"
     );
 }
 
-/// A proxy running on its own runtime threads; stops (gracefully) when dropped. Used by
-/// `hive up` and the tests.
+/// A proxy for `hive up` and the tests; stops (gracefully) when dropped.
 pub struct ProxyHandle {
     pub addr: SocketAddr,
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    running: Option<Running>,
 }
 
 impl ProxyHandle {
     pub fn start(config: Config) -> std::io::Result<ProxyHandle> {
-        let rt = runtime(config.proxy.threads)?;
-        let (listener, shared) = rt.block_on(bind(config))?;
-        let addr = listener.local_addr()?;
         let (stop, rx) = watch::channel(false);
-        let s2 = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("hive-proxy".into())
-            .spawn(move || rt.block_on(serve(listener, s2, rx)))?;
+        let running = start(config, rx)?;
         Ok(ProxyHandle {
-            addr,
-            shared,
+            addr: running.addr,
+            shared: running.shared.clone(),
             stop,
-            thread: Some(thread),
+            running: Some(running),
         })
     }
 
     pub fn stop(&mut self) {
         let _ = self.stop.send(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(r) = self.running.take() {
+            r.join();
         }
     }
 }
@@ -120,13 +180,4 @@ impl Drop for ProxyHandle {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A multi-thread runtime with `threads` workers (0 = one per CPU).
-pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if threads > 0 {
-        b.worker_threads(threads);
-    }
-    b.enable_all().thread_name("hive-worker").build()
 }

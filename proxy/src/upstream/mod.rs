@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod cluster;
+pub mod conns;
 pub mod pool;
 pub mod query;
 pub mod sentinel;

@@ -27,6 +27,16 @@ impl Pool {
         }
     }
 
+    /// A new, unshared connection task on the current runtime (per-thread pools cache it).
+    pub fn spawn(&self, addr: &str) -> Arc<Backend> {
+        Backend::spawn(
+            addr.into(),
+            self.opts.clone(),
+            self.on_failure.clone(),
+            self.stats.clone(),
+        )
+    }
+
     pub fn get(&self, addr: &str) -> Arc<Backend> {
         let mut map = self.backends.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(b) = map.get(addr) {
