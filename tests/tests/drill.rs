@@ -63,3 +63,41 @@ fn drill_failover_reports_outage_errors_and_losses() {
         "a kill -9 cannot recover before down-after: {report}"
     );
 }
+
+#[test]
+fn drill_failover_in_cluster_mode_uses_cluster_failover() {
+    let _g = heavy();
+    let env = hive_tests::Env::cluster();
+    let old = env.proxy.shared.topology.load().map.shards()[0]
+        .master
+        .clone();
+    let out = std::process::Command::new(hive_tests::hive_bin())
+        .args([
+            "drill",
+            "failover",
+            "--proxy",
+            &env.proxy.addr.to_string(),
+            "--duration",
+            "6",
+        ])
+        .args(["--group", &old])
+        .output()
+        .expect("run hive drill");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains(&format!("master:             {old} -> ")),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&format!("-> {old}")),
+        "the master did not change: {report}"
+    );
+    assert_eq!(report_number(&report, "missing acked:"), 0, "{report}");
+    assert_eq!(report_number(&report, "errors (shard):"), 0, "{report}");
+    assert_eq!(report_number(&report, "errors (others):"), 0, "{report}");
+}

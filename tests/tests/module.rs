@@ -340,11 +340,7 @@ fn replicaof_no_one_publishes_a_role_change_event() {
     let port = master.port.to_string();
     let replica = node(dir.path(), &["--replicaof", "127.0.0.1", &port]);
     let mut r = connect(&node_url(&replica.addr));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while text(&fields(redis::cmd("HIVE.LAG").query(&mut r).unwrap())["link"]) != "up" {
-        assert!(Instant::now() < deadline);
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_link_up(&mut r);
     let mut sub = std::net::TcpStream::connect(&replica.addr).unwrap();
     sub.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -403,6 +399,18 @@ fn configs_and_errors_behave_like_redis() {
     }
 }
 
+/// Waits until a replica reports its master link up.
+fn wait_link_up(r: &mut redis::Connection) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while text(&fields(redis::cmd("HIVE.LAG").query(r).unwrap())["link"]) != "up" {
+        assert!(
+            Instant::now() < deadline,
+            "the replica's link never came up"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits for the next `__hive__:events` message on a raw subscriber socket.
 fn next_event(
     sub: &mut std::net::TcpStream,
@@ -445,11 +453,7 @@ fn killed_master_publishes_master_link_down_on_the_replica() {
     let port = master.port.to_string();
     let replica = node(dir.path(), &["--replicaof", "127.0.0.1", &port]);
     let mut r = connect(&node_url(&replica.addr));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while text(&fields(redis::cmd("HIVE.LAG").query(&mut r).unwrap())["link"]) != "up" {
-        assert!(Instant::now() < deadline);
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_link_up(&mut r);
     let mut sub = std::net::TcpStream::connect(&replica.addr).unwrap();
     sub.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();

@@ -201,3 +201,34 @@ fn idle_clients_are_closed() {
         "closed too early: {took:?}"
     );
 }
+
+#[test]
+fn backend_command_timeout_fails_the_request_and_recovers() {
+    let env = Env::with(1, 0, |c| c.backend.command_timeout_ms = 300);
+    let mut c = env.client();
+    // A script that keeps the node busy for 1 s: no reply within the 300 ms timeout.
+    let busy = "local t = redis.call('TIME'); local s = t[1]*1000000 + t[2]; \
+                while true do local n = redis.call('TIME'); if n[1]*1000000 + n[2] - s > 1000000 then break end end; return 1";
+    let started = Instant::now();
+    let e = redis::cmd("EVAL")
+        .arg(busy)
+        .arg(1)
+        .arg("k")
+        .query::<i64>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("no reply within 300 ms"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    // Once the node is free again, the proxy reconnects and serves.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match redis::cmd("SET").arg("after").arg(1).query::<()>(&mut c) {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "no recovery: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
