@@ -21,6 +21,13 @@ pub struct ReplicaInfo {
     pub lag_s: i64,
 }
 
+impl ReplicaInfo {
+    /// Bytes the replica has not yet acknowledged, given the master's offset.
+    pub fn lag_bytes(&self, master_offset: i64) -> i64 {
+        (master_offset - self.offset).max(0)
+    }
+}
+
 /// What `INFO replication` says about this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replication {
@@ -125,6 +132,8 @@ master_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\nslave_repl_offset:99
         assert_eq!(r.replicas[0].port, 7003);
         assert_eq!(r.replicas[0].offset, 1234);
         assert_eq!(r.replicas[0].state, "online");
+        assert_eq!(r.replicas[0].lag_bytes(r.offset), 66);
+        assert_eq!(r.replicas[0].lag_bytes(0), 0);
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub fn topology(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 ("port", int(i64::from(r.port))),
                 ("state", s(r.state.clone())),
                 ("offset", int(r.offset)),
-                ("lag_bytes", int((repl.offset - r.offset).max(0))),
+                ("lag_bytes", int(r.lag_bytes(repl.offset))),
             ])
         })
         .collect();
@@ -199,7 +199,7 @@ pub fn lag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 map(vec![
                     ("host", s(r.host.clone())),
                     ("port", int(i64::from(r.port))),
-                    ("lag_bytes", int((repl.offset - r.offset).max(0))),
+                    ("lag_bytes", int(r.lag_bytes(repl.offset))),
                     ("ack_age_ms", int(r.lag_s.max(0) * 1000)),
                 ])
             })

@@ -255,7 +255,7 @@ impl Conn {
                 self.send(seq, 0);
             }
             Action::FanOut(kind) => {
-                let n = self.shared.topology.load().masters.len();
+                let n = self.shared.topology.load().map.shards().len();
                 if n == 0 {
                     return self.push_error(&no_topology());
                 }

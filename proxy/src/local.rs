@@ -342,7 +342,9 @@ masters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
         Stats::get(&s.backend_failures),
         Stats::get(&s.topology_refreshes),
         Stats::get(&s.sentinel_events),
-        topo.masters.iter().filter(|m| m.is_some()).count(),
+        (0..topo.map.shards().len())
+            .filter(|&i| topo.has_master(i))
+            .count(),
         topo.map.unassigned(),
         topo.map
             .shards()
@@ -368,7 +370,7 @@ masters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
                 }
             })
             .collect();
-        let status = if topo.masters.get(i).is_some_and(Option::is_some) {
+        let status = if topo.has_master(i) {
             "ok"
         } else {
             "no_master"

@@ -161,23 +161,18 @@ impl LocalGroups {
 
     /// `[[backend.shards]]` for a proxy in sentinel mode in front of these groups.
     pub fn sentinel_shards(&self) -> Vec<ShardConfig> {
-        self.names()
-            .into_iter()
-            .map(|n| ShardConfig {
-                name: Some(n),
-                ..Default::default()
-            })
-            .collect()
+        self.names().into_iter().map(ShardConfig::named).collect()
     }
 
     /// `[[backend.shards]]` for a proxy in static mode (the masters as started).
     pub fn static_shards(&self) -> Vec<ShardConfig> {
         self.groups
             .iter()
-            .map(|g| ShardConfig {
-                master: Some(g.nodes[0].addr.clone()),
-                replicas: g.nodes[1..].iter().map(|n| n.addr.clone()).collect(),
-                ..Default::default()
+            .map(|g| {
+                ShardConfig::at(
+                    g.nodes[0].addr.clone(),
+                    g.nodes[1..].iter().map(|n| n.addr.clone()).collect(),
+                )
             })
             .collect()
     }

@@ -147,24 +147,14 @@ fn proxy(a: ProxyArgs) -> Result<()> {
     if !a.sentinel.is_empty() {
         config.backend.mode = Mode::Sentinel;
         config.backend.sentinels = a.sentinel;
-        config.backend.shards = a
-            .masters
-            .into_iter()
-            .map(|name| ShardConfig {
-                name: Some(name),
-                ..Default::default()
-            })
-            .collect();
+        config.backend.shards = a.masters.into_iter().map(ShardConfig::named).collect();
     }
     if !a.static_masters.is_empty() {
         config.backend.mode = Mode::Static;
         config.backend.shards = a
             .static_masters
             .into_iter()
-            .map(|m| ShardConfig {
-                master: Some(m),
-                ..Default::default()
-            })
+            .map(|m| ShardConfig::at(m, Vec::new()))
             .collect();
     }
     if let Some(l) = a.listen {

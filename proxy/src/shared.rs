@@ -1,4 +1,4 @@
-//! State shared by every client task: config, the topology snapshot, the pool and counters.
+//! State shared by every client task: config, the topology snapshot, the connector and counters.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,14 +11,13 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::stats::Stats;
-use crate::upstream::backend::{Backend, BackendOpts};
-use crate::upstream::pool::Pool;
+use crate::upstream::backend::BackendOpts;
+use crate::upstream::connector::Connector;
 
-/// An immutable routing snapshot: the shard map plus a connection handle per shard master.
-/// A shard whose master is unknown or down (mid-failover) has `None`: its requests wait.
+/// An immutable routing snapshot. Connections are not part of it: each worker thread maps the
+/// master addresses to its own connections (`upstream::conns`).
 pub struct Topology {
     pub map: ShardMap,
-    pub masters: Vec<Option<Arc<Backend>>>,
     /// Shard names for messages: Sentinel master names, else the master address.
     pub names: Vec<String>,
 }
@@ -27,15 +26,16 @@ impl Topology {
     pub fn empty() -> Topology {
         Topology {
             map: ShardMap::empty(),
-            masters: Vec::new(),
             names: Vec::new(),
         }
     }
 
-    /// A master for keyless commands, spread by `rr`; `None` only if no shard has one.
-    pub fn any_master(&self, rr: usize) -> Option<&Arc<Backend>> {
-        let n = self.masters.len();
-        (0..n).find_map(|k| self.masters[(rr + k) % n].as_ref())
+    /// Whether shard `i` has a writable master (not mid-failover).
+    pub fn has_master(&self, i: usize) -> bool {
+        self.map
+            .shards()
+            .get(i)
+            .is_some_and(|s| s.master != NO_MASTER)
     }
 
     pub fn shard_name(&self, i: usize) -> &str {
@@ -50,7 +50,7 @@ pub struct Shared {
     pub config: Config,
     /// Read lock-free once per client batch; replaced whole by the refresher.
     pub topology: ArcSwap<Topology>,
-    pub pool: Pool,
+    pub connector: Connector,
     pub stats: Arc<Stats>,
     /// Wakes the topology refresher (after MOVED, CLUSTERDOWN or a dead connection).
     pub refresh: Arc<Notify>,
@@ -75,7 +75,7 @@ impl Shared {
             auth: config.node_auth(),
         };
         Arc::new(Shared {
-            pool: Pool::new(opts, refresh.clone(), stats.clone()),
+            connector: Connector::new(opts, refresh.clone(), stats.clone()),
             config,
             topology: ArcSwap::from_pointee(Topology::empty()),
             stats,
@@ -108,7 +108,7 @@ impl Shared {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Installs a new shard map, reusing pooled connections. `names` labels the shards
+    /// Installs a new shard map. `names` labels the shards
     /// (empty: the master addresses).
     pub fn install(&self, map: ShardMap, names: Vec<String>) {
         let _g = self.install_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,21 +127,12 @@ impl Shared {
     }
 
     fn store(&self, map: ShardMap, names: Vec<String>) {
-        let masters = map
-            .shards()
-            .iter()
-            .map(|s| (s.master != NO_MASTER).then(|| self.pool.get(&s.master)))
-            .collect();
         let names = if names.len() == map.shards().len() {
             names
         } else {
             map.shards().iter().map(|s| s.master.clone()).collect()
         };
-        self.topology.store(Arc::new(Topology {
-            map,
-            masters,
-            names,
-        }));
+        self.topology.store(Arc::new(Topology { map, names }));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.changed.send_replace(generation);
     }

@@ -1,14 +1,14 @@
-//! `hive drill failover` run as a binary against a sentinel deployment.
+//! `hive drill failover` run as a binary against sentinel and cluster deployments.
 
-use hive_tests::{heavy, GroupEnv};
+use hive_tests::{heavy, Env, GroupEnv};
 
-fn run_drill(env: &GroupEnv, args: &[&str]) -> String {
+fn run_drill(proxy: std::net::SocketAddr, args: &[&str]) -> String {
     let out = std::process::Command::new(hive_tests::hive_bin())
         .args([
             "drill",
             "failover",
             "--proxy",
-            &env.proxy.addr.to_string(),
+            &proxy.to_string(),
             "--duration",
             "6",
         ])
@@ -38,7 +38,7 @@ fn drill_failover_reports_outage_errors_and_losses() {
     let _g = heavy();
     let env = GroupEnv::sentinel(2, None, |_| {});
     let old = env.routed_master(1);
-    let report = run_drill(&env, &["--group", "hive-b"]);
+    let report = run_drill(env.proxy.addr, &["--group", "hive-b"]);
     assert!(
         report.contains("failover drill of shard 'hive-b'"),
         "{report}"
@@ -54,7 +54,7 @@ fn drill_failover_reports_outage_errors_and_losses() {
     let outage = report_number(&report, "write outage:");
     assert!(outage > 0 && outage < 6000, "{report}");
     // --kill: the master dies; in-flight writes may fail, nothing acknowledged is lost.
-    let report = run_drill(&env, &["--group", "hive-a", "--kill"]);
+    let report = run_drill(env.proxy.addr, &["--group", "hive-a", "--kill"]);
     assert_eq!(report_number(&report, "missing acked:"), 0, "{report}");
     assert_eq!(report_number(&report, "errors (others):"), 0, "{report}");
     let outage = report_number(&report, "write outage:");
@@ -67,28 +67,11 @@ fn drill_failover_reports_outage_errors_and_losses() {
 #[test]
 fn drill_failover_in_cluster_mode_uses_cluster_failover() {
     let _g = heavy();
-    let env = hive_tests::Env::cluster();
+    let env = Env::cluster();
     let old = env.proxy.shared.topology.load().map.shards()[0]
         .master
         .clone();
-    let out = std::process::Command::new(hive_tests::hive_bin())
-        .args([
-            "drill",
-            "failover",
-            "--proxy",
-            &env.proxy.addr.to_string(),
-            "--duration",
-            "6",
-        ])
-        .args(["--group", &old])
-        .output()
-        .expect("run hive drill");
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = run_drill(env.proxy.addr, &["--group", &old]);
     assert!(
         report.contains(&format!("master:             {old} -> ")),
         "{report}"

@@ -336,17 +336,7 @@ fn failed_bgsave_marks_the_backup_failed() {
 #[test]
 fn replicaof_no_one_publishes_a_role_change_event() {
     let dir = tempfile::tempdir().unwrap();
-    let master = node(dir.path(), &[]);
-    let port = master.port.to_string();
-    let replica = node(dir.path(), &["--replicaof", "127.0.0.1", &port]);
-    let mut r = connect(&node_url(&replica.addr));
-    wait_link_up(&mut r);
-    let mut sub = std::net::TcpStream::connect(&replica.addr).unwrap();
-    sub.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    sub.write_all(hive_common::resp::Request::from_args(&["SUBSCRIBE", "__hive__:events"]).raw())
-        .unwrap();
-    thread::sleep(Duration::from_millis(200));
+    let (_master, _replica, mut r, mut sub) = replica_with_subscriber(dir.path());
     let _: () = redis::cmd("REPLICAOF")
         .arg("NO")
         .arg("ONE")
@@ -399,6 +389,30 @@ fn configs_and_errors_behave_like_redis() {
     }
 }
 
+/// A master and its replica (link up), a connection to the replica, and a raw socket on the
+/// replica subscribed to `__hive__:events`.
+fn replica_with_subscriber(
+    dir: &Path,
+) -> (
+    RedisProcess,
+    RedisProcess,
+    redis::Connection,
+    std::net::TcpStream,
+) {
+    let master = node(dir, &[]);
+    let port = master.port.to_string();
+    let replica = node(dir, &["--replicaof", "127.0.0.1", &port]);
+    let mut r = connect(&node_url(&replica.addr));
+    wait_link_up(&mut r);
+    let mut sub = std::net::TcpStream::connect(&replica.addr).unwrap();
+    sub.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let subscribe = hive_common::resp::Request::from_args(&["SUBSCRIBE", "__hive__:events"]);
+    sub.write_all(subscribe.raw()).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    (master, replica, r, sub)
+}
+
 /// Waits until a replica reports its master link up.
 fn wait_link_up(r: &mut redis::Connection) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -449,17 +463,7 @@ fn next_event(
 #[test]
 fn killed_master_publishes_master_link_down_on_the_replica() {
     let dir = tempfile::tempdir().unwrap();
-    let mut master = node(dir.path(), &[]);
-    let port = master.port.to_string();
-    let replica = node(dir.path(), &["--replicaof", "127.0.0.1", &port]);
-    let mut r = connect(&node_url(&replica.addr));
-    wait_link_up(&mut r);
-    let mut sub = std::net::TcpStream::connect(&replica.addr).unwrap();
-    sub.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    sub.write_all(hive_common::resp::Request::from_args(&["SUBSCRIBE", "__hive__:events"]).raw())
-        .unwrap();
-    thread::sleep(Duration::from_millis(200));
+    let (mut master, _replica, mut r, mut sub) = replica_with_subscriber(dir.path());
     master.kill();
     let mut buf = Vec::new();
     let ev = next_event(&mut sub, &mut buf, Duration::from_secs(10));

@@ -60,6 +60,25 @@ pub struct ShardConfig {
     pub slots: Option<String>,
 }
 
+impl ShardConfig {
+    /// A sentinel-mode shard: the master name Sentinel monitors.
+    pub fn named(name: impl Into<String>) -> ShardConfig {
+        ShardConfig {
+            name: Some(name.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A static-mode shard.
+    pub fn at(master: impl Into<String>, replicas: Vec<String>) -> ShardConfig {
+        ShardConfig {
+            master: Some(master.into()),
+            replicas,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {

@@ -25,7 +25,7 @@ fn get(l: &mut Local, shared: &Shared, addr: &str) -> Arc<Backend> {
     if let Some(b) = l.by_addr.get(addr) {
         return b.clone();
     }
-    let b = shared.pool.spawn(addr);
+    let b = shared.connector.spawn(addr);
     l.by_addr.insert(addr.to_string(), b.clone());
     b
 }

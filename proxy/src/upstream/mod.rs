@@ -1,10 +1,10 @@
-//! Everything that talks to Redis nodes: multiplexed connections, the pool, one-off queries,
-//! and cluster topology discovery.
+//! Everything that talks to Redis nodes: multiplexed connections and their per-thread cache, one-off queries,
+//! and topology discovery (cluster, sentinel, static).
 
 pub mod backend;
 pub mod cluster;
+pub mod connector;
 pub mod conns;
-pub mod pool;
 pub mod query;
 pub mod sentinel;
 pub mod source;
