@@ -2,11 +2,12 @@
 //! every master, or refused, with the error text Redis would give.
 
 use hive_common::command::{flag, CommandSpec, CommandTable, KeyPositions};
-use hive_common::resp::Request;
+use hive_common::resp::{parse_i64, Request};
 use hive_common::Slot;
 
 use crate::error::ProxyError;
 use crate::merge::MergeKind;
+use crate::pubsub::Family;
 use crate::route::Route;
 
 #[derive(Debug)]
@@ -23,6 +24,35 @@ pub enum Action {
     Local(&'static str),
     /// Answered with an error without touching a backend.
     Error(ProxyError),
+    /// A blocking command: runs on a connection of the client's own, so it cannot stall the
+    /// shared ones.
+    Blocking(Route),
+    /// WAIT: every master, on the client's own connections.
+    Wait,
+    /// Transaction control.
+    Tx(TxCmd),
+    /// (P|S)SUBSCRIBE and their UNSUBSCRIBEs; `route` is the slot of shard channels.
+    Subscribe {
+        family: Family,
+        subscribe: bool,
+        route: Route,
+    },
+    /// PUBLISH: one node of a cluster (which broadcasts it), every master otherwise.
+    Publish,
+    /// SCAN, iterated over every master with a slot-stable cursor.
+    Scan,
+    /// RESET: drop every piece of connection state.
+    Reset,
+}
+
+#[derive(Debug)]
+pub enum TxCmd {
+    Multi,
+    Exec,
+    Discard,
+    /// WATCH pins the client to the node owning the keys' slot.
+    Watch(Route),
+    Unwatch,
 }
 
 /// The reply to a command Hive deliberately does not run, with the reason.
@@ -33,10 +63,10 @@ fn refused(what: &str, why: &str) -> Action {
     ))
 }
 
-const NEEDS_DEDICATED: &str =
-    "it needs a dedicated backend connection, which this version of Hive does not provide";
-const FAN_OUT_TODO: &str = "it must visit every master, which this version of Hive does not do";
 const ADMIN: &str = "administrative commands go to the Redis nodes directly";
+const TRACKING: &str =
+    "client-side caching would need invalidations from every shard, which Hive does not relay";
+const REPLICATION: &str = "replication and monitoring streams go to the Redis nodes directly";
 
 /// Classifies `req`; `keys` is scratch space for key positions.
 pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
@@ -69,12 +99,22 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
     let full: &'static str = spec.name.as_str();
     match full {
         "ping" | "echo" | "quit" | "select" | "hello" | "auth" | "readonly" | "readwrite"
-        | "cluster|keyslot" | "client|setname" | "client|getname" | "client|id" | "command"
-        | "command|count" | "command|info" | "command|list" | "command|getkeys" => {
-            return Action::Local(full)
-        }
+        | "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
+        | "cluster|info" | "cluster|myid" | "client|setname" | "client|getname" | "client|id"
+        | "client|info" | "client|list" | "client|kill" | "client|no-evict" | "client|setinfo"
+        | "client|getredir" | "command" | "command|count" | "command|info" | "command|list"
+        | "command|getkeys" => return Action::Local(full),
         "info" => return Action::Info,
-        "dbsize" => return Action::FanOut(MergeKind::Sum),
+        "dbsize" | "pubsub|numpat" => return Action::FanOut(MergeKind::Sum),
+        "keys" => return Action::FanOut(MergeKind::Concat),
+        "pubsub|channels" => return Action::FanOut(MergeKind::Union),
+        "flushdb" | "flushall" | "script|flush" | "function|flush" | "function|delete"
+        | "function|restore" => return Action::FanOut(MergeKind::AllOk),
+        "script|load" | "function|load" => return Action::FanOut(MergeKind::First),
+        "script|exists" => return Action::FanOut(MergeKind::And),
+        "script|kill" | "function|kill" => return Action::FanOut(MergeKind::AnyOk),
+        "randomkey" => return Action::FanOut(MergeKind::Random(0)),
+        "config|get" => return Action::FanOut(MergeKind::Pairs),
         "mget" => {
             return Action::Split {
                 kind: MergeKind::Gather,
@@ -93,26 +133,52 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
                 step: 1,
             }
         }
-        "multi" | "exec" | "discard" | "watch" | "unwatch" | "wait" | "monitor" | "sync"
-        | "psync" | "client|tracking" | "client|caching" | "client|reply" | "reset" => {
-            return refused(full, NEEDS_DEDICATED)
+        "multi" => return Action::Tx(TxCmd::Multi),
+        "exec" => return Action::Tx(TxCmd::Exec),
+        "discard" => return Action::Tx(TxCmd::Discard),
+        "unwatch" => return Action::Tx(TxCmd::Unwatch),
+        "reset" => return Action::Reset,
+        "scan" => return Action::Scan,
+        "publish" => return Action::Publish,
+        "wait" => return Action::Wait,
+        "client|tracking" | "client|caching" | "client|trackinginfo" => {
+            return refused(full, TRACKING)
         }
-        "keys" | "scan" | "flushdb" | "flushall" | "randomkey" | "script|load" | "script|flush"
-        | "script|exists" | "script|kill" | "function|load" | "function|delete"
-        | "function|flush" | "function|restore" | "function|kill" => {
-            return refused(full, FAN_OUT_TODO)
+        "monitor" | "sync" | "psync" | "replconf" => return refused(full, REPLICATION),
+        "client|reply" => {
+            return refused(full, "replies are always sent, so pipelines stay in step")
         }
-        // Nodes of one cluster normally share their config; one master answers.
-        "config|get" => return Action::Forward(Route::Any),
-        "xread" | "xreadgroup" if has_block_option(req) => return refused(full, NEEDS_DEDICATED),
+        // The slot argument says where the keys are.
+        "cluster|countkeysinslot" | "cluster|getkeysinslot" => {
+            return match parse_i64(req.arg(2))
+                .and_then(|n| u16::try_from(n).ok())
+                .and_then(Slot::new)
+            {
+                Some(s) => Action::Forward(Route::Slot(s)),
+                None => Action::Error(ProxyError::client("ERR", "Invalid slot")),
+            };
+        }
         _ => {}
     }
-    if spec.has(flag::PUBSUB) {
-        return refused(full, "pub/sub is not supported by this version of Hive");
+    if let Some((family, subscribe)) = Family::of(full) {
+        let mut route = Route::Any;
+        if family == Family::Shard && req.argc() > 1 {
+            let slot = Slot::for_key(req.arg(1));
+            if req.args().skip(2).any(|c| Slot::for_key(c) != slot) {
+                return Action::Error(crossslot());
+            }
+            route = Route::Slot(slot);
+        }
+        return Action::Subscribe {
+            family,
+            subscribe,
+            route,
+        };
     }
-    if spec.has(flag::BLOCKING) && !full.starts_with("xread") {
-        return refused(full, NEEDS_DEDICATED);
-    }
+    let blocking = match full {
+        "xread" | "xreadgroup" => has_block_option(req),
+        _ => spec.has(flag::BLOCKING),
+    };
     keys.clear();
     if spec.keys(req, keys).is_err() {
         // Redis answers a bad key count with the command's own error; any node gives it.
@@ -122,7 +188,11 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
         if spec.has(flag::ADMIN) || full.starts_with("cluster") || full.starts_with("client") {
             return refused(full, ADMIN);
         }
-        return Action::Forward(Route::Any);
+        return if blocking {
+            Action::Blocking(Route::Any)
+        } else {
+            Action::Forward(Route::Any)
+        };
     };
     let slot = Slot::for_key(req.arg(first as usize));
     if keys[1..]
@@ -130,6 +200,12 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
         .any(|&k| Slot::for_key(req.arg(k as usize)) != slot)
     {
         return Action::Error(crossslot());
+    }
+    if full == "watch" {
+        return Action::Tx(TxCmd::Watch(Route::Slot(slot)));
+    }
+    if blocking {
+        return Action::Blocking(Route::Slot(slot));
     }
     Action::Forward(Route::Slot(slot))
 }
@@ -254,14 +330,52 @@ mod tests {
     }
 
     #[test]
+    fn classify_stateful_and_fan_out() {
+        assert!(matches!(
+            classify_args(&["blpop", "a", "0"]),
+            Action::Blocking(Route::Slot(_))
+        ));
+        assert!(matches!(
+            classify_args(&["xread", "BLOCK", "0", "STREAMS", "s", "$"]),
+            Action::Blocking(Route::Slot(_))
+        ));
+        assert!(matches!(
+            classify_args(&["multi"]),
+            Action::Tx(TxCmd::Multi)
+        ));
+        assert!(matches!(
+            classify_args(&["watch", "a", "{a}b"]),
+            Action::Tx(TxCmd::Watch(Route::Slot(_)))
+        ));
+        assert!(matches!(
+            classify_args(&["watch", "a", "b"]),
+            Action::Error(_)
+        ));
+        assert!(matches!(
+            classify_args(&["ssubscribe", "a", "b"]),
+            Action::Error(_)
+        ));
+        assert!(matches!(
+            classify_args(&["psubscribe", "a*"]),
+            Action::Subscribe {
+                family: Family::Pattern,
+                subscribe: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify_args(&["keys", "*"]),
+            Action::FanOut(MergeKind::Concat)
+        ));
+        assert!(matches!(classify_args(&["scan", "0"]), Action::Scan));
+    }
+
+    #[test]
     fn classify_refuses_with_reason() {
         for cmd in [
-            &["blpop", "a", "0"][..],
-            &["multi"],
-            &["subscribe", "c"],
-            &["keys", "*"],
+            &["client", "tracking", "on"][..],
+            &["monitor"],
             &["config", "set", "a", "b"],
-            &["xread", "BLOCK", "0", "STREAMS", "s", "$"],
         ] {
             let e = error_text(classify_args(cmd));
             assert!(e.starts_with("ERR Hive does not support"), "{cmd:?}: {e}");

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod clients;
+pub mod cluster_view;
 pub mod config;
 pub mod dispatch;
 pub mod drill;
@@ -10,8 +12,12 @@ pub mod local;
 pub mod localcluster;
 pub mod localsentinel;
 pub mod merge;
+pub mod pubsub;
 pub mod route;
+pub mod scan;
+pub mod scripts;
 pub mod server;
+pub mod session;
 pub mod shared;
 pub mod stats;
 pub mod upstream;

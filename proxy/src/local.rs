@@ -1,23 +1,20 @@
-//! Commands the proxy answers itself: PING, ECHO, QUIT, SELECT, HELLO, AUTH, CLIENT names,
-//! CLUSTER KEYSLOT, COMMAND (from the table), and the `# Proxy` section of INFO.
+//! Commands the proxy answers itself: PING, ECHO, QUIT, SELECT, AUTH, CLUSTER KEYSLOT, COMMAND
+//! (from the table), the `# Proxy` section of INFO, and (through `session` and `cluster_view`)
+//! HELLO, CLIENT and the one-node CLUSTER view.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use hive_common::command::{BeginSearch, CommandSpec, CommandTable, FindKeys, KeyPositions};
 use hive_common::resp::{
-    parse_i64, write_array_header, write_bulk, write_integer, write_null, write_simple, Request,
+    parse_i64, write_array_header, write_bulk, write_integer, write_null_of, write_simple, Request,
 };
 use hive_common::Slot;
 
+use crate::clients::ClientEntry;
+use crate::cluster_view;
 use crate::error::ProxyError;
+use crate::session::{self, Session};
 use crate::shared::Shared;
 use crate::stats::Stats;
-
-/// Per-connection state the local commands read and change.
-#[derive(Debug, Default)]
-pub struct Session {
-    pub id: u64,
-    pub name: Option<Bytes>,
-}
 
 /// Whether the connection closes after this reply (QUIT).
 #[derive(Debug, PartialEq, Eq)]
@@ -26,13 +23,25 @@ pub enum After {
     Close,
 }
 
+/// What a local command may read besides the request.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub entry: &'a ClientEntry,
+}
+
 pub fn answer(
     cmd: &'static str,
     req: &Request,
     session: &mut Session,
+    ctx: &Ctx<'_>,
     out: &mut BytesMut,
 ) -> Result<After, ProxyError> {
     let err = |m: &str| ProxyError::client("ERR", m);
+    let resp3 = session.resp3();
+    if cmd.starts_with("client|") {
+        session::client(cmd, req, session, ctx.entry, ctx.shared, out)?;
+        return Ok(After::Continue);
+    }
     match cmd {
         "ping" => match req.get(1) {
             None => write_simple(out, "PONG"),
@@ -60,16 +69,10 @@ pub fn answer(
             }
             write_simple(out, "OK");
         }
-        "hello" => hello(req, session, out)?,
-        "client|setname" => {
-            session.name = set_name(req.arg(2))?;
-            write_simple(out, "OK");
+        "hello" => session::hello(req, session, ctx.entry, out)?,
+        "cluster|slots" | "cluster|shards" | "cluster|nodes" | "cluster|info" | "cluster|myid" => {
+            cluster_view::answer(cmd, &ctx.entry.local, ctx.shared, resp3, out)
         }
-        "client|getname" => match &session.name {
-            Some(n) => write_bulk(out, n),
-            None => write_null(out),
-        },
-        "client|id" => write_integer(out, session.id as i64),
         "cluster|keyslot" => write_integer(out, i64::from(Slot::for_key(req.arg(2)).get())),
         "command" => {
             let t = CommandTable::get();
@@ -93,6 +96,7 @@ pub fn answer(
                 for n in names {
                     match lookup_full(t, n) {
                         Some(c) => write_command(out, c),
+                        None if resp3 => write_null_of(out, true),
                         None => out.extend_from_slice(b"*-1\r\n"),
                     }
                 }
@@ -106,82 +110,6 @@ pub fn answer(
         }
     }
     Ok(After::Continue)
-}
-
-fn hello(req: &Request, session: &mut Session, out: &mut BytesMut) -> Result<(), ProxyError> {
-    let mut i = 1;
-    if let Some(v) = req.get(1) {
-        match parse_i64(v) {
-            Some(2) => {}
-            Some(3) => {
-                return Err(ProxyError::client(
-                    "NOPROTO",
-                    "unsupported protocol version (this version of Hive speaks RESP2)",
-                ))
-            }
-            Some(_) => {
-                return Err(ProxyError::client(
-                    "NOPROTO",
-                    "unsupported protocol version",
-                ))
-            }
-            None => {
-                return Err(ProxyError::client(
-                    "ERR",
-                    "Protocol version is not an integer or out of range",
-                ))
-            }
-        }
-        i = 2;
-    }
-    let mut name = None;
-    while i < req.argc() {
-        let opt = req.arg(i);
-        if opt.eq_ignore_ascii_case(b"auth") && i + 2 < req.argc() {
-            i += 3;
-        } else if opt.eq_ignore_ascii_case(b"setname") && i + 1 < req.argc() {
-            name = Some(set_name(req.arg(i + 1))?);
-            i += 2;
-        } else {
-            return Err(ProxyError::client(
-                "ERR",
-                format!(
-                    "Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(opt)
-                ),
-            ));
-        }
-    }
-    if let Some(n) = name {
-        session.name = n;
-    }
-    write_array_header(out, 14);
-    for (k, v) in [("server", "redis"), ("version", "7.0.15")] {
-        write_bulk(out, k.as_bytes());
-        write_bulk(out, v.as_bytes());
-    }
-    write_bulk(out, b"proto");
-    write_integer(out, 2);
-    write_bulk(out, b"id");
-    write_integer(out, session.id as i64);
-    for (k, v) in [("mode", "cluster"), ("role", "master")] {
-        write_bulk(out, k.as_bytes());
-        write_bulk(out, v.as_bytes());
-    }
-    write_bulk(out, b"modules");
-    write_array_header(out, 0);
-    Ok(())
-}
-
-/// Validates a client name as Redis does; an empty name clears it.
-fn set_name(n: &[u8]) -> Result<Option<Bytes>, ProxyError> {
-    if n.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(ProxyError::client(
-            "ERR",
-            "Client names cannot contain spaces, newlines or special characters.",
-        ));
-    }
-    Ok((!n.is_empty()).then(|| Bytes::copy_from_slice(n)))
 }
 
 fn lookup_full<'t>(t: &'t CommandTable, name: &[u8]) -> Option<&'t CommandSpec> {
@@ -393,13 +321,26 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<(Vec<u8>, After), String> {
         let mut out = BytesMut::new();
-        let mut s = Session { id: 7, name: None };
+        let mut s = Session {
+            id: 7,
+            ..Session::default()
+        };
+        let shared = Shared::new(crate::config::Config::default());
+        let entry = crate::clients::ClientEntry::new(
+            7,
+            "127.0.0.1:5000".parse().unwrap(),
+            "127.0.0.1:6380".parse().unwrap(),
+        );
+        let ctx = Ctx {
+            shared: &shared,
+            entry: &entry,
+        };
         let req = Request::from_args(args);
         let spec = crate::dispatch::classify(&req, &mut KeyPositions::new());
         let crate::dispatch::Action::Local(cmd) = spec else {
             return Err(format!("not local: {spec:?}"));
         };
-        answer(cmd, &req, &mut s, &mut out)
+        answer(cmd, &req, &mut s, &ctx, &mut out)
             .map(|a| (out.to_vec(), a))
             .map_err(|e| e.to_string())
     }
@@ -432,7 +373,23 @@ mod tests {
                 .0,
             b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
         );
-        assert!(run(&["hello", "3"]).unwrap_err().starts_with("NOPROTO"));
+        assert!(run(&["hello", "4"]).unwrap_err().starts_with("NOPROTO"));
+        assert!(run(&["hello", "3"])
+            .unwrap()
+            .0
+            .starts_with(b"%7\r\n$6\r\nserver"));
+        assert!(run(&["hello", "2"]).unwrap().0.starts_with(b"*14\r\n"));
+        assert_eq!(
+            run(&["client", "setinfo", "lib-name", "redis-py"])
+                .unwrap()
+                .0,
+            b"+OK\r\n"
+        );
+        assert_eq!(
+            run(&["client", "setinfo", "foo", "x"]).unwrap_err(),
+            "ERR Unrecognized option 'foo'"
+        );
+        assert!(run(&["client", "tracking", "on"]).is_err());
         assert_eq!(
             run(&["client", "setname", "a b"]).unwrap_err(),
             "ERR Client names cannot contain spaces, newlines or special characters."

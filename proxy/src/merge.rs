@@ -11,8 +11,27 @@ pub enum MergeKind {
     Gather,
     /// MSET: `+OK` when every part says OK.
     AllOk,
-    /// DEL, UNLINK, EXISTS, TOUCH, DBSIZE: integers add up.
+    /// DEL, UNLINK, EXISTS, TOUCH, DBSIZE, PUBLISH, PUBSUB NUMPAT: integers add up.
     Sum,
+    /// KEYS: the arrays are concatenated.
+    Concat,
+    /// PUBSUB CHANNELS: concatenated without duplicates.
+    Union,
+    /// SCRIPT EXISTS: element-wise AND of 0/1 arrays (a script exists if every master has it).
+    And,
+    /// WAIT: the smallest count (the guarantee that holds on every shard).
+    Min,
+    /// SCRIPT LOAD, FUNCTION LOAD, FUNCTION DUMP: every master answers the same; the first
+    /// reply is returned.
+    First,
+    /// SCRIPT KILL, FUNCTION KILL: OK if any master had something to kill.
+    AnyOk,
+    /// RANDOMKEY: a key from some master that has one.
+    Random(usize),
+    /// CONFIG GET: the union of name/value pairs.
+    Pairs,
+    /// Several SUNSUBSCRIBEs: the reply frames, concatenated in part order.
+    Frames,
 }
 
 /// The state of one split request while its parts are outstanding.
@@ -25,6 +44,9 @@ pub struct Merge {
     /// `Gather`: per part, the positions of its keys in the original request.
     positions: Vec<SmallVec<[u32; 4]>>,
     values: Vec<Option<Bytes>>,
+    /// Whole part replies, for the kinds that combine them at the end.
+    parts: Vec<Option<Bytes>>,
+    any_ok: bool,
 }
 
 impl Merge {
@@ -42,12 +64,17 @@ impl Merge {
             } else {
                 Vec::new()
             },
+            parts: vec![None; parts],
+            any_ok: false,
         }
     }
 
     /// Adds part `part`'s reply; returns the merged reply once every part has answered.
     pub fn add(&mut self, part: usize, frame: Bytes) -> Option<Bytes> {
         self.left = self.left.saturating_sub(1);
+        if self.kind == MergeKind::AnyOk && &frame[..] == b"+OK\r\n" {
+            self.any_ok = true;
+        }
         if ReplyKind::of(&frame) == ReplyKind::Error {
             self.error.get_or_insert(frame);
         } else if self.error.is_none() {
@@ -75,6 +102,29 @@ impl Merge {
                     return Err("a node did not answer OK");
                 }
             }
+            MergeKind::Min => {
+                let n = frame
+                    .strip_prefix(b":")
+                    .and_then(|r| r.strip_suffix(b"\r\n"))
+                    .and_then(parse_i64)
+                    .ok_or("a node answered a non-integer to WAIT")?;
+                self.sum = if self.parts.iter().any(Option::is_some) {
+                    self.sum.min(n)
+                } else {
+                    n
+                };
+                *self.parts.get_mut(part).ok_or("unknown part")? = Some(frame.clone());
+            }
+            MergeKind::Concat
+            | MergeKind::Union
+            | MergeKind::And
+            | MergeKind::First
+            | MergeKind::AnyOk
+            | MergeKind::Random(_)
+            | MergeKind::Frames
+            | MergeKind::Pairs => {
+                *self.parts.get_mut(part).ok_or("unknown part")? = Some(frame.clone());
+            }
             MergeKind::Gather => {
                 let nl = memchr::memchr(b'\n', frame).ok_or("bad array reply")?;
                 if frame[0] != b'*' {
@@ -98,11 +148,91 @@ impl Merge {
     }
 
     fn finish(&mut self) -> Bytes {
+        if self.kind == MergeKind::AnyOk && self.any_ok {
+            return Bytes::from_static(b"+OK\r\n");
+        }
         if let Some(e) = self.error.take() {
             return e;
         }
+        match self.combine() {
+            Ok(out) => out,
+            Err(why) => {
+                let mut e = BytesMut::new();
+                hive_common::resp::write_error(&mut e, &format!("ERR Hive: {why}"));
+                e.freeze()
+            }
+        }
+    }
+
+    fn combine(&mut self) -> Result<Bytes, &'static str> {
+        let parts: Vec<Bytes> = self.parts.iter().flatten().cloned().collect();
         let mut out = BytesMut::new();
         match self.kind {
+            MergeKind::First | MergeKind::AnyOk => {
+                return parts.into_iter().next().ok_or("no reply");
+            }
+            MergeKind::Random(seed) => {
+                let n = parts.len().max(1);
+                let is_null = |f: &Bytes| f[..] == b"$-1\r\n"[..] || f[..] == b"_\r\n"[..];
+                let pick = (0..n)
+                    .map(|k| &parts[(seed + k) % n])
+                    .find(|f| !is_null(f))
+                    .or(parts.first())
+                    .ok_or("no reply")?;
+                return Ok(pick.clone());
+            }
+            MergeKind::Min => write_integer(&mut out, self.sum),
+            MergeKind::Frames => parts.iter().for_each(|p| out.extend_from_slice(p)),
+            MergeKind::Concat | MergeKind::Union => {
+                let mut all: Vec<&[u8]> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for p in &parts {
+                    for e in elements(p)?.1 {
+                        if self.kind == MergeKind::Concat || seen.insert(e) {
+                            all.push(e);
+                        }
+                    }
+                }
+                write_array_header(&mut out, all.len());
+                all.iter().for_each(|e| out.extend_from_slice(e));
+            }
+            MergeKind::And => {
+                let mut acc: Vec<bool> = Vec::new();
+                for (i, p) in parts.iter().enumerate() {
+                    let flags: Vec<bool> = elements(p)?.1.iter().map(|e| *e != b":0\r\n").collect();
+                    if i == 0 {
+                        acc = flags;
+                    } else {
+                        acc.iter_mut().zip(flags).for_each(|(a, f)| *a &= f);
+                    }
+                }
+                write_array_header(&mut out, acc.len());
+                acc.iter()
+                    .for_each(|&a| write_integer(&mut out, i64::from(a)));
+            }
+            MergeKind::Pairs => {
+                let mut ty = b'*';
+                let mut pairs: Vec<(&[u8], &[u8])> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for p in &parts {
+                    let (t, items) = elements(p)?;
+                    ty = t;
+                    for kv in items.chunks_exact(2) {
+                        if seen.insert(kv[0]) {
+                            pairs.push((kv[0], kv[1]));
+                        }
+                    }
+                }
+                if ty == b'%' {
+                    out.extend_from_slice(format!("%{}\r\n", pairs.len()).as_bytes());
+                } else {
+                    write_array_header(&mut out, pairs.len() * 2);
+                }
+                for (k, v) in pairs {
+                    out.extend_from_slice(k);
+                    out.extend_from_slice(v);
+                }
+            }
             MergeKind::Sum => write_integer(&mut out, self.sum),
             MergeKind::AllOk => out.extend_from_slice(b"+OK\r\n"),
             MergeKind::Gather => {
@@ -115,8 +245,33 @@ impl Merge {
                 }
             }
         }
-        out.freeze()
+        Ok(out.freeze())
     }
+}
+
+/// The type byte and the element frames of an aggregate reply (a map's keys and values
+/// alternate).
+fn elements(frame: &[u8]) -> Result<(u8, Vec<&[u8]>), &'static str> {
+    let ty = *frame.first().ok_or("empty reply")?;
+    if !matches!(ty, b'*' | b'~' | b'%' | b'>') {
+        return Err("a node did not answer an array");
+    }
+    let nl = memchr::memchr(b'\n', frame).ok_or("bad array reply")?;
+    let n = parse_i64(&frame[1..nl - 1]).ok_or("bad array length")?;
+    let n = if ty == b'%' { n * 2 } else { n.max(0) } as usize;
+    let mut at = nl + 1;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut sc = ReplyScanner::default();
+        let len = sc
+            .scan(&frame[at..])
+            .ok()
+            .flatten()
+            .ok_or("short array reply")?;
+        out.push(&frame[at..at + len]);
+        at += len;
+    }
+    Ok((ty, out))
 }
 
 #[cfg(test)]
@@ -148,6 +303,67 @@ mod tests {
         assert_eq!(
             &m.add(1, Bytes::from_static(b"+OK\r\n")).unwrap()[..],
             b"+OK\r\n"
+        );
+    }
+
+    #[test]
+    fn merge_fan_out_kinds() {
+        let run = |kind, parts: &[&'static [u8]]| {
+            let mut m = Merge::new(kind, parts.len(), vec![]);
+            let mut out = None;
+            for (i, p) in parts.iter().enumerate() {
+                out = m.add(i, Bytes::from_static(p));
+            }
+            out.unwrap().to_vec()
+        };
+        assert_eq!(
+            run(
+                MergeKind::Concat,
+                &[b"*1\r\n$1\r\na\r\n", b"*0\r\n", b"*1\r\n$1\r\nb\r\n"]
+            ),
+            b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+        );
+        assert_eq!(
+            run(
+                MergeKind::Union,
+                &[b"*1\r\n$1\r\na\r\n", b"*1\r\n$1\r\na\r\n"]
+            ),
+            b"*1\r\n$1\r\na\r\n"
+        );
+        assert_eq!(
+            run(
+                MergeKind::And,
+                &[b"*2\r\n:1\r\n:1\r\n", b"*2\r\n:0\r\n:1\r\n"]
+            ),
+            b"*2\r\n:0\r\n:1\r\n"
+        );
+        assert_eq!(
+            run(MergeKind::Min, &[b":2\r\n", b":1\r\n", b":3\r\n"]),
+            b":1\r\n"
+        );
+        assert_eq!(
+            run(
+                MergeKind::AnyOk,
+                &[
+                    b"-NOTBUSY No scripts in execution right now.\r\n",
+                    b"+OK\r\n"
+                ]
+            ),
+            b"+OK\r\n"
+        );
+        assert_eq!(
+            run(MergeKind::Random(0), &[b"$-1\r\n", b"$1\r\nk\r\n"]),
+            b"$1\r\nk\r\n"
+        );
+        assert_eq!(
+            run(
+                MergeKind::Pairs,
+                &[
+                    b"%1\r\n$1\r\na\r\n$1\r\n1\r\n",
+                    b"%1\r\n$1\r\na\r\n$1\r\n1\r\n"
+                ]
+            ),
+            b"%1\r\n$1\r\na\r\n$1\r\n1\r\n"
         );
     }
 

@@ -55,6 +55,11 @@ pub struct Shared {
     /// Wakes the topology refresher (after MOVED, CLUSTERDOWN or a dead connection).
     pub refresh: Arc<Notify>,
     pub next_client_id: AtomicU64,
+    /// Connected clients, for CLIENT LIST / KILL.
+    pub clients: crate::clients::Registry,
+    /// Script bodies by SHA1 (from SCRIPT LOAD and EVAL), to reload one on a node that
+    /// answers NOSCRIPT after a failover or restart.
+    pub scripts: crate::scripts::Scripts,
     /// Bumped by every install, so a slow refresh cannot overwrite a newer change.
     generation: AtomicU64,
     install_lock: Mutex<()>,
@@ -71,8 +76,10 @@ impl Shared {
         let refresh = Arc::new(Notify::new());
         let opts = BackendOpts {
             connect_timeout: config.connect_timeout(),
-            command_timeout: config.command_timeout(),
+            command_timeout: Some(config.command_timeout()),
             auth: config.node_auth(),
+            proto: crate::upstream::Proto::Resp2,
+            push: None,
         };
         Arc::new(Shared {
             connector: Connector::new(opts, refresh.clone(), stats.clone()),
@@ -81,6 +88,8 @@ impl Shared {
             stats,
             refresh,
             next_client_id: AtomicU64::new(1),
+            clients: Default::default(),
+            scripts: Default::default(),
             generation: AtomicU64::new(0),
             install_lock: Mutex::new(()),
             failovers: Mutex::new(HashMap::new()),

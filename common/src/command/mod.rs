@@ -167,8 +167,11 @@ fn hash_lower<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME]) -> Option<(u32, &'a 
 }
 
 static TABLE: LazyLock<CommandTable> = LazyLock::new(|| {
-    CommandTable::from_json(include_str!("../../data/commands.json"))
-        .expect("the checked-in command table parses (tested)")
+    CommandTable::from_json_with(
+        include_str!("../../data/commands.json"),
+        include_str!("../../data/commands_added.json"),
+    )
+    .expect("the checked-in command table parses (tested)")
 });
 
 impl CommandTable {
@@ -178,7 +181,21 @@ impl CommandTable {
     }
 
     pub fn from_json(json: &str) -> Result<CommandTable, serde_json::Error> {
+        Self::from_json_with(json, "[]")
+    }
+
+    /// `added` holds commands newer than the generated table that modern clients send on
+    /// connect (Redis 7.2's `CLIENT SETINFO`); `parent|sub` names become subcommands.
+    pub fn from_json_with(json: &str, added: &str) -> Result<CommandTable, serde_json::Error> {
         let mut commands: Vec<CommandSpec> = serde_json::from_str(json)?;
+        let added: Vec<CommandSpec> = serde_json::from_str(added)?;
+        for a in added {
+            let parent = a.name.split_once('|').map(|(p, _)| p.to_string());
+            match parent.and_then(|p| commands.iter_mut().find(|c| c.name == p)) {
+                Some(c) => c.subcommands.push(a),
+                None => commands.push(a),
+            }
+        }
         commands.sort_by(|a, b| a.name.cmp(&b.name));
         for c in &mut commands {
             c.prepare();

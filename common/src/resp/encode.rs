@@ -1,4 +1,4 @@
-//! Writers for RESP2 replies and a builder for multibulk requests.
+//! Writers for RESP2 and RESP3 replies and a builder for multibulk requests.
 
 use bytes::{BufMut, BytesMut};
 use smallvec::SmallVec;
@@ -30,6 +30,31 @@ pub fn write_integer(out: &mut BytesMut, n: i64) {
 /// The RESP2 null bulk string.
 pub fn write_null(out: &mut BytesMut) {
     out.put_slice(b"$-1\r\n");
+}
+
+/// A map header: `%n` in RESP3, a flat array of `2n` elements in RESP2.
+pub fn write_map_header(out: &mut BytesMut, n: usize, resp3: bool) {
+    if resp3 {
+        write_len_line(out, b'%', n as i64);
+    } else {
+        write_len_line(out, b'*', 2 * n as i64);
+    }
+}
+
+/// The null reply of the protocol in use.
+pub fn write_null_of(out: &mut BytesMut, resp3: bool) {
+    out.put_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" });
+}
+
+/// Text Redis sends as a verbatim string (`=`, format `txt`) in RESP3 and a bulk in RESP2.
+pub fn write_verbatim(out: &mut BytesMut, text: &[u8], resp3: bool) {
+    if !resp3 {
+        return write_bulk(out, text);
+    }
+    write_len_line(out, b'=', text.len() as i64 + 4);
+    out.put_slice(b"txt:");
+    out.put_slice(text);
+    out.put_slice(b"\r\n");
 }
 
 pub fn write_simple(out: &mut BytesMut, s: &str) {

@@ -6,8 +6,8 @@ mod request;
 mod value;
 
 pub use encode::{
-    write_array_header, write_bulk, write_error, write_integer, write_null, write_simple,
-    RequestBuilder,
+    write_array_header, write_bulk, write_error, write_integer, write_map_header, write_null,
+    write_null_of, write_simple, write_verbatim, RequestBuilder,
 };
 pub use reply::{ReplyKind, ReplyScanner};
 pub use request::{Limits, Request, RequestDecoder};

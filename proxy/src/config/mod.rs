@@ -106,6 +106,9 @@ pub struct ProxyConfig {
     pub max_pending_per_client: usize,
     /// On SIGINT/SIGTERM, wait this long for in-flight replies before exiting.
     pub shutdown_grace_ms: u64,
+    /// A subscriber whose unread messages pass this many bytes is disconnected (Redis's
+    /// `client-output-buffer-limit pubsub` hard limit, 32 MB by default).
+    pub subscriber_output_limit_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +160,7 @@ impl Default for ProxyConfig {
             max_multibulk_len: limits.max_multibulk_len,
             max_pending_per_client: 4096,
             shutdown_grace_ms: 5000,
+            subscriber_output_limit_bytes: 32 << 20,
         }
     }
 }

@@ -42,6 +42,12 @@ impl Config {
         if self.proxy.max_multibulk_len == 0 {
             return Err(bad("proxy.max_multibulk_len", "must be at least 1".into()));
         }
+        if self.proxy.subscriber_output_limit_bytes < 1024 {
+            return Err(bad(
+                "proxy.subscriber_output_limit_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
         if self.backend.connect_timeout_ms == 0 || self.backend.command_timeout_ms == 0 {
             let key = if self.backend.connect_timeout_ms == 0 {
                 "backend.connect_timeout_ms"

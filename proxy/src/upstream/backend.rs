@@ -1,10 +1,12 @@
-//! A multiplexed, pipelined connection to one Redis node, shared by every client.
+//! A pipelined connection to one Redis node: shared by every client of a worker thread, or
+//! dedicated to one client (transactions with WATCH, blocking commands, pub/sub).
 //!
-//! Requests from many clients are written in arrival order and replies are matched FIFO. If
-//! the connection dies or a reply is overdue, every request in flight gets an error and the
-//! next request reconnects.
+//! Requests are written in arrival order and replies are matched FIFO. If the connection dies
+//! or a reply is overdue, every request in flight gets an error and the next request
+//! reconnects.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,15 +18,32 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{debug, warn};
 
 use super::query::Conn;
-use super::{Auth, Inbox, Job, ReplyTx, Tag};
+use super::{Auth, Inbox, Job, Proto, ReplyTx, Tag};
 use crate::error::ProxyError;
 use crate::stats::Stats;
 
 #[derive(Debug, Clone)]
 pub struct BackendOpts {
     pub connect_timeout: Duration,
-    pub command_timeout: Duration,
+    /// `None` on dedicated connections: a blocking command may legitimately wait forever.
+    pub command_timeout: Option<Duration>,
     pub auth: Option<Auth>,
+    /// RESP3 connections carry the replies of clients that sent `HELLO 3`.
+    pub proto: Proto,
+    /// Pub/sub connections deliver messages here instead of matching them to requests.
+    pub push: Option<PushSink>,
+}
+
+/// Where a subscriber connection sends the messages it receives, and the bound on how many
+/// bytes of them may wait for the client (Redis's `client-output-buffer-limit pubsub`).
+#[derive(Debug, Clone)]
+pub struct PushSink {
+    pub tx: ReplyTx,
+    /// Message bytes received and not yet written to the client; the client subtracts.
+    pub queued: Arc<AtomicUsize>,
+    pub limit: usize,
+    /// Disconnects the client once `queued` passes `limit`.
+    pub kill: Arc<Notify>,
 }
 
 /// Handle to a backend connection task. Cloning the `Arc` is the only per-request cost.
@@ -67,8 +86,12 @@ impl Backend {
 struct InFlight {
     reply: ReplyTx,
     tag: Tag,
-    /// The `+OK` of an `ASKING` we sent on the client's behalf.
+    /// The reply to a prefix we sent on the client's behalf (`ASKING`, `SCRIPT LOAD`).
     skip: bool,
+    /// Frames still to come for this entry (a transaction or a multi-channel SUBSCRIBE).
+    left: u32,
+    /// The frames so far, when more than one is expected; delivered concatenated.
+    acc: Option<BytesMut>,
     sent: Instant,
 }
 
@@ -116,6 +139,10 @@ impl Task {
             warn!(backend = %self.addr, %reason, "connection lost");
             Stats::add(&self.stats.backend_failures, 1);
             self.on_failure.notify_one();
+            if let Some(p) = &self.opts.push {
+                // Subscriptions died with the connection; the client re-establishes them.
+                let _ = p.tx.send(Inbox::Lost);
+            }
             let lost: Vec<InFlight> = lock(&queue).drain(..).collect();
             for f in lost.into_iter().filter(|f| !f.skip) {
                 // Written but unanswered: the outcome is unknown, so never retried.
@@ -131,9 +158,14 @@ impl Task {
     /// Connects and, when configured, authenticates before any request is written.
     async fn connect(&self) -> Result<TcpStream, String> {
         let t = self.opts.connect_timeout;
-        let conn = Conn::connect_auth(&self.addr, t, self.opts.auth.as_ref())
+        let mut conn = Conn::connect_auth(&self.addr, t, self.opts.auth.as_ref())
             .await
             .map_err(|e| e.to_string())?;
+        if self.opts.proto == Proto::Resp3 {
+            conn.call(&["HELLO", "3"])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         Ok(conn.into_stream())
     }
 
@@ -183,12 +215,15 @@ impl Task {
                 }
             }
         };
+        let push = self.opts.push.clone();
         let reader = async {
             let mut rbuf = BytesMut::with_capacity(16 * 1024);
             let mut scanner = ReplyScanner::default();
             let mut frames: Vec<Bytes> = Vec::with_capacity(64);
-            let mut done: Vec<InFlight> = Vec::with_capacity(64);
-            let tick = (timeout / 2).max(Duration::from_millis(10));
+            let mut done: Vec<(InFlight, Bytes)> = Vec::with_capacity(64);
+            let tick = timeout.map_or(Duration::from_secs(3600), |t| {
+                (t / 2).max(Duration::from_millis(10))
+            });
             loop {
                 if rbuf.capacity() - rbuf.len() < 4096 {
                     rbuf.reserve(16 * 1024);
@@ -198,11 +233,10 @@ impl Task {
                     Ok(Ok(n)) => n,
                     Ok(Err(e)) => return format!("read failed: {e}"),
                     Err(_) => {
-                        let overdue = lock(queue)
-                            .front()
-                            .is_some_and(|f| f.sent.elapsed() >= timeout);
+                        let Some(t) = timeout else { continue };
+                        let overdue = lock(queue).front().is_some_and(|f| f.sent.elapsed() >= t);
                         if overdue {
-                            return format!("no reply within {} ms", timeout.as_millis());
+                            return format!("no reply within {} ms", t.as_millis());
                         }
                         continue;
                     }
@@ -219,12 +253,45 @@ impl Task {
                     continue;
                 }
                 let mut q = lock(queue);
-                if q.len() < frames.len() {
+                let mut stray = false;
+                for frame in frames.drain(..) {
+                    if let Some(p) = &push {
+                        if crate::pubsub::is_message(&frame) {
+                            let total = p.queued.fetch_add(frame.len(), Ordering::Relaxed);
+                            if total + frame.len() > p.limit {
+                                p.kill.notify_one();
+                            }
+                            let _ = p.tx.send(Inbox::Push { frame });
+                            continue;
+                        }
+                    }
+                    let Some(front) = q.front_mut() else {
+                        stray = true;
+                        break;
+                    };
+                    if front.left > 1 {
+                        front.left -= 1;
+                        front
+                            .acc
+                            .get_or_insert_with(BytesMut::new)
+                            .extend_from_slice(&frame);
+                        continue;
+                    }
+                    let Some(mut f) = q.pop_front() else { break };
+                    let frame = match f.acc.take() {
+                        Some(mut a) => {
+                            a.extend_from_slice(&frame);
+                            a.freeze()
+                        }
+                        None => frame,
+                    };
+                    done.push((f, frame));
+                }
+                drop(q);
+                if stray {
                     return "reply without a request (stream out of step)".to_string();
                 }
-                done.extend(q.drain(..frames.len()));
-                drop(q);
-                for (f, frame) in done.drain(..).zip(frames.drain(..)) {
+                for (f, frame) in done.drain(..) {
                     if !f.skip {
                         let _ = f.reply.send(Inbox::Reply { tag: f.tag, frame });
                     }
@@ -239,12 +306,14 @@ impl Task {
 }
 
 fn push_job(wbuf: &mut BytesMut, batch: &mut Vec<InFlight>, job: Job, sent: Instant) {
-    if job.asking {
-        wbuf.extend_from_slice(b"*1\r\n$6\r\nASKING\r\n");
+    if let Some(prefix) = &job.prefix {
+        wbuf.extend_from_slice(prefix);
         batch.push(InFlight {
             reply: job.reply.clone(),
             tag: job.tag,
             skip: true,
+            left: 1,
+            acc: None,
             sent,
         });
     }
@@ -253,6 +322,8 @@ fn push_job(wbuf: &mut BytesMut, batch: &mut Vec<InFlight>, job: Job, sent: Inst
         reply: job.reply,
         tag: job.tag,
         skip: false,
+        left: job.frames.max(1),
+        acc: None,
         sent,
     });
 }

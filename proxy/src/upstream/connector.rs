@@ -1,11 +1,12 @@
-//! Creates backend connection tasks with the configured timeouts and credentials. Caching them
-//! per worker thread is `conns`' job.
+//! Creates backend connection tasks with the configured timeouts and credentials: shared ones
+//! (cached per worker thread by `conns`) and dedicated ones owned by a single client.
 
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::backend::{Backend, BackendOpts};
+use super::backend::{Backend, BackendOpts, PushSink};
+use super::Proto;
 use crate::stats::Stats;
 
 pub struct Connector {
@@ -23,11 +24,33 @@ impl Connector {
         }
     }
 
-    /// A new connection task to `addr` on the current runtime; it connects on first use.
-    pub fn spawn(&self, addr: &str) -> Arc<Backend> {
+    /// A new shared connection task to `addr` on the current runtime; it connects on first use.
+    pub fn spawn(&self, addr: &str, proto: Proto) -> Arc<Backend> {
+        let opts = BackendOpts {
+            proto,
+            ..self.opts.clone()
+        };
         Backend::spawn(
             addr.into(),
-            self.opts.clone(),
+            opts,
+            self.on_failure.clone(),
+            self.stats.clone(),
+        )
+    }
+
+    /// A connection for one client only, without a command timeout (blocking commands wait as
+    /// long as their own timeout says). It closes when the client drops it, which is how Redis
+    /// learns that a blocked client has gone.
+    pub fn dedicated(&self, addr: &str, proto: Proto, push: Option<PushSink>) -> Arc<Backend> {
+        let opts = BackendOpts {
+            proto,
+            push,
+            command_timeout: None,
+            ..self.opts.clone()
+        };
+        Backend::spawn(
+            addr.into(),
+            opts,
             self.on_failure.clone(),
             self.stats.clone(),
         )

@@ -56,6 +56,26 @@ pub enum Inbox {
     Failed { tag: Tag, err: ProxyError },
     /// A backoff delay ended: route the unit again.
     Retry { tag: Tag },
+    /// A pub/sub message for a subscribed client.
+    Push { frame: Bytes },
+    /// A subscriber connection was lost: its subscriptions must be re-established.
+    Lost,
+    /// Time to try re-establishing lost subscriptions.
+    Resubscribe,
+}
+
+/// The protocol a connection speaks, chosen by the client with `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Proto {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Proto {
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 pub type ReplyTx = mpsc::UnboundedSender<Inbox>;
@@ -64,8 +84,12 @@ pub type ReplyTx = mpsc::UnboundedSender<Inbox>;
 #[derive(Debug)]
 pub struct Job {
     pub data: Bytes,
-    /// Send `ASKING` first (after an ASK redirect); its `+OK` is not delivered.
-    pub asking: bool,
+    /// Sent first, with its reply dropped: `ASKING` after an ASK redirect, or `SCRIPT LOAD`
+    /// to heal a NOSCRIPT.
+    pub prefix: Option<Bytes>,
+    /// Reply frames `data` produces (more than one for a transaction or a multi-channel
+    /// SUBSCRIBE); they are delivered as one concatenated frame.
+    pub frames: u32,
     pub tag: Tag,
     pub reply: ReplyTx,
 }

@@ -1,0 +1,151 @@
+//! Pub/sub bookkeeping for one subscribed client: which channels, patterns and shard channels it
+//! holds (so its subscriptions can be re-established after a failover), how many reply frames
+//! each subscription command produces, and which frames are messages rather than replies.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+/// The three kinds of subscription, each with its own commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Family {
+    /// The family and direction of a subscription command (`true` = subscribe).
+    pub fn of(cmd: &str) -> Option<(Family, bool)> {
+        Some(match cmd {
+            "subscribe" => (Family::Channel, true),
+            "unsubscribe" => (Family::Channel, false),
+            "psubscribe" => (Family::Pattern, true),
+            "punsubscribe" => (Family::Pattern, false),
+            "ssubscribe" => (Family::Shard, true),
+            "sunsubscribe" => (Family::Shard, false),
+            _ => return None,
+        })
+    }
+
+    pub fn subscribe_command(self) -> &'static str {
+        match self {
+            Family::Channel => "SUBSCRIBE",
+            Family::Pattern => "PSUBSCRIBE",
+            Family::Shard => "SSUBSCRIBE",
+        }
+    }
+}
+
+/// A client's subscriptions, as Redis counts them.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    pub channels: BTreeSet<Bytes>,
+    pub patterns: BTreeSet<Bytes>,
+    pub shard: BTreeSet<Bytes>,
+}
+
+impl Subscriptions {
+    fn set(&mut self, f: Family) -> &mut BTreeSet<Bytes> {
+        match f {
+            Family::Channel => &mut self.channels,
+            Family::Pattern => &mut self.patterns,
+            Family::Shard => &mut self.shard,
+        }
+    }
+
+    /// Records a (un)subscription and returns how many reply frames Redis sends for it: one
+    /// per argument, or for an argument-less unsubscribe one per subscription dropped (at
+    /// least one).
+    pub fn apply(&mut self, f: Family, subscribe: bool, args: &[Bytes]) -> u32 {
+        let set = self.set(f);
+        if subscribe {
+            set.extend(args.iter().cloned());
+            return args.len() as u32;
+        }
+        if args.is_empty() {
+            let n = set.len().max(1) as u32;
+            set.clear();
+            return n;
+        }
+        for a in args {
+            set.remove(a);
+        }
+        args.len() as u32
+    }
+
+    /// Redis's subscribed state (RESP2 restricts the commands a client may send in it).
+    pub fn active(&self) -> bool {
+        !(self.channels.is_empty() && self.patterns.is_empty() && self.shard.is_empty())
+    }
+}
+
+/// The first element of an array or push frame when it is a bulk string.
+pub fn frame_kind(frame: &[u8]) -> Option<&[u8]> {
+    if !matches!(frame.first(), Some(b'*' | b'>')) {
+        return None;
+    }
+    let nl = memchr::memchr(b'\n', frame)?;
+    let rest = frame.get(nl + 1..)?.strip_prefix(b"$")?;
+    let nl2 = memchr::memchr(b'\n', rest)?;
+    let len: usize = std::str::from_utf8(rest.get(..nl2.checked_sub(1)?)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    rest.get(nl2 + 1..nl2 + 1 + len)
+}
+
+/// Whether a frame from a subscriber connection is a published message (as opposed to the
+/// reply to a command the client sent).
+pub fn is_message(frame: &[u8]) -> bool {
+    matches!(
+        frame_kind(frame),
+        Some(b"message" | b"pmessage" | b"smessage")
+    )
+}
+
+/// The reply Redis gives to PING from a RESP2 client in subscribed state.
+pub fn subscribed_pong(msg: Option<&[u8]>) -> Bytes {
+    let mut out = bytes::BytesMut::new();
+    hive_common::resp::write_array_header(&mut out, 2);
+    hive_common::resp::write_bulk(&mut out, b"pong");
+    hive_common::resp::write_bulk(&mut out, msg.unwrap_or(b""));
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn subscriptions_count_frames_as_redis() {
+        let mut s = Subscriptions::default();
+        assert!(!s.active());
+        assert_eq!(s.apply(Family::Channel, true, &[b("a"), b("b"), b("a")]), 3);
+        assert_eq!(s.channels.len(), 2);
+        assert!(s.active());
+        assert_eq!(s.apply(Family::Pattern, false, &[]), 1);
+        assert_eq!(s.apply(Family::Channel, false, &[b("zz")]), 1);
+        assert_eq!(s.apply(Family::Channel, false, &[]), 2);
+        assert!(!s.active());
+    }
+
+    #[test]
+    fn messages_are_told_from_replies() {
+        assert!(is_message(b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n"));
+        assert!(is_message(
+            b">4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$1\r\nc\r\n$1\r\nx\r\n"
+        ));
+        assert!(!is_message(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n"));
+        assert!(!is_message(b"+PONG\r\n"));
+        assert!(!is_message(b"*2\r\n:1\r\n:2\r\n"));
+        assert_eq!(
+            frame_kind(b">3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n"),
+            Some(&b"unsubscribe"[..])
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! Per-connection state the client sees (protocol, name, library) and the commands that read or
+//! change it: HELLO and the CLIENT subcommands answered for the proxy's own clients.
+
+use bytes::{Bytes, BytesMut};
+use hive_common::resp::{
+    parse_i64, write_array_header, write_bulk, write_integer, write_map_header, write_null_of,
+    write_simple, write_verbatim, Request,
+};
+
+use crate::clients::ClientEntry;
+use crate::error::ProxyError;
+use crate::shared::Shared;
+use crate::upstream::Proto;
+
+#[derive(Debug, Default)]
+pub struct Session {
+    pub id: u64,
+    pub name: Option<Bytes>,
+    pub proto: Proto,
+}
+
+impl Session {
+    pub fn resp3(&self) -> bool {
+        self.proto == Proto::Resp3
+    }
+}
+
+fn err(m: impl Into<String>) -> ProxyError {
+    ProxyError::client("ERR", m)
+}
+
+/// HELLO [protover [AUTH user pass] [SETNAME name]].
+pub fn hello(
+    req: &Request,
+    session: &mut Session,
+    entry: &ClientEntry,
+    out: &mut BytesMut,
+) -> Result<(), ProxyError> {
+    let mut i = 1;
+    let mut proto = session.proto;
+    if let Some(v) = req.get(1) {
+        proto = match parse_i64(v) {
+            Some(2) => Proto::Resp2,
+            Some(3) => Proto::Resp3,
+            Some(_) => {
+                return Err(ProxyError::client(
+                    "NOPROTO",
+                    "unsupported protocol version",
+                ))
+            }
+            None => return Err(err("Protocol version is not an integer or out of range")),
+        };
+        i = 2;
+    }
+    let mut name = None;
+    while i < req.argc() {
+        let opt = req.arg(i);
+        if opt.eq_ignore_ascii_case(b"auth") && i + 2 < req.argc() {
+            i += 3;
+        } else if opt.eq_ignore_ascii_case(b"setname") && i + 1 < req.argc() {
+            name = Some(valid_name(req.arg(i + 1), "Client names")?);
+            i += 2;
+        } else {
+            return Err(err(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    if let Some(n) = name {
+        session.name = n.clone();
+        entry.update(|c| c.name = n);
+    }
+    session.proto = proto;
+    entry.update(|c| c.resp = if proto == Proto::Resp3 { 3 } else { 2 });
+    let resp3 = session.resp3();
+    write_map_header(out, 7, resp3);
+    for (k, v) in [("server", "redis"), ("version", "7.0.15")] {
+        write_bulk(out, k.as_bytes());
+        write_bulk(out, v.as_bytes());
+    }
+    write_bulk(out, b"proto");
+    write_integer(out, if resp3 { 3 } else { 2 });
+    write_bulk(out, b"id");
+    write_integer(out, session.id as i64);
+    for (k, v) in [("mode", "cluster"), ("role", "master")] {
+        write_bulk(out, k.as_bytes());
+        write_bulk(out, v.as_bytes());
+    }
+    write_bulk(out, b"modules");
+    write_array_header(out, 0);
+    Ok(())
+}
+
+/// Validates a client or library name as Redis does; an empty name clears it.
+pub fn valid_name(n: &[u8], what: &str) -> Result<Option<Bytes>, ProxyError> {
+    if n.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(err(format!(
+            "{what} cannot contain spaces, newlines or special characters."
+        )));
+    }
+    Ok((!n.is_empty()).then(|| Bytes::copy_from_slice(n)))
+}
+
+/// The CLIENT subcommands answered by the proxy.
+pub fn client(
+    sub: &str,
+    req: &Request,
+    session: &mut Session,
+    entry: &ClientEntry,
+    shared: &Shared,
+    out: &mut BytesMut,
+) -> Result<(), ProxyError> {
+    let resp3 = session.resp3();
+    match sub {
+        "client|setname" => {
+            let n = valid_name(req.arg(2), "Client names")?;
+            session.name = n.clone();
+            entry.update(|c| c.name = n);
+            write_simple(out, "OK");
+        }
+        "client|getname" => match &session.name {
+            Some(n) => write_bulk(out, n),
+            None => write_null_of(out, resp3),
+        },
+        "client|id" => write_integer(out, session.id as i64),
+        "client|getredir" => write_integer(out, -1),
+        "client|no-evict" => {
+            let v = req.arg(2);
+            if !(v.eq_ignore_ascii_case(b"on") || v.eq_ignore_ascii_case(b"off")) {
+                return Err(err("syntax error"));
+            }
+            write_simple(out, "OK");
+        }
+        "client|setinfo" => {
+            let attr = req.arg(2);
+            let val = req.arg(3);
+            if attr.eq_ignore_ascii_case(b"lib-name") {
+                let v = valid_name(val, "lib-name")?;
+                entry.update(|c| c.lib_name = v);
+            } else if attr.eq_ignore_ascii_case(b"lib-ver") {
+                let v = valid_name(val, "lib-ver")?;
+                entry.update(|c| c.lib_ver = v);
+            } else {
+                return Err(err(format!(
+                    "Unrecognized option '{}'",
+                    String::from_utf8_lossy(attr)
+                )));
+            }
+            write_simple(out, "OK");
+        }
+        "client|info" => {
+            let line = entry.line() + "\n";
+            write_verbatim(out, line.as_bytes(), resp3);
+        }
+        "client|list" => {
+            let f = Filter::parse(req, 2)?;
+            let mut text = String::new();
+            for c in shared
+                .clients
+                .all()
+                .iter()
+                .filter(|c| f.matches(c, session.id))
+            {
+                text.push_str(&c.line());
+                text.push('\n');
+            }
+            write_verbatim(out, text.as_bytes(), resp3);
+        }
+        "client|kill" => {
+            if req.argc() == 3 {
+                // The old form: CLIENT KILL addr:port.
+                let target = String::from_utf8_lossy(req.arg(2)).into_owned();
+                let c = shared
+                    .clients
+                    .all()
+                    .into_iter()
+                    .find(|c| c.peer.to_string() == target)
+                    .ok_or_else(|| err("No such client"))?;
+                c.kill.notify_one();
+                write_simple(out, "OK");
+            } else {
+                let f = Filter::parse(req, 2)?;
+                let mut n = 0;
+                for c in shared
+                    .clients
+                    .all()
+                    .iter()
+                    .filter(|c| f.matches(c, session.id))
+                {
+                    c.kill.notify_one();
+                    n += 1;
+                }
+                write_integer(out, n);
+            }
+        }
+        other => return Err(ProxyError::internal(format!("no handler for '{other}'"))),
+    }
+    Ok(())
+}
+
+/// The filters of CLIENT LIST and CLIENT KILL.
+#[derive(Default)]
+struct Filter {
+    ids: Vec<u64>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    kind: Option<String>,
+    skip_me: bool,
+}
+
+impl Filter {
+    fn parse(req: &Request, from: usize) -> Result<Filter, ProxyError> {
+        let mut f = Filter {
+            skip_me: req.arg(1).eq_ignore_ascii_case(b"kill"),
+            ..Filter::default()
+        };
+        let mut i = from;
+        let text = |i: usize| String::from_utf8_lossy(req.arg(i)).to_ascii_lowercase();
+        while i < req.argc() {
+            let key = text(i);
+            if key == "id" {
+                // CLIENT LIST ID takes many ids; CLIENT KILL ID takes one.
+                i += 1;
+                while i < req.argc() {
+                    match parse_i64(req.arg(i)).and_then(|n| u64::try_from(n).ok()) {
+                        Some(id) if id > 0 => f.ids.push(id),
+                        _ if f.ids.is_empty() => return Err(err("Invalid client ID")),
+                        _ => break,
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            if i + 1 >= req.argc() {
+                return Err(err("syntax error"));
+            }
+            let val = String::from_utf8_lossy(req.arg(i + 1)).into_owned();
+            match key.as_str() {
+                "addr" => f.addr = Some(val),
+                "laddr" => f.laddr = Some(val),
+                "type" => {
+                    let v = val.to_ascii_lowercase();
+                    if !matches!(
+                        v.as_str(),
+                        "normal" | "pubsub" | "master" | "replica" | "slave"
+                    ) {
+                        return Err(err(format!("Unknown client type '{val}'")));
+                    }
+                    f.kind = Some(v);
+                }
+                "skipme" => f.skip_me = val.eq_ignore_ascii_case("yes"),
+                "user" | "maxage" => {}
+                _ => return Err(err("syntax error")),
+            }
+            i += 2;
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, c: &ClientEntry, me: u64) -> bool {
+        if self.skip_me && c.id == me {
+            return false;
+        }
+        if !self.ids.is_empty() && !self.ids.contains(&c.id) {
+            return false;
+        }
+        if self.addr.as_ref().is_some_and(|a| *a != c.peer.to_string()) {
+            return false;
+        }
+        if self
+            .laddr
+            .as_ref()
+            .is_some_and(|a| *a != c.local.to_string())
+        {
+            return false;
+        }
+        match self.kind.as_deref() {
+            Some("pubsub") => c.info_subscribed(),
+            Some("normal") => !c.info_subscribed(),
+            Some(_) => false,
+            None => true,
+        }
+    }
+}
+
+impl ClientEntry {
+    fn info_subscribed(&self) -> bool {
+        let mut s = false;
+        self.update(|c| s = c.sub + c.psub + c.ssub > 0);
+        s
+    }
+}
