@@ -75,7 +75,8 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
     let Some(mut spec) = table.lookup(name) else {
         return Action::Error(unknown_command(req));
     };
-    if !spec.subcommands.is_empty() {
+    // COMMAND alone is valid; other containers need a subcommand.
+    if !spec.subcommands.is_empty() && !(req.argc() == 1 && spec.arity_ok(1)) {
         if req.argc() < 2 {
             return Action::Error(wrong_arity(spec));
         }
@@ -319,6 +320,7 @@ mod tests {
             Action::Forward(Route::Any)
         ));
         assert!(matches!(classify_args(&["PING"]), Action::Local("ping")));
+        assert!(matches!(classify_args(&["COMMAND"]), Action::Local("command")));
         assert!(matches!(
             classify_args(&["cluster", "KEYSLOT", "a"]),
             Action::Local("cluster|keyslot")

@@ -272,8 +272,10 @@ impl Conn {
 
     pub(super) fn publish(&mut self, req: Request) {
         if self.shared.config.backend.mode == Mode::Cluster {
-            // The cluster bus delivers it to subscribers on every node.
-            self.forward(req, Route::Any);
+            // The cluster bus delivers it to subscribers on every node. One node per channel
+            // keeps a publisher's messages in order.
+            let slot = Slot::for_key(req.arg(1));
+            self.forward(req, Route::Slot(slot));
         } else {
             self.fan_out(req, MergeKind::Sum);
         }
