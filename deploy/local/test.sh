@@ -9,4 +9,9 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests run the `hive` binary and load the module's .so, so build them first.
 cargo build --workspace
+# redis-py from PyPI for the client-compatibility tests (tests/py/compat.py).
+if [ ! -x target/pyvenv/bin/python ] || ! target/pyvenv/bin/python -c 'import redis' 2>/dev/null; then
+  python3 -m venv target/pyvenv
+  target/pyvenv/bin/pip install --quiet 'redis>=5'
+fi
 cargo test --workspace --no-fail-fast

@@ -320,7 +320,10 @@ mod tests {
             Action::Forward(Route::Any)
         ));
         assert!(matches!(classify_args(&["PING"]), Action::Local("ping")));
-        assert!(matches!(classify_args(&["COMMAND"]), Action::Local("command")));
+        assert!(matches!(
+            classify_args(&["COMMAND"]),
+            Action::Local("command")
+        ));
         assert!(matches!(
             classify_args(&["cluster", "KEYSLOT", "a"]),
             Action::Local("cluster|keyslot")
