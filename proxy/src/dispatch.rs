@@ -76,7 +76,8 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
         return Action::Error(unknown_command(req));
     };
     // COMMAND alone is valid; other containers need a subcommand.
-    if !spec.subcommands.is_empty() && !(req.argc() == 1 && spec.arity_ok(1)) {
+    let bare_ok = req.argc() == 1 && spec.arity_ok(1);
+    if !spec.subcommands.is_empty() && !bare_ok {
         if req.argc() < 2 {
             return Action::Error(wrong_arity(spec));
         }
