@@ -232,7 +232,7 @@ fn slow_subscriber_is_disconnected_at_the_limit() {
             p.cmd("PUBLISH").arg("firehose").arg(&payload);
         }
         let counts: Vec<i64> = p.query(&mut publisher).unwrap();
-        if counts.iter().any(|&n| n == 0) {
+        if counts.contains(&0) {
             disconnected = true;
             break;
         }
