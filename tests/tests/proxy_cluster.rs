@@ -104,13 +104,17 @@ fn proxy_local_commands_and_errors_match_redis() {
             .contains("Number of keys can't be greater than number of args"),
         "{e}"
     );
-    let e = redis::cmd("BLPOP")
-        .arg("q")
-        .arg(0)
+    // A blocking command times out as on Redis.
+    let r: Option<(String, String)> = redis::cmd("BLPOP").arg("q").arg(0.2).query(&mut c).unwrap();
+    assert_eq!(r, None);
+    let e = redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
         .query::<()>(&mut c)
         .unwrap_err();
     assert!(
-        e.to_string().contains("Hive does not support 'blpop'"),
+        e.to_string()
+            .contains("Hive does not support 'client|tracking'"),
         "{e}"
     );
     // QUIT answers OK and closes.
