@@ -29,7 +29,7 @@ load() { # prints "<set rps> <get rps>"
   redis-benchmark -h 127.0.0.1 -p "$PROXY_PORT" -t set,get -n 200000 -r 100000 -d 64 -c 50 --csv \
     | awk -F'","' '/^"SET"/{s=$2} /^"GET"/{g=$2} END{print s+0, g+0}'
 }
-clients() { redis-cli -p "$PROXY_PORT" info | awk -F: '/^connected_clients/{print $2+0}'; }
+clients() { redis-cli -p "$PROXY_PORT" info | awk -F: '/^connected_clients/{print $2+0; exit}'; }
 
 base_set=(); base_get=(); blk_set=(); blk_get=()
 for r in $(seq 1 "$ROUNDS"); do
