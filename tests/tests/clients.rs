@@ -258,3 +258,40 @@ fn slow_subscriber_is_disconnected_at_the_limit() {
     assert!(closed, "the slow subscriber's connection was not closed");
     thread::sleep(Duration::from_millis(100));
 }
+
+#[test]
+fn evalsha_is_healed_after_a_node_loses_its_scripts() {
+    let env = GroupEnv::statik(2, |_| {});
+    let mut c = env.client();
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return ARGV[1]")
+        .query(&mut c)
+        .unwrap();
+    // As after a failover to a replica or a restart: the masters no longer have it.
+    for i in 0..2 {
+        let mut node = env.node(&env.routed_master(i));
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut node).unwrap();
+    }
+    let exists: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&sha)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(exists, vec![0]);
+    let v: String = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(1)
+        .arg("some-key")
+        .arg("healed")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v, "healed");
+    // A script Hive never saw still gets the node's NOSCRIPT.
+    let e = redis::cmd("EVALSHA")
+        .arg("0123456789012345678901234567890123456789")
+        .arg(0)
+        .query::<String>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("No matching script"), "{e}");
+}
