@@ -35,7 +35,6 @@ pub struct ClientInfo {
     pub psub: usize,
     pub ssub: usize,
     pub multi: bool,
-    pub cmd: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -73,9 +72,16 @@ impl ClientEntry {
         }
     }
 
-    pub fn touch(&self) {
-        let ms = self.created.elapsed().as_millis() as u64;
+    /// Records activity at `now` (the caller's clock reading, so this costs no extra one).
+    pub fn touch(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.created).as_millis() as u64;
         self.active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the client holds any subscription (CLIENT LIST/KILL `TYPE pubsub`).
+    pub fn is_subscriber(&self) -> bool {
+        let i = lock(&self.info);
+        i.sub + i.psub + i.ssub > 0
     }
 
     pub fn update(&self, f: impl FnOnce(&mut ClientInfo)) {
@@ -101,7 +107,7 @@ impl ClientEntry {
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={flags} db=0 sub={} psub={} \
 ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
-tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+tot-mem=0 events=r cmd=NULL user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -112,7 +118,6 @@ tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             i.psub,
             i.ssub,
             if i.multi { 0 } else { -1 },
-            if i.cmd.is_empty() { "NULL" } else { i.cmd },
             i.resp.max(2),
             s(&i.lib_name),
             s(&i.lib_ver),

@@ -57,7 +57,8 @@ impl Merge {
             kind,
             left: parts,
             error: None,
-            sum: 0,
+            // The identity of the combining operation.
+            sum: if kind == MergeKind::Min { i64::MAX } else { 0 },
             positions,
             values: if kind == MergeKind::Gather {
                 vec![None; total]
@@ -89,31 +90,22 @@ impl Merge {
 
     fn absorb(&mut self, part: usize, frame: &Bytes) -> Result<(), &'static str> {
         match self.kind {
-            MergeKind::Sum => {
+            MergeKind::Sum | MergeKind::Min => {
                 let n = frame
                     .strip_prefix(b":")
                     .and_then(|r| r.strip_suffix(b"\r\n"))
                     .and_then(parse_i64)
-                    .ok_or("a node answered a non-integer to a counting command")?;
-                self.sum += n;
+                    .ok_or("a node answered a non-integer")?;
+                self.sum = if self.kind == MergeKind::Sum {
+                    self.sum + n
+                } else {
+                    self.sum.min(n)
+                };
             }
             MergeKind::AllOk => {
                 if &frame[..] != b"+OK\r\n" {
                     return Err("a node did not answer OK");
                 }
-            }
-            MergeKind::Min => {
-                let n = frame
-                    .strip_prefix(b":")
-                    .and_then(|r| r.strip_suffix(b"\r\n"))
-                    .and_then(parse_i64)
-                    .ok_or("a node answered a non-integer to WAIT")?;
-                self.sum = if self.parts.iter().any(Option::is_some) {
-                    self.sum.min(n)
-                } else {
-                    n
-                };
-                *self.parts.get_mut(part).ok_or("unknown part")? = Some(frame.clone());
             }
             MergeKind::Concat
             | MergeKind::Union

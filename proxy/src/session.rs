@@ -276,18 +276,10 @@ impl Filter {
             return false;
         }
         match self.kind.as_deref() {
-            Some("pubsub") => c.info_subscribed(),
-            Some("normal") => !c.info_subscribed(),
+            Some("pubsub") => c.is_subscriber(),
+            Some("normal") => !c.is_subscriber(),
             Some(_) => false,
             None => true,
         }
-    }
-}
-
-impl ClientEntry {
-    fn info_subscribed(&self) -> bool {
-        let mut s = false;
-        self.update(|c| s = c.sub + c.psub + c.ssub > 0);
-        s
     }
 }

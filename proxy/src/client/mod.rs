@@ -5,6 +5,7 @@
 
 mod scan;
 mod stateful;
+mod subscriber;
 mod units;
 
 use std::collections::VecDeque;
@@ -31,7 +32,8 @@ use crate::stats::Stats;
 use crate::upstream::backend::Backend;
 use crate::upstream::{Inbox, ReplyTx};
 
-use stateful::{Multi, Subscriber, Watch};
+use stateful::{Multi, Watch};
+use subscriber::Subscriber;
 use units::Pending;
 
 struct Conn {
@@ -129,7 +131,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
                         last_active = Instant::now();
-                        conn.entry.touch();
+                        conn.entry.touch(last_active.into_std());
                     }
                 }
             }

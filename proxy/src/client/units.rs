@@ -20,7 +20,7 @@ use crate::scan::ScanMerge;
 use crate::shared::{Shared, NO_MASTER};
 use crate::stats::Stats;
 use crate::upstream::backend::Backend;
-use crate::upstream::{conns, Inbox, Job, Tag};
+use crate::upstream::{conns, Inbox, Job, Proto, Tag};
 
 /// Tag sequence number of requests the proxy sends for itself (re-subscribing); their replies
 /// match no pending entry and are dropped.
@@ -215,19 +215,6 @@ impl Conn {
         self.pending.get_mut(idx)?.units.get_mut(tag.part as usize)
     }
 
-    /// A connection of this client's own to `addr`, reused while it lives.
-    pub(super) fn own_conn(&mut self, addr: &str) -> Arc<Backend> {
-        if let Some(b) = self.own.iter().find(|b| &*b.addr == addr) {
-            return b.clone();
-        }
-        let b = self
-            .shared
-            .connector
-            .dedicated(addr, self.session.proto, None);
-        self.own.push(b.clone());
-        b
-    }
-
     /// Sends unit `part` of request `seq` along its current route.
     pub(super) fn send(&mut self, seq: u64, part: usize) {
         let tag = Tag {
@@ -237,8 +224,6 @@ impl Conn {
         let rr = self.session.id as usize + seq as usize;
         let proto = self.session.proto;
         let reply = self.reply_tx();
-        let shared = self.shared.clone();
-        let topo = shared.topology.load();
         let Some(unit) = self.unit(tag) else { return };
         let (data, frames) = match &unit.wire {
             Some((w, n)) => (w.clone(), *n),
@@ -247,6 +232,9 @@ impl Conn {
         let route = unit.route.clone();
         let (own, pinned) = (unit.own, unit.pinned.clone());
         let mut prefix = unit.prefix.clone();
+        // Field borrows, not a clone of the `Arc`: this runs for every request.
+        let shared = &self.shared;
+        let topo = shared.topology.load();
         let shard = match &route {
             Route::Slot(s) => topo.map.shard_of(*s),
             Route::Master(i) => Some(*i),
@@ -255,23 +243,24 @@ impl Conn {
         let backend = if let Some(p) = pinned {
             Some(p)
         } else if own {
+            let n = topo.map.shards().len();
             let addr = match &route {
                 Route::Node { backend, .. } => Some(backend.addr.to_string()),
-                Route::Any => (0..topo.map.shards().len())
-                    .map(|k| (rr + k) % topo.map.shards().len())
+                Route::Any => (0..n)
+                    .map(|k| (rr + k) % n)
                     .find(|&i| topo.has_master(i))
                     .map(|i| topo.map.shards()[i].master.clone()),
                 _ => shard
                     .map(|i| topo.map.shards()[i].master.clone())
                     .filter(|m| m != NO_MASTER),
             };
-            addr.map(|a| self.own_conn(&a))
+            addr.map(|a| own_conn(&mut self.own, shared, proto, &a))
         } else {
             match &route {
                 Route::Slot(_) | Route::Master(_) => {
-                    shard.and_then(|i| conns::master(&shared, &topo, i, proto))
+                    shard.and_then(|i| conns::master(shared, &topo, i, proto))
                 }
-                Route::Any => conns::any_master(&shared, &topo, rr, proto),
+                Route::Any => conns::any_master(shared, &topo, rr, proto),
                 Route::Node { backend, .. } => Some(backend.clone()),
             }
         };
@@ -429,14 +418,14 @@ impl Conn {
         let Some(idx) = tag.seq.checked_sub(self.base) else {
             return;
         };
-        let shared = self.shared.clone();
+        let shared = &self.shared;
         let Some(p) = self.pending.get_mut(idx as usize) else {
             return;
         };
         match &mut p.shape {
             Shape::Single => p.reply = Some(frame),
-            Shape::Info => p.reply = Some(prepend_info(&shared, frame)),
-            Shape::Exec => p.reply = Some(exec_reply(&shared, frame)),
+            Shape::Info => p.reply = Some(prepend_info(shared, frame)),
+            Shape::Exec => p.reply = Some(exec_reply(shared, frame)),
             Shape::Merge(m) => {
                 if let Some(out) = m.add(tag.part as usize, frame) {
                     p.reply = Some(out);
@@ -449,6 +438,21 @@ impl Conn {
             }
         }
     }
+}
+
+/// A connection of the client's own to `addr`, reused while it lives.
+fn own_conn(
+    own: &mut Vec<Arc<Backend>>,
+    shared: &Shared,
+    proto: Proto,
+    addr: &str,
+) -> Arc<Backend> {
+    if let Some(b) = own.iter().find(|b| &*b.addr == addr) {
+        return b.clone();
+    }
+    let b = shared.connector.dedicated(addr, proto, None);
+    own.push(b.clone());
+    b
 }
 
 pub(super) fn no_topology() -> ProxyError {

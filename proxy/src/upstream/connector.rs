@@ -2,6 +2,7 @@
 //! (cached per worker thread by `conns`) and dedicated ones owned by a single client.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -26,26 +27,27 @@ impl Connector {
 
     /// A new shared connection task to `addr` on the current runtime; it connects on first use.
     pub fn spawn(&self, addr: &str, proto: Proto) -> Arc<Backend> {
-        let opts = BackendOpts {
-            proto,
-            ..self.opts.clone()
-        };
-        Backend::spawn(
-            addr.into(),
-            opts,
-            self.on_failure.clone(),
-            self.stats.clone(),
-        )
+        self.start(addr, proto, None, self.opts.command_timeout)
     }
 
     /// A connection for one client only, without a command timeout (blocking commands wait as
     /// long as their own timeout says). It closes when the client drops it, which is how Redis
     /// learns that a blocked client has gone.
     pub fn dedicated(&self, addr: &str, proto: Proto, push: Option<PushSink>) -> Arc<Backend> {
+        self.start(addr, proto, push, None)
+    }
+
+    fn start(
+        &self,
+        addr: &str,
+        proto: Proto,
+        push: Option<PushSink>,
+        command_timeout: Option<Duration>,
+    ) -> Arc<Backend> {
         let opts = BackendOpts {
             proto,
             push,
-            command_timeout: None,
+            command_timeout,
             ..self.opts.clone()
         };
         Backend::spawn(
