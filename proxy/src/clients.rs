@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+
+use crate::signal::Signal;
 
 /// What CLIENT LIST shows about one client, and the handle that disconnects it.
 #[derive(Debug)]
@@ -20,7 +21,7 @@ pub struct ClientEntry {
     /// Milliseconds since `created` at the last batch read.
     pub active_ms: AtomicU64,
     pub info: Mutex<ClientInfo>,
-    pub kill: Arc<Notify>,
+    pub signal: Arc<Signal>,
 }
 
 /// The parts of a client's state that change after connect.
@@ -68,7 +69,7 @@ impl ClientEntry {
                 resp: 2,
                 ..ClientInfo::default()
             }),
-            kill: Arc::new(Notify::new()),
+            signal: Arc::default(),
         }
     }
 

@@ -19,5 +19,6 @@ pub mod scripts;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod signal;
 pub mod stats;
 pub mod upstream;

@@ -83,7 +83,7 @@ struct ProxyArgs {
     /// Listen address (overrides proxy.listen).
     #[arg(long)]
     listen: Option<String>,
-    /// Worker threads, 0 = one per CPU (overrides proxy.threads).
+    /// Worker threads, 0 = half the CPUs, at least one (overrides proxy.threads).
     #[arg(long)]
     threads: Option<usize>,
 }

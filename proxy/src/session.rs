@@ -10,6 +10,7 @@ use hive_common::resp::{
 use crate::clients::ClientEntry;
 use crate::error::ProxyError;
 use crate::shared::Shared;
+use crate::signal::Stop;
 use crate::upstream::Proto;
 
 #[derive(Debug, Default)]
@@ -177,7 +178,7 @@ pub fn client(
                     .into_iter()
                     .find(|c| c.peer.to_string() == target)
                     .ok_or_else(|| err("No such client"))?;
-                c.kill.notify_one();
+                c.signal.raise(Stop::Kill);
                 write_simple(out, "OK");
             } else {
                 let f = Filter::parse(req, 2)?;
@@ -188,7 +189,7 @@ pub fn client(
                     .iter()
                     .filter(|c| f.matches(c, session.id))
                 {
-                    c.kill.notify_one();
+                    c.signal.raise(Stop::Kill);
                     n += 1;
                 }
                 write_integer(out, n);

@@ -36,6 +36,46 @@ fn static_mode_routes_splits_and_pipelines() {
     suites::pipeline_keeps_order(&env.url());
 }
 
+/// Standalone masters take keys of any slot, so a split sends each master one command, not one
+/// per slot; the merged reply keeps the request's key order.
+#[test]
+fn static_mode_splits_one_part_per_shard() {
+    let env = GroupEnv::statik(3, |_| {});
+    let masters: Vec<String> = (0..3).map(|i| env.routed_master(i)).collect();
+    for m in &masters {
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut env.node(m))
+            .unwrap();
+    }
+    let keys: Vec<String> = (0..30).map(|i| format!("split:{i}")).collect();
+    let owners: std::collections::HashSet<usize> = keys
+        .iter()
+        .filter_map(|k| {
+            let topo = env.proxy.shared.topology.load();
+            topo.map.shard_of(hive_common::Slot::for_key(k.as_bytes()))
+        })
+        .collect();
+    assert_eq!(owners.len(), 3, "the keys must cover every shard");
+    let pairs: Vec<(String, usize)> = keys.iter().cloned().zip(0..).collect();
+    let mut c = env.client();
+    let _: () = c.mset(&pairs).unwrap();
+    let got: Vec<usize> = c.mget(&keys).unwrap();
+    assert_eq!(got, (0..30).collect::<Vec<_>>());
+    for m in &masters {
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut env.node(m))
+            .unwrap();
+        for cmd in ["mset", "mget"] {
+            assert!(
+                stats.contains(&format!("cmdstat_{cmd}:calls=1,")),
+                "{m} should have run one {cmd}: {stats}"
+            );
+        }
+    }
+}
+
 /// Writers over every shard; records acknowledged values and errors per shard.
 struct Load {
     stop: Arc<AtomicBool>,

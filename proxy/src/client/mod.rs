@@ -28,6 +28,7 @@ use crate::error::ProxyError;
 use crate::local::{self, After, Ctx};
 use crate::session::Session;
 use crate::shared::Shared;
+use crate::signal::Stop;
 use crate::stats::Stats;
 use crate::upstream::backend::Backend;
 use crate::upstream::{Inbox, ReplyTx};
@@ -62,7 +63,7 @@ struct Conn {
 }
 
 /// Serves one client until it disconnects, quits, is killed, or the proxy shuts down.
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
     let peer = stream.peer_addr().unwrap_or(unknown);
@@ -76,7 +77,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let entry = Arc::new(ClientEntry::new(id, peer, local));
     shared.clients.add(entry.clone());
-    let kill = entry.kill.clone();
+    let signal = entry.signal.clone();
     let mut conn = Conn {
         session: Session {
             id,
@@ -119,7 +120,13 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::
             .map(|d| last_active + d);
         tokio::select! {
             biased;
-            _ = kill.notified() => break,
+            // Shutdown raises `Drain` after it sets the flag that `closing` started from.
+            stop = signal.raised(if conn.closing { Stop::Kill } else { Stop::Drain }) => {
+                if stop == Stop::Kill {
+                    break;
+                }
+                conn.closing = true;
+            }
             Some(msg) = recv(&mut rx) => {
                 conn.on_inbox(msg);
                 while let Some(m) = rx.as_mut().and_then(|r| r.try_recv().ok()) {
@@ -136,7 +143,6 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::
                 }
             }
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() && conn.pending.is_empty() => break,
-            _ = shutdown.changed(), if !conn.closing => conn.closing = true,
         }
         conn.pump(&mut rbuf, max_pending);
         if let Some(r) = conn.new_rx.take() {
@@ -148,7 +154,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::
             // subscriber output limit interrupt the write.
             let written = tokio::select! {
                 r = wr.write_all(&wbuf) => r.is_ok(),
-                _ = kill.notified() => false,
+                _ = signal.raised(Stop::Kill) => false,
             };
             if !written {
                 break;

@@ -75,7 +75,7 @@ impl Conn {
                 tx: self.reply_tx(),
                 queued: Arc::new(AtomicUsize::new(0)),
                 limit: self.shared.config.proxy.subscriber_output_limit_bytes,
-                kill: self.entry.kill.clone(),
+                kill: self.entry.signal.clone(),
             };
             self.subs = Some(Box::new(Subscriber {
                 subs: Subscriptions::default(),

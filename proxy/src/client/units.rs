@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::stateful::exec_reply;
 use super::{error_frame, Conn};
+use crate::config::Mode;
 use crate::error::ProxyError;
 use crate::local;
 use crate::merge::{Merge, MergeKind};
@@ -25,6 +26,9 @@ use crate::upstream::{conns, Inbox, Job, Proto, Tag};
 /// Tag sequence number of requests the proxy sends for itself (re-subscribing); their replies
 /// match no pending entry and are dropped.
 pub const INTERNAL: u64 = u64::MAX;
+
+/// Split groups above this are single slots (cluster mode, or a slot no shard owns).
+const SLOT_GROUPS: u32 = 1 << 16;
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
@@ -173,28 +177,43 @@ impl Conn {
                 format!("wrong number of arguments for '{name}' command"),
             ));
         }
-        let mut by_slot: SmallVec<[(Slot, u32); 8]> = (1..argc)
+        // Redis Cluster refuses a multi-key command across slots, so there a part holds one
+        // slot. A standalone master takes any keys: one part per shard (a 10-key MSET over 3
+        // masters is 3 parts, not 10).
+        let topo =
+            (self.shared.config.backend.mode != Mode::Cluster).then(|| self.shared.topology.load());
+        let group_of = |s: Slot| -> u32 {
+            match topo.as_ref().and_then(|t| t.map.shard_of(s)) {
+                Some(shard) => shard as u32,
+                None => SLOT_GROUPS + s.index() as u32,
+            }
+        };
+        let mut keys: SmallVec<[(u32, Slot, u32); 8]> = (1..argc)
             .step_by(step)
-            .map(|i| (Slot::for_key(req.arg(i)), i as u32))
+            .map(|i| {
+                let s = Slot::for_key(req.arg(i));
+                (group_of(s), s, i as u32)
+            })
             .collect();
-        let first = by_slot[0].0;
-        if by_slot.iter().all(|(s, _)| *s == first) {
-            return self.push_unit(Unit::new(req, Route::Slot(first)), Shape::Single);
+        let first = keys[0];
+        if keys.iter().all(|k| k.0 == first.0) {
+            return self.push_unit(Unit::new(req, Route::Slot(first.1)), Shape::Single);
         }
-        by_slot.sort_by_key(|(s, _)| *s);
+        // Stable: a part keeps its keys in request order.
+        keys.sort_by_key(|k| k.0);
         let mut units: SmallVec<[Unit; 1]> = SmallVec::new();
         let mut positions = Vec::new();
-        for group in by_slot.chunk_by(|a, b| a.0 == b.0) {
+        for group in keys.chunk_by(|a, b| a.0 == b.0) {
             let mut b = RequestBuilder::new(1 + group.len() * step);
             b.arg(req.arg(0));
             let mut pos = SmallVec::new();
-            for &(_, i) in group {
+            for &(_, _, i) in group {
                 for j in 0..step {
                     b.arg(req.arg(i as usize + j));
                 }
                 pos.push((i - 1) / step as u32);
             }
-            units.push(Unit::new(b.finish(), Route::Slot(group[0].0)));
+            units.push(Unit::new(b.finish(), Route::Slot(group[0].1)));
             positions.push(pos);
         }
         let merge = Merge::new(kind, units.len(), positions);

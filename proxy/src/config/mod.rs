@@ -92,7 +92,7 @@ pub struct Config {
 pub struct ProxyConfig {
     /// Address the proxy listens on.
     pub listen: String,
-    /// Worker threads; 0 means one per CPU.
+    /// Worker threads; 0 means half the CPUs, at least one.
     pub threads: usize,
     /// Connections beyond this are answered `-ERR max number of clients reached` and closed.
     pub max_clients: usize,
