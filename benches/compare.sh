@@ -22,7 +22,8 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || true
 
-# Ports: cluster 7740-7745, standalone 7750-7752, hive cluster 7760, hive static 7761, nutcracker 7762.
+# Ports: cluster 7740-7745 (hive up's own proxy 7760), standalone 7750-7752, hive static 7761,
+# nutcracker 7762, hive cluster 7763.
 "$HIVE" up --port 7740 --listen 127.0.0.1:7760 --dir "$TMP/cluster" >"$TMP/up.log" 2>&1 &
 PIDS+=($!)
 for p in 7750 7751 7752; do
@@ -50,15 +51,19 @@ printf '[proxy]\nmax_clients = 20000\n' >"$TMP/static.toml"
 "$HIVE" proxy --config "$TMP/static.toml" --static 127.0.0.1:7750,127.0.0.1:7751,127.0.0.1:7752 \
   --listen 127.0.0.1:7761 >"$TMP/static.log" 2>&1 &
 HSTATIC=$!; PIDS+=($HSTATIC)
+# A proxy process of its own in front of the cluster, so its CPU and RSS are the proxy's alone
+# (`hive up` also supervises the nodes).
+"$HIVE" proxy --cluster 127.0.0.1:7740 --listen 127.0.0.1:7763 >"$TMP/cluster.log" 2>&1 &
+HCLUSTER=$!; PIDS+=($HCLUSTER)
 sleep 1
-# `hive up` runs the proxy inside its own process; its CPU and RSS are that process's.
-HCLUSTER=$(pgrep -f "hive up --port 7740" | head -1)
-declare -A PORT=([direct]=7750 [hive-cluster]=7760 [hive-static]=7761 [nutcracker]=7762)
+declare -A PORT=([direct]=7750 [hive-cluster]=7763 [hive-static]=7761 [nutcracker]=7762)
 declare -A PID=([direct]=0 [hive-cluster]=$HCLUSTER [hive-static]=$HSTATIC [nutcracker]=$NUT)
 TARGETS=(direct hive-cluster hive-static nutcracker)
 
 cpu_ticks() { [ "$1" = 0 ] && { echo 0; return; }; awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { [ "$1" = 0 ] && { echo 0; return; }; awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# Peak RSS so far (VmHWM): the table reports the most the proxy held during the load.
+peak_kb() { [ "$1" = 0 ] && { echo 0; return; }; awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 TICK=$(getconf CLK_TCK)
 
 # bench TARGET TEST PIPELINE REQUESTS CLIENTS -> "rps p50 p99 cpu_s_per_M"
@@ -87,7 +92,7 @@ done
 
 echo
 echo "Throughput: redis-benchmark -c 50 -d 64 -r 100000, median of $ROUNDS interleaved rounds"
-printf '%-13s %-9s %10s %9s %9s %8s %8s %10s %9s\n' target test req/s vs-direct vs-nut p50-ms p99-ms cpu-s/M rss-MB
+printf '%-13s %-9s %10s %9s %9s %8s %8s %10s %9s\n' target test req/s vs-direct vs-nut p50-ms p99-ms cpu-s/M peak-rss-MB
 for test in get set mset; do for P in 1 16; do
   d=$(echo ${RES[direct,$test,$P,rps]} | tr ' ' '\n' | median)
   nu=$(echo ${RES[nutcracker,$test,$P,rps]} | tr ' ' '\n' | median)
@@ -98,7 +103,7 @@ for test in get set mset; do for P in 1 16; do
     cpu=$(echo ${RES[$t,$test,$P,cpu]} | tr ' ' '\n' | median)
     printf '%-13s %-9s %10.0f %9.2f %9.2f %8s %8s %10s %9.1f\n' "$t" "${test^^} P$P" "$rps" \
       "$(echo "$rps / $d" | bc -l)" "$(echo "$rps / $nu" | bc -l)" "$p50" "$p99" \
-      "$([ "$t" = direct ] && echo - || echo "$cpu")" "$(echo "$(rss_kb "${PID[$t]}") / 1024" | bc -l)"
+      "$([ "$t" = direct ] && echo - || echo "$cpu")" "$(echo "$(peak_kb "${PID[$t]}") / 1024" | bc -l)"
   done
 done; done
 
@@ -118,7 +123,9 @@ done
 
 echo
 echo "Connection scale: 10,000 idle clients on hive-static, plus a 50-client GET load"
-base_rps=$(bench hive-static get 1 100000 50 | awk '{print $1}')
+# Medians of 3 runs each: one run alone is within this machine's noise.
+get3() { for _ in 1 2 3; do bench hive-static get 1 100000 50 | awk '{print $1}'; done | median; }
+base_rps=$(get3)
 rss0=$(rss_kb "$HSTATIC")
 python3 - "$TMP/idle.ready" <<'PY' &
 import socket, sys, time
@@ -127,13 +134,13 @@ for _ in range(10000):
     s = socket.create_connection(("127.0.0.1", 7761))
     socks.append(s)
 open(sys.argv[1], "w").write("ok")
-time.sleep(60)
+time.sleep(90)
 PY
 IDLE=$!; PIDS+=($IDLE)
 for _ in $(seq 120); do [ -f "$TMP/idle.ready" ] && break; sleep 0.5; done
 sleep 1
 rss1=$(rss_kb "$HSTATIC")
-idle_rps=$(bench hive-static get 1 100000 50 | awk '{print $1}')
+idle_rps=$(get3)
 kill "$IDLE" 2>/dev/null || true
 printf 'RSS %.1f MB -> %.1f MB: %.2f KiB per idle connection\n' "$(echo "$rss0/1024" | bc -l)" "$(echo "$rss1/1024" | bc -l)" "$(echo "($rss1-$rss0)/10000" | bc -l)"
 printf 'GET P1 with 10,000 idle clients: %.0f req/s vs %.0f without (%.2f)\n' "$idle_rps" "$base_rps" "$(echo "$idle_rps/$base_rps" | bc -l)"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# A/B runs against endpoints that are already running (two builds of hive, twemproxy, a Redis
+# node), interleaved over ROUNDS rounds. Prints each endpoint's median req/s and, when a pid is
+# given, its CPU seconds per million requests (from /proc). Judges nothing.
+# Usage: bash benches/ab.sh ROUNDS TEST PIPELINE NAME:PORT[:PID] ...
+#   e.g. bash benches/ab.sh 5 get 1 old:7761:1234 new:7763:1240 nut:7762:1100
+set -euo pipefail
+[ $# -ge 4 ] || { sed -n 2,6p "$0"; exit 2; }
+ROUNDS=$1 TEST=$2 P=$3
+shift 3
+n=100000
+[ "$P" -ge 16 ] && n=400000
+TICK=$(getconf CLK_TCK)
+ticks() { if [ "${1:-0}" = 0 ]; then echo 0; else awk '{print $14+$15}' "/proc/$1/stat"; fi; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A RPS CPU
+for _ in $(seq "$ROUNDS"); do
+  for e in "$@"; do
+    IFS=: read -r name port pid <<<"$e"
+    b=$(ticks "${pid:-0}")
+    rps=$(redis-benchmark -p "$port" -t "$TEST" -n "$n" -r 100000 -d 64 -c 50 -P "$P" --csv 2>/dev/null \
+      | tail -1 | tr -d '"' | cut -d, -f2)
+    a=$(ticks "${pid:-0}")
+    RPS[$name]+="$rps "
+    CPU[$name]+="$(echo "($a - $b) / $TICK / $n * 1000000" | bc -l) "
+  done
+done
+for e in "$@"; do
+  IFS=: read -r name _ pid <<<"$e"
+  printf '%-10s %s P%s %10.0f req/s' "$name" "$TEST" "$P" "$(echo "${RPS[$name]}" | median)"
+  [ "${pid:-0}" != 0 ] && printf '  cpu %5.2f s/M' "$(echo "${CPU[$name]}" | median)"
+  printf '   rounds: %s\n' "${RPS[$name]}"
+done
