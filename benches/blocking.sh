@@ -6,24 +6,9 @@
 set -euo pipefail
 ROUNDS=${1:-3}
 cd "$(dirname "$0")/.."
-cargo build --release -q -p hive-proxy -p hive-module
-PORT=7300
 PROXY_PORT=6580
-dir=$(mktemp -d /tmp/hive-blocking.XXXXXX)
-target/release/hive up --port "$PORT" --listen "127.0.0.1:$PROXY_PORT" --dir "$dir" >"$dir/up.log" 2>&1 &
-UP=$!
-BLOCKED=""
-cleanup() {
-  [ -n "$BLOCKED" ] && kill "$BLOCKED" 2>/dev/null || true
-  kill -INT "$UP" 2>/dev/null || true
-  wait "$UP" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-for _ in $(seq 1 120); do
-  redis-cli -p "$PROXY_PORT" set ready 1 >/dev/null 2>&1 && break
-  sleep 0.5
-done
+. benches/lib.sh
+start_hive_up blocking 7300 "$PROXY_PORT"
 
 load() { # prints "<set rps> <get rps>"
   redis-benchmark -h 127.0.0.1 -p "$PROXY_PORT" -t set,get -n 200000 -r 100000 -d 64 -c 50 --csv \
@@ -38,10 +23,11 @@ for r in $(seq 1 "$ROUNDS"); do
   timeout 600 redis-benchmark -h 127.0.0.1 -p "$PROXY_PORT" -c 200 -n 200 -r 100000 \
     BLPOP "blk:__rand_int__" 0 >/dev/null 2>&1 &
   BLOCKED=$!
+  BG=("$BLOCKED")
   for _ in $(seq 1 50); do [ "$(clients)" -ge 200 ] && break; sleep 0.1; done
   n=$(clients)
   read -r s g < <(load); blk_set+=("$s"); blk_get+=("$g")
-  kill "$BLOCKED" 2>/dev/null || true; wait "$BLOCKED" 2>/dev/null || true; BLOCKED=""
+  kill "$BLOCKED" 2>/dev/null || true; wait "$BLOCKED" 2>/dev/null || true; BG=()
   echo "round $r: alone SET ${base_set[-1]} GET ${base_get[-1]} | with $n clients connected (200 blocked) SET $s GET $g"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }

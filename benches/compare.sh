@@ -123,24 +123,33 @@ done
 
 echo
 echo "Connection scale: 10,000 idle clients on hive-static, plus a 50-client GET load"
-# Medians of 3 runs each: one run alone is within this machine's noise.
-get3() { for _ in 1 2 3; do bench hive-static get 1 100000 50 | awk '{print $1}'; done | median; }
-base_rps=$(get3)
-rss0=$(rss_kb "$HSTATIC")
-python3 - "$TMP/idle.ready" <<'PY' &
+# Rounds alternate without and with the idle clients (a fresh 10,000 each time), because
+# single runs drift more on this machine than the effect being measured.
+idle_clients() { # holds 10,000 connections until killed; touches $TMP/idle.ready once open
+  rm -f "$TMP/idle.ready"
+  python3 - "$TMP/idle.ready" <<'PY' &
 import socket, sys, time
-socks = []
-for _ in range(10000):
-    s = socket.create_connection(("127.0.0.1", 7761))
-    socks.append(s)
+socks = [socket.create_connection(("127.0.0.1", 7761)) for _ in range(10000)]
 open(sys.argv[1], "w").write("ok")
-time.sleep(90)
+time.sleep(120)
 PY
-IDLE=$!; PIDS+=($IDLE)
-for _ in $(seq 120); do [ -f "$TMP/idle.ready" ] && break; sleep 0.5; done
-sleep 1
-rss1=$(rss_kb "$HSTATIC")
-idle_rps=$(get3)
-kill "$IDLE" 2>/dev/null || true
+  IDLE=$!; PIDS+=($IDLE)
+  for _ in $(seq 120); do [ -f "$TMP/idle.ready" ] && break; sleep 0.5; done
+  sleep 1
+}
+base=() idle=()
+for r in $(seq "$ROUNDS"); do
+  base+=("$(bench hive-static get 1 100000 50 | awk '{print $1}')")
+  # Memory is measured in the first round: freed connections' memory is reused later.
+  [ "$r" = 1 ] && rss0=$(rss_kb "$HSTATIC")
+  idle_clients
+  [ "$r" = 1 ] && rss1=$(rss_kb "$HSTATIC")
+  idle+=("$(bench hive-static get 1 100000 50 | awk '{print $1}')")
+  kill "$IDLE" 2>/dev/null || true
+  wait "$IDLE" 2>/dev/null || true
+  sleep 1
+done
+base_rps=$(printf '%s\n' "${base[@]}" | median)
+idle_rps=$(printf '%s\n' "${idle[@]}" | median)
 printf 'RSS %.1f MB -> %.1f MB: %.2f KiB per idle connection\n' "$(echo "$rss0/1024" | bc -l)" "$(echo "$rss1/1024" | bc -l)" "$(echo "($rss1-$rss0)/10000" | bc -l)"
 printf 'GET P1 with 10,000 idle clients: %.0f req/s vs %.0f without (%.2f)\n' "$idle_rps" "$base_rps" "$(echo "$idle_rps/$base_rps" | bc -l)"

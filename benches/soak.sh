@@ -8,25 +8,9 @@
 set -euo pipefail
 DURATION=${1:-300}
 cd "$(dirname "$0")/.."
-cargo build --release -q -p hive-proxy -p hive-module
-PORT=7400
 PROXY_PORT=6680
-dir=$(mktemp -d /tmp/hive-soak.XXXXXX)
-target/release/hive up --port "$PORT" --listen "127.0.0.1:$PROXY_PORT" --dir "$dir" >"$dir/up.log" 2>&1 &
-UP=$!
-SAMPLER=""
-cleanup() {
-  [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null || true
-  kill -INT "$UP" 2>/dev/null || true
-  wait "$UP" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-for _ in $(seq 1 120); do
-  redis-cli -p "$PROXY_PORT" set ready 1 >/dev/null 2>&1 && break
-  sleep 0.5
-done
-redis-cli -p "$PROXY_PORT" set ready 1 >/dev/null || { cat "$dir/up.log"; echo "hive up did not start" >&2; exit 1; }
+. benches/lib.sh
+start_hive_up soak 7400 "$PROXY_PORT"
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$UP/status"; }
 (
@@ -37,15 +21,16 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$UP/status"; }
   done
 ) &
 SAMPLER=$!
+BG=("$SAMPLER")
 
 end=$(($(date +%s) + DURATION))
 rounds=0
-requests=0
+tests=0
 errors=0
 bench() { # bounded by -n; counts requests and error lines
   local out
   out=$(timeout 120 redis-benchmark -p "$PROXY_PORT" -r 100000 -d 64 --csv "$@" 2>&1 || true)
-  requests=$((requests + $(echo "$out" | grep -c '^"' || true)))
+  tests=$((tests + $(echo "$out" | grep -c '^"' || true)))
   errors=$((errors + $(echo "$out" | grep -ci 'error' || true)))
 }
 while [ "$(date +%s)" -lt "$end" ]; do
@@ -58,10 +43,10 @@ while [ "$(date +%s)" -lt "$end" ]; do
 done
 sleep 11
 kill "$SAMPLER" 2>/dev/null || true
-SAMPLER=""
+BG=()
 
 echo "Soak: ${DURATION}s of mixed redis-benchmark load through hive up (cluster), $rounds full rounds"
-echo "benchmark tests run: $requests, error lines: $errors"
+echo "benchmark tests run: $tests, error lines: $errors"
 echo "RSS samples (seconds, MB):"
 awk '{printf "  %4d s %7.1f MB\n", $1, $2 / 1024}' "$dir/rss"
 awk -v d="$DURATION" '

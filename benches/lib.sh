@@ -1,0 +1,25 @@
+# Sourced by the bench scripts that run against `hive up`. `start_hive_up NAME PORT PROXY_PORT`
+# builds the release binary and hive-module, starts a 3+3 cluster with the proxy on PROXY_PORT,
+# waits until it answers, and tears it down on exit. It sets $dir (the data directory) and $UP
+# (the `hive up` pid). Pids appended to BG are killed first.
+BG=()
+stop_hive_up() {
+  for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "${UP:-}" ] && { kill -INT "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; }
+  [ -n "${dir:-}" ] && rm -rf "$dir"
+}
+start_hive_up() {
+  local name=$1 port=$2 proxy_port=$3
+  cargo build --release -q -p hive-proxy -p hive-module
+  dir=$(mktemp -d "/tmp/hive-$name.XXXXXX")
+  target/release/hive up --port "$port" --listen "127.0.0.1:$proxy_port" --dir "$dir" >"$dir/up.log" 2>&1 &
+  UP=$!
+  trap stop_hive_up EXIT
+  for _ in $(seq 1 120); do
+    redis-cli -p "$proxy_port" set ready 1 >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  cat "$dir/up.log"
+  echo "hive up did not start" >&2
+  exit 1
+}
