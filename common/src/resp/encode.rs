@@ -82,7 +82,12 @@ pub struct RequestBuilder {
 
 impl RequestBuilder {
     pub fn new(argc: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(16 + argc * 16);
+        Self::with_payload(argc, 0)
+    }
+
+    /// For `argc` arguments of `payload` bytes in all: one allocation, never a regrowth.
+    pub fn with_payload(argc: usize, payload: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(16 + argc * 16 + payload);
         write_array_header(&mut buf, argc);
         RequestBuilder {
             buf,
