@@ -10,17 +10,15 @@ ROUNDS=$1 TEST=$2 P=$3
 shift 3
 n=100000
 [ "$P" -ge 16 ] && n=400000
-TICK=$(getconf CLK_TCK)
-ticks() { if [ "${1:-0}" = 0 ]; then echo 0; else awk '{print $14+$15}' "/proc/$1/stat"; fi; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. "$(dirname "$0")/lib.sh"
 declare -A RPS CPU
 for _ in $(seq "$ROUNDS"); do
   for e in "$@"; do
     IFS=: read -r name port pid <<<"$e"
-    b=$(ticks "${pid:-0}")
+    b=$(cpu_ticks "${pid:-0}")
     rps=$(redis-benchmark -p "$port" -t "$TEST" -n "$n" -r 100000 -d 64 -c 50 -P "$P" --csv 2>/dev/null \
       | tail -1 | tr -d '"' | cut -d, -f2)
-    a=$(ticks "${pid:-0}")
+    a=$(cpu_ticks "${pid:-0}")
     RPS[$name]+="$rps "
     CPU[$name]+="$(echo "($a - $b) / $TICK / $n * 1000000" | bc -l) "
   done

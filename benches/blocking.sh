@@ -30,9 +30,8 @@ for r in $(seq 1 "$ROUNDS"); do
   kill "$BLOCKED" 2>/dev/null || true; wait "$BLOCKED" 2>/dev/null || true; BG=()
   echo "round $r: alone SET ${base_set[-1]} GET ${base_get[-1]} | with $n clients connected (200 blocked) SET $s GET $g"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-bs=$(median "${base_set[@]}"); bg=$(median "${base_get[@]}")
-ks=$(median "${blk_set[@]}"); kg=$(median "${blk_get[@]}")
+bs=$(echo "${base_set[@]}" | median); bg=$(echo "${base_get[@]}" | median)
+ks=$(echo "${blk_set[@]}" | median); kg=$(echo "${blk_get[@]}" | median)
 echo "median req/s  alone: SET $bs GET $bg"
 echo "median req/s  with 200 blocked: SET $ks GET $kg"
 awk -v a="$ks" -v b="$bs" -v c="$kg" -v d="$bg" 'BEGIN{printf "ratio (blocked/alone): SET %.3f GET %.3f\n", a/b, c/d}'

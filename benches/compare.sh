@@ -8,6 +8,7 @@
 # Usage: bash benches/compare.sh [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 ROUNDS=${1:-5}
 command -v nutcracker >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq nutcracker >/dev/null; }
 cargo build -q --release -p hive-proxy
@@ -60,11 +61,6 @@ declare -A PORT=([direct]=7750 [hive-cluster]=7763 [hive-static]=7761 [nutcracke
 declare -A PID=([direct]=0 [hive-cluster]=$HCLUSTER [hive-static]=$HSTATIC [nutcracker]=$NUT)
 TARGETS=(direct hive-cluster hive-static nutcracker)
 
-cpu_ticks() { [ "$1" = 0 ] && { echo 0; return; }; awk '{print $14+$15}' "/proc/$1/stat"; }
-rss_kb() { [ "$1" = 0 ] && { echo 0; return; }; awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-# Peak RSS so far (VmHWM): the table reports the most the proxy held during the load.
-peak_kb() { [ "$1" = 0 ] && { echo 0; return; }; awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-TICK=$(getconf CLK_TCK)
 
 # bench TARGET TEST PIPELINE REQUESTS CLIENTS -> "rps p50 p99 cpu_s_per_M"
 bench() {
@@ -75,7 +71,6 @@ bench() {
   echo "$line" | tr -d '"' | awk -F, -v b="$before" -v a="$after" -v n="$n" -v tk="$TICK" \
     '{printf "%s %s %s %.3f\n", $2, $5, $7, (a-b)/tk/n*1e6}'
 }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A RES
 for test in get set mset; do
@@ -94,16 +89,16 @@ echo
 echo "Throughput: redis-benchmark -c 50 -d 64 -r 100000, median of $ROUNDS interleaved rounds"
 printf '%-13s %-9s %10s %9s %9s %8s %8s %10s %9s\n' target test req/s vs-direct vs-nut p50-ms p99-ms cpu-s/M peak-rss-MB
 for test in get set mset; do for P in 1 16; do
-  d=$(echo ${RES[direct,$test,$P,rps]} | tr ' ' '\n' | median)
-  nu=$(echo ${RES[nutcracker,$test,$P,rps]} | tr ' ' '\n' | median)
+  d=$(echo ${RES[direct,$test,$P,rps]} | median)
+  nu=$(echo ${RES[nutcracker,$test,$P,rps]} | median)
   for t in "${TARGETS[@]}"; do
-    rps=$(echo ${RES[$t,$test,$P,rps]} | tr ' ' '\n' | median)
-    p50=$(echo ${RES[$t,$test,$P,p50]} | tr ' ' '\n' | median)
-    p99=$(echo ${RES[$t,$test,$P,p99]} | tr ' ' '\n' | median)
-    cpu=$(echo ${RES[$t,$test,$P,cpu]} | tr ' ' '\n' | median)
+    rps=$(echo ${RES[$t,$test,$P,rps]} | median)
+    p50=$(echo ${RES[$t,$test,$P,p50]} | median)
+    p99=$(echo ${RES[$t,$test,$P,p99]} | median)
+    cpu=$(echo ${RES[$t,$test,$P,cpu]} | median)
     printf '%-13s %-9s %10.0f %9.2f %9.2f %8s %8s %10s %9.1f\n' "$t" "${test^^} P$P" "$rps" \
       "$(echo "$rps / $d" | bc -l)" "$(echo "$rps / $nu" | bc -l)" "$p50" "$p99" \
-      "$([ "$t" = direct ] && echo - || echo "$cpu")" "$(echo "$(peak_kb "${PID[$t]}") / 1024" | bc -l)"
+      "$([ "$t" = direct ] && echo - || echo "$cpu")" "$(echo "$(status_kb "${PID[$t]}" VmHWM) / 1024" | bc -l)"
   done
 done; done
 
@@ -114,10 +109,10 @@ for r in $(seq "$ROUNDS"); do for t in "${TARGETS[@]}"; do
   read -r _ p50 p99 _ <<<"$(bench "$t" get 1 20000 1)"
   LAT[$t,p50]+="$p50 "; LAT[$t,p99]+="$p99 "
 done; done
-d50=$(echo ${LAT[direct,p50]} | tr ' ' '\n' | median); d99=$(echo ${LAT[direct,p99]} | tr ' ' '\n' | median)
+d50=$(echo ${LAT[direct,p50]} | median); d99=$(echo ${LAT[direct,p99]} | median)
 printf '%-13s %8s %8s %12s %12s\n' target p50-ms p99-ms added-p50-us added-p99-us
 for t in "${TARGETS[@]}"; do
-  a=$(echo ${LAT[$t,p50]} | tr ' ' '\n' | median); b=$(echo ${LAT[$t,p99]} | tr ' ' '\n' | median)
+  a=$(echo ${LAT[$t,p50]} | median); b=$(echo ${LAT[$t,p99]} | median)
   printf '%-13s %8s %8s %12.0f %12.0f\n' "$t" "$a" "$b" "$(echo "($a - $d50) * 1000" | bc -l)" "$(echo "($b - $d99) * 1000" | bc -l)"
 done
 
@@ -141,15 +136,15 @@ base=() idle=()
 for r in $(seq "$ROUNDS"); do
   base+=("$(bench hive-static get 1 100000 50 | awk '{print $1}')")
   # Memory is measured in the first round: freed connections' memory is reused later.
-  [ "$r" = 1 ] && rss0=$(rss_kb "$HSTATIC")
+  [ "$r" = 1 ] && rss0=$(status_kb "$HSTATIC" VmRSS)
   idle_clients
-  [ "$r" = 1 ] && rss1=$(rss_kb "$HSTATIC")
+  [ "$r" = 1 ] && rss1=$(status_kb "$HSTATIC" VmRSS)
   idle+=("$(bench hive-static get 1 100000 50 | awk '{print $1}')")
   kill "$IDLE" 2>/dev/null || true
   wait "$IDLE" 2>/dev/null || true
   sleep 1
 done
-base_rps=$(printf '%s\n' "${base[@]}" | median)
-idle_rps=$(printf '%s\n' "${idle[@]}" | median)
+base_rps=$(echo "${base[@]}" | median)
+idle_rps=$(echo "${idle[@]}" | median)
 printf 'RSS %.1f MB -> %.1f MB: %.2f KiB per idle connection\n' "$(echo "$rss0/1024" | bc -l)" "$(echo "$rss1/1024" | bc -l)" "$(echo "($rss1-$rss0)/10000" | bc -l)"
 printf 'GET P1 with 10,000 idle clients: %.0f req/s vs %.0f without (%.2f)\n' "$idle_rps" "$base_rps" "$(echo "$idle_rps/$base_rps" | bc -l)"

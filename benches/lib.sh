@@ -1,7 +1,17 @@
-# Sourced by the bench scripts that run against `hive up`. `start_hive_up NAME PORT PROXY_PORT`
-# builds the release binary and hive-module, starts a 3+3 cluster with the proxy on PROXY_PORT,
-# waits until it answers, and tears it down on exit. It sets $dir (the data directory) and $UP
-# (the `hive up` pid). Pids appended to BG are killed first.
+# Sourced by the bench scripts: the numbers helpers they share, and `start_hive_up`.
+
+# The median of the numbers on stdin, separated by spaces or newlines.
+median() { tr -s ' \t' '\n\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# User + system CPU ticks of PID (0 for pid 0, which stands for "not a process we measure").
+cpu_ticks() { if [ "${1:-0}" = 0 ]; then echo 0; else awk '{print $14+$15}' "/proc/$1/stat"; fi; }
+# A kB field of /proc/PID/status: VmRSS (resident now), VmHWM (peak resident).
+status_kb() { if [ "${1:-0}" = 0 ]; then echo 0; else awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; fi; }
+TICK=$(getconf CLK_TCK)
+
+# `start_hive_up NAME PORT PROXY_PORT` builds the release binary and hive-module, starts a 3+3
+# cluster with the proxy on PROXY_PORT, waits until it answers, and tears it down on exit. It
+# sets $dir (the data directory) and $UP (the `hive up` pid). Pids appended to BG are killed
+# first.
 BG=()
 stop_hive_up() {
   for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -5,6 +5,7 @@
 # Usage: bash benches/module_overhead.sh [rounds]   (needs redis-server, redis-benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 ROUNDS=${1:-5}
 cargo build -q --release -p hive-module
 SO=$PWD/target/release/libhive_module.so
@@ -24,7 +25,6 @@ run() { # port pipeline -> "set get"
   redis-benchmark -p "$1" -t set,get -n 200000 -r 100000 -d 64 -c 50 -P "$2" -q 2>/dev/null \
     | tr '\r' '\n' | grep 'requests per second' | awk '{print $2}' | tr '\n' ' '
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A R
 for P in 1 16; do
   for i in $(seq "$ROUNDS"); do
@@ -37,6 +37,6 @@ for P in 1 16; do
 done
 printf '%-10s %12s %12s %8s\n' test stock hive-module ratio
 for P in 1 16; do for op in set get; do
-  a=$(echo ${R[stock-$P-$op]} | tr ' ' '\n' | median); b=$(echo ${R[module-$P-$op]} | tr ' ' '\n' | median)
+  a=$(echo ${R[stock-$P-$op]} | median); b=$(echo ${R[module-$P-$op]} | median)
   printf '%-10s %12.0f %12.0f %8.3f\n' "${op^^} P$P" "$a" "$b" "$(echo "$b / $a" | bc -l)"
 done; done

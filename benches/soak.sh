@@ -12,11 +12,10 @@ PROXY_PORT=6680
 . benches/lib.sh
 start_hive_up soak 7400 "$PROXY_PORT"
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$UP/status"; }
 (
   start=$(date +%s)
   while kill -0 "$UP" 2>/dev/null; do
-    echo "$(($(date +%s) - start)) $(rss_kb)" >>"$dir/rss"
+    echo "$(($(date +%s) - start)) $(status_kb "$UP" VmRSS)" >>"$dir/rss"
     sleep 10
   done
 ) &
