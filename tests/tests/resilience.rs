@@ -228,6 +228,7 @@ fn killed_master_only_affects_its_shard_and_recovers() {
         "master",
         Duration::from_secs(30),
     );
+    let promoted_at = Instant::now();
     // Let the proxy notice and serve the promoted replica for a while.
     thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
@@ -239,19 +240,43 @@ fn killed_master_only_affects_its_shard_and_recovers() {
             "error on a key of a live shard: {key}: {err}"
         );
     }
-    let last_error = o.errors.iter().map(|e| e.2).max();
-    if let Some(t) = last_error {
-        let window = t.duration_since(killed_at);
+    // How long Redis takes to elect the replica is Redis's business (on a loaded machine a
+    // failed election is retried after 4x the node timeout: one CI run took over 20 s). Hive's
+    // is to stop failing soon after the new master exists: within one topology refresh plus
+    // one request's hold.
+    let election = promoted_at.duration_since(killed_at);
+    let after_promotion: Vec<Duration> = o
+        .errors
+        .iter()
+        .map(|e| e.2.saturating_duration_since(promoted_at))
+        .filter(|d| !d.is_zero())
+        .collect();
+    eprintln!(
+        "kill -9: replica promoted after {election:?}; {} errors, {} of them after the promotion \
+         (latest {:?} after it)",
+        o.errors.len(),
+        after_promotion.len(),
+        after_promotion.iter().max()
+    );
+    for (key, err, at) in &o.errors {
         eprintln!(
-            "kill -9: {} errors, last one {:?} after the kill",
-            o.errors.len(),
-            window
-        );
-        assert!(
-            window < Duration::from_secs(20),
-            "errors went on for {window:?}"
+            "  {:?} after the kill: {key}: {err}",
+            at.duration_since(killed_at)
         );
     }
+    let bound = Duration::from_millis(
+        env.proxy.shared.config.backend.refresh_interval_ms
+            + env.proxy.shared.config.backend.failover_hold_ms,
+    );
+    assert!(
+        after_promotion.iter().all(|d| *d < bound),
+        "errors went on for {:?} after the promotion (bound {bound:?})",
+        after_promotion.iter().max()
+    );
+    assert!(
+        election < Duration::from_secs(30),
+        "the election took {election:?}"
+    );
     // After recovery every shard takes writes again.
     let mut c = env.client();
     for i in 0..300 {

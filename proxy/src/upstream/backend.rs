@@ -70,6 +70,7 @@ impl Backend {
             on_failure,
             stats,
             rx,
+            carry: None,
         };
         tokio::spawn(task.run());
         Arc::new(Backend { addr, tx })
@@ -104,6 +105,8 @@ struct Task {
     on_failure: Arc<Notify>,
     stats: Arc<Stats>,
     rx: mpsc::UnboundedReceiver<Job>,
+    /// Taken from `rx` but not yet written; the next connection sends it first.
+    carry: Option<Job>,
 }
 
 /// After a failed connect, fail requests at once for this long instead of each one waiting
@@ -113,7 +116,14 @@ const DOWN_HOLD: Duration = Duration::from_millis(100);
 impl Task {
     async fn run(mut self) {
         let mut down_until: Option<Instant> = None;
-        while let Some(first) = self.rx.recv().await {
+        loop {
+            let first = match self.carry.take() {
+                Some(j) => j,
+                None => match self.rx.recv().await {
+                    Some(j) => j,
+                    None => return,
+                },
+            };
             if down_until.is_some_and(|t| Instant::now() < t) {
                 self.fail_job(first, "is down (recent connect failed)");
                 self.fail_queued("is down (recent connect failed)");
@@ -188,23 +198,24 @@ impl Task {
         let (mut rd, mut wr) = stream.into_split();
         let timeout = self.opts.command_timeout;
         let rx = &mut self.rx;
+        // A job held across the yield below lives in `carry`, not in the writer future: if the
+        // reader fails meanwhile, dropping the writer would otherwise drop the job and leave
+        // its client without a reply. The next connection starts with it (it was never sent).
+        let held = &mut self.carry;
+        *held = Some(first);
         let writer = async {
             let mut wbuf = BytesMut::with_capacity(16 * 1024);
             let mut batch: Vec<InFlight> = Vec::with_capacity(64);
-            let mut next = Some(first);
             loop {
-                let job = match next.take() {
-                    Some(j) => j,
-                    None => {
-                        let j = rx.recv().await?;
-                        // Let the worker poll its sockets once more before writing, so the
-                        // requests that other clients have already sent join this write. At
-                        // P1 this halved the backend writes and raised GET from 57k to 75k
-                        // req/s (benches/README.md); at -c 1 it costs no measurable latency.
-                        tokio::task::yield_now().await;
-                        j
-                    }
-                };
+                if held.is_none() {
+                    *held = Some(rx.recv().await?);
+                    // Let the worker poll its sockets once more before writing, so the
+                    // requests that other clients have already sent join this write. At P1
+                    // this halved the backend writes and raised GET from 57k to 75k req/s
+                    // (benches/README.md); at -c 1 it costs no measurable latency.
+                    tokio::task::yield_now().await;
+                }
+                let Some(job) = held.take() else { continue };
                 let now = Instant::now();
                 push_job(&mut wbuf, &mut batch, job, now);
                 while batch.len() < 1024 {
