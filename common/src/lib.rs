@@ -1,8 +1,11 @@
-//! hive-common: the RESP codec, hash slots, the command table and topology types. No I/O.
+//! hive-common: the RESP codec, hash slots, the command table, topology types, addresses and
+//! INFO parsing. No I/O.
 #![forbid(unsafe_code)]
 
+pub mod addr;
 pub mod command;
 pub mod error;
+pub mod info;
 pub mod resp;
 pub mod slot;
 pub mod topology;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::info::Replication;
+use hive_common::info::Replication;
 
 pub const CHANNEL: &str = "__hive__:events";
 

@@ -13,7 +13,7 @@ use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, 
 use crate::backup::{self, Metadata};
 use crate::event::{self, LinkState};
 use crate::ffi::{BACKUP_DIR, BACKUP_HOOK, BACKUP_KEEP, HEARTBEAT_MS};
-use crate::info::{self, Replication};
+use hive_common::info::{self, Replication};
 
 pub const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
 

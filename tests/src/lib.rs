@@ -7,14 +7,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use hive_proxy::config::Config;
-use hive_proxy::config::Mode;
-use hive_proxy::localcluster::{ClusterOpts, LocalCluster, RedisProcess};
-use hive_proxy::localsentinel::{GroupOpts, LocalGroups};
+use hive_local::{ClusterOpts, GroupOpts, LocalCluster, LocalGroups, RedisProcess};
+use hive_proxy::config::{Config, Mode};
 use hive_proxy::server::ProxyHandle;
 use tempfile::TempDir;
 
-pub use hive_proxy::localcluster::{block_on, free_port_pair, info_field};
+pub use hive_local::{block_on, free_port_pair};
 
 pub mod suites;
 
@@ -42,14 +40,11 @@ impl Env {
             .prefix("hive-test-")
             .tempdir()
             .expect("tempdir");
-        let cluster = LocalCluster::start(&ClusterOpts {
+        let cluster = LocalCluster::start(&ClusterOpts::new(
             masters,
             replicas,
-            base_port: None,
-            node_timeout_ms: 2000,
-            dir: dir.path().to_path_buf(),
-            extra: Vec::new(),
-        })
+            dir.path().to_path_buf(),
+        ))
         .expect("start the local cluster");
         let mut config = Config::default();
         config.proxy.listen = "127.0.0.1:0".into();

@@ -88,7 +88,7 @@ fn redis_py_static_mode() {
 fn rust_crate_async_pubsub_and_blocking() {
     let env = Env::cluster();
     let url = env.url();
-    hive_proxy::localcluster::block_on(async move {
+    hive_local::block_on(async move {
         let client = redis::Client::open(url.as_str()).unwrap();
         let mut ps = client.get_async_pubsub().await.unwrap();
         ps.subscribe("news").await.unwrap();

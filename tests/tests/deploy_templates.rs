@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hive_proxy::localcluster::{redis_sentinel_bin, redis_server_bin, RedisProcess};
+use hive_local::process::{redis_sentinel_bin, redis_server_bin};
+use hive_local::RedisProcess;
 use hive_tests::{connect, free_port_pair, module_so};
 
 fn render(template: &str, dir: &Path, vars: &[(&str, String)]) -> std::path::PathBuf {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hive_proxy::localcluster::{ClusterOpts, LocalCluster, RedisProcess};
+use hive_local::{ClusterOpts, LocalCluster, RedisProcess};
 use hive_tests::{connect, free_port_pair, module_so, node_url};
 use redis::Value;
 use sha2::{Digest, Sha256};
@@ -110,15 +110,9 @@ fn lag_follows_heartbeats_and_grows_while_the_master_is_frozen() {
 fn topology_matches_cluster_nodes_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
     let so = module_so().display().to_string();
-    let cluster = LocalCluster::start(&ClusterOpts {
-        masters: 3,
-        replicas: 1,
-        base_port: None,
-        node_timeout_ms: 2000,
-        dir: dir.path().to_path_buf(),
-        extra: vec!["--loadmodule".into(), so],
-    })
-    .unwrap();
+    let mut opts = ClusterOpts::new(3, 1, dir.path().to_path_buf());
+    opts.extra = vec!["--loadmodule".into(), so];
+    let cluster = LocalCluster::start(&opts).unwrap();
     for n in &cluster.nodes {
         // Each node is compared with its own view: gossip may not have converged elsewhere.
         let mut c = connect(&node_url(&n.addr));

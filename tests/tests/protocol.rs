@@ -127,7 +127,7 @@ fn client_closing_mid_pipeline_leaves_proxy_healthy() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let info: String = redis::cmd("INFO").query(&mut env.client()).unwrap();
-        let n: u64 = hive_tests::info_field(&info, "connected_clients")
+        let n: u64 = hive_common::info::field(&info, "connected_clients")
             .unwrap()
             .parse()
             .unwrap();

@@ -72,7 +72,7 @@ fn proxy_local_commands_and_errors_match_redis() {
     let info: String = redis::cmd("INFO").query(&mut c).unwrap();
     assert!(info.starts_with("# Proxy\r\n"), "{info}");
     // Counters are current while the connection is still open.
-    let field = |f: &str| -> u64 { hive_tests::info_field(&info, f).unwrap().parse().unwrap() };
+    let field = |f: &str| -> u64 { hive_common::info::field(&info, f).unwrap().parse().unwrap() };
     assert!(field("total_commands_processed") >= 10, "{info}");
     assert!(field("error_replies") >= 3, "{info}");
     assert!(info.contains("masters:3"), "{info}");

@@ -143,7 +143,7 @@ fn reshard_under_load_has_no_client_errors() {
     assert!(slots.len() >= 4, "expected a split range after resharding");
     let info: String = redis::cmd("INFO").query(&mut env.client()).unwrap();
     let field = |f: &str| -> u64 {
-        hive_tests::info_field(&info, f)
+        hive_common::info::field(&info, f)
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };

@@ -155,8 +155,8 @@ fn wait_replicated(env: &GroupEnv, master: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
-        let offset = hive_tests::info_field(&info, "master_repl_offset").unwrap();
-        let slave = hive_tests::info_field(&info, "slave0").unwrap_or_default();
+        let offset = hive_common::info::field(&info, "master_repl_offset").unwrap();
+        let slave = hive_common::info::field(&info, "slave0").unwrap_or_default();
         if slave.contains(&format!("offset={offset},")) {
             return;
         }

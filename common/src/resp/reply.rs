@@ -59,7 +59,7 @@ impl ReplyScanner {
                     if n < 0 {
                         self.pos = next;
                     } else {
-                        let end = next + n as usize + 2;
+                        let end = next.saturating_add(n as usize).saturating_add(2);
                         if end > buf.len() {
                             return Ok(None);
                         }

@@ -109,8 +109,11 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
                 *pos = next;
                 return Ok(Some(Value::Nil));
             }
-            let end = next + n as usize;
-            if end + 2 > buf.len() {
+            let end = usize::try_from(n)
+                .ok()
+                .and_then(|n| next.checked_add(n))
+                .ok_or(ProtocolError::InvalidReplyLine)?;
+            if end.saturating_add(2) > buf.len() {
                 return Ok(None);
             }
             *pos = end + 2;
@@ -127,7 +130,11 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
             if n < 0 {
                 return Ok(Some(Value::Nil));
             }
-            let count = if matches!(ty, b'%' | b'|') { n * 2 } else { n } as usize;
+            let pairs = matches!(ty, b'%' | b'|');
+            let count = usize::try_from(n)
+                .ok()
+                .and_then(|n| if pairs { n.checked_mul(2) } else { Some(n) })
+                .ok_or(ProtocolError::InvalidReplyLine)?;
             let mut items = Vec::with_capacity(count.min(1024));
             for _ in 0..count {
                 match parse_at(buf, pos, depth + 1)? {
@@ -145,7 +152,7 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
                 }
                 _ => {
                     let mut it = items.into_iter();
-                    let mut kv = Vec::with_capacity(n as usize);
+                    let mut kv = Vec::with_capacity(count / 2);
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
                         kv.push((k, v));
                     }
@@ -179,6 +186,14 @@ mod tests {
     fn parse_value_incomplete_is_none() {
         assert_eq!(parse_value(b"*2\r\n:1\r\n").unwrap(), None);
         assert_eq!(parse_value(b"$5\r\nab").unwrap(), None);
+    }
+
+    #[test]
+    fn parse_value_refuses_lengths_that_overflow() {
+        let huge_map = format!("%{}\r\n", i64::MAX);
+        assert!(parse_value(huge_map.as_bytes()).is_err());
+        let huge_bulk = format!("${}\r\nab", i64::MAX);
+        assert_eq!(parse_value(huge_bulk.as_bytes()).unwrap(), None);
     }
 
     #[test]

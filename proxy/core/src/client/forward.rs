@@ -1,0 +1,156 @@
+//! Sends a unit along its route: the slot's master on this thread's shared connection, a
+//! connection of the client's own (blocking commands), a pinned one (WATCH, subscriptions), or
+//! the node a redirect named. INFO's proxy section is added here too.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use hive_common::resp::Request;
+
+use super::pending::{Shape, Unit};
+use super::redirect::{no_master, no_topology};
+use super::Conn;
+use crate::command::route::Route;
+use crate::server::Shared;
+use crate::upstream::backend::Backend;
+use crate::upstream::topology::NO_MASTER;
+use crate::upstream::{pool, Job, Proto, Tag};
+
+const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
+
+impl Conn {
+    pub(super) fn forward(&mut self, req: Request, route: Route) {
+        if let Route::Any = route {
+            self.note_script(&req);
+        }
+        self.push_unit(Unit::new(req, route), Shape::Single);
+    }
+
+    pub(super) fn info(&mut self, req: Request) {
+        self.push_unit(Unit::new(req, Route::Any), Shape::Info);
+    }
+
+    /// EVAL bodies are remembered so an EVALSHA of them can be healed later. Hashing costs
+    /// about a microsecond per EVAL, which is small beside the script run itself.
+    fn note_script(&self, req: &Request) {
+        let n = req.arg(0);
+        if n.eq_ignore_ascii_case(b"eval") || n.eq_ignore_ascii_case(b"eval_ro") {
+            self.shared.scripts.record(req.arg(1));
+        }
+    }
+
+    /// Sends unit `part` of request `seq` along its current route.
+    pub(super) fn send(&mut self, seq: u64, part: usize) {
+        let tag = Tag {
+            seq,
+            part: part as u32,
+        };
+        let rr = self.session.id as usize + seq as usize;
+        let proto = self.session.proto;
+        let reply = self.reply_tx();
+        let Some(unit) = self.unit(tag) else { return };
+        let (data, frames) = match &unit.wire {
+            Some((w, n)) => (w.clone(), *n),
+            None => (unit.req.raw().clone(), 1),
+        };
+        let route = unit.route.clone();
+        let (own, pinned) = (unit.own, unit.pinned.clone());
+        let mut prefix = unit.prefix.clone();
+        // Field borrows, not a clone of the `Arc`: this runs for every request.
+        let shared = &self.shared;
+        let topo = shared.topology.load();
+        let shard = match &route {
+            Route::Slot(s) => topo.map.shard_of(*s),
+            Route::Master(i) => Some(*i),
+            _ => None,
+        };
+        let backend = if let Some(p) = pinned {
+            Some(p)
+        } else if own {
+            let n = topo.map.shards().len();
+            let addr = match &route {
+                Route::Node { backend, .. } => Some(backend.addr.to_string()),
+                Route::Any => (0..n)
+                    .map(|k| (rr + k) % n)
+                    .find(|&i| topo.has_master(i))
+                    .map(|i| topo.map.shards()[i].master.clone()),
+                _ => shard
+                    .map(|i| topo.map.shards()[i].master.clone())
+                    .filter(|m| m != NO_MASTER),
+            };
+            addr.map(|a| own_conn(&mut self.own, shared, proto, &a))
+        } else {
+            match &route {
+                Route::Slot(_) | Route::Master(_) => {
+                    shard.and_then(|i| pool::master(shared, &topo, i, proto))
+                }
+                Route::Any => pool::any_master(shared, &topo, rr, proto),
+                Route::Node { backend, .. } => Some(backend.clone()),
+            }
+        };
+        if let Route::Node { asking: true, .. } = route {
+            prefix = Some(Bytes::from_static(ASKING));
+        }
+        match backend {
+            Some(b) => b.send(Job {
+                data,
+                prefix,
+                frames,
+                tag,
+                reply,
+            }),
+            None => {
+                let err = match (&route, shard) {
+                    (Route::Slot(_), None) => no_topology(),
+                    (_, Some(i)) => no_master(topo.shard_name(i)),
+                    _ => no_master("any"),
+                };
+                drop(topo);
+                shared.refresh.notify_one();
+                self.hold(tag, err.frame());
+            }
+        }
+    }
+}
+
+/// A connection of the client's own to `addr`, reused while it lives.
+fn own_conn(
+    own: &mut Vec<Arc<Backend>>,
+    shared: &Shared,
+    proto: Proto,
+    addr: &str,
+) -> Arc<Backend> {
+    if let Some(b) = own.iter().find(|b| &*b.addr == addr) {
+        return b.clone();
+    }
+    let b = shared.connector.dedicated(addr, proto, None);
+    own.push(b.clone());
+    b
+}
+
+/// INFO's reply: the proxy's `# Proxy` section, then the node's sections.
+pub(super) fn prepend_info(shared: &Shared, frame: Bytes) -> Bytes {
+    let Some((body, verbatim)) = bulk_body(&frame) else {
+        return frame;
+    };
+    let mut text = crate::metrics::info::proxy_section(shared).into_bytes();
+    text.extend_from_slice(body);
+    let mut out = BytesMut::with_capacity(text.len() + 16);
+    hive_common::resp::write_verbatim(&mut out, &text, verbatim);
+    out.freeze()
+}
+
+/// The text of a bulk or verbatim string reply, and whether it was verbatim.
+fn bulk_body(frame: &[u8]) -> Option<(&[u8], bool)> {
+    let verbatim = frame.first() == Some(&b'=');
+    let rest = frame
+        .strip_prefix(b"$")
+        .or_else(|| frame.strip_prefix(b"="))?;
+    let nl = memchr::memchr(b'\n', rest)?;
+    let body = rest.get(nl + 1..rest.len().checked_sub(2)?)?;
+    Some(if verbatim {
+        (body.get(4..)?, true)
+    } else {
+        (body, false)
+    })
+}

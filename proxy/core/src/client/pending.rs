@@ -1,0 +1,190 @@
+//! The client's replies in request order: each request is a `Pending` entry holding the units
+//! sent for it and, once they are answered, its reply; `flush` writes the finished head of the
+//! queue.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use hive_common::resp::Request;
+use smallvec::{smallvec, SmallVec};
+use tokio::time::Instant;
+
+use super::forward::prepend_info;
+use super::transaction::exec_reply;
+use super::Conn;
+use crate::command::merge::Merge;
+use crate::command::route::Route;
+use crate::command::scan_cursor::ScanMerge;
+use crate::error::ProxyError;
+use crate::metrics::Stats;
+use crate::upstream::backend::Backend;
+use crate::upstream::Tag;
+
+/// One request (or one part of a split request) on its way to a backend.
+pub(super) struct Unit {
+    pub req: Request,
+    /// Where the unit goes when (re)routed from scratch.
+    pub home: Route,
+    pub route: Route,
+    pub redirects: u8,
+    pub attempts: u8,
+    /// When the unit started waiting for a writable master (bounded by `failover_hold_ms`).
+    pub held_since: Option<Instant>,
+    /// Runs on one of the client's own connections, chosen by address (blocking commands).
+    pub own: bool,
+    /// A fixed connection (WATCH, subscriptions): never redirected.
+    pub pinned: Option<Arc<Backend>>,
+    /// Bytes sent instead of `req` and the reply frames they produce (a transaction).
+    pub wire: Option<(Bytes, u32)>,
+    /// Sent before the request with its reply dropped (SCRIPT LOAD after NOSCRIPT, or the
+    /// replicated write WAIT measures from).
+    pub prefix: Option<Bytes>,
+    /// ASK is waited out instead of followed (a slot scan must see the whole slot).
+    pub no_ask: bool,
+}
+
+impl Unit {
+    pub fn new(req: Request, route: Route) -> Unit {
+        Unit {
+            req,
+            home: route.clone(),
+            route,
+            redirects: 0,
+            attempts: 0,
+            held_since: None,
+            own: false,
+            pinned: None,
+            wire: None,
+            prefix: None,
+            no_ask: false,
+        }
+    }
+}
+
+/// How the units' replies become the client's reply.
+pub(super) enum Shape {
+    Single,
+    /// INFO: prepend the proxy's section to the node's reply.
+    Info,
+    Merge(Box<Merge>),
+    Scan(Box<ScanMerge>),
+    /// MULTI ... EXEC sent as one unit: the EXEC reply, unless a redirect aborted it.
+    Exec,
+}
+
+pub(super) struct Pending {
+    pub units: SmallVec<[Unit; 1]>,
+    pub shape: Shape,
+    pub reply: Option<Bytes>,
+    /// A published message: counted against the subscriber output limit.
+    pub push: bool,
+}
+
+impl Pending {
+    pub fn done(reply: Bytes) -> Pending {
+        Pending {
+            units: SmallVec::new(),
+            shape: Shape::Single,
+            reply: Some(reply),
+            push: false,
+        }
+    }
+}
+
+impl Conn {
+    pub(super) fn next_seq(&self) -> u64 {
+        self.base + self.pending.len() as u64
+    }
+
+    pub(super) fn push_error(&mut self, e: &ProxyError) {
+        self.pending.push_back(Pending::done(e.frame()));
+    }
+
+    pub(super) fn push_done(&mut self, reply: Bytes) {
+        self.pending.push_back(Pending::done(reply));
+    }
+
+    /// Queues one unit and sends it.
+    pub(super) fn push_unit(&mut self, unit: Unit, shape: Shape) {
+        let seq = self.next_seq();
+        self.pending.push_back(Pending {
+            units: smallvec![unit],
+            shape,
+            reply: None,
+            push: false,
+        });
+        self.send(seq, 0);
+    }
+
+    /// Queues several units answered as one reply and sends them all.
+    pub(super) fn push_merge(&mut self, units: SmallVec<[Unit; 1]>, shape: Shape) {
+        let seq = self.next_seq();
+        let n = units.len();
+        self.pending.push_back(Pending {
+            units,
+            shape,
+            reply: None,
+            push: false,
+        });
+        for part in 0..n {
+            self.send(seq, part);
+        }
+    }
+
+    pub(super) fn unit(&mut self, tag: Tag) -> Option<&mut Unit> {
+        let idx = tag.seq.checked_sub(self.base)? as usize;
+        self.pending.get_mut(idx)?.units.get_mut(tag.part as usize)
+    }
+
+    /// Records unit `tag`'s final answer; the entry's reply is set once every unit has one.
+    pub(super) fn complete(&mut self, tag: Tag, frame: Bytes) {
+        let Some(idx) = tag.seq.checked_sub(self.base) else {
+            return;
+        };
+        let shared = &self.shared;
+        let Some(p) = self.pending.get_mut(idx as usize) else {
+            return;
+        };
+        match &mut p.shape {
+            Shape::Single => p.reply = Some(frame),
+            Shape::Info => p.reply = Some(prepend_info(shared, frame)),
+            Shape::Exec => p.reply = Some(exec_reply(shared, frame)),
+            Shape::Merge(m) => {
+                if let Some(out) = m.add(tag.part as usize, frame) {
+                    p.reply = Some(out);
+                }
+            }
+            Shape::Scan(m) => {
+                if let Some(out) = m.add(tag.part as usize, frame) {
+                    p.reply = Some(out);
+                }
+            }
+        }
+    }
+
+    /// Moves every finished reply at the head of the queue into `out`, in request order.
+    pub(super) fn flush(&mut self, out: &mut BytesMut) {
+        let mut errors = 0;
+        let mut pushed = 0;
+        while self.pending.front().is_some_and(|p| p.reply.is_some()) {
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            self.base += 1;
+            let Some(r) = p.reply else { break };
+            if p.push {
+                pushed += r.len();
+            } else if r.first() == Some(&b'-') {
+                errors += 1;
+            }
+            out.extend_from_slice(&r);
+        }
+        if pushed > 0 {
+            if let Some(s) = &self.subs {
+                s.sink.queued.fetch_sub(pushed, Ordering::Relaxed);
+            }
+        }
+        Stats::add(&self.shared.stats.error_replies, errors);
+    }
+}

@@ -1,0 +1,156 @@
+//! What comes back from backends: replies, MOVED/ASK redirects followed to the named node,
+//! TRYAGAIN/CLUSTERDOWN/READONLY/LOADING and unreachable masters waited out (bounded by
+//! `failover_hold_ms`), and NOSCRIPT healed by reloading the script.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::pending::Pending;
+use super::subscriber::INTERNAL;
+use super::Conn;
+use crate::command::route::Route;
+use crate::error::{ProxyError, UpstreamReason};
+use crate::metrics::Stats;
+use crate::upstream::reply_error::{Redirect, ReplyError};
+use crate::upstream::{pool, Inbox, Tag};
+
+impl Conn {
+    pub(super) fn on_inbox(&mut self, msg: Inbox) {
+        match msg {
+            Inbox::Reply { tag, frame } => self.on_reply(tag, frame),
+            Inbox::Failed { tag, .. } if tag.seq == INTERNAL => self.schedule_resubscribe(),
+            // Never sent: safe to wait for the shard to come back.
+            Inbox::Failed { tag, err } if err.retry() => self.hold(tag, err.frame()),
+            Inbox::Failed { tag, err } => self.complete(tag, err.frame()),
+            Inbox::Retry { tag } => {
+                if let Some(u) = self.unit(tag) {
+                    u.route = u.home.clone();
+                    self.send(tag.seq, tag.part as usize);
+                }
+            }
+            Inbox::Push { frame } => {
+                let mut p = Pending::done(frame);
+                p.push = true;
+                self.pending.push_back(p);
+            }
+            Inbox::Lost => self.schedule_resubscribe(),
+            Inbox::Resubscribe => self.resubscribe(),
+        }
+    }
+
+    fn on_reply(&mut self, tag: Tag, frame: Bytes) {
+        if frame.first() == Some(&b'-') {
+            if let Some(e) = ReplyError::parse(&frame) {
+                return self.on_reply_error(tag, e, frame);
+            }
+            if frame.starts_with(b"-NOSCRIPT") && self.heal_script(tag) {
+                return;
+            }
+        }
+        self.complete(tag, frame);
+    }
+
+    /// Reloads a script the node lost and runs the EVALSHA again (once).
+    fn heal_script(&mut self, tag: Tag) -> bool {
+        let shared = self.shared.clone();
+        let Some(u) = self.unit(tag) else {
+            return false;
+        };
+        let name = u.req.arg(0);
+        let evalsha =
+            name.eq_ignore_ascii_case(b"evalsha") || name.eq_ignore_ascii_case(b"evalsha_ro");
+        if !evalsha || u.prefix.is_some() || u.req.argc() < 2 {
+            return false;
+        }
+        let Some(load) = shared.scripts.load_request(u.req.arg(1)) else {
+            return false;
+        };
+        u.prefix = Some(load);
+        self.send(tag.seq, tag.part as usize);
+        true
+    }
+
+    /// Follows a redirect, or waits out a retryable error; `frame` is the client's answer
+    /// once the limits are used up.
+    fn on_reply_error(&mut self, tag: Tag, e: ReplyError, frame: Bytes) {
+        let shared = self.shared.clone();
+        let proto = self.session.proto;
+        let Some(unit) = self.unit(tag) else { return };
+        if unit.pinned.is_some() {
+            return self.complete(tag, frame);
+        }
+        let redirect = match e {
+            ReplyError::Redirect(Redirect::Ask { .. }) if unit.no_ask => {
+                return self.hold(tag, frame)
+            }
+            ReplyError::Redirect(r) => r,
+            ReplyError::TryAgain | ReplyError::Loading => return self.hold(tag, frame),
+            ReplyError::ClusterDown | ReplyError::ReadOnly => {
+                // The map is stale (a failover happened): re-read it while waiting.
+                shared.refresh.notify_one();
+                return self.hold(tag, frame);
+            }
+        };
+        if unit.redirects >= shared.config.backend.max_redirects {
+            return self.complete(tag, frame);
+        }
+        unit.redirects += 1;
+        let (addr, asking) = match redirect {
+            Redirect::Moved { addr, .. } => {
+                Stats::add(&shared.stats.moved, 1);
+                shared.refresh.notify_one();
+                (addr, false)
+            }
+            Redirect::Ask { addr, .. } => {
+                Stats::add(&shared.stats.ask, 1);
+                (addr, true)
+            }
+        };
+        unit.route = Route::Node {
+            backend: pool::backend(&shared, &addr, proto),
+            asking,
+        };
+        self.send(tag.seq, tag.part as usize);
+    }
+
+    /// Retries the unit with backoff while its shard has no writable master, for at most
+    /// `failover_hold_ms`; then answers `frame`.
+    pub(super) fn hold(&mut self, tag: Tag, frame: Bytes) {
+        let cfg = &self.shared.config.backend;
+        let limit = Duration::from_millis(cfg.failover_hold_ms);
+        let backoff = cfg.retry_backoff_ms;
+        let stats = self.shared.stats.clone();
+        let tx = self.reply_tx();
+        let Some(u) = self.unit(tag) else { return };
+        let since = *u.held_since.get_or_insert_with(Instant::now);
+        let left = limit.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return self.complete(tag, frame);
+        }
+        u.attempts = u.attempts.saturating_add(1);
+        let delay = Duration::from_millis((backoff << (u.attempts - 1).min(5)).min(500)).min(left);
+        Stats::add(&stats.retries, 1);
+        let mut changed = self.shared.topology.changes();
+        tokio::spawn(async move {
+            // Retry after the backoff, or as soon as a new topology (a new master) is in.
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = changed.changed() => {}
+            }
+            let _ = tx.send(Inbox::Retry { tag });
+        });
+    }
+}
+
+pub(super) fn no_topology() -> ProxyError {
+    ProxyError::upstream(UpstreamReason::SlotUnserved, "Hash slot not served")
+}
+
+pub(super) fn no_master(shard: &str) -> ProxyError {
+    ProxyError::upstream(
+        UpstreamReason::NoMaster,
+        format!("Hive: shard '{shard}' has no writable master"),
+    )
+}

@@ -1,0 +1,131 @@
+//! The proxy's own client list, for CLIENT LIST / INFO / KILL. Touched on connect, disconnect
+//! and name changes only; the per-batch activity stamp is one relaxed store.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::client::stop::Signal;
+
+/// What CLIENT LIST shows about one client, and the handle that disconnects it.
+#[derive(Debug)]
+pub struct ClientEntry {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub created: Instant,
+    /// Milliseconds since `created` at the last batch read.
+    pub active_ms: AtomicU64,
+    pub info: Mutex<ClientInfo>,
+    pub signal: Arc<Signal>,
+}
+
+/// The parts of a client's state that change after connect.
+#[derive(Debug, Default, Clone)]
+pub struct ClientInfo {
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub resp: u8,
+    /// Channels + patterns, and shard channels.
+    pub sub: usize,
+    pub psub: usize,
+    pub ssub: usize,
+    pub multi: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientEntry>>>,
+}
+
+impl Registry {
+    pub fn add(&self, e: Arc<ClientEntry>) {
+        lock(&self.clients).insert(e.id, e);
+    }
+
+    pub fn remove(&self, id: u64) {
+        lock(&self.clients).remove(&id);
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClientEntry>> {
+        lock(&self.clients).values().cloned().collect()
+    }
+}
+
+impl ClientEntry {
+    pub fn new(id: u64, peer: SocketAddr, local: SocketAddr) -> ClientEntry {
+        ClientEntry {
+            id,
+            peer,
+            local,
+            created: Instant::now(),
+            active_ms: AtomicU64::new(0),
+            info: Mutex::new(ClientInfo {
+                resp: 2,
+                ..ClientInfo::default()
+            }),
+            signal: Arc::default(),
+        }
+    }
+
+    /// Records activity at `now` (the caller's clock reading, so this costs no extra one).
+    pub fn touch(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.created).as_millis() as u64;
+        self.active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the client holds any subscription (CLIENT LIST/KILL `TYPE pubsub`).
+    pub fn is_subscriber(&self) -> bool {
+        let i = lock(&self.info);
+        i.sub + i.psub + i.ssub > 0
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut ClientInfo)) {
+        f(&mut lock(&self.info));
+    }
+
+    /// One line of CLIENT LIST, with Redis's field names.
+    pub fn line(&self) -> String {
+        let i = lock(&self.info).clone();
+        let age = self.created.elapsed();
+        let idle_ms =
+            (age.as_millis() as u64).saturating_sub(self.active_ms.load(Ordering::Relaxed));
+        let s = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        let flags = match (i.sub + i.psub + i.ssub > 0, i.multi) {
+            (true, _) => "P",
+            (_, true) => "x",
+            _ => "N",
+        };
+        format!(
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={flags} db=0 sub={} psub={} \
+ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
+tot-mem=0 events=r cmd=NULL user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.peer,
+            self.local,
+            s(&i.name),
+            age.as_secs(),
+            idle_ms / 1000,
+            i.sub,
+            i.psub,
+            i.ssub,
+            if i.multi { 0 } else { -1 },
+            i.resp.max(2),
+            s(&i.lib_name),
+            s(&i.lib_ver),
+        )
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,258 @@
+//! A subscribed client: its channels, patterns and shard channels on subscriber connections of
+//! its own, the restrictions of RESP2's subscribed state, PUBLISH, and re-subscribing after a
+//! subscriber connection is lost.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hive_common::resp::Request;
+use hive_common::Slot;
+use smallvec::SmallVec;
+
+use super::pending::{Shape, Unit};
+use super::transaction::no_master_for;
+use super::Conn;
+use crate::command::classify::Action;
+use crate::command::merge::{Merge, MergeKind};
+use crate::command::pubsub::{subscribed_pong, Family, Subscriptions};
+use crate::command::route::Route;
+use crate::config::Mode;
+use crate::error::ProxyError;
+use crate::upstream::backend::{Backend, PushSink};
+use crate::upstream::topology::NO_MASTER;
+use crate::upstream::{Inbox, Job, Proto, Tag};
+
+/// Tag sequence number of requests the proxy sends for itself (re-subscribing); their replies
+/// match no pending entry and are dropped.
+pub const INTERNAL: u64 = u64::MAX;
+
+pub(super) struct Subscriber {
+    subs: Subscriptions,
+    /// Channels and patterns live on one master: its shard and the connection.
+    home: Option<(usize, Arc<Backend>)>,
+    /// Shard channels live on the master owning their slot.
+    shard_conns: Vec<Arc<Backend>>,
+    pub sink: PushSink,
+    resub_scheduled: bool,
+}
+
+impl Conn {
+    pub(super) fn subscribed(&self) -> bool {
+        self.subs.as_ref().is_some_and(|s| s.subs.active())
+    }
+
+    /// RESP2 clients in subscribed state may only (un)subscribe, PING, QUIT and RESET.
+    pub(super) fn subscribed_resp2(&self) -> bool {
+        self.session.proto == Proto::Resp2 && self.subscribed()
+    }
+
+    pub(super) fn dispatch_subscribed(&mut self, req: Request, action: Action) {
+        match action {
+            Action::Subscribe { .. } | Action::Reset | Action::Error(_) => self.run(req, action),
+            Action::Local("quit") => self.run(req, action),
+            Action::Local("ping") => self.push_done(subscribed_pong(req.get(1))),
+            _ => {
+                let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
+                self.push_error(&ProxyError::invalid(format!(
+                    "Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+                )));
+            }
+        }
+    }
+
+    pub(super) fn publish(&mut self, req: Request) {
+        if self.shared.config.backend.mode == Mode::Cluster {
+            // The cluster bus delivers it to subscribers on every node. One node per channel
+            // keeps a publisher's messages in order.
+            let slot = Slot::for_key(req.arg(1));
+            self.forward(req, Route::Slot(slot));
+        } else {
+            self.fan_out(req, MergeKind::Sum);
+        }
+    }
+
+    fn subscriber(&mut self) -> &mut Subscriber {
+        if self.subs.is_none() {
+            let sink = PushSink {
+                tx: self.reply_tx(),
+                queued: Arc::new(AtomicUsize::new(0)),
+                limit: self.shared.config.proxy.subscriber_output_limit_bytes,
+                kill: self.entry.signal.clone(),
+            };
+            self.subs = Some(Box::new(Subscriber {
+                subs: Subscriptions::default(),
+                home: None,
+                shard_conns: Vec::new(),
+                sink,
+                resub_scheduled: false,
+            }));
+        }
+        self.subs.as_mut().expect("just set")
+    }
+
+    /// The subscriber connection for channels and patterns, or for one shard channel slot.
+    fn sub_conn(&mut self, slot: Option<Slot>) -> Option<Arc<Backend>> {
+        let topo = self.shared.topology.load();
+        let proto = self.session.proto;
+        let id = self.session.id as usize;
+        let shared = self.shared.clone();
+        let sub = self.subscriber();
+        let dedicated = |addr: &str, sink: &PushSink| {
+            shared.connector.dedicated(addr, proto, Some(sink.clone()))
+        };
+        if let Some(s) = slot {
+            let i = topo.map.shard_of(s)?;
+            let addr = &topo.map.shards()[i].master;
+            if addr == NO_MASTER {
+                return None;
+            }
+            if let Some(c) = sub.shard_conns.iter().find(|c| &*c.addr == addr) {
+                return Some(c.clone());
+            }
+            let c = dedicated(addr, &sub.sink);
+            sub.shard_conns.push(c.clone());
+            return Some(c);
+        }
+        if let Some((_, c)) = &sub.home {
+            return Some(c.clone());
+        }
+        let n = topo.map.shards().len();
+        let i = (0..n).map(|k| (id + k) % n).find(|&i| topo.has_master(i))?;
+        let c = dedicated(&topo.map.shards()[i].master, &sub.sink);
+        sub.home = Some((i, c.clone()));
+        Some(c)
+    }
+
+    pub(super) fn subscribe(&mut self, req: Request, family: Family, on: bool, route: Route) {
+        let mut args: Vec<Bytes> = (1..req.argc()).map(|i| req.arg_bytes(i)).collect();
+        if family == Family::Shard && !on && args.is_empty() {
+            // Spell out the channels: they may live on several masters.
+            args = self.subscriber().subs.shard.iter().cloned().collect();
+            if args.len() > 1 {
+                return self.sunsubscribe_all(args);
+            }
+        }
+        let slot = match (&route, args.first()) {
+            (Route::Slot(s), _) => Some(*s),
+            (_, Some(c)) if family == Family::Shard => Some(Slot::for_key(c)),
+            _ => None,
+        };
+        let Some(conn) = self.sub_conn(slot) else {
+            return self.push_error(&no_master_for(slot));
+        };
+        let sub = self.subscriber();
+        let frames = sub.subs.apply(family, on, &args);
+        let (c, p, s) = (
+            sub.subs.channels.len(),
+            sub.subs.patterns.len(),
+            sub.subs.shard.len(),
+        );
+        self.entry.update(|e| (e.sub, e.psub, e.ssub) = (c, p, s));
+        let data = if args.len() + 1 == req.argc() {
+            req.raw().clone()
+        } else {
+            let mut all: Vec<&[u8]> = vec![req.arg(0)];
+            all.extend(args.iter().map(|a| &a[..]));
+            Request::from_args(&all).raw().clone()
+        };
+        let mut unit = Unit::new(req, route);
+        unit.pinned = Some(conn);
+        unit.wire = Some((data, frames));
+        self.push_unit(unit, Shape::Single);
+    }
+
+    /// SUNSUBSCRIBE with no arguments while shard channels live on several masters: one
+    /// SUNSUBSCRIBE per channel, replies concatenated in order.
+    fn sunsubscribe_all(&mut self, channels: Vec<Bytes>) {
+        let mut units: SmallVec<[Unit; 1]> = SmallVec::new();
+        for ch in &channels {
+            let req = Request::from_args(&[&b"SUNSUBSCRIBE"[..], ch]);
+            let Some(conn) = self.sub_conn(Some(Slot::for_key(ch))) else {
+                continue;
+            };
+            let mut u = Unit::new(req, Route::Any);
+            u.pinned = Some(conn);
+            units.push(u);
+        }
+        let sub = self.subscriber();
+        sub.subs.apply(Family::Shard, false, &channels);
+        self.entry.update(|e| e.ssub = 0);
+        let n = units.len();
+        if n == 0 {
+            // A merge of no parts would never complete.
+            return self.push_error(&no_master_for(None));
+        }
+        self.push_merge(
+            units,
+            Shape::Merge(Box::new(Merge::new(MergeKind::Frames, n, Vec::new()))),
+        );
+    }
+
+    /// After a subscriber connection is lost, try again shortly or as soon as the topology
+    /// changes (a failover finished).
+    pub(super) fn schedule_resubscribe(&mut self) {
+        let tx = self.reply_tx();
+        let mut changed = self.shared.topology.changes();
+        let Some(sub) = self.subs.as_mut() else {
+            return;
+        };
+        if sub.resub_scheduled {
+            return;
+        }
+        sub.resub_scheduled = true;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = changed.changed() => {}
+            }
+            let _ = tx.send(Inbox::Resubscribe);
+        });
+    }
+
+    /// Re-creates every subscription on the masters of the current topology; the replies go
+    /// nowhere (the client already saw its confirmations).
+    pub(super) fn resubscribe(&mut self) {
+        let Some(sub) = self.subs.as_mut() else {
+            return;
+        };
+        sub.resub_scheduled = false;
+        sub.home = None;
+        sub.shard_conns.clear();
+        let plain: Vec<(Family, Vec<Bytes>)> = [
+            (Family::Channel, sub.subs.channels.iter().cloned().collect()),
+            (Family::Pattern, sub.subs.patterns.iter().cloned().collect()),
+        ]
+        .into_iter()
+        .filter(|(_, v): &(Family, Vec<Bytes>)| !v.is_empty())
+        .collect();
+        let shard: Vec<Bytes> = sub.subs.shard.iter().cloned().collect();
+        let tx = self.reply_tx();
+        let tag = Tag {
+            seq: INTERNAL,
+            part: 0,
+        };
+        let mut jobs: Vec<(Option<Slot>, Family, Vec<Bytes>)> =
+            plain.into_iter().map(|(f, v)| (None, f, v)).collect();
+        jobs.extend(
+            shard
+                .into_iter()
+                .map(|c| (Some(Slot::for_key(&c)), Family::Shard, vec![c])),
+        );
+        for (slot, family, chans) in jobs {
+            let Some(conn) = self.sub_conn(slot) else {
+                return self.schedule_resubscribe();
+            };
+            let mut args: Vec<&[u8]> = vec![family.subscribe_command().as_bytes()];
+            args.extend(chans.iter().map(|c| &c[..]));
+            conn.send(Job {
+                data: Request::from_args(&args).raw().clone(),
+                prefix: None,
+                frames: chans.len() as u32,
+                tag,
+                reply: tx.clone(),
+            });
+        }
+    }
+}

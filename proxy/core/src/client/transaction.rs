@@ -1,0 +1,254 @@
+//! Transactions: MULTI queues in the proxy and EXEC sends MULTI ... EXEC as one unit to the
+//! node of the transaction's slot; WATCH pins the client to a connection of its own there.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use hive_common::resp::{ReplyScanner, Request};
+use hive_common::Slot;
+
+use super::pending::{Shape, Unit};
+use super::Conn;
+use crate::command::classify::{crossslot, Action, TxCmd};
+use crate::command::route::Route;
+use crate::config::Mode;
+use crate::error::{ClientReason, ProxyError, UpstreamReason};
+use crate::server::Shared;
+use crate::upstream::backend::Backend;
+use crate::upstream::reply_error::ReplyError;
+use crate::upstream::topology::NO_MASTER;
+
+/// A transaction being queued by the proxy; it is sent as one unit at EXEC.
+#[derive(Default)]
+pub(super) struct Multi {
+    queued: Vec<Request>,
+    slot: Option<Slot>,
+    dirty: bool,
+}
+
+/// WATCH pins the client to a connection of its own on the node that owns the watched slot.
+pub(super) struct Watch {
+    slot: Slot,
+    conn: Arc<Backend>,
+}
+
+fn err(m: impl Into<String>) -> ProxyError {
+    ProxyError::invalid(m)
+}
+
+impl Conn {
+    /// Whether two slots are served together: the same slot in a cluster (which is what Redis
+    /// Cluster requires), the same shard in the other modes (which never move slots).
+    fn same_node(&self, a: Slot, b: Slot) -> bool {
+        if self.shared.config.backend.mode == Mode::Cluster {
+            return a == b;
+        }
+        let topo = self.shared.topology.load();
+        topo.map.shard_of(a) == topo.map.shard_of(b)
+    }
+
+    pub(super) fn tx(&mut self, req: Request, cmd: TxCmd) {
+        match cmd {
+            TxCmd::Multi => {
+                self.multi = Some(Box::default());
+                self.entry.update(|c| c.multi = true);
+                self.push_done(Bytes::from_static(b"+OK\r\n"));
+            }
+            TxCmd::Exec => self.push_error(&err("EXEC without MULTI")),
+            TxCmd::Discard => self.push_error(&err("DISCARD without MULTI")),
+            TxCmd::Unwatch => {
+                self.watch = None;
+                self.push_done(Bytes::from_static(b"+OK\r\n"));
+            }
+            TxCmd::Watch(route) => self.watch(req, route),
+        }
+    }
+
+    fn watch(&mut self, req: Request, route: Route) {
+        let Route::Slot(slot) = route else {
+            return self.push_error(&ProxyError::client(
+                ClientReason::WrongArity,
+                "wrong number of arguments for 'watch' command",
+            ));
+        };
+        let conn = match &self.watch {
+            Some(w) if !self.same_node(w.slot, slot) => return self.push_error(&crossslot()),
+            Some(w) => w.conn.clone(),
+            None => match self.master_addr(slot) {
+                Some(addr) => self
+                    .shared
+                    .connector
+                    .dedicated(&addr, self.session.proto, None),
+                None => return self.push_error(&no_master_for(Some(slot))),
+            },
+        };
+        self.watch = Some(Watch {
+            slot,
+            conn: conn.clone(),
+        });
+        let mut unit = Unit::new(req, route);
+        unit.pinned = Some(conn);
+        self.push_unit(unit, Shape::Single);
+    }
+
+    fn master_addr(&self, slot: Slot) -> Option<String> {
+        let topo = self.shared.topology.load();
+        let i = topo.map.shard_of(slot)?;
+        let m = &topo.map.shards()[i].master;
+        (m != NO_MASTER).then(|| m.clone())
+    }
+
+    pub(super) fn queue_in_multi(&mut self, req: Request, action: Action) {
+        match action {
+            Action::Tx(TxCmd::Exec) => return self.exec(),
+            Action::Tx(TxCmd::Discard) => {
+                self.end_multi();
+                return self.push_done(Bytes::from_static(b"+OK\r\n"));
+            }
+            Action::Tx(TxCmd::Multi) => {
+                return self.push_error(&err("MULTI calls can not be nested"))
+            }
+            Action::Tx(TxCmd::Watch(_)) => {
+                return self.push_error(&err("WATCH inside MULTI is not allowed"))
+            }
+            Action::Reset | Action::Local("quit") => return self.run(req, action),
+            _ => {}
+        }
+        match self.tx_slot(&req, action) {
+            Ok(slot) => {
+                let pinned = self.watch.as_ref().map(|w| w.slot);
+                let Some(m) = self.multi.as_mut() else { return };
+                if let Some(s) = slot {
+                    let other = m.slot.or(pinned);
+                    if let Some(o) = other {
+                        if !self.same_node(o, s) {
+                            self.mark_dirty();
+                            return self.push_error(&crossslot());
+                        }
+                    }
+                    if let Some(m) = self.multi.as_mut() {
+                        m.slot.get_or_insert(s);
+                    }
+                }
+                if let Some(m) = self.multi.as_mut() {
+                    m.queued.push(req);
+                }
+                self.push_done(Bytes::from_static(b"+QUEUED\r\n"));
+            }
+            Err(e) => {
+                self.mark_dirty();
+                self.push_error(&e);
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self) {
+        if let Some(m) = self.multi.as_mut() {
+            m.dirty = true;
+        }
+    }
+
+    fn end_multi(&mut self) {
+        self.multi = None;
+        self.watch = None;
+        self.entry.update(|c| c.multi = false);
+    }
+
+    /// The slot a queued command needs, or why it cannot be part of a transaction.
+    fn tx_slot(&self, req: &Request, action: Action) -> Result<Option<Slot>, ProxyError> {
+        let name = || String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
+        match action {
+            Action::Error(e) => Err(e),
+            Action::Forward(Route::Slot(s)) | Action::Blocking(Route::Slot(s)) => Ok(Some(s)),
+            Action::Forward(_) | Action::Blocking(_) | Action::Local("ping" | "echo") => Ok(None),
+            Action::Publish if self.shared.config.backend.mode == Mode::Cluster => Ok(None),
+            Action::Split { step, .. } => {
+                let slot = Slot::for_key(req.arg(1));
+                let same = (1..req.argc())
+                    .step_by(step)
+                    .all(|i| Slot::for_key(req.arg(i)) == slot);
+                if same {
+                    Ok(Some(slot))
+                } else {
+                    Err(crossslot())
+                }
+            }
+            _ => Err(ProxyError::client(ClientReason::NotSupported, format!(
+                "Hive: '{}' cannot be part of a transaction (it is answered by the proxy or runs on every master)",
+                name()
+            ))),
+        }
+    }
+
+    /// Sends MULTI, the queued commands and EXEC as one unit, so they reach one node back to
+    /// back even on a shared connection.
+    fn exec(&mut self) {
+        let Some(m) = self.multi.take() else { return };
+        let watch = self.watch.take();
+        self.entry.update(|c| c.multi = false);
+        if m.dirty {
+            return self.push_error(&ProxyError::client(
+                ClientReason::ExecAbort,
+                "Transaction discarded because of previous errors.",
+            ));
+        }
+        let mut wire = BytesMut::new();
+        wire.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
+        for r in &m.queued {
+            wire.extend_from_slice(r.raw());
+        }
+        wire.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
+        let route = m
+            .slot
+            .or(watch.as_ref().map(|w| w.slot))
+            .map_or(Route::Any, Route::Slot);
+        let mut unit = Unit::new(Request::from_args(&["EXEC"]), route);
+        unit.wire = Some((wire.freeze(), m.queued.len() as u32 + 2));
+        unit.pinned = watch.map(|w| w.conn);
+        self.push_unit(unit, Shape::Exec);
+    }
+}
+
+pub(super) fn no_master_for(slot: Option<Slot>) -> ProxyError {
+    let what = slot.map_or("any shard".to_string(), |s| format!("slot {}", s.get()));
+    ProxyError::upstream(
+        UpstreamReason::NoMaster,
+        format!("Hive: no writable master for {what}"),
+    )
+}
+
+/// The client's answer to a MULTI ... EXEC unit: EXEC's own reply, or, when a queued command
+/// was redirected (the slot moved), an EXECABORT that says so. Nothing was applied then.
+pub(super) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
+    let mut at = 0;
+    let mut last = 0..0;
+    let mut redirect: Option<Bytes> = None;
+    while at < frame.len() {
+        let mut sc = ReplyScanner::default();
+        let Ok(Some(len)) = sc.scan(&frame[at..]) else {
+            // A lone error (the connection failed) or garbage: pass it on.
+            return frame;
+        };
+        let f = frame.slice(at..at + len);
+        if redirect.is_none() && f.first() == Some(&b'-') && ReplyError::parse(&f).is_some() {
+            redirect = Some(f);
+        }
+        last = at..at + len;
+        at += len;
+    }
+    let exec = frame.slice(last);
+    match redirect {
+        Some(r) if exec.starts_with(b"-EXECABORT") => {
+            shared.refresh.notify_one();
+            let why = String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned();
+            ProxyError::client(
+                ClientReason::ExecAbort,
+                format!(
+                    "Transaction discarded because of previous errors: {why} (Hive: the slot moved or is migrating; nothing was applied, retry the transaction)"
+                ),
+            )
+            .frame()
+        }
+        _ => exec,
+    }
+}

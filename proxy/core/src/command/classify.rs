@@ -1,0 +1,393 @@
+//! Classifies a request: answered locally, forwarded by slot, split across slots, fanned out to
+//! every master, or refused, with the error text Redis would give.
+
+use hive_common::command::{flag, CommandSpec, CommandTable, KeyPositions};
+use hive_common::resp::{parse_i64, Request};
+use hive_common::Slot;
+
+use super::merge::MergeKind;
+use super::pubsub::Family;
+use super::route::Route;
+use crate::error::{ClientReason, ProxyError};
+
+#[derive(Debug)]
+pub enum Action {
+    /// One unit, sent as received.
+    Forward(Route),
+    /// Split per slot (`step` = arguments per key: 1, or 2 for MSET) and merged.
+    Split { kind: MergeKind, step: usize },
+    /// The same request to every master, merged.
+    FanOut(MergeKind),
+    /// INFO: the proxy's section, then one master's sections.
+    Info,
+    /// Answered by the proxy (`command::local`); carries the command's full name.
+    Local(&'static str),
+    /// Answered with an error without touching a backend.
+    Error(ProxyError),
+    /// A blocking command: runs on a connection of the client's own, so it cannot stall the
+    /// shared ones.
+    Blocking(Route),
+    /// WAIT: every master, on the client's own connections.
+    Wait,
+    /// Transaction control.
+    Tx(TxCmd),
+    /// (P|S)SUBSCRIBE and their UNSUBSCRIBEs; `route` is the slot of shard channels.
+    Subscribe {
+        family: Family,
+        subscribe: bool,
+        route: Route,
+    },
+    /// PUBLISH: one node of a cluster (which broadcasts it), every master otherwise.
+    Publish,
+    /// SCAN, iterated over every master with a slot-stable cursor.
+    Scan,
+    /// RESET: drop every piece of connection state.
+    Reset,
+}
+
+#[derive(Debug)]
+pub enum TxCmd {
+    Multi,
+    Exec,
+    Discard,
+    /// WATCH pins the client to the node owning the keys' slot.
+    Watch(Route),
+    Unwatch,
+}
+
+/// The reply to a command Hive deliberately does not run, with the reason.
+fn refused(what: &str, why: &str) -> Action {
+    Action::Error(ProxyError::client(
+        ClientReason::NotSupported,
+        format!("Hive does not support '{what}': {why}"),
+    ))
+}
+
+const ADMIN: &str = "administrative commands go to the Redis nodes directly";
+const TRACKING: &str =
+    "client-side caching would need invalidations from every shard, which Hive does not relay";
+const REPLICATION: &str = "replication and monitoring streams go to the Redis nodes directly";
+
+/// Classifies `req`; `keys` is scratch space for key positions.
+pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
+    let table: &'static CommandTable = CommandTable::get();
+    let name = req.arg(0);
+    let Some(mut spec) = table.lookup(name) else {
+        return Action::Error(unknown_command(req));
+    };
+    // COMMAND alone is valid; other containers need a subcommand.
+    let bare_ok = req.argc() == 1 && spec.arity_ok(1);
+    if !spec.subcommands.is_empty() && !bare_ok {
+        if req.argc() < 2 {
+            return Action::Error(wrong_arity(spec));
+        }
+        match spec.subcommand(req.arg(1)) {
+            Some(sub) => spec = sub,
+            None => {
+                return Action::Error(ProxyError::client(
+                    ClientReason::UnknownSubcommand,
+                    format!(
+                        "unknown subcommand '{}'. Try {} HELP.",
+                        truncate(req.arg(1), 128),
+                        spec.name.to_ascii_uppercase()
+                    ),
+                ))
+            }
+        }
+    }
+    if !spec.arity_ok(req.argc()) {
+        return Action::Error(wrong_arity(spec));
+    }
+    let full: &'static str = spec.name.as_str();
+    match full {
+        "ping" | "echo" | "quit" | "select" | "hello" | "auth" | "readonly" | "readwrite"
+        | "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
+        | "cluster|info" | "cluster|myid" | "client|setname" | "client|getname" | "client|id"
+        | "client|info" | "client|list" | "client|kill" | "client|no-evict" | "client|setinfo"
+        | "client|getredir" | "command" | "command|count" | "command|info" | "command|list"
+        | "command|getkeys" => return Action::Local(full),
+        "info" => return Action::Info,
+        "dbsize" | "pubsub|numpat" => return Action::FanOut(MergeKind::Sum),
+        "keys" => return Action::FanOut(MergeKind::Concat),
+        "pubsub|channels" => return Action::FanOut(MergeKind::Union),
+        "flushdb" | "flushall" | "script|flush" | "function|flush" | "function|delete"
+        | "function|restore" => return Action::FanOut(MergeKind::AllOk),
+        "script|load" | "function|load" => return Action::FanOut(MergeKind::First),
+        "script|exists" => return Action::FanOut(MergeKind::And),
+        "script|kill" | "function|kill" => return Action::FanOut(MergeKind::AnyOk),
+        "randomkey" => return Action::FanOut(MergeKind::Random(0)),
+        "config|get" => return Action::FanOut(MergeKind::Pairs),
+        "mget" => {
+            return Action::Split {
+                kind: MergeKind::Gather,
+                step: 1,
+            }
+        }
+        "mset" => {
+            return Action::Split {
+                kind: MergeKind::AllOk,
+                step: 2,
+            }
+        }
+        "del" | "unlink" | "exists" | "touch" => {
+            return Action::Split {
+                kind: MergeKind::Sum,
+                step: 1,
+            }
+        }
+        "multi" => return Action::Tx(TxCmd::Multi),
+        "exec" => return Action::Tx(TxCmd::Exec),
+        "discard" => return Action::Tx(TxCmd::Discard),
+        "unwatch" => return Action::Tx(TxCmd::Unwatch),
+        "reset" => return Action::Reset,
+        "scan" => return Action::Scan,
+        "publish" => return Action::Publish,
+        "wait" => return Action::Wait,
+        "client|tracking" | "client|caching" | "client|trackinginfo" => {
+            return refused(full, TRACKING)
+        }
+        "monitor" | "sync" | "psync" | "replconf" => return refused(full, REPLICATION),
+        "client|reply" => {
+            return refused(full, "replies are always sent, so pipelines stay in step")
+        }
+        // The slot argument says where the keys are.
+        "cluster|countkeysinslot" | "cluster|getkeysinslot" => {
+            return match parse_i64(req.arg(2))
+                .and_then(|n| u16::try_from(n).ok())
+                .and_then(Slot::new)
+            {
+                Some(s) => Action::Forward(Route::Slot(s)),
+                None => Action::Error(ProxyError::invalid("Invalid slot")),
+            };
+        }
+        _ => {}
+    }
+    if let Some((family, subscribe)) = Family::of(full) {
+        let mut route = Route::Any;
+        if family == Family::Shard && req.argc() > 1 {
+            let slot = Slot::for_key(req.arg(1));
+            if req.args().skip(2).any(|c| Slot::for_key(c) != slot) {
+                return Action::Error(crossslot());
+            }
+            route = Route::Slot(slot);
+        }
+        return Action::Subscribe {
+            family,
+            subscribe,
+            route,
+        };
+    }
+    let blocking = match full {
+        "xread" | "xreadgroup" => has_block_option(req),
+        _ => spec.has(flag::BLOCKING),
+    };
+    keys.clear();
+    if spec.keys(req, keys).is_err() {
+        // Redis answers a bad key count with the command's own error; any node gives it.
+        return Action::Forward(Route::Any);
+    }
+    let Some(&first) = keys.first() else {
+        if spec.has(flag::ADMIN) || full.starts_with("cluster") || full.starts_with("client") {
+            return refused(full, ADMIN);
+        }
+        return if blocking {
+            Action::Blocking(Route::Any)
+        } else {
+            Action::Forward(Route::Any)
+        };
+    };
+    let slot = Slot::for_key(req.arg(first as usize));
+    if keys[1..]
+        .iter()
+        .any(|&k| Slot::for_key(req.arg(k as usize)) != slot)
+    {
+        return Action::Error(crossslot());
+    }
+    if full == "watch" {
+        return Action::Tx(TxCmd::Watch(Route::Slot(slot)));
+    }
+    if blocking {
+        return Action::Blocking(Route::Slot(slot));
+    }
+    Action::Forward(Route::Slot(slot))
+}
+
+pub fn crossslot() -> ProxyError {
+    ProxyError::client(
+        ClientReason::CrossSlot,
+        "Keys in request don't hash to the same slot",
+    )
+}
+
+fn has_block_option(req: &Request) -> bool {
+    req.args()
+        .skip(1)
+        .take_while(|a| !a.eq_ignore_ascii_case(b"streams"))
+        .any(|a| a.eq_ignore_ascii_case(b"block"))
+}
+
+fn wrong_arity(spec: &CommandSpec) -> ProxyError {
+    ProxyError::client(
+        ClientReason::WrongArity,
+        format!("wrong number of arguments for '{}' command", spec.name),
+    )
+}
+
+fn truncate(b: &[u8], n: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(n)]).into_owned()
+}
+
+/// Redis's `unknown command` error, with the first arguments quoted.
+pub fn unknown_command(req: &Request) -> ProxyError {
+    let mut args = String::new();
+    for a in req.args().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push('\'');
+        args.push_str(&truncate(a, room));
+        args.push_str("' ");
+    }
+    ProxyError::client(
+        ClientReason::UnknownCommand,
+        format!(
+            "unknown command '{}', with args beginning with: {}",
+            truncate(req.arg(0), 128),
+            args
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify_args(args: &[&str]) -> Action {
+        classify(&Request::from_args(args), &mut KeyPositions::new())
+    }
+
+    fn error_text(a: Action) -> String {
+        match a {
+            Action::Error(e) => e.to_string(),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn classify_errors_match_redis() {
+        assert_eq!(
+            error_text(classify_args(&["FOO", "bar"])),
+            "ERR unknown command 'FOO', with args beginning with: 'bar' "
+        );
+        assert_eq!(
+            error_text(classify_args(&["get"])),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            error_text(classify_args(&["config", "get"])),
+            "ERR wrong number of arguments for 'config|get' command"
+        );
+        assert_eq!(
+            error_text(classify_args(&["config", "foo"])),
+            "ERR unknown subcommand 'foo'. Try CONFIG HELP."
+        );
+        assert_eq!(
+            error_text(classify_args(&["rename", "a", "b"])),
+            "CROSSSLOT Keys in request don't hash to the same slot"
+        );
+    }
+
+    #[test]
+    fn classify_routes_by_slot_and_splits() {
+        match classify_args(&["set", "foo", "1"]) {
+            Action::Forward(Route::Slot(s)) => assert_eq!(s.get(), 12182),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify_args(&["rename", "{a}1", "{a}2"]),
+            Action::Forward(Route::Slot(_))
+        ));
+        assert!(matches!(
+            classify_args(&["mget", "a", "b"]),
+            Action::Split {
+                kind: MergeKind::Gather,
+                step: 1
+            }
+        ));
+        assert!(matches!(
+            classify_args(&["eval", "return 1", "0"]),
+            Action::Forward(Route::Any)
+        ));
+        assert!(matches!(
+            classify_args(&["eval", "x", "9", "a"]),
+            Action::Forward(Route::Any)
+        ));
+        assert!(matches!(classify_args(&["PING"]), Action::Local("ping")));
+        assert!(matches!(
+            classify_args(&["COMMAND"]),
+            Action::Local("command")
+        ));
+        assert!(matches!(
+            classify_args(&["cluster", "KEYSLOT", "a"]),
+            Action::Local("cluster|keyslot")
+        ));
+        assert!(matches!(
+            classify_args(&["xread", "streams", "s", "0"]),
+            Action::Forward(_)
+        ));
+    }
+
+    #[test]
+    fn classify_stateful_and_fan_out() {
+        assert!(matches!(
+            classify_args(&["blpop", "a", "0"]),
+            Action::Blocking(Route::Slot(_))
+        ));
+        assert!(matches!(
+            classify_args(&["xread", "BLOCK", "0", "STREAMS", "s", "$"]),
+            Action::Blocking(Route::Slot(_))
+        ));
+        assert!(matches!(
+            classify_args(&["multi"]),
+            Action::Tx(TxCmd::Multi)
+        ));
+        assert!(matches!(
+            classify_args(&["watch", "a", "{a}b"]),
+            Action::Tx(TxCmd::Watch(Route::Slot(_)))
+        ));
+        assert!(matches!(
+            classify_args(&["watch", "a", "b"]),
+            Action::Error(_)
+        ));
+        assert!(matches!(
+            classify_args(&["ssubscribe", "a", "b"]),
+            Action::Error(_)
+        ));
+        assert!(matches!(
+            classify_args(&["psubscribe", "a*"]),
+            Action::Subscribe {
+                family: Family::Pattern,
+                subscribe: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify_args(&["keys", "*"]),
+            Action::FanOut(MergeKind::Concat)
+        ));
+        assert!(matches!(classify_args(&["scan", "0"]), Action::Scan));
+    }
+
+    #[test]
+    fn classify_refuses_with_reason() {
+        for cmd in [
+            &["client", "tracking", "on"][..],
+            &["monitor"],
+            &["config", "set", "a", "b"],
+        ] {
+            let e = error_text(classify_args(cmd));
+            assert!(e.starts_with("ERR Hive does not support"), "{cmd:?}: {e}");
+        }
+    }
+}

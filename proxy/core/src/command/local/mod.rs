@@ -1,0 +1,181 @@
+//! Commands the proxy answers itself. PING, ECHO, QUIT, SELECT, AUTH, READONLY/READWRITE and
+//! CLUSTER KEYSLOT are here; HELLO, CLIENT, COMMAND and the one-node CLUSTER view have a file
+//! each. A new locally answered command gets its arm in `answer` and, if it is more than a
+//! line, a file of its own.
+
+mod client;
+pub mod cluster_view;
+mod command_info;
+mod hello;
+
+use bytes::BytesMut;
+use hive_common::resp::{parse_i64, write_bulk, write_integer, write_simple, Request};
+use hive_common::Slot;
+
+use crate::client::registry::ClientEntry;
+use crate::client::session::Session;
+use crate::error::ProxyError;
+use crate::server::Shared;
+
+/// Whether the connection closes after this reply (QUIT).
+#[derive(Debug, PartialEq, Eq)]
+pub enum After {
+    Continue,
+    Close,
+}
+
+/// What a local command may read besides the request.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub entry: &'a ClientEntry,
+}
+
+pub fn answer(
+    cmd: &'static str,
+    req: &Request,
+    session: &mut Session,
+    ctx: &Ctx<'_>,
+    out: &mut BytesMut,
+) -> Result<After, ProxyError> {
+    let err = |m: &str| ProxyError::invalid(m);
+    let resp3 = session.resp3();
+    if cmd.starts_with("client|") {
+        client::answer(cmd, req, session, ctx.entry, ctx.shared, out)?;
+        return Ok(After::Continue);
+    }
+    match cmd {
+        "ping" => match req.get(1) {
+            None => write_simple(out, "PONG"),
+            Some(msg) => write_bulk(out, msg),
+        },
+        "echo" => write_bulk(out, req.arg(1)),
+        "quit" => {
+            write_simple(out, "OK");
+            return Ok(After::Close);
+        }
+        "select" => {
+            let db = parse_i64(req.arg(1))
+                .filter(|n| i32::try_from(*n).is_ok())
+                .ok_or_else(|| err("value is not an integer or out of range"))?;
+            if db != 0 {
+                return Err(err("SELECT is not allowed in cluster mode"));
+            }
+            write_simple(out, "OK");
+        }
+        "readonly" | "readwrite" => write_simple(out, "OK"),
+        "auth" => {
+            // No proxy password is configured: answer as a Redis without requirepass does.
+            if req.argc() == 2 {
+                return Err(err("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
+            }
+            write_simple(out, "OK");
+        }
+        "hello" => hello::answer(req, session, ctx.entry, out)?,
+        "cluster|slots" | "cluster|shards" | "cluster|nodes" | "cluster|info" | "cluster|myid" => {
+            cluster_view::answer(cmd, &ctx.entry.local, ctx.shared, resp3, out)
+        }
+        "cluster|keyslot" => write_integer(out, i64::from(Slot::for_key(req.arg(2)).get())),
+        "command" | "command|count" | "command|list" | "command|info" | "command|getkeys" => {
+            command_info::answer(cmd, req, resp3, out)?
+        }
+        other => {
+            return Err(ProxyError::internal(format!(
+                "no local handler for '{other}'"
+            )))
+        }
+    }
+    Ok(After::Continue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::classify::{classify, Action};
+    use hive_common::command::{CommandTable, KeyPositions};
+
+    fn run(args: &[&str]) -> Result<(Vec<u8>, After), String> {
+        let mut out = BytesMut::new();
+        let mut s = Session::new(7);
+        let shared = Shared::new(crate::config::Config::default());
+        let entry = crate::client::registry::ClientEntry::new(
+            7,
+            "127.0.0.1:5000".parse().unwrap(),
+            "127.0.0.1:6380".parse().unwrap(),
+        );
+        let ctx = Ctx {
+            shared: &shared,
+            entry: &entry,
+        };
+        let req = Request::from_args(args);
+        let spec = classify(&req, &mut KeyPositions::new());
+        let Action::Local(cmd) = spec else {
+            return Err(format!("not local: {spec:?}"));
+        };
+        answer(cmd, &req, &mut s, &ctx, &mut out)
+            .map(|a| (out.to_vec(), a))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn local_replies_match_redis() {
+        assert_eq!(run(&["ping"]).unwrap().0, b"+PONG\r\n");
+        assert_eq!(run(&["ping", "hi"]).unwrap().0, b"$2\r\nhi\r\n");
+        assert_eq!(run(&["quit"]).unwrap(), (b"+OK\r\n".to_vec(), After::Close));
+        assert_eq!(run(&["select", "0"]).unwrap().0, b"+OK\r\n");
+        assert_eq!(
+            run(&["select", "1"]).unwrap_err(),
+            "ERR SELECT is not allowed in cluster mode"
+        );
+        assert_eq!(
+            run(&["select", "x"]).unwrap_err(),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            run(&["cluster", "keyslot", "foo"]).unwrap().0,
+            b":12182\r\n"
+        );
+        assert_eq!(
+            run(&["command", "count"]).unwrap().0,
+            format!(":{}\r\n", CommandTable::get().len()).into_bytes()
+        );
+        assert_eq!(
+            run(&["command", "getkeys", "mset", "a", "1", "b", "2"])
+                .unwrap()
+                .0,
+            b"*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+        );
+        assert!(run(&["hello", "4"]).unwrap_err().starts_with("NOPROTO"));
+        assert!(run(&["hello", "3"])
+            .unwrap()
+            .0
+            .starts_with(b"%7\r\n$6\r\nserver"));
+        assert!(run(&["hello", "2"]).unwrap().0.starts_with(b"*14\r\n"));
+        assert_eq!(
+            run(&["client", "setinfo", "lib-name", "redis-py"])
+                .unwrap()
+                .0,
+            b"+OK\r\n"
+        );
+        assert_eq!(
+            run(&["client", "setinfo", "foo", "x"]).unwrap_err(),
+            "ERR Unrecognized option 'foo'"
+        );
+        assert!(run(&["client", "tracking", "on"]).is_err());
+        assert_eq!(
+            run(&["client", "setname", "a b"]).unwrap_err(),
+            "ERR Client names cannot contain spaces, newlines or special characters."
+        );
+    }
+
+    #[test]
+    fn command_info_is_valid_resp() {
+        let (out, _) = run(&["command", "info", "get", "config|get", "nope"]).unwrap();
+        let (v, used) = hive_common::resp::parse_value(&out).unwrap().unwrap();
+        assert_eq!(used, out.len());
+        let a = v.as_array().unwrap();
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[0].as_array().unwrap()[0].as_str(), Some("get"));
+        assert_eq!(a[1].as_array().unwrap()[1].as_int(), Some(-3));
+        assert_eq!(a[2], hive_common::resp::Value::Nil);
+    }
+}

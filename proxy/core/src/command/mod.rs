@@ -1,0 +1,11 @@
+//! What a request is and how its answer is made: classification by the command table
+//! (`classify`), where it goes (`route`), how fanned-out replies merge (`merge`), SCAN cursors,
+//! the script cache, pub/sub bookkeeping, and `local/` for the commands Hive answers itself.
+
+pub mod classify;
+pub mod local;
+pub mod merge;
+pub mod pubsub;
+pub mod route;
+pub mod scan_cursor;
+pub mod scripts;

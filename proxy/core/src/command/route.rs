@@ -1,0 +1,21 @@
+//! Where one request unit goes: a slot's master, a given master, any master, or a node named by
+//! a redirect.
+
+use std::sync::Arc;
+
+use hive_common::Slot;
+
+use crate::upstream::backend::Backend;
+
+/// Where one request unit is sent.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// The master that owns the slot in the current topology.
+    Slot(Slot),
+    /// Master number `n` of the topology (fan-out to every master).
+    Master(usize),
+    /// Any master: keyless commands.
+    Any,
+    /// A node named by a redirect; `asking` sends `ASKING` first.
+    Node { backend: Arc<Backend>, asking: bool },
+}

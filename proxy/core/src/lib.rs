@@ -1,0 +1,13 @@
+//! hive-proxy: the data plane of Hive, a cluster-aware RESP proxy. `server` accepts clients,
+//! `client` serves one connection, `command` classifies and answers, `upstream` talks to the
+//! Redis nodes and follows the topology, `config` reads hive.toml, `metrics` counts.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod command;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod stream;
+pub mod upstream;

@@ -1,0 +1,75 @@
+//! The `# Proxy` section that INFO puts before the node's sections: the counters and the
+//! topology as the proxy routes it.
+
+use crate::metrics::Stats;
+use crate::server::Shared;
+
+/// The `# Proxy` INFO section.
+pub fn proxy_section(shared: &Shared) -> String {
+    let s = &shared.stats;
+    let topo = shared.topology.load();
+    let mut out = format!(
+        "# Proxy\r\nhive_version:{}\r\nbackend_mode:{}\r\nuptime_in_seconds:{}\r\n\
+connected_clients:{}\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
+total_commands_processed:{}\r\nerror_replies:{}\r\nmoved_redirects:{}\r\nask_redirects:{}\r\n\
+retries:{}\r\nbackend_failures:{}\r\ntopology_refreshes:{}\r\nsentinel_events:{}\r\n\
+client_panics:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
+        env!("CARGO_PKG_VERSION"),
+        shared.config.backend.mode.as_str(),
+        s.started.elapsed().as_secs(),
+        Stats::get(&s.connected_clients),
+        Stats::get(&s.connections_received),
+        Stats::get(&s.rejected_connections),
+        Stats::get(&s.commands_processed),
+        Stats::get(&s.error_replies),
+        Stats::get(&s.moved),
+        Stats::get(&s.ask),
+        Stats::get(&s.retries),
+        Stats::get(&s.backend_failures),
+        Stats::get(&s.topology_refreshes),
+        Stats::get(&s.sentinel_events),
+        Stats::get(&s.client_panics),
+        (0..topo.map.shards().len())
+            .filter(|&i| topo.has_master(i))
+            .count(),
+        topo.map.unassigned(),
+        topo.map
+            .shards()
+            .iter()
+            .map(|s| s.master.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    if !shared.config.backend.sentinels.is_empty() {
+        out.push_str(&format!(
+            "sentinels:{}\r\n",
+            shared.config.backend.sentinels.join(",")
+        ));
+    }
+    for (i, (shard, ranges)) in topo.map.shards().iter().zip(topo.map.ranges()).enumerate() {
+        let slots: Vec<String> = ranges
+            .iter()
+            .map(|r| {
+                if r.start == r.end {
+                    r.start.to_string()
+                } else {
+                    format!("{}-{}", r.start, r.end)
+                }
+            })
+            .collect();
+        let status = if topo.has_master(i) {
+            "ok"
+        } else {
+            "no_master"
+        };
+        out.push_str(&format!(
+            "shard{i}:name={},master={},replicas={},slots={},status={status}\r\n",
+            topo.shard_name(i),
+            shard.master,
+            shard.replicas.join("|"),
+            slots.join("|"),
+        ));
+    }
+    out.push_str("\r\n");
+    out
+}

@@ -1,0 +1,57 @@
+//! Process-wide counters; clients add to them once per batch, not per request. `info` renders
+//! them as INFO's `# Proxy` section.
+
+pub mod info;
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+#[derive(Debug)]
+pub struct Stats {
+    pub started: Instant,
+    pub connections_received: AtomicU64,
+    pub connected_clients: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub error_replies: AtomicU64,
+    pub moved: AtomicU64,
+    pub ask: AtomicU64,
+    pub retries: AtomicU64,
+    pub backend_failures: AtomicU64,
+    pub topology_refreshes: AtomicU64,
+    pub sentinel_events: AtomicU64,
+    /// Client tasks that panicked (each closed its connection only).
+    pub client_panics: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            started: Instant::now(),
+            connections_received: AtomicU64::new(0),
+            connected_clients: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            commands_processed: AtomicU64::new(0),
+            error_replies: AtomicU64::new(0),
+            moved: AtomicU64::new(0),
+            ask: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            backend_failures: AtomicU64::new(0),
+            topology_refreshes: AtomicU64::new(0),
+            sentinel_events: AtomicU64::new(0),
+            client_panics: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Relaxed);
+        }
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+}

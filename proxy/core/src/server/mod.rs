@@ -1,0 +1,138 @@
+//! The listener: one single-threaded runtime per worker thread, each accepting clients within
+//! `max_clients` and owning its backend connections; thread 0 also keeps the topology. Shutdown
+//! is graceful: in-flight replies finish.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::config::Config;
+use crate::upstream::topology::source;
+
+mod accept;
+mod shared;
+
+pub use shared::Shared;
+
+/// A running proxy: its address, shared state and worker threads.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until every worker has stopped (after `shutdown` turned true).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds the listener, reads the first topology (a failure there is logged, not fatal: the
+/// refresher keeps trying and requests wait or get an error meanwhile), and starts the workers.
+/// Returns once the proxy accepts clients.
+pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Running> {
+    let listener = std::net::TcpListener::bind(&config.proxy.listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let n = match config.proxy.threads {
+        // Half the CPUs: the proxy shares its host with the clients it serves (a sidecar) or
+        // with Redis. On 2 cores with redis-benchmark and the servers beside it, one thread
+        // gave 1.2x the GET P1 throughput of two (benches/README.md).
+        0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+        t => t,
+    };
+    let shared = Shared::new(config);
+    let ready = Arc::new(Barrier::new(n + 1));
+    let mut threads = Vec::with_capacity(n);
+    for i in 0..n {
+        let (listener, shared, shutdown, ready) = (
+            listener.try_clone()?,
+            shared.clone(),
+            shutdown.clone(),
+            ready.clone(),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("hive-worker-{i}"))
+                .spawn(move || worker(i, rt, listener, shared, shutdown, ready))?,
+        );
+    }
+    ready.wait();
+    Ok(Running {
+        addr,
+        shared,
+        threads,
+    })
+}
+
+fn worker(
+    i: usize,
+    rt: tokio::runtime::Runtime,
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    ready: Arc<Barrier>,
+) {
+    if i == 0 && !rt.block_on(source::initial(&shared)) {
+        warn!(
+            mode = shared.config.backend.mode.as_str(),
+            "the topology is not complete yet; retrying in the background"
+        );
+    }
+    ready.wait();
+    rt.block_on(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => return warn!(error = %e, "worker cannot listen"),
+        };
+        if i == 0 {
+            tokio::spawn(source::run(shared.clone(), shutdown.clone()));
+        }
+        accept::accept(listener, &shared, shutdown).await;
+        accept::drain(&shared).await;
+    });
+}
+
+/// A proxy for `hive up` and the tests; stops (gracefully) when dropped.
+pub struct ProxyHandle {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    running: Option<Running>,
+}
+
+impl ProxyHandle {
+    pub fn start(config: Config) -> std::io::Result<ProxyHandle> {
+        let (stop, rx) = watch::channel(false);
+        let running = start(config, rx)?;
+        Ok(ProxyHandle {
+            addr: running.addr,
+            shared: running.shared.clone(),
+            stop,
+            running: Some(running),
+        })
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(r) = self.running.take() {
+            r.join();
+        }
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,64 @@
+//! State shared by every client task of a proxy: config, the topology, the backend connector,
+//! the client registry, the script cache and the counters.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::client::registry::Registry;
+use crate::command::scripts::Scripts;
+use crate::config::Config;
+use crate::metrics::Stats;
+use crate::stream::{Dialer, TcpDialer};
+use crate::upstream::backend::BackendOpts;
+use crate::upstream::connector::Connector;
+use crate::upstream::topology::TopologyState;
+use crate::upstream::Proto;
+
+pub struct Shared {
+    pub config: Config,
+    /// Where the slots are; read lock-free once per client batch.
+    pub topology: TopologyState,
+    pub connector: Connector,
+    pub stats: Arc<Stats>,
+    /// Wakes the topology refresher (after MOVED, CLUSTERDOWN or a dead connection).
+    pub refresh: Arc<Notify>,
+    pub next_client_id: AtomicU64,
+    /// Connected clients, for CLIENT LIST / KILL.
+    pub clients: Registry,
+    /// Script bodies by SHA1 (from SCRIPT LOAD and EVAL), to reload one on a node that
+    /// answers NOSCRIPT after a failover or restart.
+    pub scripts: Scripts,
+}
+
+impl Shared {
+    /// Backends over TCP.
+    pub fn new(config: Config) -> Arc<Shared> {
+        Shared::with_dialer(config, Arc::new(TcpDialer))
+    }
+
+    /// Backends reached through `dialer` (TLS, or in-memory nodes in tests).
+    pub fn with_dialer(config: Config, dialer: Arc<dyn Dialer>) -> Arc<Shared> {
+        let stats = Arc::new(Stats::default());
+        let refresh = Arc::new(Notify::new());
+        let opts = BackendOpts {
+            connect_timeout: config.connect_timeout(),
+            command_timeout: Some(config.command_timeout()),
+            auth: config.node_auth(),
+            proto: Proto::Resp2,
+            push: None,
+            dialer,
+        };
+        Arc::new(Shared {
+            connector: Connector::new(opts, refresh.clone(), stats.clone()),
+            config,
+            topology: TopologyState::default(),
+            stats,
+            refresh,
+            next_client_id: AtomicU64::new(1),
+            clients: Registry::default(),
+            scripts: Scripts::default(),
+        })
+    }
+}

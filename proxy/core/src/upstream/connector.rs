@@ -1,0 +1,60 @@
+//! Creates backend connection tasks with the configured timeouts and credentials: shared ones
+//! (cached per worker thread by `conns`) and dedicated ones owned by a single client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::backend::{Backend, BackendOpts, PushSink};
+use super::Proto;
+use crate::metrics::Stats;
+
+pub struct Connector {
+    opts: BackendOpts,
+    on_failure: Arc<Notify>,
+    stats: Arc<Stats>,
+}
+
+impl Connector {
+    pub fn new(opts: BackendOpts, on_failure: Arc<Notify>, stats: Arc<Stats>) -> Connector {
+        Connector {
+            opts,
+            on_failure,
+            stats,
+        }
+    }
+
+    /// A new shared connection task to `addr` on the current runtime; it connects on first use.
+    pub fn spawn(&self, addr: &str, proto: Proto) -> Arc<Backend> {
+        self.start(addr, proto, None, self.opts.command_timeout)
+    }
+
+    /// A connection for one client only, without a command timeout (blocking commands wait as
+    /// long as their own timeout says). It closes when the client drops it, which is how Redis
+    /// learns that a blocked client has gone.
+    pub fn dedicated(&self, addr: &str, proto: Proto, push: Option<PushSink>) -> Arc<Backend> {
+        self.start(addr, proto, push, None)
+    }
+
+    fn start(
+        &self,
+        addr: &str,
+        proto: Proto,
+        push: Option<PushSink>,
+        command_timeout: Option<Duration>,
+    ) -> Arc<Backend> {
+        let opts = BackendOpts {
+            proto,
+            push,
+            command_timeout,
+            ..self.opts.clone()
+        };
+        Backend::spawn(
+            addr.into(),
+            opts,
+            self.on_failure.clone(),
+            self.stats.clone(),
+        )
+    }
+}

@@ -1,0 +1,62 @@
+//! What a client task and a backend connection exchange: a `Job` (request bytes, tagged with
+//! the client's sequence number) one way, an `Inbox` message (the reply) the other.
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::error::ProxyError;
+
+/// Identifies one request unit of one client: its sequence number and, for split or fan-out
+/// commands, which part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag {
+    pub seq: u64,
+    pub part: u32,
+}
+
+/// What a client task receives.
+#[derive(Debug)]
+pub enum Inbox {
+    /// A complete reply frame from a backend.
+    Reply { tag: Tag, frame: Bytes },
+    /// The request got no reply; `err.retry` says whether it was never sent.
+    Failed { tag: Tag, err: ProxyError },
+    /// A backoff delay ended: route the unit again.
+    Retry { tag: Tag },
+    /// A pub/sub message for a subscribed client.
+    Push { frame: Bytes },
+    /// A subscriber connection was lost: its subscriptions must be re-established.
+    Lost,
+    /// Time to try re-establishing lost subscriptions.
+    Resubscribe,
+}
+
+/// The protocol a connection speaks, chosen by the client with `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Proto {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Proto {
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+pub type ReplyTx = mpsc::UnboundedSender<Inbox>;
+
+/// One request for a backend connection.
+#[derive(Debug)]
+pub struct Job {
+    pub data: Bytes,
+    /// Sent first, with its reply dropped: `ASKING` after an ASK redirect, or `SCRIPT LOAD`
+    /// to heal a NOSCRIPT.
+    pub prefix: Option<Bytes>,
+    /// Reply frames `data` produces (more than one for a transaction or a multi-channel
+    /// SUBSCRIBE); they are delivered as one concatenated frame.
+    pub frames: u32,
+    pub tag: Tag,
+    pub reply: ReplyTx,
+}

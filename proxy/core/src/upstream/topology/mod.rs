@@ -1,0 +1,142 @@
+//! The routing snapshot (`Topology`) and the cell that holds it: read lock-free per client
+//! batch, replaced whole by the task that follows the backend mode (`source`), with the shards
+//! that Sentinel is failing over.
+
+pub mod cluster;
+pub mod sentinel;
+pub mod source;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::{ArcSwap, Guard};
+use hive_common::topology::ShardMap;
+use tokio::sync::watch;
+
+/// The master address `ShardMap` carries for a shard with no usable master.
+pub const NO_MASTER: &str = "";
+
+/// An immutable routing snapshot. Connections are not part of it: each worker thread maps the
+/// master addresses to its own connections (`upstream::pool`).
+pub struct Topology {
+    pub map: ShardMap,
+    /// Shard names for messages: Sentinel master names, else the master address.
+    pub names: Vec<String>,
+}
+
+impl Topology {
+    pub fn empty() -> Topology {
+        Topology {
+            map: ShardMap::empty(),
+            names: Vec::new(),
+        }
+    }
+
+    /// Whether shard `i` has a writable master (not mid-failover).
+    pub fn has_master(&self, i: usize) -> bool {
+        self.map
+            .shards()
+            .get(i)
+            .is_some_and(|s| s.master != NO_MASTER)
+    }
+
+    pub fn shard_name(&self, i: usize) -> &str {
+        self.names.get(i).map(String::as_str).unwrap_or("?")
+    }
+}
+
+/// The current `Topology` and how it changes.
+pub struct TopologyState {
+    current: ArcSwap<Topology>,
+    /// Bumped by every install, so a slow refresh cannot overwrite a newer change.
+    generation: AtomicU64,
+    install_lock: Mutex<()>,
+    /// Shards Sentinel is failing over, until when: their requests wait and the periodic
+    /// re-check must not reinstate the old master (it still takes writes that would be lost).
+    failovers: Mutex<HashMap<usize, Instant>>,
+    /// Ticks on every install, so requests waiting for a master retry at once.
+    changed: watch::Sender<u64>,
+}
+
+impl Default for TopologyState {
+    fn default() -> Self {
+        TopologyState {
+            current: ArcSwap::from_pointee(Topology::empty()),
+            generation: AtomicU64::new(0),
+            install_lock: Mutex::new(()),
+            failovers: Mutex::new(HashMap::new()),
+            changed: watch::Sender::new(0),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TopologyState {
+    /// The current snapshot, without a reference-count update (once per client batch).
+    pub fn load(&self) -> Guard<Arc<Topology>> {
+        self.current.load()
+    }
+
+    pub fn load_full(&self) -> Arc<Topology> {
+        self.current.load_full()
+    }
+
+    /// Marks shard `i` as failing over until `until` (`None` clears it).
+    pub fn set_failover(&self, i: usize, until: Option<Instant>) {
+        let mut f = lock(&self.failovers);
+        match until {
+            Some(t) => f.insert(i, t),
+            None => f.remove(&i),
+        };
+    }
+
+    /// Whether shard `i` is in a failover that has not timed out.
+    pub fn failing_over(&self, i: usize) -> bool {
+        lock(&self.failovers)
+            .get(&i)
+            .is_some_and(|t| Instant::now() < *t)
+    }
+
+    /// The current install generation (see `install_if`).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Installs a new shard map. `names` labels the shards (empty: the master addresses).
+    pub fn install(&self, map: ShardMap, names: Vec<String>) {
+        let _g = lock(&self.install_lock);
+        self.store(map, names);
+    }
+
+    /// Installs `map` only if nothing was installed since `generation` was read; returns
+    /// whether it did.
+    pub fn install_if(&self, generation: u64, map: ShardMap, names: Vec<String>) -> bool {
+        let _g = lock(&self.install_lock);
+        if self.generation() != generation {
+            return false;
+        }
+        self.store(map, names);
+        true
+    }
+
+    fn store(&self, map: ShardMap, names: Vec<String>) {
+        let names = if names.len() == map.shards().len() {
+            names
+        } else {
+            map.shards().iter().map(|s| s.master.clone()).collect()
+        };
+        self.current.store(Arc::new(Topology { map, names }));
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.changed.send_replace(generation);
+    }
+
+    /// A receiver that wakes when the next topology is installed.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
