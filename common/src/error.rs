@@ -17,6 +17,9 @@ pub enum ProtocolError {
     TooBigMultibulkCount,
     #[error("Protocol error: too big bulk count string")]
     TooBigBulkCount,
+    /// The arguments together pass the request size bound (4 GiB at most).
+    #[error("Protocol error: too big request")]
+    TooBigRequest,
     #[error("Protocol error: unbalanced quotes in request")]
     UnbalancedQuotes,
     /// Redis silently skips the two bytes after a bulk payload; a proxy that forwarded such a

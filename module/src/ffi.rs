@@ -51,9 +51,17 @@ fn tick(ctx: &Context, _: ()) {
 }
 
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
-    crate::node::init();
-    ctx.create_timer(Duration::from_millis(100), tick, ());
-    Status::Ok
+    // A panic while loading must fail the load, not abort redis-server.
+    match catch_unwind(AssertUnwindSafe(crate::node::init)) {
+        Ok(()) => {
+            ctx.create_timer(Duration::from_millis(100), tick, ());
+            Status::Ok
+        }
+        Err(_) => {
+            ctx.log_warning("hive-module: initialisation panicked; not loading");
+            Status::Err
+        }
+    }
 }
 
 fn on_change<T>(_: &ConfigurationContext, _: &str, _: &'static T) {}

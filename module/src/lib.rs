@@ -1,14 +1,23 @@
 //! hive-module: a Redis module giving Hive's proxy and CLI precise facts from inside each node:
 //! `HIVE.TOPOLOGY`, `HIVE.LAG` (with a replicated heartbeat), `HIVE.BACKUP` and role/link
-//! events on `__hive__:events`. The logic lives in `event` and `backup` (and INFO parsing in hive-common), which do not
-//! touch Redis; `ffi` and `node` are the adapter, compiled out of unit tests (the Redis
-//! allocator aborts outside redis-server).
+//! events on `__hive__:events`. The logic lives in `event`, `backup`, `backup_cmd`,
+//! `backup_job` and `reply` (INFO parsing in hive-common), which do not touch Redis; `ffi` and
+//! `node` are the adapter, compiled out of unit tests (the Redis allocator aborts outside
+//! redis-server).
 // Unit tests compile without the FFI adapter, the only caller of some pure helpers.
 #![cfg_attr(test, allow(dead_code))]
 
+// The adapter catches panics with `catch_unwind` at every entry point; under `panic = "abort"`
+// a panic would take redis-server down instead, so such a build is refused.
+#[cfg(panic = "abort")]
+compile_error!("hive-module needs panic = \"unwind\": its FFI entry points catch panics");
+
 mod backup;
+mod backup_cmd;
+mod backup_job;
 mod event;
 #[cfg(not(test))]
 mod ffi;
 #[cfg(not(test))]
 mod node;
+mod reply;

@@ -1,5 +1,6 @@
 //! Command handlers and the timer tick: read Redis state with `ctx.call`, hand it to the pure
-//! modules (`info`, `event`, `backup`), and build the replies (RESP3 maps, flattened for RESP2).
+//! modules (INFO parsing in hive-common, `event`, `backup`, `backup_cmd`, `backup_job`,
+//! `reply`), and turn their answers into Redis values (RESP3 maps, flattened for RESP2).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -11,18 +12,14 @@ use redis_module::redisvalue::RedisValueKey;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::backup::{self, Metadata};
+use crate::backup_cmd::{self, BackupCmd};
+use crate::backup_job::{self, Job, Step};
 use crate::event::{self, LinkState};
 use crate::ffi::{BACKUP_DIR, BACKUP_HOOK, BACKUP_KEEP, HEARTBEAT_MS};
+use crate::reply::Reply;
 use hive_common::info::{self, Replication};
 
 pub const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-struct Pending {
-    meta: Metadata,
-    dir: PathBuf,
-    rdb: PathBuf,
-    saves_before: i64,
-}
 
 struct State {
     loaded_ms: u64,
@@ -31,7 +28,7 @@ struct State {
     hb_local_ms: Option<u64>,
     last_sent_ms: u64,
     link: Option<LinkState>,
-    pending: Option<Pending>,
+    pending: Option<Job>,
     /// A finished BGSAVE being captured and hashed on a background thread.
     finishing: Arc<AtomicBool>,
     /// Backups started with an explicit DIR, by id.
@@ -282,25 +279,19 @@ fn check_backup(ctx: &Context) {
     let Ok(persistence) = call_text(ctx, "INFO", &["persistence"]) else {
         return;
     };
-    let f = info::fields(&persistence);
-    if f.get("rdb_bgsave_in_progress") != Some(&"0") {
-        return;
-    }
-    let saves: i64 = f.get("rdb_saves").and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut st = state();
-    let Some(p) = st.pending.take() else { return };
-    // `rdb_saves` counts BGSAVEs started; the status says whether this one succeeded.
-    if saves <= p.saves_before || f.get("rdb_last_bgsave_status") != Some(&"ok") {
-        let mut meta = p.meta;
-        meta.status = "failed".into();
-        meta.error = Some(format!(
-            "BGSAVE failed (rdb_last_bgsave_status:{}); see the Redis log",
-            f.get("rdb_last_bgsave_status").unwrap_or(&"?")
-        ));
-        meta.finished_ms = Some(now_ms());
-        let _ = meta.write(&p.dir);
-        return;
-    }
+    let Some(job) = st.pending.take() else { return };
+    let p = match job.poll(&persistence, now_ms()) {
+        Step::Running(job) => {
+            st.pending = Some(job);
+            return;
+        }
+        Step::Failed(job) => {
+            let _ = job.meta.write(&job.dir);
+            return;
+        }
+        Step::Saved(job) => job,
+    };
     let finishing = st.finishing.clone();
     finishing.store(true, Ordering::SeqCst);
     let hook = BACKUP_HOOK.lock().map(|h| h.clone()).unwrap_or_default();
@@ -329,40 +320,41 @@ fn backup_root(ctx: &Context) -> Result<PathBuf, RedisError> {
     Ok(Path::new(&config(ctx, "dir")?).join("hive-backups"))
 }
 
-fn json_value(v: serde_json::Value) -> RedisValue {
-    match v {
-        serde_json::Value::Null => RedisValue::Null,
-        serde_json::Value::Bool(b) => RedisValue::Bool(b),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .map_or_else(|| RedisValue::Float(n.as_f64().unwrap_or(0.0)), int),
-        serde_json::Value::String(t) => s(t),
-        serde_json::Value::Array(a) => RedisValue::Array(a.into_iter().map(json_value).collect()),
-        serde_json::Value::Object(o) => RedisValue::OrderedMap(
-            o.into_iter()
-                .map(|(k, v)| (RedisValueKey::String(k), json_value(v)))
+/// A pure reply as a Redis value.
+fn value(r: Reply) -> RedisValue {
+    match r {
+        Reply::Null => RedisValue::Null,
+        Reply::Bool(b) => RedisValue::Bool(b),
+        Reply::Int(n) => int(n),
+        Reply::Float(f) => RedisValue::Float(f),
+        Reply::Str(t) => s(t),
+        Reply::Array(a) => RedisValue::Array(a.into_iter().map(value).collect()),
+        Reply::Map(m) => RedisValue::OrderedMap(
+            m.into_iter()
+                .map(|(k, v)| (RedisValueKey::String(k), value(v)))
                 .collect(),
         ),
     }
 }
 
 fn meta_value(m: &Metadata) -> RedisValue {
-    json_value(serde_json::to_value(m).unwrap_or_default())
+    value(Reply::of(m))
 }
 
 /// `HIVE.BACKUP START [DIR path] [TAG tag] | STATUS [id] | LIST | PRUNE KEEP n`
 pub fn backup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy()).collect();
-    let Some(sub) = words.first() else {
-        return Err(RedisError::WrongArity);
-    };
-    match sub.to_ascii_uppercase().as_str() {
-        "START" => start(ctx, &words[1..]),
-        "STATUS" if words.len() <= 2 => {
+    let cmd = backup_cmd::parse(&words).map_err(|e| match e {
+        Some(msg) => err(msg),
+        None => RedisError::WrongArity,
+    })?;
+    match cmd {
+        BackupCmd::Start { dir, tag } => start(ctx, dir, tag),
+        BackupCmd::Status(id) => {
             let root = backup_root(ctx)?;
             let st = state();
-            let id = match words.get(1) {
-                Some(id) => id.clone(),
+            let id = match id {
+                Some(id) => id,
                 None => match &st.pending {
                     Some(p) => p.meta.id.clone(),
                     None => backup::list(&root)
@@ -377,40 +369,21 @@ pub fn backup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 .map(|m| meta_value(&m))
                 .ok_or_else(|| err(format!("no such backup '{id}'")))
         }
-        "LIST" if words.len() == 1 => Ok(RedisValue::Array(
+        BackupCmd::List => Ok(RedisValue::Array(
             backup::list(&backup_root(ctx)?)
                 .iter()
                 .map(meta_value)
                 .collect(),
         )),
-        "PRUNE" if words.len() == 3 && words[1].eq_ignore_ascii_case("KEEP") => {
-            let keep: usize = words[2]
-                .parse()
-                .map_err(|_| err("value is not an integer or out of range"))?;
+        BackupCmd::Prune { keep } => {
             let n = backup::prune(&backup_root(ctx)?, keep)
                 .map_err(|e| err(format!("prune failed: {e}")))?;
             Ok(int(n as i64))
         }
-        "STATUS" | "LIST" | "PRUNE" => Err(err(format!(
-            "wrong number of arguments for 'hive.backup|{}' command",
-            sub.to_ascii_lowercase()
-        ))),
-        _ => Err(err(format!(
-            "unknown subcommand '{sub}'. Try HIVE.BACKUP START|STATUS|LIST|PRUNE."
-        ))),
     }
 }
 
-fn start(ctx: &Context, opts: &[String]) -> RedisResult {
-    let (mut dir, mut tag) = (None, None);
-    let mut it = opts.iter();
-    while let Some(o) = it.next() {
-        match (o.to_ascii_uppercase().as_str(), it.next()) {
-            ("DIR", Some(v)) => dir = Some(PathBuf::from(v)),
-            ("TAG", Some(v)) => tag = Some(v.clone()),
-            _ => return Err(err("syntax error")),
-        }
-    }
+fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>) -> RedisResult {
     {
         let st = state();
         if st.pending.is_some() || st.finishing.load(Ordering::SeqCst) {
@@ -423,10 +396,7 @@ fn start(ctx: &Context, opts: &[String]) -> RedisResult {
     };
     let rdb = Path::new(&config(ctx, "dir")?).join(config(ctx, "dbfilename")?);
     let persistence = call_text(ctx, "INFO", &["persistence"])?;
-    let saves_before = info::fields(&persistence)
-        .get("rdb_saves")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let saves_before = backup_job::saves(&persistence);
     let repl = replication(ctx)?;
     let me = cluster_self(ctx)?;
     let server = call_text(ctx, "INFO", &["server"])?;
@@ -466,7 +436,7 @@ fn start(ctx: &Context, opts: &[String]) -> RedisResult {
     }
     let mut st = state();
     st.dirs.insert(id.clone(), dir.clone());
-    st.pending = Some(Pending {
+    st.pending = Some(Job {
         meta,
         dir,
         rdb,

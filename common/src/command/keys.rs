@@ -64,7 +64,14 @@ impl CommandSpec {
                         .filter(|n| *n >= 0)
                         .ok_or(KeyError::BadKeyCount)?;
                     let start = first + firstkey;
-                    (start, start + (n - 1) * keystep, *keystep)
+                    // `n` is the client's number: checked, so a huge count is an error
+                    // (the node answers it), never an overflow.
+                    let last = n
+                        .checked_sub(1)
+                        .and_then(|m| m.checked_mul(*keystep))
+                        .and_then(|span| span.checked_add(start))
+                        .ok_or(KeyError::OutOfRange)?;
+                    (start, last, *keystep)
                 }
                 FindKeys::Unknown => continue,
             };
@@ -177,6 +184,11 @@ mod tests {
         );
         assert_eq!(
             keys_of(&["eval", "s", "3", "a"]).unwrap_err(),
+            KeyError::OutOfRange
+        );
+        // A client's count near i64::MAX is refused, not overflowed into a wrong key range.
+        assert_eq!(
+            keys_of(&["eval", "s", "9223372036854775807", "a"]).unwrap_err(),
             KeyError::OutOfRange
         );
     }

@@ -13,6 +13,9 @@ pub struct Limits {
     pub max_bulk_len: usize,
     /// Largest accepted number of arguments in one request.
     pub max_multibulk_len: usize,
+    /// Largest accepted request in bytes, all arguments together. Argument positions are
+    /// stored as `u32`, so the decoder never accepts more than 4 GiB whatever this says.
+    pub max_request_len: usize,
 }
 
 impl Default for Limits {
@@ -20,6 +23,7 @@ impl Default for Limits {
         Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: 1024 * 1024,
+            max_request_len: u32::MAX as usize,
         }
     }
 }
@@ -105,7 +109,8 @@ impl RequestDecoder {
             limits: Limits {
                 // Argument offsets are u32; nothing near 4 GiB is a sane bulk.
                 max_bulk_len: limits.max_bulk_len.min(u32::MAX as usize / 2),
-                max_multibulk_len: limits.max_multibulk_len,
+                max_multibulk_len: limits.max_multibulk_len.min(i32::MAX as usize),
+                max_request_len: limits.max_request_len.min(u32::MAX as usize),
             },
             state: State::Idle,
         }
@@ -189,6 +194,10 @@ impl RequestDecoder {
             }
             let start = *pos + cr + 2;
             let end = start + len as usize;
+            if end + 2 > self.limits.max_request_len {
+                // Refused before it is buffered: positions past 4 GiB would wrap.
+                return Err(ProtocolError::TooBigRequest);
+            }
             if end + 2 > buf.len() {
                 // Grow once for a large argument rather than once per read.
                 buf.reserve(end + 2 - buf.len());
@@ -430,24 +439,44 @@ mod tests {
 
     #[test]
     fn decode_respects_configured_limits() {
-        let mut d = RequestDecoder::new(Limits {
+        let limits = Limits {
             max_bulk_len: 4,
             max_multibulk_len: 2,
-        });
+            ..Limits::default()
+        };
+        let mut d = RequestDecoder::new(limits);
         let mut buf = BytesMut::from(&b"*1\r\n$5\r\nhello\r\n"[..]);
         assert_eq!(
             d.decode(&mut buf).unwrap_err(),
             ProtocolError::InvalidBulkLength
         );
-        let mut d = RequestDecoder::new(Limits {
-            max_bulk_len: 4,
-            max_multibulk_len: 2,
-        });
+        let mut d = RequestDecoder::new(limits);
         let mut buf = BytesMut::from(&b"*3\r\n"[..]);
         assert_eq!(
             d.decode(&mut buf).unwrap_err(),
             ProtocolError::InvalidMultibulkLength
         );
+    }
+
+    #[test]
+    fn decode_bounds_the_whole_request() {
+        let mut d = RequestDecoder::new(Limits {
+            max_request_len: 40,
+            ..Limits::default()
+        });
+        // Each argument is small; together they pass the bound, which is checked as each
+        // argument's header arrives, before its bytes are buffered.
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$8\r\nkey-1234\r\n$20\r\n"[..]);
+        assert_eq!(
+            d.decode(&mut buf).unwrap_err(),
+            ProtocolError::TooBigRequest
+        );
+        let mut d = RequestDecoder::new(Limits {
+            max_request_len: 40,
+            ..Limits::default()
+        });
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$8\r\nkey-1234\r\n"[..]);
+        assert_eq!(d.decode(&mut buf).unwrap().unwrap().arg(1), b"key-1234");
     }
 
     #[test]

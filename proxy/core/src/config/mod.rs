@@ -229,6 +229,7 @@ impl Config {
         Limits {
             max_bulk_len: self.proxy.max_bulk_len,
             max_multibulk_len: self.proxy.max_multibulk_len,
+            ..Limits::default()
         }
     }
 
@@ -283,7 +284,10 @@ mod tests {
 
     #[test]
     fn config_example_file_is_valid_and_complete() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/hive.toml"));
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/hive.toml"
+        ));
         let c = Config::load(path).unwrap();
         let d = Config::default();
         assert_eq!(c.proxy.max_clients, d.proxy.max_clients);

@@ -39,8 +39,11 @@ impl Config {
                 "must be between 1 and 2147483648".into(),
             ));
         }
-        if self.proxy.max_multibulk_len == 0 {
-            return Err(bad("proxy.max_multibulk_len", "must be at least 1".into()));
+        if self.proxy.max_multibulk_len == 0 || self.proxy.max_multibulk_len > i32::MAX as usize {
+            return Err(bad(
+                "proxy.max_multibulk_len",
+                "must be between 1 and 2147483647".into(),
+            ));
         }
         if self.proxy.subscriber_output_limit_bytes < 1024 {
             return Err(bad(
