@@ -36,18 +36,20 @@ impl Env {
     }
 
     pub fn with(masters: usize, replicas: usize, tweak: impl FnOnce(&mut Config)) -> Env {
+        Env::on("127.0.0.1", masters, replicas, tweak)
+    }
+
+    /// Nodes and proxy on loopback address `host` (`127.0.0.1` or `::1`).
+    pub fn on(host: &str, masters: usize, replicas: usize, tweak: impl FnOnce(&mut Config)) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("hive-test-")
             .tempdir()
             .expect("tempdir");
-        let cluster = LocalCluster::start(&ClusterOpts::new(
-            masters,
-            replicas,
-            dir.path().to_path_buf(),
-        ))
-        .expect("start the local cluster");
+        let mut opts = ClusterOpts::new(masters, replicas, dir.path().to_path_buf());
+        opts.host = host.into();
+        let cluster = LocalCluster::start(&opts).expect("start the local cluster");
         let mut config = Config::default();
-        config.proxy.listen = "127.0.0.1:0".into();
+        config.proxy.listen = hive_common::addr::join(host, 0);
         config.proxy.threads = 2;
         config.backend.seeds = cluster.master_addrs();
         tweak(&mut config);

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use hive_proxy::metrics::Stats;
 use hive_tests::Env;
 use rand::{Rng, SeedableRng};
 
@@ -168,6 +169,28 @@ fn random_garbage_never_takes_the_proxy_down() {
         }
         let _ = exchange(env.proxy.addr, &input, Duration::from_millis(30));
     }
+    // A panic inside a client task would be swallowed by tokio: check that none happened and
+    // that every garbage connection gave its slot back (a leak would show as a count above 0).
+    let stats = &env.proxy.shared.stats;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Stats::get(&stats.connected_clients) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        Stats::get(&stats.connected_clients),
+        0,
+        "leaked client slots"
+    );
+    assert!(
+        env.proxy.shared.clients.all().is_empty(),
+        "leaked CLIENT LIST entries"
+    );
+    assert_eq!(
+        Stats::get(&stats.client_panics),
+        0,
+        "a client task panicked"
+    );
+    assert!(Stats::get(&stats.connections_received) >= 300);
     ping_ok(&env);
 }
 

@@ -48,7 +48,9 @@ fn run_writers(
                         Err(e) => out.errors.push((key, e.to_string(), Instant::now())),
                     }
                     if i > 0 {
-                        let j = (i * 7919) % i;
+                        // An earlier key spread over the whole history (`i * 7919 % i` was
+                        // always 0, so only the first key was ever read back).
+                        let j = (i * 7919 + 1) % i;
                         let k = format!("w{w}:{j}");
                         if let Some(&want) = out.acked.get(&k) {
                             match c.get::<_, Option<i64>>(&k) {

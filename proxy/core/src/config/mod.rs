@@ -321,6 +321,9 @@ mod tests {
         );
         let e = parse("[backend]\nseeds = [\"nohost\"]\n").unwrap_err();
         assert!(e.contains("`nohost` is not a host:port address"), "{e}");
+        let e = parse("[backend]\nseeds = [\"::1:7000\"]\n").unwrap_err();
+        assert!(e.contains("`::1:7000` is not a host:port address"), "{e}");
+        assert!(parse("[backend]\nseeds = [\"[::1]:7000\"]\n").is_ok());
         let e = parse("[backend]\nmode = \"mesh\"\n").unwrap_err();
         assert!(
             e.starts_with("hive.toml: key `backend.mode`: unknown variant `mesh`"),

@@ -219,9 +219,14 @@ fn parse_ranges(text: &str) -> Result<Vec<SlotRange>, String> {
     Ok(out)
 }
 
+/// `host:port`, with an IPv6 host in brackets (`[::1]:7000`), as Hive writes addresses.
 fn valid_host_port(s: &str) -> bool {
-    match s.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+    match hive_common::addr::split(s) {
+        Some((host, port)) => {
+            !host.is_empty()
+                && (!host.contains(':') || s.starts_with('['))
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        }
         None => false,
     }
 }
