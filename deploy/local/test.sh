@@ -6,7 +6,10 @@ cd "$(dirname "$0")/../.."
 bash deploy/local/deps.sh
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check
+# Clippy's incompatible_msrv keeps our code within rust-version; msrv.py keeps rust-version
+# at or above what the locked dependencies need.
 cargo clippy --workspace --all-targets -- -D warnings
+python3 deploy/local/msrv.py
 # The end-to-end tests run the `hive` binary and load the module's .so, so build them first.
 cargo build --workspace
 # redis-py from PyPI for the client-compatibility tests (tests/py/compat.py).

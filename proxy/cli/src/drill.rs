@@ -211,7 +211,7 @@ pub async fn failover(opts: DrillOpts) -> Result<Report> {
     }
     tokio::time::sleep(Duration::from_secs(1).min(opts.duration / 4)).await;
     let trigger = Instant::now();
-    trigger_failover(&opts, &mode, &shard, &sentinels).await?;
+    trigger_failover(&opts, mode, &shard, &sentinels).await?;
     for task in tasks {
         task.await.context("writer task")??;
     }
@@ -363,7 +363,7 @@ async fn kill_local(addr: &str, auth: Option<&Auth>) -> Result<()> {
     let pid = info::field(info.as_str().unwrap_or(""), "process_id")
         .ok_or_else(|| anyhow!("no process_id in INFO"))?;
     let status = std::process::Command::new("kill")
-        .args(["-9", &pid])
+        .args(["-9", pid])
         .status()?;
     if !status.success() {
         bail!("kill -9 {pid} failed");
