@@ -1,6 +1,7 @@
 //! RESP encoding and decoding: client requests, backend replies, and reply builders.
 
 mod encode;
+mod inline;
 mod reply;
 mod request;
 mod value;

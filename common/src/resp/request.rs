@@ -3,6 +3,7 @@
 use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
 
+use super::inline::decode_inline;
 use super::{encode::RequestBuilder, parse_i64, INLINE_MAX};
 use crate::ProtocolError;
 
@@ -217,105 +218,6 @@ impl RequestDecoder {
     }
 }
 
-/// `Some(None)` for a blank line, which Redis skips.
-fn decode_inline(buf: &mut BytesMut) -> Result<Option<Option<Request>>, ProtocolError> {
-    let Some(nl) = memchr::memchr(b'\n', buf) else {
-        if buf.len() > INLINE_MAX {
-            return Err(ProtocolError::TooBigInline);
-        }
-        return Ok(None);
-    };
-    if nl > INLINE_MAX {
-        return Err(ProtocolError::TooBigInline);
-    }
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
-    let args = split_args(&buf[..line_end]).ok_or(ProtocolError::UnbalancedQuotes)?;
-    let _ = buf.split_to(nl + 1);
-    if args.is_empty() {
-        return Ok(Some(None));
-    }
-    Ok(Some(Some(Request::from_args(&args))))
-}
-
-/// Splits an inline request line the way Redis's `sdssplitargs` does (quotes and escapes).
-pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    // Redis splits a C string, so a NUL byte ends the line.
-    let line = match memchr::memchr(0, line) {
-        Some(nul) => &line[..nul],
-        None => line,
-    };
-    let mut out = Vec::new();
-    let mut i = 0;
-    let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | b'\x0b' | b'\x0c');
-    loop {
-        while i < line.len() && is_space(line[i]) {
-            i += 1;
-        }
-        if i >= line.len() {
-            return Some(out);
-        }
-        let mut cur = Vec::new();
-        // The quote character we are inside, if any.
-        let mut quote: Option<u8> = None;
-        loop {
-            let Some(q) = quote else {
-                match line.get(i) {
-                    None => break,
-                    Some(&c) if is_space(c) => break,
-                    Some(&c @ (b'"' | b'\'')) => quote = Some(c),
-                    Some(&c) => cur.push(c),
-                }
-                i += 1;
-                continue;
-            };
-            let c = *line.get(i)?;
-            if q == b'"' && c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
-                if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
-                    cur.push(h * 16 + l);
-                    i += 4;
-                    continue;
-                }
-            }
-            if q == b'"' && c == b'\\' && i + 1 < line.len() {
-                cur.push(match line[i + 1] {
-                    b'n' => b'\n',
-                    b'r' => b'\r',
-                    b't' => b'\t',
-                    b'b' => 8,
-                    b'a' => 7,
-                    other => other,
-                });
-                i += 2;
-                continue;
-            }
-            if q == b'\'' && c == b'\\' && line.get(i + 1) == Some(&b'\'') {
-                cur.push(b'\'');
-                i += 2;
-                continue;
-            }
-            if c == q {
-                // A closing quote must be followed by a space or the end.
-                if i + 1 < line.len() && !is_space(line[i + 1]) {
-                    return None;
-                }
-                i += 1;
-                break;
-            }
-            cur.push(c);
-            i += 1;
-        }
-        out.push(cur);
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,27 +401,5 @@ mod tests {
                 assert!(n <= input.len(), "more requests than bytes for {input:?}");
             }
         }
-    }
-
-    #[test]
-    fn split_args_handles_escapes() {
-        let a = split_args(br#"set "a\x41\n" 'it\'s'  x"#).unwrap();
-        assert_eq!(
-            a,
-            vec![
-                b"set".to_vec(),
-                b"aA\n".to_vec(),
-                b"it's".to_vec(),
-                b"x".to_vec()
-            ]
-        );
-        assert!(split_args(b"\"open").is_none());
-        assert_eq!(split_args(b"   ").unwrap().len(), 0);
-        assert_eq!(split_args(b"\"\"").unwrap(), vec![Vec::<u8>::new()]);
-        assert_eq!(
-            split_args(b"get a\x00b c").unwrap(),
-            vec![b"get".to_vec(), b"a".to_vec()]
-        );
-        assert_eq!(split_args(b"\x00").unwrap().len(), 0);
     }
 }

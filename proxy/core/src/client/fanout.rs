@@ -43,7 +43,7 @@ impl Conn {
     /// MGET/MSET/DEL/...: one sub-request per slot, merged back in key order.
     pub(super) fn split(&mut self, req: Request, kind: MergeKind, step: usize) {
         let argc = req.argc();
-        if (argc - 1) % step != 0 {
+        if !(argc - 1).is_multiple_of(step) {
             let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
             return self.push_error(&ProxyError::client(
                 ClientReason::WrongArity,
