@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 . benches/lib.sh
 ROUNDS=${1:-5}
 command -v nutcracker >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq nutcracker >/dev/null; }
-cargo build -q --release -p hive-proxy
+cargo build -q --release -p hive-cli
 HIVE=$PWD/target/release/hive
 TMP=$(mktemp -d)
 PIDS=()

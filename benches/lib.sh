@@ -20,7 +20,7 @@ stop_hive_up() {
 }
 start_hive_up() {
   local name=$1 port=$2 proxy_port=$3
-  cargo build --release -q -p hive-proxy -p hive-module
+  cargo build --release -q -p hive-cli -p hive-module
   dir=$(mktemp -d "/tmp/hive-$name.XXXXXX")
   target/release/hive up --port "$port" --listen "127.0.0.1:$proxy_port" --dir "$dir" >"$dir/up.log" 2>&1 &
   UP=$!

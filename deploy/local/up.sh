@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/local/deps.sh
-cargo build --release -p hive-proxy -p hive-module
+cargo build --release -p hive-cli -p hive-module
 exec ./target/release/hive up "$@"

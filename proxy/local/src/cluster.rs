@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
+use hive_common::info;
 use hive_common::topology::ShardMap;
 use hive_proxy::upstream::control::{query, ControlConn};
 
@@ -156,12 +157,13 @@ impl LocalCluster {
         wait_until("the cluster to become healthy", limit, || async {
             for n in self.nodes.iter().filter(|n| n.is_running()) {
                 let info = query(&n.addr, &["CLUSTER", "INFO"], t).await?;
-                if !info.as_str().unwrap_or("").contains("cluster_state:ok") {
+                if info::field(info.as_str().unwrap_or(""), "cluster_state") != Some("ok") {
                     return Ok(false);
                 }
                 let repl = query(&n.addr, &["INFO", "replication"], t).await?;
                 let repl = repl.as_str().unwrap_or("");
-                if repl.contains("role:slave") && !repl.contains("master_link_status:up") {
+                let r = info::replication(repl);
+                if r.role == "replica" && !r.link_up {
                     return Ok(false);
                 }
             }

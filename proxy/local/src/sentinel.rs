@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
+use hive_common::info;
 use hive_common::resp::Value;
 
 use hive_proxy::config::ShardConfig;
@@ -197,7 +198,7 @@ impl LocalGroups {
                 wait_until("replicas to sync", Duration::from_secs(30), || async {
                     let mut c = ControlConn::connect_auth(&r.addr, t, auth.as_ref()).await?;
                     let v = c.call(&["INFO", "replication"]).await?;
-                    Ok(v.as_str().unwrap_or("").contains("master_link_status:up"))
+                    Ok(info::replication(v.as_str().unwrap_or("")).link_up)
                 })
                 .await?;
             }
