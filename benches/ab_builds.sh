@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# A/B of two builds of hive (say, before and after a change) in static mode beside direct Redis
+# and nutcracker, in front of the same 3 masters, interleaved by benches/ab.sh.
+# Usage: bash benches/ab_builds.sh OLD_HIVE_BINARY NEW_HIVE_BINARY [rounds]
+#   e.g. git worktree add ../base HEAD~3 && (cd ../base && cargo build --release -p hive-cli)
+#        bash benches/ab_builds.sh ../base/target/release/hive target/release/hive 9
+set -uo pipefail
+[ $# -ge 2 ] || { sed -n 2,6p "$0"; exit 2; }
+OLD=$(realpath "$1") NEW=$(realpath "$2") ROUNDS=${3:-9}
+command -v nutcracker >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq nutcracker >/dev/null; }
+T=$(mktemp -d); PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+for p in 7750 7751 7752; do
+  redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --dir "$T" --dbfilename d$p.rdb --logfile "$T/r$p.log" & PIDS+=($!)
+done
+printf 'bench:\n  listen: 127.0.0.1:7762\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n  servers:\n   - 127.0.0.1:7750:1\n   - 127.0.0.1:7751:1\n   - 127.0.0.1:7752:1\n' > "$T/n.yml"
+nutcracker -c "$T/n.yml" -o "$T/n.log" & NUT=$!; PIDS+=($NUT)
+S=127.0.0.1:7750,127.0.0.1:7751,127.0.0.1:7752
+sleep 1
+$OLD proxy --static $S --listen 127.0.0.1:7771 >"$T/os.log" 2>&1 & OS=$!; PIDS+=($OS)
+$NEW proxy --static $S --listen 127.0.0.1:7772 >"$T/ns.log" 2>&1 & NS=$!; PIDS+=($NS)
+sleep 2
+cd "$(dirname "$0")/.."
+for spec in "get 1" "set 1" "get 16" "set 16"; do
+  bash benches/ab.sh "$ROUNDS" $spec direct:7750 old:7771:$OS new:7772:$NS nut:7762:$NUT
+done
