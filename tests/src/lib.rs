@@ -97,7 +97,7 @@ impl GroupEnv {
         GroupEnv::start(groups, 0, None, tweak)
     }
 
-    fn start(
+    pub fn start(
         groups: usize,
         sentinels: usize,
         password: Option<&str>,
@@ -114,8 +114,8 @@ impl GroupEnv {
         let mut config = Config::default();
         config.proxy.listen = "127.0.0.1:0".into();
         config.proxy.threads = 2;
-        config.backend.password = local.password.clone();
-        config.backend.sentinel_password = local.password.clone();
+        config.backend.password = local.password.clone().map(Into::into);
+        config.backend.sentinel_password = local.password.clone().map(Into::into);
         config.backend.failover_hold_ms = 10_000;
         if sentinels > 0 {
             config.backend.mode = Mode::Sentinel;

@@ -3,7 +3,7 @@
 use smallvec::SmallVec;
 use thiserror::Error;
 
-use super::{BeginSearch, CommandSpec, FindKeys};
+use super::{access, BeginSearch, CommandSpec, FindKeys};
 use crate::resp::{parse_i64, Request};
 
 /// Argument indexes of the keys in a request.
@@ -23,7 +23,36 @@ impl CommandSpec {
     /// Appends the argument indexes of `req`'s keys to `out`, in argument order per spec.
     /// `req` must already satisfy the arity.
     pub fn keys(&self, req: &Request, out: &mut KeyPositions) -> Result<(), KeyError> {
+        self.walk_keys(req, |i, _| out.push(i))
+    }
+
+    /// The keys with what they are used for (`access::READ`/`WRITE` bits), for ACL key
+    /// permissions.
+    pub fn keys_with_access(
+        &self,
+        req: &Request,
+        out: &mut SmallVec<[(u32, u8); 8]>,
+    ) -> Result<(), KeyError> {
+        // `variable_flags` specs: what Redis's getkeys procs report for this very request.
+        let has = |words: &[&[u8]]| {
+            req.args()
+                .skip(2)
+                .any(|a| words.iter().any(|w| a.eq_ignore_ascii_case(w)))
+        };
+        let fixed = match self.name.as_str() {
+            "set" if has(&[b"get"]) => Some(access::READ | access::WRITE),
+            "set" => Some(access::WRITE),
+            "bitfield" if has(&[b"set", b"incrby"]) => Some(access::READ | access::WRITE),
+            "bitfield" => Some(access::READ),
+            _ => None,
+        };
+        self.walk_keys(req, |i, a| out.push((i, fixed.unwrap_or(a))))
+    }
+
+    fn walk_keys(&self, req: &Request, mut emit: impl FnMut(u32, u8)) -> Result<(), KeyError> {
         let argc = req.argc() as i64;
+        // `MIGRATE host port "" db timeout ... KEYS k1 k2`: the empty key is a placeholder.
+        let placeholder = self.name == "migrate" && req.argc() > 3 && req.arg(3).is_empty();
         for spec in &self.key_specs {
             let incomplete = spec.incomplete;
             let first = match &spec.begin_search {
@@ -86,40 +115,35 @@ impl CommandSpec {
                     }
                     return Err(KeyError::OutOfRange);
                 }
-                out.push(i as u32);
+                if !(placeholder && i == 3) {
+                    emit(i as u32, spec.access);
+                }
                 i += step;
             }
         }
-        self.special_keys(req, out);
+        self.special_keys(req, emit);
         Ok(())
     }
 
-    /// Commands whose key specs are `unknown` or need fixing up, as Redis's getkeys procs do.
-    fn special_keys(&self, req: &Request, out: &mut KeyPositions) {
-        match self.name.as_str() {
+    /// Commands whose key specs are `unknown`, as Redis's getkeys procs find their keys.
+    fn special_keys(&self, req: &Request, mut emit: impl FnMut(u32, u8)) {
+        if self.name == "sort" {
             // `SORT key ... STORE dest`: STORE may appear anywhere after the key.
-            "sort" => {
-                let mut i = 2;
-                while i < req.argc() {
-                    let a = req.arg(i);
-                    let skip = if a.eq_ignore_ascii_case(b"limit") {
-                        2
-                    } else if a.eq_ignore_ascii_case(b"by") || a.eq_ignore_ascii_case(b"get") {
-                        1
-                    } else if a.eq_ignore_ascii_case(b"store") && i + 1 < req.argc() {
-                        out.push((i + 1) as u32);
-                        1
-                    } else {
-                        0
-                    };
-                    i += 1 + skip;
-                }
+            let mut i = 2;
+            while i < req.argc() {
+                let a = req.arg(i);
+                let skip = if a.eq_ignore_ascii_case(b"limit") {
+                    2
+                } else if a.eq_ignore_ascii_case(b"by") || a.eq_ignore_ascii_case(b"get") {
+                    1
+                } else if a.eq_ignore_ascii_case(b"store") && i + 1 < req.argc() {
+                    emit((i + 1) as u32, access::WRITE);
+                    1
+                } else {
+                    0
+                };
+                i += 1 + skip;
             }
-            // `MIGRATE host port "" db timeout ... KEYS k1 k2`: the empty key is a placeholder.
-            "migrate" if req.argc() > 3 && req.arg(3).is_empty() => {
-                out.retain(|i| *i != 3);
-            }
-            _ => {}
         }
     }
 }

@@ -45,6 +45,16 @@ pub struct KeySpec {
     /// The `incomplete` flag, precomputed so key extraction compares no strings.
     #[serde(skip)]
     pub(crate) incomplete: bool,
+    /// What the keys are used for, as ACL key permissions see it (`access::READ` for the
+    /// `access` flag, `access::WRITE` for `insert`, `delete` or `update`).
+    #[serde(skip)]
+    pub access: u8,
+}
+
+/// Key access bits (`KeySpec::access`), as Redis's ACL key patterns `%R~` and `%W~` test them.
+pub mod access {
+    pub const READ: u8 = 1;
+    pub const WRITE: u8 = 2;
 }
 
 /// One command (or subcommand, named `parent|sub`) as `COMMAND INFO` describes it.
@@ -63,6 +73,10 @@ pub struct CommandSpec {
     pub subcommands: Vec<CommandSpec>,
     #[serde(skip)]
     bits: u32,
+    /// A dense number for every command and subcommand (`0..CommandTable::ids()`), so a set
+    /// of commands (an ACL user's) is a bitmap.
+    #[serde(skip)]
+    pub id: u16,
 }
 
 /// Command flags the proxy decides on, as bits for cheap tests.
@@ -77,6 +91,8 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 7;
     pub const FAST: u32 = 1 << 8;
     pub const DENYOOM: u32 = 1 << 9;
+    /// May run before the client authenticates (AUTH, HELLO, QUIT, RESET).
+    pub const NO_AUTH: u32 = 1 << 10;
 
     pub(super) fn from_name(name: &str) -> u32 {
         match name {
@@ -90,6 +106,7 @@ pub mod flag {
             "no_multi" => NO_MULTI,
             "fast" => FAST,
             "denyoom" => DENYOOM,
+            "no_auth" => NO_AUTH,
             _ => 0,
         }
     }
@@ -123,15 +140,35 @@ impl CommandSpec {
             .map(|i| &self.subcommands[i])
     }
 
-    fn prepare(&mut self) {
+    /// Whether the command is in ACL category `cat` (`read`, without the `@`).
+    pub fn in_category(&self, cat: &str) -> bool {
+        self.acl_categories
+            .iter()
+            .any(|c| c.strip_prefix('@') == Some(cat))
+    }
+
+    /// Numbers this command and its subcommands from `*next` on.
+    fn prepare(&mut self, next: &mut u16) {
         self.bits = self
             .flags
             .iter()
             .map(|f| flag::from_name(f))
             .fold(0, |a, b| a | b);
+        self.id = *next;
+        *next += 1;
+        for ks in &mut self.key_specs {
+            ks.incomplete = ks.flags.iter().any(|f| f == "incomplete");
+            ks.access = ks.flags.iter().fold(0, |a, f| {
+                a | match f.as_str() {
+                    "access" => access::READ,
+                    "insert" | "delete" | "update" => access::WRITE,
+                    _ => 0,
+                }
+            });
+        }
         self.subcommands.sort_by(|a, b| a.name.cmp(&b.name));
         for s in &mut self.subcommands {
-            s.prepare();
+            s.prepare(next);
         }
     }
 }
@@ -149,6 +186,8 @@ fn lowercase<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME]) -> Option<&'a [u8]> {
 /// All commands, sorted by name, with an open-addressing index for lookups.
 pub struct CommandTable {
     commands: Vec<CommandSpec>,
+    /// How many ids `prepare` gave out.
+    ids: u16,
     /// Command index per hash bucket, `EMPTY` where none.
     index: Vec<u16>,
 }
@@ -197,8 +236,9 @@ impl CommandTable {
             }
         }
         commands.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut ids = 0;
         for c in &mut commands {
-            c.prepare();
+            c.prepare(&mut ids);
         }
         // At most 1/4 full, so probes stay short.
         let size = (commands.len() * 4).next_power_of_two().max(16);
@@ -214,7 +254,11 @@ impl CommandTable {
             }
             index[at] = i as u16;
         }
-        Ok(CommandTable { commands, index })
+        Ok(CommandTable {
+            commands,
+            ids,
+            index,
+        })
     }
 
     /// Case-insensitive lookup without allocation.
@@ -238,6 +282,26 @@ impl CommandTable {
 
     pub fn iter(&self) -> impl Iterator<Item = &CommandSpec> {
         self.commands.iter()
+    }
+
+    /// Every command and subcommand.
+    pub fn all(&self) -> impl Iterator<Item = &CommandSpec> {
+        self.commands
+            .iter()
+            .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+    }
+
+    /// The number of command ids (`CommandSpec::id` is below it).
+    pub fn ids(&self) -> usize {
+        self.ids as usize
+    }
+
+    /// A command (`get`) or subcommand (`config|get`) by its full name, case-insensitive.
+    pub fn lookup_full(&self, name: &[u8]) -> Option<&CommandSpec> {
+        match name.iter().position(|&b| b == b'|') {
+            Some(bar) => self.lookup(&name[..bar])?.subcommand(&name[bar + 1..]),
+            None => self.lookup(name),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -285,6 +349,26 @@ mod tests {
             .subcommand(b"keyslot")
             .unwrap();
         assert_eq!(keyslot.arity, 3);
+    }
+
+    #[test]
+    fn table_ids_are_dense_and_key_access_is_read_from_flags() {
+        let t = CommandTable::get();
+        let mut seen = vec![false; t.ids()];
+        for c in t.all() {
+            assert!(
+                !std::mem::replace(&mut seen[c.id as usize], true),
+                "{}",
+                c.name
+            );
+        }
+        assert!(seen.iter().all(|s| *s));
+        let get = t.lookup(b"get").unwrap();
+        assert_eq!(get.key_specs[0].access, access::READ);
+        let set = t.lookup(b"set").unwrap();
+        assert_eq!(set.key_specs[0].access & access::WRITE, access::WRITE);
+        assert_eq!(t.lookup_full(b"CONFIG|get").unwrap().name, "config|get");
+        assert!(get.in_category("read") && !get.in_category("write"));
     }
 
     #[test]

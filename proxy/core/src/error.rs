@@ -33,6 +33,12 @@ pub enum ClientReason {
     ExecAbort,
     /// HELLO with a protocol version other than 2 or 3.
     NoProto,
+    /// A command before authenticating.
+    NoAuth,
+    /// A wrong user name or password, or a user that is off.
+    WrongPass,
+    /// The user may not run the command or touch a key or channel of it.
+    NoPerm,
 }
 
 /// Why a backend could not answer.
@@ -119,6 +125,9 @@ impl ProxyError {
             ErrorKind::Client(ClientReason::CrossSlot) => "CROSSSLOT",
             ErrorKind::Client(ClientReason::ExecAbort) => "EXECABORT",
             ErrorKind::Client(ClientReason::NoProto) => "NOPROTO",
+            ErrorKind::Client(ClientReason::NoAuth) => "NOAUTH",
+            ErrorKind::Client(ClientReason::WrongPass) => "WRONGPASS",
+            ErrorKind::Client(ClientReason::NoPerm) => "NOPERM",
             ErrorKind::Upstream(UpstreamReason::Unreachable | UpstreamReason::NoMaster) => {
                 "TRYAGAIN"
             }

@@ -1,8 +1,9 @@
 //! hive-proxy: the data plane of Hive, a cluster-aware RESP proxy. `server` accepts clients,
-//! `client` serves one connection, `command` classifies and answers, `upstream` talks to the
+//! `auth` knows the proxy's users, `client` serves one connection, `command` classifies and answers, `upstream` talks to the
 //! Redis nodes and follows the topology, `config` reads hive.toml, `metrics` counts.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod client;
 pub mod command;
 pub mod config;

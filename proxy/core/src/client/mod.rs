@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::error;
 
-use crate::command::classify::{classify, Action};
+use crate::command::classify::{classify_as, Action};
 use crate::command::local::{self, After, Ctx};
 use crate::error::{ClientReason, ProxyError};
 use crate::metrics::Stats;
@@ -163,7 +163,7 @@ async fn serve<S>(
         (cfg.client_idle_timeout_s > 0).then(|| Duration::from_secs(cfg.client_idle_timeout_s));
     let signal = entry.signal.clone();
     let mut conn = Conn {
-        session: Session::new(entry.id),
+        session: Session::new(entry.id, &shared.users),
         entry,
         decoder: RequestDecoder::new(shared.config.limits()),
         shared: shared.clone(),
@@ -298,7 +298,7 @@ impl Conn {
     }
 
     fn dispatch(&mut self, req: Request) {
-        let action = classify(&req, &mut self.keys);
+        let action = classify_as(&req, &mut self.keys, self.session.caller());
         if self.subscribed_resp2() {
             return self.dispatch_subscribed(req, action);
         }

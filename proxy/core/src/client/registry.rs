@@ -36,6 +36,8 @@ pub struct ClientInfo {
     pub psub: usize,
     pub ssub: usize,
     pub multi: bool,
+    /// The user the client authenticated as.
+    pub user: String,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +69,7 @@ impl ClientEntry {
             active_ms: AtomicU64::new(0),
             info: Mutex::new(ClientInfo {
                 resp: 2,
+                user: "default".into(),
                 ..ClientInfo::default()
             }),
             signal: Arc::default(),
@@ -108,7 +111,7 @@ impl ClientEntry {
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={flags} db=0 sub={} psub={} \
 ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
-tot-mem=0 events=r cmd=NULL user=default redir=-1 resp={} lib-name={} lib-ver={}",
+tot-mem=0 events=r cmd=NULL user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -119,6 +122,7 @@ tot-mem=0 events=r cmd=NULL user=default redir=-1 resp={} lib-name={} lib-ver={}
             i.psub,
             i.ssub,
             if i.multi { 0 } else { -1 },
+            i.user,
             i.resp.max(2),
             s(&i.lib_name),
             s(&i.lib_ver),

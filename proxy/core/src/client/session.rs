@@ -1,28 +1,62 @@
-//! What a client chose for its connection (id, name, protocol), and RESET, which drops every
-//! piece of connection state.
+//! What a client chose for its connection (id, name, protocol, the user it authenticated as),
+//! and RESET, which drops every piece of connection state.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::Conn;
+use crate::auth::{User, Users};
+use crate::command::classify::Caller;
 use crate::upstream::Proto;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Session {
     pub id: u64,
     pub name: Option<Bytes>,
     pub proto: Proto,
+    pub user: Arc<User>,
+    /// False until AUTH succeeds when the default user needs a password (Redis's
+    /// `authRequired`).
+    pub authed: bool,
+    /// The user may do everything: its requests skip the permission check.
+    unrestricted: bool,
 }
 
 impl Session {
-    pub fn new(id: u64) -> Session {
+    /// A new connection: the default user, authenticated if it needs no password.
+    pub fn new(id: u64, users: &Users) -> Session {
+        let user = users.default_user().clone();
         Session {
             id,
-            ..Session::default()
+            name: None,
+            proto: Proto::Resp2,
+            authed: !users.auth_required(),
+            unrestricted: users.unrestricted(&user),
+            user,
         }
     }
 
     pub fn resp3(&self) -> bool {
         self.proto == Proto::Resp3
+    }
+
+    /// After a successful AUTH or HELLO AUTH.
+    pub fn login(&mut self, user: Arc<User>, users: &Users) {
+        self.unrestricted = users.unrestricted(&user);
+        self.user = user;
+        self.authed = true;
+    }
+
+    /// Who is asking, for the checks made before routing.
+    pub fn caller(&self) -> Caller<'_> {
+        if !self.authed {
+            Caller::Unauthenticated
+        } else if self.unrestricted {
+            Caller::Anyone
+        } else {
+            Caller::User(&self.user)
+        }
     }
 }
 
@@ -32,8 +66,10 @@ impl Conn {
         self.watch = None;
         self.subs = None;
         self.own.clear();
-        self.session = Session::new(self.session.id);
+        // As Redis's RESET: back to the default user, unauthenticated if it has a password.
+        self.session = Session::new(self.session.id, &self.shared.users);
         self.entry.update(|c| {
+            c.user = "default".into();
             c.name = None;
             c.resp = 2;
             c.multi = false;

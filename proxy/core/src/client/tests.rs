@@ -149,7 +149,7 @@ fn proxy(nodes: Vec<(&str, Node)>) -> (Arc<Shared>, Arc<Mutex<Vec<String>>>) {
     let log = dialer.log.clone();
     let mut config = Config::default();
     config.backend.failover_hold_ms = 500;
-    let shared = Shared::with_dialer(config, Arc::new(dialer));
+    let shared = Shared::with_dialer(config, Arc::new(dialer)).unwrap();
     let shard = |master: &str, start, end| {
         (
             Shard {

@@ -8,6 +8,7 @@ use hive_common::Slot;
 use super::merge::MergeKind;
 use super::pubsub::Family;
 use super::route::Route;
+use crate::auth::{self, User};
 use crate::error::{ClientReason, ProxyError};
 
 #[derive(Debug)]
@@ -67,9 +68,29 @@ const ADMIN: &str = "administrative commands go to the Redis nodes directly";
 const TRACKING: &str =
     "client-side caching would need invalidations from every shard, which Hive does not relay";
 const REPLICATION: &str = "replication and monitoring streams go to the Redis nodes directly";
+const MIGRATE: &str =
+    "it would copy keys to an address Hive does not route to; reshard with redis-cli --cluster instead";
+const TOPOLOGY: &str = "it would change the topology under Hive; run it on the node directly, or use hive drill / Sentinel / CLUSTER FAILOVER on the node";
 
-/// Classifies `req`; `keys` is scratch space for key positions.
+/// Who sends a request, for the checks made before it is routed.
+#[derive(Clone, Copy)]
+pub enum Caller<'a> {
+    /// A user allowed everything (Redis's default user when no ACL is configured).
+    Anyone,
+    /// A client that has not authenticated while a password is required.
+    Unauthenticated,
+    /// A user whose command, key and channel rules are checked.
+    User(&'a User),
+}
+
+/// Classifies `req` for a caller allowed everything; `keys` is scratch space.
 pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
+    classify_as(req, keys, Caller::Anyone)
+}
+
+/// Classifies `req` from `caller`: unknown commands and wrong arity first, then
+/// authentication and permissions (Redis's order), then the route.
+pub fn classify_as(req: &Request, keys: &mut KeyPositions, caller: Caller<'_>) -> Action {
     let table: &'static CommandTable = CommandTable::get();
     let name = req.arg(0);
     let Some(mut spec) = table.lookup(name) else {
@@ -98,6 +119,21 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
     if !spec.arity_ok(req.argc()) {
         return Action::Error(wrong_arity(spec));
     }
+    match caller {
+        Caller::Anyone => {}
+        Caller::Unauthenticated if spec.has(flag::NO_AUTH) => {}
+        Caller::Unauthenticated => {
+            return Action::Error(ProxyError::client(
+                ClientReason::NoAuth,
+                "Authentication required.",
+            ))
+        }
+        Caller::User(u) => {
+            if let Err(e) = auth::check(u, spec, req) {
+                return Action::Error(e);
+            }
+        }
+    }
     let full: &'static str = spec.name.as_str();
     match full {
         "ping" | "echo" | "quit" | "select" | "hello" | "auth" | "readonly" | "readwrite"
@@ -105,7 +141,7 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
         | "cluster|info" | "cluster|myid" | "client|setname" | "client|getname" | "client|id"
         | "client|info" | "client|list" | "client|kill" | "client|no-evict" | "client|setinfo"
         | "client|getredir" | "command" | "command|count" | "command|info" | "command|list"
-        | "command|getkeys" => return Action::Local(full),
+        | "command|getkeys" | "acl|whoami" | "acl|users" | "acl|cat" => return Action::Local(full),
         "info" => return Action::Info,
         "dbsize" | "pubsub|numpat" => return Action::FanOut(MergeKind::Sum),
         "keys" => return Action::FanOut(MergeKind::Concat),
@@ -147,6 +183,18 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
             return refused(full, TRACKING)
         }
         "monitor" | "sync" | "psync" | "replconf" => return refused(full, REPLICATION),
+        "migrate" => return refused(full, MIGRATE),
+        "swapdb" => return refused(full, "Hive serves database 0 only, and swapping it on one master at a time would hide keys"),
+        "asking" => return refused(full, "Hive follows ASK redirects itself; a client never needs ASKING"),
+        "pfdebug" | "pfselftest" | "memory|purge" | "memory|doctor" | "debug" => {
+            return refused(full, "it inspects or changes one node; run it on that node directly")
+        }
+        "shutdown" | "replicaof" | "slaveof" | "failover" | "module" => {
+            return refused(full, TOPOLOGY)
+        }
+        full if full.starts_with("acl|") => {
+            return refused(full, "Hive's users come from proxy.users and proxy.aclfile in hive.toml; the nodes' ACLs are administered on the nodes")
+        }
         "client|reply" => {
             return refused(full, "replies are always sent, so pipelines stay in step")
         }
@@ -385,6 +433,13 @@ mod tests {
             &["client", "tracking", "on"][..],
             &["monitor"],
             &["config", "set", "a", "b"],
+            &["migrate", "127.0.0.1", "7000", "k", "0", "1000"],
+            &["swapdb", "0", "1"],
+            &["asking"],
+            &["pfdebug", "getreg", "k"],
+            &["memory", "purge"],
+            &["acl", "setuser", "x"],
+            &["shutdown"],
         ] {
             let e = error_text(classify_args(cmd));
             assert!(e.starts_with("ERR Hive does not support"), "{cmd:?}: {e}");

@@ -208,7 +208,7 @@ impl Merge {
                     let (t, items) = elements(p)?;
                     ty = t;
                     for kv in items.chunks_exact(2) {
-                        if seen.insert(kv[0]) {
+                        if !is_secret_config(kv[0]) && seen.insert(kv[0]) {
                             pairs.push((kv[0], kv[1]));
                         }
                     }
@@ -236,6 +236,32 @@ impl Merge {
             }
         }
         Ok(out.freeze())
+    }
+}
+
+/// Node parameters whose values are credentials: CONFIG GET through Hive never returns them,
+/// whoever asks (`requirepass`, `masterauth`, `masteruser`, `tls-key-file-pass`,
+/// `tls-client-key-file-pass`, and any other `*pass`/`*password`/`*auth` parameter).
+fn is_secret_config(name_frame: &[u8]) -> bool {
+    let Some(name) = bulk_text(name_frame) else {
+        return false;
+    };
+    let name = name.to_ascii_lowercase();
+    name == b"masteruser"
+        || name.ends_with(b"pass")
+        || name.ends_with(b"password")
+        || name.ends_with(b"auth")
+}
+
+/// The payload of a bulk or simple string frame.
+fn bulk_text(frame: &[u8]) -> Option<&[u8]> {
+    match frame.first()? {
+        b'+' => frame.get(1..frame.len().checked_sub(2)?),
+        b'$' => {
+            let nl = memchr::memchr(b'\n', frame)?;
+            frame.get(nl + 1..frame.len().checked_sub(2)?)
+        }
+        _ => None,
     }
 }
 
@@ -383,6 +409,18 @@ mod tests {
         let huge = format!("%{}\r\n", i64::MAX);
         assert!(elements(huge.as_bytes()).is_err());
         assert!(elements(b"*4611686018427387904\r\n").is_err());
+    }
+
+    #[test]
+    fn merge_config_get_leaves_credentials_out() {
+        let node =
+            b"*8\r\n$11\r\nrequirepass\r\n$6\r\nsecret\r\n$10\r\nmasterauth\r\n$6\r\nsecret\r\n\
+$17\r\ntls-key-file-pass\r\n$1\r\nx\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n";
+        let mut m = Merge::new(MergeKind::Pairs, 2, vec![]);
+        m.add(0, Bytes::from_static(node));
+        let out = m.add(1, Bytes::from_static(node)).unwrap();
+        assert_eq!(&out[..], b"*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n");
+        assert!(!out.windows(6).any(|w| w == b"secret"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Proxy configuration: the TOML file and its defaults. Validation lives in `validate.rs`.
 
+mod secret;
+mod users;
 mod validate;
+
+pub use secret::Secret;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +24,13 @@ pub enum ConfigError {
     Invalid {
         file: PathBuf,
         key: String,
+        reason: String,
+    },
+    /// A line of `proxy.aclfile`.
+    #[error("{file}:{line}: {reason}")]
+    AclFile {
+        file: PathBuf,
+        line: usize,
         reason: String,
     },
 }
@@ -109,6 +120,13 @@ pub struct ProxyConfig {
     /// A subscriber whose unread messages pass this many bytes is disconnected (Redis's
     /// `client-output-buffer-limit pubsub` hard limit, 32 MB by default).
     pub subscriber_output_limit_bytes: usize,
+    /// The default user's password (Redis's `requirepass`); clients must AUTH with it.
+    pub requirepass: Option<Secret>,
+    /// ACL users in Redis's rule syntax, one per entry: `"app on >secret ~app:* +@read"` (a
+    /// leading `user` is optional, so lines of a `users.acl` can be pasted).
+    pub users: Vec<Secret>,
+    /// An ACL file (`user <name> <rules>` per line), read at startup after `users`.
+    pub aclfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,10 +141,10 @@ pub struct BackendConfig {
     pub shards: Vec<ShardConfig>,
     /// ACL user and password for the Redis nodes (AUTH on every backend connection).
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// ACL user and password for the Sentinels.
     pub sentinel_username: Option<String>,
-    pub sentinel_password: Option<String>,
+    pub sentinel_password: Option<Secret>,
     pub connect_timeout_ms: u64,
     /// A backend that leaves a request unanswered this long is treated as dead.
     pub command_timeout_ms: u64,
@@ -161,6 +179,9 @@ impl Default for ProxyConfig {
             max_pending_per_client: 4096,
             shutdown_grace_ms: 5000,
             subscriber_output_limit_bytes: 32 << 20,
+            requirepass: None,
+            users: Vec::new(),
+            aclfile: None,
         }
     }
 }
@@ -331,6 +352,43 @@ mod tests {
         );
         let e = parse("[proxy]\nlisten = \"nowhere\"\n").unwrap_err();
         assert!(e.contains("key `proxy.listen`"), "{e}");
+    }
+
+    #[test]
+    fn config_users_errors_name_the_entry_or_line() {
+        let e = parse("[proxy]\nusers = [\"app on >pw +get\", \"ops on +nosuch\"]\n").unwrap_err();
+        assert_eq!(
+            e,
+            "hive.toml: key `proxy.users[1]`: Error in ACL SETUSER modifier '+nosuch': Unknown command or category name in ACL"
+        );
+        let dir = std::env::temp_dir().join(format!("hive-acl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let acl = dir.join("users.acl");
+        std::fs::write(
+            &acl,
+            "user app on >pw ~app:* +@read\n\nuser bad on ~x bogus\n",
+        )
+        .unwrap();
+        let text = format!("[proxy]\naclfile = {:?}\n", acl.display().to_string());
+        let e = parse(&text).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "{}:3: Error in ACL SETUSER modifier 'bogus': Syntax error",
+                acl.display()
+            )
+        );
+        std::fs::write(&acl, "app on >pw\n").unwrap();
+        let e = parse(&text).unwrap_err();
+        assert!(e.ends_with(":1: should start with user keyword"), "{e}");
+        std::fs::write(&acl, "user app on >pw ~app:* +@read\n").unwrap();
+        let c = parse(&format!("{text}requirepass = \"x\"\n")).unwrap();
+        let users = c.users(Path::new("hive.toml")).unwrap();
+        assert!(users.authenticate(b"app", b"pw").is_some());
+        assert!(users.authenticate(b"default", b"x").is_some());
+        // The password is not in the config's Debug output.
+        assert!(!format!("{c:?}").contains("\"x\""));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

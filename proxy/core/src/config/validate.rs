@@ -65,6 +65,7 @@ impl Config {
                 "must be at least 10".into(),
             ));
         }
+        self.users(file)?;
         Ok(())
     }
 

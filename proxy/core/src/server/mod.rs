@@ -48,7 +48,7 @@ pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result
         0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
         t => t,
     };
-    let shared = Shared::new(config);
+    let shared = Shared::new(config).map_err(|e| std::io::Error::other(e.to_string()))?;
     let ready = Arc::new(Barrier::new(n + 1));
     let mut threads = Vec::with_capacity(n);
     for i in 0..n {

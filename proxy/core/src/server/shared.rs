@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::auth::Users;
 use crate::client::registry::Registry;
 use crate::command::scripts::Scripts;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::metrics::Stats;
 use crate::stream::{Dialer, TcpDialer};
 use crate::upstream::backend::BackendOpts;
@@ -30,16 +31,22 @@ pub struct Shared {
     /// Script bodies by SHA1 (from SCRIPT LOAD and EVAL), to reload one on a node that
     /// answers NOSCRIPT after a failover or restart.
     pub scripts: Scripts,
+    /// The proxy's own users (never the backend's credentials).
+    pub users: Users,
 }
 
 impl Shared {
-    /// Backends over TCP.
-    pub fn new(config: Config) -> Arc<Shared> {
+    /// Backends over TCP. Fails only on the users (an ACL file that no longer reads).
+    pub fn new(config: Config) -> Result<Arc<Shared>, ConfigError> {
         Shared::with_dialer(config, Arc::new(TcpDialer))
     }
 
     /// Backends reached through `dialer` (TLS, or in-memory nodes in tests).
-    pub fn with_dialer(config: Config, dialer: Arc<dyn Dialer>) -> Arc<Shared> {
+    pub fn with_dialer(
+        config: Config,
+        dialer: Arc<dyn Dialer>,
+    ) -> Result<Arc<Shared>, ConfigError> {
+        let users = config.users(std::path::Path::new("<config>"))?;
         let stats = Arc::new(Stats::default());
         let refresh = Arc::new(Notify::new());
         let opts = BackendOpts {
@@ -50,7 +57,7 @@ impl Shared {
             push: None,
             dialer,
         };
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             connector: Connector::new(opts, refresh.clone(), stats.clone()),
             config,
             topology: TopologyState::default(),
@@ -59,6 +66,7 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             clients: Registry::default(),
             scripts: Scripts::default(),
-        })
+            users,
+        }))
     }
 }

@@ -1,6 +1,8 @@
 //! Credentials Hive sends to nodes and sentinels with `AUTH` right after connecting; never a
 //! client's.
 
+use crate::config::Secret;
+
 /// Credentials sent with `AUTH` right after connecting. `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Auth {
@@ -10,10 +12,10 @@ pub struct Auth {
 
 impl Auth {
     /// `Some` when a password is configured.
-    pub fn from_config(username: &Option<String>, password: &Option<String>) -> Option<Auth> {
+    pub fn from_config(username: &Option<String>, password: &Option<Secret>) -> Option<Auth> {
         password.as_ref().map(|p| Auth {
             username: username.clone(),
-            password: p.clone(),
+            password: p.expose().to_string(),
         })
     }
 

@@ -5,7 +5,7 @@ use hive_common::resp::{
     parse_i64, write_array_header, write_bulk, write_integer, write_map_header, Request,
 };
 
-use crate::client::registry::ClientEntry;
+use super::{login, Ctx};
 use crate::client::session::Session;
 use crate::error::{ClientReason, ProxyError};
 use crate::upstream::Proto;
@@ -18,9 +18,10 @@ fn err(m: impl Into<String>) -> ProxyError {
 pub fn answer(
     req: &Request,
     session: &mut Session,
-    entry: &ClientEntry,
+    ctx: &Ctx<'_>,
     out: &mut BytesMut,
 ) -> Result<(), ProxyError> {
+    let entry = ctx.entry;
     let mut i = 1;
     let mut proto = session.proto;
     if let Some(v) = req.get(1) {
@@ -38,9 +39,11 @@ pub fn answer(
         i = 2;
     }
     let mut name = None;
+    let mut auth = None;
     while i < req.argc() {
         let opt = req.arg(i);
         if opt.eq_ignore_ascii_case(b"auth") && i + 2 < req.argc() {
+            auth = Some((req.arg(i + 1), req.arg(i + 2)));
             i += 3;
         } else if opt.eq_ignore_ascii_case(b"setname") && i + 1 < req.argc() {
             name = Some(valid_name(req.arg(i + 1), "Client names")?);
@@ -51,6 +54,15 @@ pub fn answer(
                 String::from_utf8_lossy(opt)
             )));
         }
+    }
+    if let Some((user, password)) = auth {
+        login(session, ctx, user, password)?;
+    }
+    if !session.authed {
+        return Err(ProxyError::client(
+            ClientReason::NoAuth,
+            "HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
     }
     if let Some(n) = name {
         session.name = n.clone();

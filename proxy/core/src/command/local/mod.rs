@@ -3,6 +3,7 @@
 //! each. A new locally answered command gets its arm in `answer` and, if it is more than a
 //! line, a file of its own.
 
+mod acl;
 mod client;
 pub mod cluster_view;
 mod command_info;
@@ -14,7 +15,7 @@ use hive_common::Slot;
 
 use crate::client::registry::ClientEntry;
 use crate::client::session::Session;
-use crate::error::ProxyError;
+use crate::error::{ClientReason, ProxyError};
 use crate::server::Shared;
 
 /// Whether the connection closes after this reply (QUIT).
@@ -64,13 +65,22 @@ pub fn answer(
         }
         "readonly" | "readwrite" => write_simple(out, "OK"),
         "auth" => {
-            // No proxy password is configured: answer as a Redis without requirepass does.
-            if req.argc() == 2 {
+            if req.argc() > 3 {
+                return Err(err("syntax error"));
+            }
+            let users = &ctx.shared.users;
+            if req.argc() == 2 && users.default_user().nopass {
                 return Err(err("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
             }
+            let (name, password) = match req.argc() {
+                2 => (&b"default"[..], req.arg(1)),
+                _ => (req.arg(1), req.arg(2)),
+            };
+            login(session, ctx, name, password)?;
             write_simple(out, "OK");
         }
-        "hello" => hello::answer(req, session, ctx.entry, out)?,
+        "hello" => hello::answer(req, session, ctx, out)?,
+        "acl|whoami" | "acl|users" | "acl|cat" => acl::answer(cmd, req, session, ctx.shared, out)?,
         "cluster|slots" | "cluster|shards" | "cluster|nodes" | "cluster|info" | "cluster|myid" => {
             cluster_view::answer(cmd, &ctx.entry.local, ctx.shared, resp3, out)
         }
@@ -87,6 +97,31 @@ pub fn answer(
     Ok(After::Continue)
 }
 
+/// Authenticates the connection as `name`, or answers WRONGPASS and leaves it as it was.
+fn login(
+    session: &mut Session,
+    ctx: &Ctx<'_>,
+    name: &[u8],
+    password: &[u8],
+) -> Result<(), ProxyError> {
+    let users = &ctx.shared.users;
+    let Some(user) = users.authenticate(name, password) else {
+        tracing::warn!(
+            client = session.id,
+            user = %String::from_utf8_lossy(name),
+            "authentication failed"
+        );
+        return Err(ProxyError::client(
+            ClientReason::WrongPass,
+            "invalid username-password pair or user is disabled.",
+        ));
+    };
+    let name = user.name.clone();
+    session.login(user, users);
+    ctx.entry.update(|c| c.user = name);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,8 +130,8 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<(Vec<u8>, After), String> {
         let mut out = BytesMut::new();
-        let mut s = Session::new(7);
-        let shared = Shared::new(crate::config::Config::default());
+        let shared = Shared::new(crate::config::Config::default()).unwrap();
+        let mut s = Session::new(7, &shared.users);
         let entry = crate::client::registry::ClientEntry::new(
             7,
             "127.0.0.1:5000".parse().unwrap(),

@@ -1,0 +1,293 @@
+//! Security at the proxy, against real nodes that all have `requirepass`: the proxy's own
+//! users (requirepass, ACL rules, hashed passwords), Redis's NOAUTH/WRONGPASS/NOPERM texts,
+//! credentials kept from clients, and commands that are never forwarded.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use hive_proxy::auth::hash_password;
+use hive_tests::{connect, GroupEnv};
+use redis::{Commands, RedisError, Value};
+
+const NODE_PW: &str = "node-secret-4711";
+const PROXY_PW: &str = "proxy-secret-0815";
+
+/// 3 static masters with `requirepass`; the proxy with its own users.
+fn env() -> GroupEnv {
+    GroupEnv::start(3, 0, Some(NODE_PW), |c| {
+        c.proxy.requirepass = Some(PROXY_PW.into());
+        c.proxy.users = vec![
+            "app on >apppw ~app:* &events:* +@read +@write +@pubsub +@transaction -@dangerous"
+                .into(),
+            "user reader on >readpw %R~* +@read +@connection".into(),
+            format!("hashed on #{} ~* &* +@all", hash_password(b"hashedpw")).into(),
+            "retired off >oldpw ~* +@all".into(),
+        ];
+    })
+}
+
+fn plain(env: &GroupEnv) -> redis::Connection {
+    connect(&env.url())
+}
+
+fn err(r: Result<Value, RedisError>) -> String {
+    let e = r.expect_err("an error reply");
+    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
+}
+
+fn run(c: &mut redis::Connection, args: &[&str]) -> Result<Value, RedisError> {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c)
+}
+
+#[test]
+fn security_unauthenticated_clients_get_noauth_and_bad_credentials_wrongpass() {
+    let env = env();
+    let mut c = plain(&env);
+    for cmd in [
+        &["GET", "k"][..],
+        &["SET", "k", "v"],
+        &["KEYS", "*"],
+        &["FLUSHALL"],
+        &["CLIENT", "KILL", "TYPE", "normal"],
+        &["PING"],
+        &["CONFIG", "GET", "requirepass"],
+    ] {
+        assert_eq!(
+            err(run(&mut c, cmd)),
+            "NOAUTH Authentication required.",
+            "{cmd:?}"
+        );
+    }
+    let wrongpass = "WRONGPASS invalid username-password pair or user is disabled.";
+    assert_eq!(
+        err(run(&mut c, &["AUTH", "default", "wrongpassword"])),
+        wrongpass
+    );
+    assert_eq!(err(run(&mut c, &["AUTH", "nosuchuser", "x"])), wrongpass);
+    assert_eq!(err(run(&mut c, &["AUTH", "wrongpassword"])), wrongpass);
+    assert_eq!(err(run(&mut c, &["AUTH", "retired", "oldpw"])), wrongpass);
+    assert_eq!(
+        err(run(&mut c, &["HELLO", "3", "AUTH", "default", "wrong"])),
+        wrongpass
+    );
+    assert!(err(run(&mut c, &["HELLO", "3"])).starts_with("NOAUTH HELLO must be called"));
+    assert_eq!(
+        err(run(&mut c, &["AUTH", "a", "b", "c"])),
+        "ERR syntax error"
+    );
+    // Still not authenticated after all that.
+    assert_eq!(
+        err(run(&mut c, &["GET", "k"])),
+        "NOAUTH Authentication required."
+    );
+    // QUIT needs no authentication.
+    assert_eq!(run(&mut c, &["QUIT"]).unwrap(), Value::Okay);
+
+    let mut c = plain(&env);
+    let hello = run(
+        &mut c,
+        &[
+            "HELLO", "2", "AUTH", "default", PROXY_PW, "SETNAME", "web-1",
+        ],
+    );
+    assert!(matches!(hello, Ok(Value::Array(_))), "{hello:?}");
+    let name: String = redis::cmd("CLIENT").arg("GETNAME").query(&mut c).unwrap();
+    assert_eq!(name, "web-1");
+    let _: () = c.set("after-hello", "1").unwrap();
+
+    let mut c = plain(&env);
+    assert_eq!(run(&mut c, &["AUTH", PROXY_PW]).unwrap(), Value::Okay);
+    let got: Option<String> = c.get("after-hello").unwrap();
+    assert_eq!(got.as_deref(), Some("1"));
+    assert_eq!(
+        run(&mut c, &["AUTH", "hashed", "hashedpw"]).unwrap(),
+        Value::Okay
+    );
+    let who: String = redis::cmd("ACL").arg("WHOAMI").query(&mut c).unwrap();
+    assert_eq!(who, "hashed");
+    // The redis crate's own AUTH (user and password in the URL) works too.
+    let url = format!("redis://app:apppw@{}/", env.proxy.addr);
+    let mut app = connect(&url);
+    let _: () = app.set("app:url", "1").unwrap();
+}
+
+#[test]
+fn security_acl_rules_are_enforced_before_routing() {
+    let env = env();
+    let mut app = connect(&format!("redis://app:apppw@{}/", env.proxy.addr));
+    let _: () = app.set("app:1", "v").unwrap();
+    let nokey = "NOPERM this user has no permissions to access one of the keys used as arguments";
+    assert_eq!(err(run(&mut app, &["SET", "other", "v"])), nokey);
+    assert_eq!(err(run(&mut app, &["GET", "other"])), nokey);
+    assert_eq!(err(run(&mut app, &["MGET", "app:1", "other"])), nokey);
+    assert_eq!(
+        err(run(&mut app, &["FLUSHALL"])),
+        "NOPERM this user has no permissions to run the 'flushall' command"
+    );
+    assert_eq!(
+        err(run(&mut app, &["KEYS", "*"])),
+        "NOPERM this user has no permissions to run the 'keys' command"
+    );
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("events:a")
+        .arg("m")
+        .query(&mut app)
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(
+        err(run(&mut app, &["PUBLISH", "other", "m"])),
+        "NOPERM this user has no permissions to access one of the channels used as arguments"
+    );
+    // A refused command inside MULTI aborts the transaction, as in Redis.
+    let _: () = redis::cmd("MULTI").query(&mut app).unwrap();
+    assert!(err(run(&mut app, &["SET", "other", "v"])).starts_with("NOPERM"));
+    assert!(err(run(&mut app, &["EXEC"])).starts_with("EXECABORT"));
+
+    let mut reader = connect(&format!("redis://reader:readpw@{}/", env.proxy.addr));
+    let got: Option<String> = reader.get("app:1").unwrap();
+    assert_eq!(got.as_deref(), Some("v"));
+    assert_eq!(
+        err(run(&mut reader, &["SET", "app:1", "x"])),
+        "NOPERM this user has no permissions to run the 'set' command"
+    );
+    // Nothing refused reached a node.
+    for i in 0..3 {
+        let master = env.routed_master(i);
+        let mut node = env.node(&master);
+        let other: Option<String> = node.get("other").unwrap();
+        assert_eq!(other, None, "on {master}");
+    }
+    assert_eq!(
+        err(run(&mut app, &["CLIENT", "LIST"])),
+        "NOPERM this user has no permissions to run the 'client|list' command"
+    );
+    let mut admin = connect(&format!("redis://:{PROXY_PW}@{}/", env.proxy.addr));
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+    assert!(list.contains("user=app"), "{list}");
+    assert!(list.contains("user=default"), "{list}");
+    assert!(list.contains("user=reader"), "{list}");
+}
+
+#[test]
+fn security_no_secret_leaves_the_proxy() {
+    let env = env();
+    let mut c = connect(&format!("redis://:{PROXY_PW}@{}/", env.proxy.addr));
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("requirepass")
+        .query(&mut c)
+        .unwrap();
+    assert!(v.is_empty(), "{v:?}");
+    let all: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("*")
+        .query(&mut c)
+        .unwrap();
+    assert!(
+        all.iter().any(|k| k == "maxmemory"),
+        "CONFIG GET * still works"
+    );
+    for secret in [
+        "requirepass",
+        "masterauth",
+        "masteruser",
+        "tls-key-file-pass",
+    ] {
+        assert!(!all.iter().any(|k| k == secret), "{secret} returned");
+    }
+    let info: String = redis::cmd("INFO").query(&mut c).unwrap();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+    let wrong = err(run(&mut c, &["AUTH", "app", NODE_PW]));
+    for text in [all.join(" "), info, list, wrong] {
+        assert!(
+            !text.contains(NODE_PW),
+            "the nodes' password leaked: {text}"
+        );
+        assert!(
+            !text.contains(PROXY_PW),
+            "the proxy's password leaked: {text}"
+        );
+    }
+}
+
+#[test]
+fn security_commands_that_would_break_hive_are_never_forwarded() {
+    let env = env();
+    let mut c = connect(&format!("redis://:{PROXY_PW}@{}/", env.proxy.addr));
+    for i in 0..30 {
+        let _: () = c.set(format!("swap:{i}"), i).unwrap();
+    }
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    for cmd in [
+        &["MIGRATE", "127.0.0.1", "1", "swap:1", "0", "1000"][..],
+        &["SWAPDB", "0", "1"],
+        &["ASKING"],
+        &["PFDEBUG", "GETREG", "swap:1"],
+        &["PFSELFTEST"],
+        &["MEMORY", "PURGE"],
+        &["MEMORY", "DOCTOR"],
+        &["SHUTDOWN"],
+        &["REPLICAOF", "127.0.0.1", "1"],
+        &["DEBUG", "SLEEP", "0"],
+        &["MODULE", "LIST"],
+        &["ACL", "SETUSER", "intruder", "on", ">x", "+@all"],
+    ] {
+        let e = err(run(&mut c, cmd));
+        assert!(e.starts_with("ERR Hive does not support"), "{cmd:?}: {e}");
+    }
+    let after: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(after, dbsize, "no key vanished or moved");
+    let v: Option<String> = c.get("swap:1").unwrap();
+    assert_eq!(v.as_deref(), Some("1"));
+}
+
+#[test]
+fn security_without_users_the_default_user_is_redis_default() {
+    let env = GroupEnv::statik(1, |_| {});
+    let mut c = plain(&env);
+    assert_eq!(
+        run(&mut c, &["PING"]).unwrap(),
+        Value::SimpleString("PONG".into())
+    );
+    assert_eq!(
+        err(run(&mut c, &["AUTH", "x"])),
+        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+    );
+    assert_eq!(
+        run(&mut c, &["AUTH", "default", "anything"]).unwrap(),
+        Value::Okay
+    );
+    assert_eq!(
+        err(run(&mut c, &["AUTH", "nosuchuser", "x"])),
+        "WRONGPASS invalid username-password pair or user is disabled."
+    );
+}
+
+#[test]
+fn security_redis_py_authenticates_with_an_acl_user() {
+    let env = env();
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyvenv/bin/python");
+    let script = "import redis, sys\n\
+r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]), username='app', password='apppw')\n\
+r.set('app:py', 'ok')\n\
+assert r.get('app:py') == b'ok'\n\
+try:\n    r.get('other')\n    sys.exit('no NOPERM')\n\
+except redis.exceptions.NoPermissionError:\n    pass\n\
+try:\n    redis.Redis(port=int(sys.argv[1]), username='app', password='bad').ping()\n    sys.exit('no auth error')\n\
+except redis.exceptions.AuthenticationError:\n    pass\n\
+print('ALL OK')\n";
+    let out = Command::new(python)
+        .args(["-c", script, &env.proxy.addr.port().to_string()])
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ALL OK"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
