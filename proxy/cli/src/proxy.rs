@@ -7,7 +7,7 @@ use clap::Args;
 use hive_proxy::config::{Config, Mode, ShardConfig};
 use hive_proxy::server;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{init_logging, wait_for_signal};
 
@@ -74,11 +74,31 @@ pub fn run(a: ProxyArgs) -> Result<()> {
     let (stop, rx) = watch::channel(false);
     let running =
         server::start(config, rx).with_context(|| format!("cannot listen on {listen}"))?;
-    info!(listen = %running.addr, "hive proxy ready");
+    match running.tls_addr {
+        Some(tls) => info!(listen = %running.addr, tls = %tls, "hive proxy ready"),
+        None => info!(listen = %running.addr, "hive proxy ready"),
+    }
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    signals.block_on(wait_for_signal());
+    let shared = running.shared.clone();
+    signals.block_on(async move {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .expect("installing a SIGHUP handler works on Unix");
+        // SIGHUP re-reads the TLS certificate and key; new connections get them.
+        loop {
+            tokio::select! {
+                _ = wait_for_signal() => break,
+                _ = hup.recv() => match &shared.tls {
+                    Some(tls) => match tls.reload() {
+                        Ok(()) => info!("SIGHUP: TLS certificate and key reloaded"),
+                        Err(e) => warn!(error = %e, "SIGHUP: TLS files not reloaded; the old ones stay in use"),
+                    },
+                    None => info!("SIGHUP: no TLS listener, nothing to reload"),
+                },
+            }
+        }
+    });
     info!("shutting down: finishing in-flight requests");
     let _ = stop.send(true);
     running.join();

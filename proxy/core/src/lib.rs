@@ -11,4 +11,5 @@ pub mod error;
 pub mod metrics;
 pub mod server;
 pub mod stream;
+pub mod tls;
 pub mod upstream;

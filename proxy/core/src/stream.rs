@@ -34,6 +34,13 @@ impl Stream for DuplexStream {
     }
 }
 
+impl Stream for tokio_rustls::client::TlsStream<TcpStream> {
+    fn into_halves(self: Box<Self>) -> (BoxRead, BoxWrite) {
+        let (r, w) = tokio::io::split(*self);
+        (Box::new(r), Box::new(w))
+    }
+}
+
 pub type BoxStream = Box<dyn Stream>;
 
 pub type DialFuture<'a> = Pin<Box<dyn Future<Output = io::Result<BoxStream>> + Send + 'a>>;
@@ -47,19 +54,23 @@ pub trait Dialer: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub struct TcpDialer;
 
+impl TcpDialer {
+    pub async fn connect(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
+        let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("timed out after {timeout:?}"),
+                )
+            })??;
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+}
+
 impl Dialer for TcpDialer {
     fn dial<'a>(&'a self, addr: &'a str, timeout: Duration) -> DialFuture<'a> {
-        Box::pin(async move {
-            let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
-                .await
-                .map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("timed out after {timeout:?}"),
-                    )
-                })??;
-            let _ = s.set_nodelay(true);
-            Ok(Box::new(s) as BoxStream)
-        })
+        Box::pin(async move { Ok(Box::new(TcpDialer::connect(addr, timeout).await?) as BoxStream) })
     }
 }

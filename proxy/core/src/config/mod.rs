@@ -1,6 +1,7 @@
 //! Proxy configuration: the TOML file and its defaults. Validation lives in `validate.rs`.
 
 mod secret;
+mod tls;
 mod users;
 mod validate;
 
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hive_common::resp::Limits;
+
+use crate::tls::server::AuthClients;
 use serde::{Deserialize, Serialize};
 
 /// A configuration mistake: where it is and what is wrong.
@@ -127,6 +130,15 @@ pub struct ProxyConfig {
     pub users: Vec<Secret>,
     /// An ACL file (`user <name> <rules>` per line), read at startup after `users`.
     pub aclfile: Option<PathBuf>,
+    /// A TLS listener beside `listen` (or instead of it, with `listen = ""`).
+    pub tls_listen: Option<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// The CA that signs client certificates.
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// `yes` (clients must present a certificate the CA signed, Redis's default), `optional`
+    /// or `no`.
+    pub tls_auth_clients: AuthClients,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +169,15 @@ pub struct BackendConfig {
     pub failover_hold_ms: u64,
     /// First retry delay while holding; doubled on each retry, capped at 500 ms.
     pub retry_backoff_ms: u64,
+    /// Reach nodes and sentinels over TLS.
+    pub tls: bool,
+    /// The CA their certificates must chain to (needed with `tls`).
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// A client certificate, for nodes with `tls-auth-clients yes`.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// The name their certificates carry, when it is not the host of their address.
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,6 +203,11 @@ impl Default for ProxyConfig {
             requirepass: None,
             users: Vec::new(),
             aclfile: None,
+            tls_listen: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_cert_file: None,
+            tls_auth_clients: AuthClients::Yes,
         }
     }
 }
@@ -203,6 +229,11 @@ impl Default for BackendConfig {
             max_redirects: 5,
             failover_hold_ms: 5000,
             retry_backoff_ms: 50,
+            tls: false,
+            tls_ca_cert_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_server_name: None,
         }
     }
 }

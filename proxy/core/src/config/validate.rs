@@ -17,12 +17,23 @@ impl Config {
             key: key.into(),
             reason,
         };
-        if self.proxy.listen.parse::<SocketAddr>().is_err() {
+        let plaintext_off = self.proxy.listen.is_empty() && self.proxy.tls_listen.is_some();
+        if !plaintext_off && self.proxy.listen.parse::<SocketAddr>().is_err() {
             return Err(bad(
                 "proxy.listen",
                 format!("`{}` is not an ip:port address", self.proxy.listen),
             ));
         }
+        if let Some(l) = &self.proxy.tls_listen {
+            if l.parse::<SocketAddr>().is_err() {
+                return Err(bad(
+                    "proxy.tls_listen",
+                    format!("`{l}` is not an ip:port address"),
+                ));
+            }
+        }
+        self.tls_acceptor(file)?;
+        self.dialer(file)?;
         self.validate_backend(file)?;
         if self.proxy.max_clients == 0 {
             return Err(bad("proxy.max_clients", "must be at least 1".into()));

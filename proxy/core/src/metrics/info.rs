@@ -13,7 +13,7 @@ pub fn proxy_section(shared: &Shared) -> String {
 connected_clients:{}\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
 total_commands_processed:{}\r\nerror_replies:{}\r\nmoved_redirects:{}\r\nask_redirects:{}\r\n\
 retries:{}\r\nbackend_failures:{}\r\ntopology_refreshes:{}\r\nsentinel_events:{}\r\n\
-client_panics:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
+client_panics:{}\r\ntls_handshake_failures:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         shared.config.backend.mode.as_str(),
         s.started.elapsed().as_secs(),
@@ -29,6 +29,7 @@ client_panics:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
         Stats::get(&s.topology_refreshes),
         Stats::get(&s.sentinel_events),
         Stats::get(&s.client_panics),
+        Stats::get(&s.tls_handshake_failures),
         (0..topo.map.shards().len())
             .filter(|&i| topo.has_master(i))
             .count(),

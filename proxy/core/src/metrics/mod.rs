@@ -22,6 +22,8 @@ pub struct Stats {
     pub sentinel_events: AtomicU64,
     /// Client tasks that panicked (each closed its connection only).
     pub client_panics: AtomicU64,
+    /// TLS clients whose handshake failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 impl Default for Stats {
@@ -40,6 +42,7 @@ impl Default for Stats {
             topology_refreshes: AtomicU64::new(0),
             sentinel_events: AtomicU64::new(0),
             client_panics: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
         }
     }
 }

@@ -18,11 +18,48 @@ mod shared;
 
 pub use shared::Shared;
 
-/// A running proxy: its address, shared state and worker threads.
+/// A running proxy: its addresses, shared state and worker threads.
 pub struct Running {
+    /// The plaintext listener's address, or the TLS one's when plaintext is off.
     pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// The sockets a worker accepts on: plaintext, TLS, or both.
+struct Listeners {
+    plain: Option<std::net::TcpListener>,
+    tls: Option<std::net::TcpListener>,
+}
+
+impl Listeners {
+    fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let bind = |a: &str| -> std::io::Result<std::net::TcpListener> {
+            let l = std::net::TcpListener::bind(a)?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        };
+        let plain = match config.proxy.listen.as_str() {
+            "" => None,
+            a => Some(bind(a)?),
+        };
+        let tls = config.proxy.tls_listen.as_deref().map(bind).transpose()?;
+        if plain.is_none() && tls.is_none() {
+            return Err(std::io::Error::other(
+                "no listener: set proxy.listen or proxy.tls_listen",
+            ));
+        }
+        Ok(Listeners { plain, tls })
+    }
+
+    fn try_clone(&self) -> std::io::Result<Listeners> {
+        let c = |l: &Option<std::net::TcpListener>| l.as_ref().map(|l| l.try_clone()).transpose();
+        Ok(Listeners {
+            plain: c(&self.plain)?,
+            tls: c(&self.tls)?,
+        })
+    }
 }
 
 impl Running {
@@ -38,9 +75,12 @@ impl Running {
 /// refresher keeps trying and requests wait or get an error meanwhile), and starts the workers.
 /// Returns once the proxy accepts clients.
 pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Running> {
-    let listener = std::net::TcpListener::bind(&config.proxy.listen)?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
+    let listeners = Listeners::bind(&config)?;
+    let tls_addr = listeners.tls.as_ref().map(|l| l.local_addr()).transpose()?;
+    let addr = match &listeners.plain {
+        Some(l) => l.local_addr()?,
+        None => tls_addr.expect("bind refuses to have no listener"),
+    };
     let n = match config.proxy.threads {
         // Half the CPUs: the proxy shares its host with the clients it serves (a sidecar) or
         // with Redis. On 2 cores with redis-benchmark and the servers beside it, one thread
@@ -52,8 +92,8 @@ pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result
     let ready = Arc::new(Barrier::new(n + 1));
     let mut threads = Vec::with_capacity(n);
     for i in 0..n {
-        let (listener, shared, shutdown, ready) = (
-            listener.try_clone()?,
+        let (listeners, shared, shutdown, ready) = (
+            listeners.try_clone()?,
             shared.clone(),
             shutdown.clone(),
             ready.clone(),
@@ -64,12 +104,13 @@ pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result
         threads.push(
             std::thread::Builder::new()
                 .name(format!("hive-worker-{i}"))
-                .spawn(move || worker(i, rt, listener, shared, shutdown, ready))?,
+                .spawn(move || worker(i, rt, listeners, shared, shutdown, ready))?,
         );
     }
     ready.wait();
     Ok(Running {
         addr,
+        tls_addr,
         shared,
         threads,
     })
@@ -78,7 +119,7 @@ pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result
 fn worker(
     i: usize,
     rt: tokio::runtime::Runtime,
-    listener: std::net::TcpListener,
+    listeners: Listeners,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     ready: Arc<Barrier>,
@@ -91,14 +132,32 @@ fn worker(
     }
     ready.wait();
     rt.block_on(async move {
-        let listener = match TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => return warn!(error = %e, "worker cannot listen"),
+        let tokio_listener = |l: Option<std::net::TcpListener>| match l.map(TcpListener::from_std) {
+            Some(Ok(l)) => Some(l),
+            Some(Err(e)) => {
+                warn!(error = %e, "worker cannot listen");
+                None
+            }
+            None => None,
         };
+        let (plain, tls) = (
+            tokio_listener(listeners.plain),
+            tokio_listener(listeners.tls),
+        );
         if i == 0 {
             tokio::spawn(source::run(shared.clone(), shutdown.clone()));
         }
-        accept::accept(listener, &shared, shutdown).await;
+        let plain = async {
+            if let Some(l) = plain {
+                accept::accept(l, false, &shared, shutdown.clone()).await;
+            }
+        };
+        let tls = async {
+            if let Some(l) = tls {
+                accept::accept(l, true, &shared, shutdown.clone()).await;
+            }
+        };
+        tokio::join!(plain, tls);
         accept::drain(&shared).await;
     });
 }
@@ -106,6 +165,7 @@ fn worker(
 /// A proxy for `hive up` and the tests; stops (gracefully) when dropped.
 pub struct ProxyHandle {
     pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     running: Option<Running>,
@@ -117,6 +177,7 @@ impl ProxyHandle {
         let running = start(config, rx)?;
         Ok(ProxyHandle {
             addr: running.addr,
+            tls_addr: running.tls_addr,
             shared: running.shared.clone(),
             stop,
             running: Some(running),

@@ -11,7 +11,8 @@ use crate::client::registry::Registry;
 use crate::command::scripts::Scripts;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Stats;
-use crate::stream::{Dialer, TcpDialer};
+use crate::stream::Dialer;
+use crate::tls::server::Acceptor;
 use crate::upstream::backend::BackendOpts;
 use crate::upstream::connector::Connector;
 use crate::upstream::topology::TopologyState;
@@ -33,12 +34,16 @@ pub struct Shared {
     pub scripts: Scripts,
     /// The proxy's own users (never the backend's credentials).
     pub users: Users,
+    /// The TLS acceptor for `proxy.tls_listen`; `reload` re-reads its files (SIGHUP).
+    pub tls: Option<Acceptor>,
 }
 
 impl Shared {
-    /// Backends over TCP. Fails only on the users (an ACL file that no longer reads).
+    /// Backends over TCP or TLS as configured. Fails only on files that no longer read (the
+    /// config was validated).
     pub fn new(config: Config) -> Result<Arc<Shared>, ConfigError> {
-        Shared::with_dialer(config, Arc::new(TcpDialer))
+        let dialer = config.dialer(std::path::Path::new("<config>"))?;
+        Shared::with_dialer(config, dialer)
     }
 
     /// Backends reached through `dialer` (TLS, or in-memory nodes in tests).
@@ -47,6 +52,7 @@ impl Shared {
         dialer: Arc<dyn Dialer>,
     ) -> Result<Arc<Shared>, ConfigError> {
         let users = config.users(std::path::Path::new("<config>"))?;
+        let tls = config.tls_acceptor(std::path::Path::new("<config>"))?;
         let stats = Arc::new(Stats::default());
         let refresh = Arc::new(Notify::new());
         let opts = BackendOpts {
@@ -67,6 +73,7 @@ impl Shared {
             clients: Registry::default(),
             scripts: Scripts::default(),
             users,
+            tls,
         }))
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::backend::{Backend, BackendOpts, PushSink};
-use super::Proto;
+use super::control::{ControlConn, QueryError};
+use super::{Auth, Proto};
 use crate::metrics::Stats;
 
 pub struct Connector {
@@ -23,6 +24,16 @@ impl Connector {
             on_failure,
             stats,
         }
+    }
+
+    /// A control connection (topology discovery, sentinel events) through the configured
+    /// dialer, so it is TLS when backend connections are.
+    pub async fn control(
+        &self,
+        addr: &str,
+        auth: Option<&Auth>,
+    ) -> Result<ControlConn, QueryError> {
+        ControlConn::dial(&*self.opts.dialer, addr, self.opts.connect_timeout, auth).await
     }
 
     /// A new shared connection task to `addr` on the current runtime; it connects on first use.

@@ -11,16 +11,16 @@ use tracing::{info, warn};
 
 use crate::metrics::Stats;
 use crate::server::Shared;
-use crate::upstream::control::{ControlConn, QueryError};
+use crate::upstream::control::QueryError;
 use crate::upstream::Auth;
 
 /// Reads the slot map from one node with `CLUSTER SLOTS`.
 pub async fn fetch_shard_map(
+    shared: &Shared,
     addr: &str,
-    timeout: Duration,
     auth: Option<&Auth>,
 ) -> Result<ShardMap, QueryError> {
-    let mut c = ControlConn::connect_auth(addr, timeout, auth).await?;
+    let mut c = shared.connector.control(addr, auth).await?;
     let reply = c.call(&["CLUSTER", "SLOTS"]).await?;
     parse_cluster_slots(&reply, addr).map_err(|reason| QueryError::BadReply {
         addr: addr.into(),
@@ -109,7 +109,6 @@ pub async fn run_refresher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bo
 /// Returns whether a map was read.
 pub async fn refresh_once(shared: &Shared) -> bool {
     Stats::add(&shared.stats.topology_refreshes, 1);
-    let timeout = shared.config.connect_timeout();
     let auth = shared.config.node_auth();
     let current = shared.topology.load_full();
     let mut candidates: Vec<String> = current
@@ -131,7 +130,7 @@ pub async fn refresh_once(shared: &Shared) -> bool {
         }
     }
     for addr in &candidates {
-        match fetch_shard_map(addr, timeout, auth.as_ref()).await {
+        match fetch_shard_map(shared, addr, auth.as_ref()).await {
             Ok(map) if map.shards().is_empty() => continue,
             Ok(map) => {
                 if map != current.map {

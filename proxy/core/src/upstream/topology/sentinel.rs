@@ -15,7 +15,7 @@ use super::NO_MASTER;
 use crate::config::Config;
 use crate::metrics::Stats;
 use crate::server::Shared;
-use crate::upstream::control::{ControlConn, QueryError};
+use crate::upstream::control::QueryError;
 
 /// The Sentinel master names, in shard order.
 pub fn group_names(cfg: &Config) -> Vec<String> {
@@ -29,11 +29,12 @@ pub fn group_names(cfg: &Config) -> Vec<String> {
 /// Asks the sentinels in order for `name`'s master and returns the first one the node itself
 /// confirms with `ROLE`, with the replicas Sentinel reports. A sentinel that is down, slow or
 /// stale is skipped.
-pub async fn discover(cfg: &Config, name: &str) -> Result<(String, Vec<String>), String> {
+pub async fn discover(shared: &Shared, name: &str) -> Result<(String, Vec<String>), String> {
+    let cfg = &shared.config;
     let mut why = Vec::new();
     for s in &cfg.backend.sentinels {
-        match ask_sentinel(cfg, s, name).await {
-            Ok(Some((master, replicas))) => match confirm_master(cfg, &master).await {
+        match ask_sentinel(shared, s, name).await {
+            Ok(Some((master, replicas))) => match confirm_master(shared, &master).await {
                 Ok(()) => return Ok((master, replicas)),
                 Err(e) => {
                     warn!(sentinel = %s, group = %name, %master, reason = %e, "refusing the reported master");
@@ -48,12 +49,12 @@ pub async fn discover(cfg: &Config, name: &str) -> Result<(String, Vec<String>),
 }
 
 async fn ask_sentinel(
-    cfg: &Config,
+    shared: &Shared,
     sentinel: &str,
     name: &str,
 ) -> Result<Option<(String, Vec<String>)>, QueryError> {
-    let t = cfg.connect_timeout();
-    let mut c = ControlConn::connect_auth(sentinel, t, cfg.sentinel_auth().as_ref()).await?;
+    let auth = shared.config.sentinel_auth();
+    let mut c = shared.connector.control(sentinel, auth.as_ref()).await?;
     let v = c
         .call(&["SENTINEL", "get-master-addr-by-name", name])
         .await?;
@@ -90,9 +91,11 @@ fn healthy_replicas(v: &Value) -> Vec<String> {
 }
 
 /// `Ok` when the node answers `ROLE` as a master; it is never written to otherwise.
-pub async fn confirm_master(cfg: &Config, addr: &str) -> Result<(), String> {
-    let t = cfg.connect_timeout();
-    let mut c = ControlConn::connect_auth(addr, t, cfg.node_auth().as_ref())
+pub async fn confirm_master(shared: &Shared, addr: &str) -> Result<(), String> {
+    let auth = shared.config.node_auth();
+    let mut c = shared
+        .connector
+        .control(addr, auth.as_ref())
         .await
         .map_err(|e| format!("cannot be reached ({e})"))?;
     let v = c
@@ -131,13 +134,13 @@ pub async fn refresh_all(shared: &Shared) -> bool {
             ));
             continue;
         }
-        let shard = match discover(cfg, name).await {
+        let shard = match discover(shared, name).await {
             Ok((master, replicas)) => Shard { master, replicas },
             Err(why) => {
                 let kept = match current.map.shards().get(i) {
                     Some(s)
                         if s.master != NO_MASTER
-                            && confirm_master(cfg, &s.master).await.is_ok() =>
+                            && confirm_master(shared, &s.master).await.is_ok() =>
                     {
                         Some(s.clone())
                     }
@@ -241,8 +244,8 @@ const CHANNELS: [&str; 11] = [
 /// Returns only on error: the reason the event stream ended.
 async fn follow(shared: &Shared, sentinel: &str) -> String {
     let cfg = &shared.config;
-    let t = cfg.connect_timeout();
-    let mut c = match ControlConn::connect_auth(sentinel, t, cfg.sentinel_auth().as_ref()).await {
+    let auth = cfg.sentinel_auth();
+    let mut c = match shared.connector.control(sentinel, auth.as_ref()).await {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
@@ -297,7 +300,7 @@ async fn on_event(shared: &Shared, sentinel: &str, channel: &str, payload: &str)
                 return;
             };
             let addr = addr::join(ip, port);
-            match confirm_master(&shared.config, &addr).await {
+            match confirm_master(shared, &addr).await {
                 Ok(()) => {
                     shared.topology.set_failover(i, None);
                     set_master(shared, i, &addr);

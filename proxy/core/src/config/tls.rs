@@ -1,0 +1,72 @@
+//! TLS from the config: the client-facing acceptor (`proxy.tls_*`) and the dialer for nodes
+//! and sentinels (`backend.tls*`). Errors name the file, the key and the reason.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Config, ConfigError};
+use crate::stream::{Dialer, TcpDialer};
+use crate::tls::client::{ClientFiles, TlsDialer};
+use crate::tls::server::{Acceptor, ServerFiles};
+
+impl Config {
+    /// The TLS acceptor, when `proxy.tls_listen` is set.
+    pub fn tls_acceptor(&self, file: &Path) -> Result<Option<Acceptor>, ConfigError> {
+        let p = &self.proxy;
+        if p.tls_listen.is_none() {
+            return Ok(None);
+        }
+        let bad = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.into(),
+            key: key.into(),
+            reason,
+        };
+        let cert = p.tls_cert_file.clone().ok_or_else(|| {
+            bad(
+                "proxy.tls_cert_file",
+                "tls_listen needs a certificate".into(),
+            )
+        })?;
+        let key = p.tls_key_file.clone().ok_or_else(|| {
+            bad(
+                "proxy.tls_key_file",
+                "tls_listen needs a private key".into(),
+            )
+        })?;
+        Acceptor::load(ServerFiles {
+            cert,
+            key,
+            ca: p.tls_ca_cert_file.clone(),
+            auth_clients: p.tls_auth_clients,
+        })
+        .map(Some)
+        .map_err(|reason| bad("proxy.tls_listen", reason))
+    }
+
+    /// How nodes and sentinels are reached: TLS with `backend.tls`, else TCP.
+    pub fn dialer(&self, file: &Path) -> Result<Arc<dyn Dialer>, ConfigError> {
+        let b = &self.backend;
+        if !b.tls {
+            return Ok(Arc::new(TcpDialer));
+        }
+        let bad = |key: &str, reason: String| ConfigError::Invalid {
+            file: file.into(),
+            key: key.into(),
+            reason,
+        };
+        let ca = b.tls_ca_cert_file.clone().ok_or_else(|| {
+            bad(
+                "backend.tls_ca_cert_file",
+                "backend.tls needs the CA that signs the nodes' certificates".into(),
+            )
+        })?;
+        let d = TlsDialer::load(&ClientFiles {
+            ca,
+            cert: b.tls_cert_file.clone(),
+            key: b.tls_key_file.clone(),
+            server_name: b.tls_server_name.clone(),
+        })
+        .map_err(|reason| bad("backend.tls", reason))?;
+        Ok(Arc::new(d))
+    }
+}
