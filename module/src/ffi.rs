@@ -13,6 +13,7 @@ pub static HEARTBEAT_MS: AtomicI64 = AtomicI64::new(100);
 pub static BACKUP_KEEP: AtomicI64 = AtomicI64::new(0);
 pub static BACKUP_DIR: Mutex<String> = Mutex::new(String::new());
 pub static BACKUP_HOOK: Mutex<String> = Mutex::new(String::new());
+pub static BACKUP_DIRS_ALLOWED: Mutex<String> = Mutex::new(String::new());
 
 /// Runs a handler; a panic becomes an error reply instead of aborting redis-server.
 fn guarded(
@@ -85,7 +86,9 @@ redis_module! {
             ["backup-keep", &BACKUP_KEEP, 0, 0, 100000, ConfigurationFlags::DEFAULT, Some(Box::new(on_change))],
         ],
         string: [
-            ["backup-dir", &BACKUP_DIR, "", ConfigurationFlags::DEFAULT, Some(Box::new(on_change))],
+            // Immutable: where a node writes backups is the operator's choice, never a client's.
+            ["backup-dir", &BACKUP_DIR, "", ConfigurationFlags::IMMUTABLE, Some(Box::new(on_change))],
+            ["backup-dirs-allowed", &BACKUP_DIRS_ALLOWED, "", ConfigurationFlags::IMMUTABLE, Some(Box::new(on_change))],
             // Set only in redis.conf or at load time: a client must never choose what runs.
             ["backup-hook", &BACKUP_HOOK, "", ConfigurationFlags::IMMUTABLE, Some(Box::new(on_change))],
         ],

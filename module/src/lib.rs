@@ -1,7 +1,7 @@
 //! hive-module: a Redis module giving Hive's proxy and CLI precise facts from inside each node:
 //! `HIVE.TOPOLOGY`, `HIVE.LAG` (with a replicated heartbeat), `HIVE.BACKUP` and role/link
 //! events on `__hive__:events`. The logic lives in `event`, `backup`, `backup_cmd`,
-//! `backup_job` and `reply` (INFO parsing in hive-common), which do not touch Redis; `ffi` and
+//! `backup_job`, `backup_path` and `reply` (INFO parsing in hive-common), which do not touch Redis; `ffi` and
 //! `node` are the adapter, compiled out of unit tests (the Redis allocator aborts outside
 //! redis-server).
 // Unit tests compile without the FFI adapter, the only caller of some pure helpers.
@@ -15,6 +15,7 @@ compile_error!("hive-module needs panic = \"unwind\": its FFI entry points catch
 mod backup;
 mod backup_cmd;
 mod backup_job;
+mod backup_path;
 mod event;
 #[cfg(not(test))]
 mod ffi;

@@ -14,8 +14,9 @@ use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, 
 use crate::backup::{self, Metadata};
 use crate::backup_cmd::{self, BackupCmd};
 use crate::backup_job::{self, Job, Step};
+use crate::backup_path;
 use crate::event::{self, LinkState};
-use crate::ffi::{BACKUP_DIR, BACKUP_HOOK, BACKUP_KEEP, HEARTBEAT_MS};
+use crate::ffi::{BACKUP_DIR, BACKUP_DIRS_ALLOWED, BACKUP_HOOK, BACKUP_KEEP, HEARTBEAT_MS};
 use crate::reply::Reply;
 use hive_common::info::{self, Replication};
 
@@ -354,6 +355,9 @@ pub fn backup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             let root = backup_root(ctx)?;
             let st = state();
             let id = match id {
+                Some(id) if !backup_path::valid_id(&id) => {
+                    return Err(err(format!("no such backup '{id}'")))
+                }
                 Some(id) => id,
                 None => match &st.pending {
                     Some(p) => p.meta.id.clone(),
@@ -390,9 +394,16 @@ fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>) -> RedisResul
             return Err(err("backup already in progress"));
         }
     }
+    let configured = backup_root(ctx)?;
     let root = match dir {
-        Some(d) => d,
-        None => backup_root(ctx)?,
+        Some(d) => {
+            let allowed = BACKUP_DIRS_ALLOWED
+                .lock()
+                .map(|a| backup_path::allowed_dirs(&a))
+                .unwrap_or_default();
+            backup_path::confine(&d, &configured, &allowed).map_err(err)?
+        }
+        None => configured,
     };
     let rdb = Path::new(&config(ctx, "dir")?).join(config(ctx, "dbfilename")?);
     let persistence = call_text(ctx, "INFO", &["persistence"])?;

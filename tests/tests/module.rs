@@ -302,7 +302,16 @@ fn backup_produces_a_restorable_checksummed_rdb_and_runs_the_hook() {
 #[test]
 fn failed_bgsave_marks_the_backup_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let master = node(dir.path(), &["--enable-protected-configs", "yes"]);
+    let allowed = dir.path().display().to_string();
+    let master = node(
+        dir.path(),
+        &[
+            "backup-dirs-allowed",
+            &allowed,
+            "--enable-protected-configs",
+            "yes",
+        ],
+    );
     let mut c = connect(&node_url(&master.addr));
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
     // Point Redis at a directory that then disappears: the BGSAVE child cannot write.
@@ -371,6 +380,17 @@ fn configs_and_errors_behave_like_redis() {
         (&["HIVE.LAG", "extra"], "wrong number of arguments"),
         (&["HIVE.BACKUP", "FROB"], "unknown subcommand 'FROB'"),
         (&["HIVE.BACKUP", "START", "DIR"], "syntax error"),
+        // A client cannot make the node write, read or delete outside the backup root.
+        (
+            &["HIVE.BACKUP", "START", "DIR", "/etc/hive-pwned"],
+            "DIR must be an absolute path under",
+        ),
+        (
+            &["HIVE.BACKUP", "START", "DIR", "relative/dir"],
+            "DIR must be an absolute path under",
+        ),
+        (&["HIVE.BACKUP", "STATUS", "../../etc"], "no such backup"),
+        (&["CONFIG", "SET", "hive.backup-dir", "/etc"], "immutable"),
         (&["HIVE.HEARTBEAT", "1"], "not by clients"),
     ];
     for (args, want) in cases {
