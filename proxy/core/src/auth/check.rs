@@ -10,16 +10,59 @@ use super::User;
 use crate::command::scan_cursor::glob_match;
 use crate::error::{ClientReason, ProxyError};
 
+/// What a user was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    Command(String),
+    Key(Vec<u8>),
+    Channel(Vec<u8>),
+}
+
+impl Denied {
+    /// The reply, with Redis 7.0's text.
+    pub fn error(&self) -> ProxyError {
+        let what = match self {
+            Denied::Command(c) => format!("run the '{c}' command"),
+            Denied::Key(_) => "access one of the keys used as arguments".into(),
+            Denied::Channel(_) => "access one of the channels used as arguments".into(),
+        };
+        ProxyError::client(
+            ClientReason::NoPerm,
+            format!("this user has no permissions to {what}"),
+        )
+    }
+
+    /// ACL LOG's `reason` and `object`.
+    pub fn log_fields(&self) -> (&'static str, String) {
+        match self {
+            Denied::Command(c) => ("command", c.clone()),
+            Denied::Key(k) => ("key", String::from_utf8_lossy(k).into_owned()),
+            Denied::Channel(c) => ("channel", String::from_utf8_lossy(c).into_owned()),
+        }
+    }
+
+    /// ACL DRYRUN's answer.
+    pub fn dryrun(&self) -> String {
+        let (reason, object) = self.log_fields();
+        match reason {
+            "command" => format!("This user has no permissions to run the '{object}' command"),
+            _ => format!("This user has no permissions to access the '{object}' {reason}"),
+        }
+    }
+}
+
 /// Checks `req` (whose command is `spec`) for `user`.
 pub fn check(user: &User, spec: &CommandSpec, req: &Request) -> Result<(), ProxyError> {
+    match denied(user, spec, req) {
+        None => Ok(()),
+        Some(d) => Err(d.error()),
+    }
+}
+
+/// What of `req` the user may not do, the command first, then the keys, then the channels.
+pub fn denied(user: &User, spec: &CommandSpec, req: &Request) -> Option<Denied> {
     if !user.may_run(spec) {
-        return Err(ProxyError::client(
-            ClientReason::NoPerm,
-            format!(
-                "this user has no permissions to run the '{}' command",
-                spec.name
-            ),
-        ));
+        return Some(Denied::Command(spec.name.clone()));
     }
     if !user.all_keys && !spec.key_specs.is_empty() {
         let mut keys: SmallVec<[(u32, u8); 8]> = SmallVec::new();
@@ -30,34 +73,28 @@ pub fn check(user: &User, spec: &CommandSpec, req: &Request) -> Result<(), Proxy
                 .iter()
                 .any(|p| p.access & need == need && glob_match(&p.pattern, key))
         };
-        if keys
+        if let Some(&(i, _)) = keys
             .iter()
-            .any(|&(i, need)| !allowed(req.arg(i as usize), need))
+            .find(|&&(i, need)| !allowed(req.arg(i as usize), need))
         {
-            return Err(ProxyError::client(
-                ClientReason::NoPerm,
-                "this user has no permissions to access one of the keys used as arguments",
-            ));
+            return Some(Denied::Key(req.arg(i as usize).to_vec()));
         }
     }
     if !user.all_channels {
-        let denied = match channels(spec, req) {
+        let refused = match channels(spec, req) {
             Some((args, true)) => args
-                .iter()
-                .any(|c| !user.channels.iter().any(|p| p.as_slice() == *c)),
+                .into_iter()
+                .find(|c| !user.channels.iter().any(|p| p.as_slice() == *c)),
             Some((args, false)) => args
-                .iter()
-                .any(|c| !user.channels.iter().any(|p| glob_match(p, c))),
-            None => false,
+                .into_iter()
+                .find(|c| !user.channels.iter().any(|p| glob_match(p, c))),
+            None => None,
         };
-        if denied {
-            return Err(ProxyError::client(
-                ClientReason::NoPerm,
-                "this user has no permissions to access one of the channels used as arguments",
-            ));
+        if let Some(c) = refused {
+            return Some(Denied::Channel(c.to_vec()));
         }
     }
-    Ok(())
+    None
 }
 
 /// The channels a command publishes or subscribes to, and whether they are patterns (which

@@ -3,13 +3,16 @@
 //! before routing. Backend credentials are elsewhere (`upstream::Auth`) and never mixed in.
 
 mod check;
+pub mod log;
+mod registry;
 mod user;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use check::check;
+pub use check::{check, denied, Denied};
+pub use registry::AuthState;
 pub use user::{hash_password, KeyPattern, User, CATEGORIES};
 
 /// Every user, by name, as configured.
@@ -80,9 +83,11 @@ impl Users {
                     "the default user is set by proxy.requirepass too; give it in one place".into(),
                 ));
             }
-            let mut u = match users.users.get(name) {
-                Some(u) => (**u).clone(),
-                None => User::new(name),
+            // An ACL file defines its users whole (ACL SAVE writes them so); entries of
+            // `proxy.users` with the same name add to one another.
+            let mut u = match (&src, users.users.get(name)) {
+                (Source::Config(_), Some(u)) => (**u).clone(),
+                _ => User::new(name),
             };
             if let Err(e) = u.apply_all(rules) {
                 return Err((src, e));
@@ -95,6 +100,48 @@ impl Users {
             users.users.insert(name.to_string(), u);
         }
         Ok(users)
+    }
+
+    /// The user `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<User>> {
+        self.users.get(name)
+    }
+
+    /// These users with `user` added or replaced.
+    pub fn with(&self, user: User) -> Users {
+        let mut next = Users {
+            users: self.users.clone(),
+            default: self.default.clone(),
+            default_unrestricted: self.default_unrestricted,
+        };
+        let user = Arc::new(user);
+        if user.name == "default" {
+            next.default_unrestricted = user.unrestricted();
+            next.default = user.clone();
+        }
+        next.users.insert(user.name.clone(), user);
+        next
+    }
+
+    /// These users without `names`; how many were there. The default user stays.
+    pub fn without(&self, names: &[String]) -> Result<(Users, usize), String> {
+        if names.iter().any(|n| n == "default") {
+            return Err("The 'default' user cannot be removed".into());
+        }
+        let mut users = self.users.clone();
+        let n = names.iter().filter(|n| users.remove(*n).is_some()).count();
+        Ok((
+            Users {
+                users,
+                default: self.default.clone(),
+                default_unrestricted: self.default_unrestricted,
+            },
+            n,
+        ))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<User>> {
+        self.users.values()
     }
 
     /// The user a connection starts as.

@@ -40,7 +40,7 @@ use tracing::error;
 
 use crate::command::classify::{classify_as, Action};
 use crate::command::local::{self, After, Ctx};
-use crate::error::{ClientReason, ProxyError};
+use crate::error::{ClientReason, ErrorKind, ProxyError};
 use crate::metrics::Stats;
 use crate::server::Shared;
 use crate::upstream::backend::Backend;
@@ -163,7 +163,7 @@ async fn serve<S>(
         (cfg.client_idle_timeout_s > 0).then(|| Duration::from_secs(cfg.client_idle_timeout_s));
     let signal = entry.signal.clone();
     let mut conn = Conn {
-        session: Session::new(entry.id, &shared.users),
+        session: Session::new(entry.id, &shared.auth),
         entry,
         decoder: RequestDecoder::new(shared.config.limits()),
         shared: shared.clone(),
@@ -267,6 +267,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 impl Conn {
     /// Decodes and dispatches every complete request the buffer holds, within the pending cap.
     fn pump(&mut self, rbuf: &mut BytesMut, max_pending: usize) {
+        if !self.session.refresh(&self.shared.auth) {
+            // ACL DELUSER of this connection's user.
+            self.closing = true;
+            return;
+        }
         let mut decoded = 0;
         while !self.closing && self.pending.len() < max_pending {
             match self.decoder.decode(rbuf) {
@@ -299,6 +304,11 @@ impl Conn {
 
     fn dispatch(&mut self, req: Request) {
         let action = classify_as(&req, &mut self.keys, self.session.caller());
+        if let Action::Error(e) = &action {
+            if e.kind == ErrorKind::Client(ClientReason::NoPerm) {
+                self.log_denial(&req);
+            }
+        }
         if self.subscribed_resp2() {
             return self.dispatch_subscribed(req, action);
         }
@@ -328,6 +338,32 @@ impl Conn {
             Action::Publish => self.publish(req),
             Action::Scan => self.scan(req),
             Action::Reset => self.reset(),
+        }
+    }
+
+    /// Records a refused request in ACL LOG (the error path only: the check runs again here
+    /// to name what was refused).
+    fn log_denial(&self, req: &Request) {
+        let Some(spec) = hive_common::command::CommandTable::get().lookup(req.arg(0)) else {
+            return;
+        };
+        let spec = match req.get(1).and_then(|s| spec.subcommand(s)) {
+            Some(sub) => sub,
+            None => spec,
+        };
+        if let Some(d) = crate::auth::denied(&self.session.user, spec, req) {
+            let (reason, object) = d.log_fields();
+            self.shared.auth.record(crate::auth::log::Entry {
+                reason,
+                context: if self.multi.is_some() {
+                    "multi"
+                } else {
+                    "toplevel"
+                },
+                object,
+                username: self.session.user.name.clone(),
+                client_info: self.entry.line(),
+            });
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::Conn;
-use crate::auth::{User, Users};
+use crate::auth::{AuthState, User, Users};
 use crate::command::classify::Caller;
 use crate::upstream::Proto;
 
@@ -21,11 +21,15 @@ pub struct Session {
     pub authed: bool,
     /// The user may do everything: its requests skip the permission check.
     unrestricted: bool,
+    /// The users' generation `user` was taken from.
+    generation: u64,
 }
 
 impl Session {
     /// A new connection: the default user, authenticated if it needs no password.
-    pub fn new(id: u64, users: &Users) -> Session {
+    pub fn new(id: u64, auth: &AuthState) -> Session {
+        let generation = auth.generation();
+        let users = auth.users();
         let user = users.default_user().clone();
         Session {
             id,
@@ -34,6 +38,26 @@ impl Session {
             authed: !users.auth_required(),
             unrestricted: users.unrestricted(&user),
             user,
+            generation,
+        }
+    }
+
+    /// Picks up ACL changes to this connection's user (one load per batch). False when the
+    /// user was deleted: the connection must close, as Redis closes it.
+    pub fn refresh(&mut self, auth: &AuthState) -> bool {
+        let g = auth.generation();
+        if g == self.generation {
+            return true;
+        }
+        self.generation = g;
+        let users = auth.users();
+        match users.get(&self.user.name) {
+            Some(u) => {
+                self.unrestricted = users.unrestricted(u);
+                self.user = u.clone();
+                true
+            }
+            None => false,
         }
     }
 
@@ -67,7 +91,7 @@ impl Conn {
         self.subs = None;
         self.own.clear();
         // As Redis's RESET: back to the default user, unauthenticated if it has a password.
-        self.session = Session::new(self.session.id, &self.shared.users);
+        self.session = Session::new(self.session.id, &self.shared.auth);
         self.entry.update(|c| {
             c.user = "default".into();
             c.name = None;

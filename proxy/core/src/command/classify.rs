@@ -141,7 +141,9 @@ pub fn classify_as(req: &Request, keys: &mut KeyPositions, caller: Caller<'_>) -
         | "cluster|info" | "cluster|myid" | "client|setname" | "client|getname" | "client|id"
         | "client|info" | "client|list" | "client|kill" | "client|no-evict" | "client|setinfo"
         | "client|getredir" | "command" | "command|count" | "command|info" | "command|list"
-        | "command|getkeys" | "acl|whoami" | "acl|users" | "acl|cat" => return Action::Local(full),
+        | "command|getkeys" | "acl|whoami" | "acl|users" | "acl|cat" | "acl|setuser"
+        | "acl|deluser" | "acl|list" | "acl|getuser" | "acl|log" | "acl|dryrun" | "acl|save"
+        | "acl|load" => return Action::Local(full),
         "info" => return Action::Info,
         "dbsize" | "pubsub|numpat" => return Action::FanOut(MergeKind::Sum),
         "keys" => return Action::FanOut(MergeKind::Concat),
@@ -193,7 +195,7 @@ pub fn classify_as(req: &Request, keys: &mut KeyPositions, caller: Caller<'_>) -
             return refused(full, TOPOLOGY)
         }
         full if full.starts_with("acl|") => {
-            return refused(full, "Hive's users come from proxy.users and proxy.aclfile in hive.toml; the nodes' ACLs are administered on the nodes")
+            return refused(full, "Hive answers ACL WHOAMI, USERS, CAT, LIST, GETUSER, SETUSER, DELUSER, LOG, DRYRUN, SAVE and LOAD for its own users")
         }
         "client|reply" => {
             return refused(full, "replies are always sent, so pipelines stay in step")
@@ -438,7 +440,7 @@ mod tests {
             &["asking"],
             &["pfdebug", "getreg", "k"],
             &["memory", "purge"],
-            &["acl", "setuser", "x"],
+            &["acl", "genpass"],
             &["shutdown"],
         ] {
             let e = error_text(classify_args(cmd));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::auth::Users;
+use crate::auth::AuthState;
 use crate::client::registry::Registry;
 use crate::command::scripts::Scripts;
 use crate::config::{Config, ConfigError};
@@ -32,8 +32,8 @@ pub struct Shared {
     /// Script bodies by SHA1 (from SCRIPT LOAD and EVAL), to reload one on a node that
     /// answers NOSCRIPT after a failover or restart.
     pub scripts: Scripts,
-    /// The proxy's own users (never the backend's credentials).
-    pub users: Users,
+    /// The proxy's own users (never the backend's credentials) and the ACL LOG.
+    pub auth: AuthState,
     /// The TLS acceptor for `proxy.tls_listen`; `reload` re-reads its files (SIGHUP).
     pub tls: Option<Acceptor>,
 }
@@ -72,7 +72,7 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             clients: Registry::default(),
             scripts: Scripts::default(),
-            users,
+            auth: AuthState::new(users),
             tls,
         }))
     }

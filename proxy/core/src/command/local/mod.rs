@@ -68,8 +68,7 @@ pub fn answer(
             if req.argc() > 3 {
                 return Err(err("syntax error"));
             }
-            let users = &ctx.shared.users;
-            if req.argc() == 2 && users.default_user().nopass {
+            if req.argc() == 2 && ctx.shared.auth.users().default_user().nopass {
                 return Err(err("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
             }
             let (name, password) = match req.argc() {
@@ -80,7 +79,7 @@ pub fn answer(
             write_simple(out, "OK");
         }
         "hello" => hello::answer(req, session, ctx, out)?,
-        "acl|whoami" | "acl|users" | "acl|cat" => acl::answer(cmd, req, session, ctx.shared, out)?,
+        cmd if cmd.starts_with("acl|") => acl::answer(cmd, req, session, ctx, out)?,
         "cluster|slots" | "cluster|shards" | "cluster|nodes" | "cluster|info" | "cluster|myid" => {
             cluster_view::answer(cmd, &ctx.entry.local, ctx.shared, resp3, out)
         }
@@ -104,20 +103,24 @@ fn login(
     name: &[u8],
     password: &[u8],
 ) -> Result<(), ProxyError> {
-    let users = &ctx.shared.users;
+    let users = ctx.shared.auth.users();
     let Some(user) = users.authenticate(name, password) else {
-        tracing::warn!(
-            client = session.id,
-            user = %String::from_utf8_lossy(name),
-            "authentication failed"
-        );
+        let username = String::from_utf8_lossy(name).into_owned();
+        tracing::warn!(client = session.id, user = %username, "authentication failed");
+        ctx.shared.auth.record(crate::auth::log::Entry {
+            reason: "auth",
+            context: "toplevel",
+            object: "AUTH".into(),
+            username,
+            client_info: ctx.entry.line(),
+        });
         return Err(ProxyError::client(
             ClientReason::WrongPass,
             "invalid username-password pair or user is disabled.",
         ));
     };
     let name = user.name.clone();
-    session.login(user, users);
+    session.login(user, &users);
     ctx.entry.update(|c| c.user = name);
     Ok(())
 }
@@ -131,7 +134,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<(Vec<u8>, After), String> {
         let mut out = BytesMut::new();
         let shared = Shared::new(crate::config::Config::default()).unwrap();
-        let mut s = Session::new(7, &shared.users);
+        let mut s = Session::new(7, &shared.auth);
         let entry = crate::client::registry::ClientEntry::new(
             7,
             "127.0.0.1:5000".parse().unwrap(),
