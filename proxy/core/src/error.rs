@@ -54,6 +54,8 @@ pub enum UpstreamReason {
     SlotUnserved,
     /// The nodes' replies could not be combined into one.
     BadReply,
+    /// Some of the nodes a command went to refused it (the others applied it).
+    Refused,
 }
 
 /// What went wrong.

@@ -3,6 +3,7 @@
 //! before routing. Backend credentials are elsewhere (`upstream::Auth`) and never mixed in.
 
 mod check;
+mod describe;
 pub mod log;
 mod registry;
 mod user;

@@ -1,17 +1,26 @@
 //! Requests that become several units: MGET/MSET/DEL/... split per slot (or per shard) and
-//! merged back in key order, and fan-outs to every master (DBSIZE, KEYS, SCRIPT LOAD, ...).
+//! merged back in key order, fan-outs to every master (DBSIZE, KEYS, SCRIPT LOAD, ...), and
+//! administration sent to every node (CONFIG SET) or every master (CLIENT PAUSE).
 
 use hive_common::resp::{Request, RequestBuilder};
 use hive_common::Slot;
 use smallvec::SmallVec;
 
+use std::time::Duration;
+
+use hive_common::resp::parse_i64;
+
 use super::pending::{Shape, Unit};
-use super::redirect::no_topology;
+use super::redirect::{no_master, no_topology};
 use super::Conn;
+use crate::command::every_node::NodeReplies;
 use crate::command::merge::{Merge, MergeKind};
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::{ClientReason, ProxyError};
+use crate::server::pause::PauseMode;
+use crate::upstream::pool;
+use crate::upstream::topology::NO_MASTER;
 
 /// Split groups above this are single slots (cluster mode, or a slot no shard owns).
 const SLOT_GROUPS: u32 = 1 << 16;
@@ -104,5 +113,70 @@ impl Conn {
         }
         let merge = Merge::new(kind, units.len(), positions);
         self.push_merge(units, Shape::Merge(Box::new(merge)));
+    }
+
+    /// The request to every master and, unless `masters`, every replica too.
+    pub(super) fn every_node(&mut self, req: Request, masters: bool) {
+        let topo = self.shared.topology.load();
+        if topo.map.shards().is_empty() {
+            return self.push_error(&no_topology());
+        }
+        if let Some(i) =
+            (0..topo.map.shards().len()).find(|&i| topo.map.shards()[i].master == NO_MASTER)
+        {
+            return self.push_error(&no_master(topo.shard_name(i)));
+        }
+        let nodes: Vec<String> = topo
+            .map
+            .shards()
+            .iter()
+            .flat_map(|s| {
+                let replicas = if masters { &[][..] } else { &s.replicas[..] };
+                std::iter::once(s.master.clone()).chain(replicas.iter().cloned())
+            })
+            .collect();
+        drop(topo);
+        let proto = self.session.proto;
+        let units = nodes
+            .iter()
+            .map(|addr| {
+                let backend = pool::backend(&self.shared, addr, proto);
+                Unit::new(
+                    req.clone(),
+                    Route::Node {
+                        backend,
+                        asking: false,
+                    },
+                )
+            })
+            .collect();
+        self.push_merge(units, Shape::Nodes(Box::new(NodeReplies::new(nodes))));
+    }
+
+    /// CLIENT PAUSE timeout [WRITE|ALL] and CLIENT UNPAUSE: every master, and the proxy's own
+    /// clients wait in the proxy meanwhile.
+    pub(super) fn pause(&mut self, req: Request, on: bool) {
+        if !on {
+            self.shared.pause.unpause();
+            return self.every_node(req, true);
+        }
+        let Some(ms) = parse_i64(req.arg(2)).filter(|n| *n >= 0) else {
+            return self.push_error(&ProxyError::invalid(
+                "timeout is not an integer or out of range",
+            ));
+        };
+        let mode = match req.get(3) {
+            None => PauseMode::All,
+            Some(m) if m.eq_ignore_ascii_case(b"all") => PauseMode::All,
+            Some(m) if m.eq_ignore_ascii_case(b"write") => PauseMode::Write,
+            Some(_) => return self.push_error(&ProxyError::invalid("syntax error")),
+        };
+        if req.argc() > 4 {
+            return self.push_error(&ProxyError::invalid("syntax error"));
+        }
+        self.shared
+            .pause
+            .pause(mode, Duration::from_millis(ms as u64));
+        self.every_node(req, true);
     }
 }

@@ -42,6 +42,7 @@ use crate::command::classify::{classify_as, Action};
 use crate::command::local::{self, After, Ctx};
 use crate::error::{ClientReason, ErrorKind, ProxyError};
 use crate::metrics::Stats;
+use crate::server::pause::PauseMode;
 use crate::server::Shared;
 use crate::upstream::backend::Backend;
 use crate::upstream::{Inbox, ReplyTx};
@@ -77,6 +78,8 @@ struct Conn {
     multi: Option<Box<Multi>>,
     watch: Option<Watch>,
     subs: Option<Box<Subscriber>>,
+    /// A request waiting out CLIENT PAUSE; nothing after it is read until it goes.
+    held: Option<Request>,
 }
 
 /// Holds a client's place while its task runs: the `connected_clients` count (checked against
@@ -177,6 +180,7 @@ async fn serve<S>(
         multi: None,
         watch: None,
         subs: None,
+        held: None,
     };
     // Buffers start empty: an idle client holds no buffer pages.
     let mut rbuf = BytesMut::new();
@@ -186,7 +190,7 @@ async fn serve<S>(
         if conn.closing && conn.pending.is_empty() {
             break;
         }
-        let can_read = !conn.closing && conn.pending.len() < max_pending;
+        let can_read = !conn.closing && conn.pending.len() < max_pending && conn.held.is_none();
         if can_read && rbuf.capacity() - rbuf.len() < 512 {
             // Small first; pipelining clients grow it.
             rbuf.reserve(if rbuf.capacity() == 0 {
@@ -197,8 +201,13 @@ async fn serve<S>(
         }
         // A subscriber waits for messages, not requests: it is never idle.
         let idle_deadline = idle
-            .filter(|_| conn.subs.is_none())
+            .filter(|_| conn.subs.is_none() && conn.held.is_none())
             .map(|d| last_active + d);
+        // A held request looks at the pause again shortly (CLIENT UNPAUSE ends it early).
+        let held_wake = conn
+            .held
+            .as_ref()
+            .map(|_| Instant::now() + Duration::from_millis(20));
         tokio::select! {
             biased;
             // Shutdown raises `Drain` after it sets the flag that `closing` started from.
@@ -224,6 +233,7 @@ async fn serve<S>(
                 }
             }
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() && conn.pending.is_empty() => break,
+            _ = sleep_until(held_wake), if held_wake.is_some() => {}
         }
         conn.pump(&mut rbuf, max_pending);
         if let Some(r) = conn.new_rx.take() {
@@ -249,6 +259,41 @@ async fn serve<S>(
     let _ = stream.shutdown().await;
 }
 
+/// Whether `req` waits while CLIENT PAUSE is in force: with WRITE, what may write or replicate
+/// (as Redis pauses it); with ALL, everything but what the proxy answers itself.
+fn must_wait(mode: PauseMode, req: &Request) -> bool {
+    let name = req.arg(0).to_ascii_lowercase();
+    match mode {
+        PauseMode::All => !matches!(
+            &name[..],
+            b"client"
+                | b"ping"
+                | b"echo"
+                | b"quit"
+                | b"reset"
+                | b"auth"
+                | b"hello"
+                | b"acl"
+                | b"command"
+        ),
+        PauseMode::Write => {
+            matches!(
+                &name[..],
+                b"eval"
+                    | b"evalsha"
+                    | b"fcall"
+                    | b"publish"
+                    | b"spublish"
+                    | b"pfcount"
+                    | b"wait"
+                    | b"exec"
+            ) || hive_common::command::CommandTable::get()
+                .lookup(&name)
+                .is_some_and(|c| c.has(hive_common::command::flag::WRITE))
+        }
+    }
+}
+
 /// The next reply, or never while no channel exists yet.
 async fn recv(rx: &mut Option<mpsc::UnboundedReceiver<Inbox>>) -> Option<Inbox> {
     match rx {
@@ -272,11 +317,24 @@ impl Conn {
             self.closing = true;
             return;
         }
+        // Read once per batch: no shared state is touched per request.
+        let pause = self.shared.pause.current().map(|(mode, _)| mode);
+        if let Some(req) = self.held.take() {
+            if pause.is_some_and(|m| must_wait(m, &req)) {
+                self.held = Some(req);
+                return;
+            }
+            self.dispatch(req);
+        }
         let mut decoded = 0;
         while !self.closing && self.pending.len() < max_pending {
             match self.decoder.decode(rbuf) {
                 Ok(Some(req)) => {
                     decoded += 1;
+                    if pause.is_some_and(|m| must_wait(m, &req)) {
+                        self.held = Some(req);
+                        break;
+                    }
                     self.dispatch(req);
                 }
                 Ok(None) => break,
@@ -338,6 +396,8 @@ impl Conn {
             Action::Publish => self.publish(req),
             Action::Scan => self.scan(req),
             Action::Reset => self.reset(),
+            Action::EveryNode { masters } => self.every_node(req, masters),
+            Action::Pause { on } => self.pause(req, on),
         }
     }
 

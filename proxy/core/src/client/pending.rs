@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::forward::prepend_info;
 use super::transaction::exec_reply;
 use super::Conn;
+use crate::command::every_node::NodeReplies;
 use crate::command::merge::Merge;
 use crate::command::route::Route;
 use crate::command::scan_cursor::ScanMerge;
@@ -71,6 +72,8 @@ pub(super) enum Shape {
     Scan(Box<ScanMerge>),
     /// MULTI ... EXEC sent as one unit: the EXEC reply, unless a redirect aborted it.
     Exec,
+    /// One reply per node, `+OK` only when every node said it.
+    Nodes(Box<NodeReplies>),
 }
 
 pub(super) struct Pending {
@@ -156,6 +159,11 @@ impl Conn {
                 }
             }
             Shape::Scan(m) => {
+                if let Some(out) = m.add(tag.part as usize, frame) {
+                    p.reply = Some(out);
+                }
+            }
+            Shape::Nodes(m) => {
                 if let Some(out) = m.add(tag.part as usize, frame) {
                     p.reply = Some(out);
                 }

@@ -44,6 +44,12 @@ pub enum Action {
     Scan,
     /// RESET: drop every piece of connection state.
     Reset,
+    /// CONFIG SET/RESETSTAT/REWRITE to every node (`masters: false`), or a command to every
+    /// master; `+OK` only when each said OK.
+    EveryNode { masters: bool },
+    /// CLIENT PAUSE (`on`) or UNPAUSE: every master, and the proxy holds its own clients'
+    /// commands meanwhile.
+    Pause { on: bool },
 }
 
 #[derive(Debug)]
@@ -57,7 +63,7 @@ pub enum TxCmd {
 }
 
 /// The reply to a command Hive deliberately does not run, with the reason.
-fn refused(what: &str, why: &str) -> Action {
+pub(super) fn refused(what: &str, why: &str) -> Action {
     Action::Error(ProxyError::client(
         ClientReason::NotSupported,
         format!("Hive does not support '{what}': {why}"),
@@ -173,6 +179,10 @@ pub fn classify_as(req: &Request, keys: &mut KeyPositions, caller: Caller<'_>) -
                 step: 1,
             }
         }
+        "config|set" => return super::admin::config_set(req),
+        "config|resetstat" | "config|rewrite" => return Action::EveryNode { masters: false },
+        "client|pause" => return Action::Pause { on: true },
+        "client|unpause" => return Action::Pause { on: false },
         "multi" => return Action::Tx(TxCmd::Multi),
         "exec" => return Action::Tx(TxCmd::Exec),
         "discard" => return Action::Tx(TxCmd::Discard),
@@ -434,7 +444,15 @@ mod tests {
         for cmd in [
             &["client", "tracking", "on"][..],
             &["monitor"],
-            &["config", "set", "a", "b"],
+            &["config", "set", "port", "1"],
+            &[
+                "config",
+                "set",
+                "maxmemory",
+                "1",
+                "CLUSTER-node-timeout",
+                "5",
+            ],
             &["migrate", "127.0.0.1", "7000", "k", "0", "1000"],
             &["swapdb", "0", "1"],
             &["asking"],

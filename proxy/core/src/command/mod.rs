@@ -2,7 +2,9 @@
 //! (`classify`), where it goes (`route`), how fanned-out replies merge (`merge`), SCAN cursors,
 //! the script cache, pub/sub bookkeeping, and `local/` for the commands Hive answers itself.
 
+mod admin;
 pub mod classify;
+pub mod every_node;
 pub mod local;
 pub mod merge;
 pub mod pubsub;

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::upstream::topology::source;
 
 mod accept;
+pub mod pause;
 mod shared;
 
 pub use shared::Shared;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use super::pause::PauseState;
 use crate::auth::AuthState;
 use crate::client::registry::Registry;
 use crate::command::scripts::Scripts;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub auth: AuthState,
     /// The TLS acceptor for `proxy.tls_listen`; `reload` re-reads its files (SIGHUP).
     pub tls: Option<Acceptor>,
+    /// CLIENT PAUSE in force, if any.
+    pub pause: PauseState,
 }
 
 impl Shared {
@@ -74,6 +77,7 @@ impl Shared {
             scripts: Scripts::default(),
             auth: AuthState::new(users),
             tls,
+            pause: PauseState::default(),
         }))
     }
 }

@@ -1,0 +1,196 @@
+//! Config parsing and validation: every error names the file, the key and the reason.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, String> {
+    Config::parse(text, Path::new("hive.toml")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn config_defaults_are_valid() {
+    let c = parse("").unwrap();
+    assert_eq!(c.proxy.listen, "127.0.0.1:6380");
+    assert_eq!(c.backend.mode, Mode::Cluster);
+}
+
+#[test]
+fn config_full_file_parses() {
+    let c = parse(
+        "[proxy]\nlisten = \"127.0.0.1:7777\"\nmax_clients = 5\n\
+         [backend]\nmode = \"cluster\"\nseeds = [\"127.0.0.1:7000\", \"localhost:7001\"]\n\
+         [log]\nlevel = \"debug\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.proxy.max_clients, 5);
+    assert_eq!(c.backend.seeds.len(), 2);
+}
+
+#[test]
+fn config_example_file_is_valid_and_complete() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/hive.toml"
+    ));
+    let c = Config::load(path).unwrap();
+    let d = Config::default();
+    assert_eq!(c.proxy.max_clients, d.proxy.max_clients);
+    assert_eq!(c.backend.failover_hold_ms, d.backend.failover_hold_ms);
+    // Every key the config has is shown in the example.
+    let text = std::fs::read_to_string(path).unwrap();
+    let all = toml::to_string(&d).unwrap();
+    for line in all.lines().filter(|l| l.contains(" = ")) {
+        let key = line.split(" = ").next().unwrap();
+        assert!(
+            text.contains(&format!("{key} = ")),
+            "deploy/hive.toml lacks `{key}`"
+        );
+    }
+}
+
+#[test]
+fn config_errors_name_file_key_and_reason() {
+    let e = parse("[proxy]\nmax_clients = \"many\"\n").unwrap_err();
+    assert!(
+        e.starts_with("hive.toml: key `proxy.max_clients`: invalid type"),
+        "{e}"
+    );
+    assert!(e.contains("line 2"), "{e}");
+    let e = parse("[proxy]\nlisen = \"x\"\n").unwrap_err();
+    assert!(e.contains("unknown field `lisen`"), "{e}");
+    let e = parse("[backend]\nseeds = []\n").unwrap_err();
+    assert_eq!(
+        e,
+        "hive.toml: key `backend.seeds`: must list at least one node"
+    );
+    let e = parse("[backend]\nseeds = [\"nohost\"]\n").unwrap_err();
+    assert!(e.contains("`nohost` is not a host:port address"), "{e}");
+    let e = parse("[backend]\nseeds = [\"::1:7000\"]\n").unwrap_err();
+    assert!(e.contains("`::1:7000` is not a host:port address"), "{e}");
+    assert!(parse("[backend]\nseeds = [\"[::1]:7000\"]\n").is_ok());
+    let e = parse("[backend]\nmode = \"mesh\"\n").unwrap_err();
+    assert!(
+        e.starts_with("hive.toml: key `backend.mode`: unknown variant `mesh`"),
+        "{e}"
+    );
+    let e = parse("[proxy]\nlisten = \"nowhere\"\n").unwrap_err();
+    assert!(e.contains("key `proxy.listen`"), "{e}");
+}
+
+#[test]
+fn config_users_errors_name_the_entry_or_line() {
+    let e = parse("[proxy]\nusers = [\"app on >pw +get\", \"ops on +nosuch\"]\n").unwrap_err();
+    assert_eq!(
+        e,
+        "hive.toml: key `proxy.users[1]`: Error in ACL SETUSER modifier '+nosuch': Unknown command or category name in ACL"
+    );
+    let dir = std::env::temp_dir().join(format!("hive-acl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let acl = dir.join("users.acl");
+    std::fs::write(
+        &acl,
+        "user app on >pw ~app:* +@read\n\nuser bad on ~x bogus\n",
+    )
+    .unwrap();
+    let text = format!("[proxy]\naclfile = {:?}\n", acl.display().to_string());
+    let e = parse(&text).unwrap_err();
+    assert_eq!(
+        e,
+        format!(
+            "{}:3: Error in ACL SETUSER modifier 'bogus': Syntax error",
+            acl.display()
+        )
+    );
+    std::fs::write(&acl, "app on >pw\n").unwrap();
+    let e = parse(&text).unwrap_err();
+    assert!(e.ends_with(":1: should start with user keyword"), "{e}");
+    std::fs::write(&acl, "user app on >pw ~app:* +@read\n").unwrap();
+    let c = parse(&format!("{text}requirepass = \"x\"\n")).unwrap();
+    let users = c.users(Path::new("hive.toml")).unwrap();
+    assert!(users.authenticate(b"app", b"pw").is_some());
+    assert!(users.authenticate(b"default", b"x").is_some());
+    // The password is not in the config's Debug output.
+    assert!(!format!("{c:?}").contains("\"x\""));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn config_sentinel_and_static_modes() {
+    let c = parse(
+        "[backend]\nmode = \"sentinel\"\nsentinels = [\"127.0.0.1:26379\"]\n\
+         [[backend.shards]]\nname = \"a\"\n[[backend.shards]]\nname = \"b\"\n",
+    )
+    .unwrap();
+    let r = c.shard_ranges().unwrap();
+    assert_eq!((r[0][0].start, r[0][0].end, r[1][0].end), (0, 8191, 16383));
+    let c = parse(
+        "[backend]\nmode = \"static\"\n\
+         [[backend.shards]]\nmaster = \"127.0.0.1:7000\"\nslots = \"0-99,200-16383\"\n\
+         [[backend.shards]]\nmaster = \"127.0.0.1:7001\"\nslots = \"100-199\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.shard_ranges().unwrap()[0].len(), 2);
+}
+
+#[test]
+fn config_shard_errors_name_the_shard() {
+    let sentinel = "[backend]\nmode = \"sentinel\"\nsentinels = [\"127.0.0.1:26379\"]\n";
+    let e = parse(sentinel).unwrap_err();
+    assert_eq!(
+        e,
+        "hive.toml: key `backend.shards`: must list at least one shard"
+    );
+    let e = parse(&format!(
+        "{sentinel}[[backend.shards]]\nname = \"a\"\n[[backend.shards]]\nname = \"a\"\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "hive.toml: key `backend.shards[1].name`: `a` is listed twice"
+    );
+    let e =
+        parse("[backend]\nmode = \"sentinel\"\n[[backend.shards]]\nname = \"a\"\n").unwrap_err();
+    assert_eq!(
+        e,
+        "hive.toml: key `backend.sentinels`: must list at least one sentinel"
+    );
+    let stat = "[backend]\nmode = \"static\"\n";
+    let e = parse(&format!("{stat}[[backend.shards]]\nname = \"x\"\n")).unwrap_err();
+    assert!(
+        e.contains("key `backend.shards[0].master`: static mode needs"),
+        "{e}"
+    );
+    let e = parse(&format!(
+        "{stat}[[backend.shards]]\nmaster = \"127.0.0.1:1\"\nslots = \"0-100\"\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "hive.toml: key `backend.shards`: slot ranges leave 16283 of 16384 slots unassigned"
+    );
+    let e = parse(&format!(
+        "{stat}[[backend.shards]]\nmaster = \"127.0.0.1:1\"\nslots = \"0-9000\"\n\
+         [[backend.shards]]\nmaster = \"127.0.0.1:2\"\nslots = \"9000-16383\"\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "hive.toml: key `backend.shards`: slot ranges: slot 9000 is assigned twice"
+    );
+    let e = parse(&format!(
+        "{stat}[[backend.shards]]\nmaster = \"127.0.0.1:1\"\nslots = \"0-16384\"\n"
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("key `backend.shards[0].slots`: `0-16384` is not a slot"),
+        "{e}"
+    );
+    let e = parse(&format!(
+        "{stat}[[backend.shards]]\nmaster = \"127.0.0.1:1\"\nslots = \"0-16383\"\n\
+         [[backend.shards]]\nmaster = \"127.0.0.1:2\"\n"
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("give `slots` for every shard or for none"),
+        "{e}"
+    );
+}

@@ -1,0 +1,80 @@
+//! CLIENT PAUSE as the proxy keeps it: until when, and whether writes or all commands wait.
+//! Clients read it once per batch and hold what must wait in the proxy, so paused masters
+//! never sit on requests of Hive's shared connections.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseMode {
+    /// Writes (and commands that may write or replicate) wait.
+    Write,
+    /// Every command that reaches a node waits.
+    All,
+}
+
+pub struct PauseState {
+    base: Instant,
+    /// Milliseconds after `base` when the pause ends; 0 when there is none.
+    until_ms: AtomicU64,
+    mode: AtomicU8,
+}
+
+impl Default for PauseState {
+    fn default() -> Self {
+        PauseState {
+            base: Instant::now(),
+            until_ms: AtomicU64::new(0),
+            mode: AtomicU8::new(0),
+        }
+    }
+}
+
+impl PauseState {
+    pub fn pause(&self, mode: PauseMode, for_: Duration) {
+        let until = (Instant::now() + for_)
+            .duration_since(self.base)
+            .as_millis() as u64;
+        self.mode.store(mode as u8 + 1, Ordering::Release);
+        self.until_ms.store(until.max(1), Ordering::Release);
+    }
+
+    pub fn unpause(&self) {
+        self.until_ms.store(0, Ordering::Release);
+    }
+
+    /// The pause in force now, if any, and when it ends.
+    pub fn current(&self) -> Option<(PauseMode, Instant)> {
+        let until = self.until_ms.load(Ordering::Acquire);
+        if until == 0 {
+            return None;
+        }
+        let end = self.base + Duration::from_millis(until);
+        if Instant::now() >= end {
+            return None;
+        }
+        let mode = match self.mode.load(Ordering::Acquire) {
+            1 => PauseMode::Write,
+            _ => PauseMode::All,
+        };
+        Some((mode, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_ends_by_time_or_unpause() {
+        let p = PauseState::default();
+        assert!(p.current().is_none());
+        p.pause(PauseMode::Write, Duration::from_secs(60));
+        assert_eq!(p.current().map(|c| c.0), Some(PauseMode::Write));
+        p.unpause();
+        assert!(p.current().is_none());
+        p.pause(PauseMode::All, Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(p.current().is_none());
+    }
+}

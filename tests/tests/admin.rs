@@ -1,0 +1,196 @@
+//! Administrative commands through the proxy, for users allowed to run them: CONFIG SET,
+//! RESETSTAT and REWRITE on every node of a 3+3 cluster (masters and replicas), parameters
+//! Hive depends on refused, and CLIENT PAUSE/UNPAUSE on every master with the proxy holding its
+//! own clients meanwhile.
+
+use std::time::{Duration, Instant};
+
+use hive_tests::{connect, Env};
+use redis::{Commands, RedisError, Value};
+
+fn env() -> Env {
+    Env::with(3, 1, |c| {
+        c.proxy.users = vec![
+            "ops on >opspw ~* &* +@all".into(),
+            "app on >apppw ~* &* +@all -@admin".into(),
+        ];
+    })
+}
+
+fn err(r: Result<Value, RedisError>) -> String {
+    let e = r.expect_err("an error reply");
+    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
+}
+
+fn run(c: &mut redis::Connection, args: &[&str]) -> Result<Value, RedisError> {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c)
+}
+
+fn node_config(addr: &str, param: &str) -> String {
+    let mut c = hive_tests::connect(&hive_tests::node_url(addr));
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(param)
+        .query(&mut c)
+        .unwrap();
+    v.get(1).cloned().unwrap_or_default()
+}
+
+#[test]
+fn admin_config_set_reaches_every_node_for_permitted_users() {
+    let env = env();
+    // CLUSTER SLOTS lists a replica once it has replicated something (Redis hides replicas
+    // at offset 0): write, then wait until the proxy's topology has all three.
+    let mut c = env.client();
+    for i in 0..30 {
+        let _: () = c.set(format!("seed{i}"), i).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env
+        .proxy
+        .shared
+        .topology
+        .load()
+        .map
+        .shards()
+        .iter()
+        .map(|s| s.replicas.len())
+        .sum::<usize>()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the replicas never appeared in CLUSTER SLOTS"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut ops = connect(&format!("redis://ops:opspw@{}/", env.proxy.addr));
+    assert_eq!(
+        run(
+            &mut ops,
+            &[
+                "CONFIG",
+                "SET",
+                "maxmemory-policy",
+                "allkeys-lru",
+                "slowlog-max-len",
+                "77"
+            ]
+        )
+        .unwrap(),
+        Value::Okay
+    );
+    for n in &env.cluster.nodes {
+        assert_eq!(
+            node_config(&n.addr, "maxmemory-policy"),
+            "allkeys-lru",
+            "{}",
+            n.addr
+        );
+        assert_eq!(node_config(&n.addr, "slowlog-max-len"), "77", "{}", n.addr);
+    }
+    let e = err(run(
+        &mut ops,
+        &["CONFIG", "SET", "maxmemory-policy", "bogus"],
+    ));
+    assert!(e.starts_with("ERR "), "{e}");
+    assert!(e.contains("(Hive: refused by 6 of 6 nodes: "), "{e}");
+    for (param, value) in [
+        ("port", "1"),
+        ("requirepass", "x"),
+        ("cluster-node-timeout", "5"),
+        ("dir", "/tmp"),
+    ] {
+        assert_eq!(
+            err(run(&mut ops, &["CONFIG", "SET", param, value])),
+            format!("ERR Hive does not support 'config|set' of '{param}': it would change how Hive reaches, authenticates to or routes to the nodes, or where they keep their data; change it on each node (and in hive.toml)")
+        );
+    }
+    assert_eq!(node_config(&env.cluster.nodes[0].addr, "requirepass"), "");
+    assert_eq!(
+        run(&mut ops, &["CONFIG", "RESETSTAT"]).unwrap(),
+        Value::Okay
+    );
+    // The test nodes run without a config file: every node says so, and the reply names them.
+    let e = err(run(&mut ops, &["CONFIG", "REWRITE"]));
+    assert!(
+        e.contains("config file") && e.contains("refused by 6 of 6 nodes"),
+        "{e}"
+    );
+    assert_eq!(
+        err(run(&mut ops, &["CONFIG", "SET", "maxmemory"])),
+        "ERR wrong number of arguments for 'config|set' command"
+    );
+    let mut app = connect(&format!("redis://app:apppw@{}/", env.proxy.addr));
+    assert_eq!(
+        err(run(
+            &mut app,
+            &["CONFIG", "SET", "maxmemory-policy", "noeviction"]
+        )),
+        "NOPERM this user has no permissions to run the 'config|set' command"
+    );
+    assert_eq!(
+        err(run(&mut app, &["CLIENT", "PAUSE", "1000"])),
+        "NOPERM this user has no permissions to run the 'client|pause' command"
+    );
+    assert_eq!(
+        node_config(&env.cluster.nodes[1].addr, "maxmemory-policy"),
+        "allkeys-lru"
+    );
+}
+
+#[test]
+fn admin_client_pause_holds_writes_in_the_proxy_until_unpause() {
+    let env = env();
+    let mut ops = connect(&format!("redis://ops:opspw@{}/", env.proxy.addr));
+    let _: () = ops.set("p:k", "before").unwrap();
+    assert_eq!(
+        run(&mut ops, &["CLIENT", "PAUSE", "20000", "WRITE"]).unwrap(),
+        Value::Okay
+    );
+    // The masters are paused too: a write sent to one directly does not complete.
+    let mut direct = hive_tests::connect(&hive_tests::node_url(&env.cluster.nodes[0].addr));
+    direct
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(direct.set::<_, _, ()>("direct:k", "x").is_err());
+    // Through the proxy, reads go on and writes wait in the proxy.
+    let url = format!("redis://app:apppw@{}/", env.proxy.addr);
+    let mut reader = connect(&url);
+    let t = Instant::now();
+    let v: String = reader.get("p:k").unwrap();
+    assert_eq!(v, "before");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let writer = std::thread::spawn(move || {
+        let mut w = connect(&url);
+        let t = Instant::now();
+        let _: () = w.set("p:k", "after").unwrap();
+        // A read behind the held write waits for it, so the client reads its own write.
+        let v: String = w.get("p:k").unwrap();
+        (t.elapsed(), v)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !writer.is_finished(),
+        "a write went through during CLIENT PAUSE WRITE"
+    );
+    assert_eq!(run(&mut ops, &["CLIENT", "UNPAUSE"]).unwrap(), Value::Okay);
+    let (waited, v) = writer.join().unwrap();
+    assert_eq!(v, "after");
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    assert_eq!(
+        err(run(&mut ops, &["CLIENT", "PAUSE", "abc"])),
+        "ERR timeout is not an integer or out of range"
+    );
+    assert_eq!(
+        err(run(&mut ops, &["CLIENT", "PAUSE", "10", "SOME"])),
+        "ERR syntax error"
+    );
+}
