@@ -100,6 +100,20 @@ fn security_unauthenticated_clients_get_noauth_and_bad_credentials_wrongpass() {
     let _: () = c.set("after-hello", "1").unwrap();
 
     let mut c = plain(&env);
+    let hello = run(
+        &mut c,
+        &[
+            "HELLO", "3", "AUTH", "default", PROXY_PW, "SETNAME", "web-3",
+        ],
+    );
+    assert!(matches!(hello, Ok(Value::Map(_))), "{hello:?}");
+    let info: String = redis::cmd("CLIENT").arg("INFO").query(&mut c).unwrap();
+    assert!(
+        info.contains("name=web-3") && info.contains("resp=3"),
+        "{info}"
+    );
+
+    let mut c = plain(&env);
     assert_eq!(run(&mut c, &["AUTH", PROXY_PW]).unwrap(), Value::Okay);
     let got: Option<String> = c.get("after-hello").unwrap();
     assert_eq!(got.as_deref(), Some("1"));
