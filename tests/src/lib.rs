@@ -233,3 +233,18 @@ pub fn hive_bin() -> PathBuf {
     let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
     dir.join("hive")
 }
+
+/// An error reply as `CODE detail` (`NOPERM this user has ...`), for exact comparisons.
+pub fn error_text(r: redis::RedisResult<redis::Value>) -> String {
+    let e = r.expect_err("an error reply");
+    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
+}
+
+/// Runs one command given as words.
+pub fn run(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c)
+}

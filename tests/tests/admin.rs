@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use hive_tests::{connect, Env};
-use redis::{Commands, RedisError, Value};
+use hive_tests::{error_text as err, run};
+use redis::{Commands, Value};
 
 fn env() -> Env {
     Env::with(3, 1, |c| {
@@ -15,19 +16,6 @@ fn env() -> Env {
             "app on >apppw ~* &* +@all -@admin".into(),
         ];
     })
-}
-
-fn err(r: Result<Value, RedisError>) -> String {
-    let e = r.expect_err("an error reply");
-    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
-}
-
-fn run(c: &mut redis::Connection, args: &[&str]) -> Result<Value, RedisError> {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c)
 }
 
 fn node_config(addr: &str, param: &str) -> String {

@@ -7,7 +7,8 @@ use std::process::Command;
 
 use hive_proxy::auth::hash_password;
 use hive_tests::{connect, GroupEnv};
-use redis::{Commands, RedisError, Value};
+use hive_tests::{error_text as err, run};
+use redis::{Commands, Value};
 
 const NODE_PW: &str = "node-secret-4711";
 const PROXY_PW: &str = "proxy-secret-0815";
@@ -28,19 +29,6 @@ fn env() -> GroupEnv {
 
 fn plain(env: &GroupEnv) -> redis::Connection {
     connect(&env.url())
-}
-
-fn err(r: Result<Value, RedisError>) -> String {
-    let e = r.expect_err("an error reply");
-    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
-}
-
-fn run(c: &mut redis::Connection, args: &[&str]) -> Result<Value, RedisError> {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c)
 }
 
 #[test]
