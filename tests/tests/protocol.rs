@@ -255,3 +255,41 @@ fn backend_command_timeout_fails_the_request_and_recovers() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A node stopped with SIGSTOP: the request fails at `command_timeout_ms` (± 100 ms), counted
+/// from when it was written, and the proxy serves again once the node runs.
+#[test]
+fn backend_command_timeout_is_exact_for_a_stopped_node() {
+    let env = Env::with(1, 0, |c| c.backend.command_timeout_ms = 1000);
+    let mut c = env.client();
+    let _: () = redis::cmd("SET").arg("warm").arg(1).query(&mut c).unwrap();
+    let pid = {
+        let mut n = hive_tests::connect(&hive_tests::node_url(&env.cluster.nodes[0].addr));
+        let info: String = redis::cmd("INFO").arg("server").query(&mut n).unwrap();
+        hive_common::info::field(&info, "process_id").unwrap().to_string()
+    };
+    let signal = |sig: &str| {
+        assert!(std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    // Idle first, so the connection's timer is armed before the request exists.
+    std::thread::sleep(Duration::from_millis(700));
+    let started = Instant::now();
+    let e = redis::cmd("GET").arg("warm").query::<Option<i64>>(&mut c).unwrap_err();
+    let took = started.elapsed();
+    signal("-CONT");
+    assert!(e.to_string().contains("no reply within 1000 ms"), "{e}");
+    assert!(
+        took >= Duration::from_millis(950) && took <= Duration::from_millis(1100),
+        "failed after {took:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("GET").arg("warm").query::<Option<i64>>(&mut c).is_err() {
+        assert!(Instant::now() < deadline, "no recovery");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

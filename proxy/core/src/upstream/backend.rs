@@ -249,12 +249,11 @@ impl Task {
             let mut scanner = ReplyScanner::default();
             let mut frames: Vec<Bytes> = Vec::with_capacity(64);
             let mut done: Vec<(InFlight, Bytes)> = Vec::with_capacity(64);
-            let tick = timeout.map_or(Duration::from_secs(3600), |t| {
-                (t / 2).max(Duration::from_millis(10))
-            });
+            let idle = timeout.unwrap_or(Duration::from_secs(3600));
             // One timer for the connection's life, re-armed when it fires: a timeout per read
-            // registered and removed a timer-wheel entry for every read.
-            let check = tokio::time::sleep(tick);
+            // registered and removed a timer-wheel entry for every read. It is re-armed at the
+            // oldest request's deadline (written at `sent`), so the timeout is exact.
+            let check = tokio::time::sleep(idle);
             tokio::pin!(check);
             loop {
                 if rbuf.capacity() - rbuf.len() < 4096 {
@@ -268,12 +267,15 @@ impl Task {
                         Err(e) => return format!("read failed: {e}"),
                     },
                     _ = &mut check => {
-                        check.as_mut().reset(tokio::time::Instant::now() + tick);
-                        let Some(t) = timeout else { continue };
-                        let overdue = lock(queue).front().is_some_and(|f| f.sent.elapsed() >= t);
-                        if overdue {
-                            return format!("no reply within {} ms", t.as_millis());
-                        }
+                        let front = lock(queue).front().map(|f| f.sent);
+                        let next = match (timeout, front) {
+                            (Some(t), Some(sent)) if sent.elapsed() >= t => {
+                                return format!("no reply within {} ms", t.as_millis());
+                            }
+                            (Some(t), Some(sent)) => sent + t,
+                            _ => Instant::now() + idle,
+                        };
+                        check.as_mut().reset(next.into());
                         continue;
                     }
                 };
