@@ -11,6 +11,12 @@ pub enum ProtocolError {
     InvalidBulkLength,
     #[error("Protocol error: expected '$', got '{0}'")]
     ExpectedBulk(char),
+    /// More than 10 arguments before the client authenticated (Redis's CVE-2021-32675 fix).
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// A bulk over 16 KiB before the client authenticated.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     #[error("Protocol error: too big inline request")]
     TooBigInline,
     #[error("Protocol error: too big mbulk count string")]

@@ -194,6 +194,12 @@ pub fn single_node(dir: &TempDir, cluster_enabled: bool) -> RedisProcess {
     RedisProcess::start(dir.path(), port, &extra).expect("start redis-server")
 }
 
+/// A standalone redis-server with `extra` arguments.
+pub fn single_node_with(dir: &TempDir, extra: &[&str]) -> RedisProcess {
+    let port = free_port_pair().expect("port");
+    RedisProcess::start(dir.path(), port, extra).expect("start redis-server")
+}
+
 /// Runs redis-cli with `args`; returns stdout.
 pub fn redis_cli(args: &[&str]) -> Result<String> {
     let out = Command::new("redis-cli")

@@ -266,7 +266,9 @@ fn backend_command_timeout_is_exact_for_a_stopped_node() {
     let pid = {
         let mut n = hive_tests::connect(&hive_tests::node_url(&env.cluster.nodes[0].addr));
         let info: String = redis::cmd("INFO").arg("server").query(&mut n).unwrap();
-        hive_common::info::field(&info, "process_id").unwrap().to_string()
+        hive_common::info::field(&info, "process_id")
+            .unwrap()
+            .to_string()
     };
     let signal = |sig: &str| {
         assert!(std::process::Command::new("kill")
@@ -279,7 +281,10 @@ fn backend_command_timeout_is_exact_for_a_stopped_node() {
     // Idle first, so the connection's timer is armed before the request exists.
     std::thread::sleep(Duration::from_millis(700));
     let started = Instant::now();
-    let e = redis::cmd("GET").arg("warm").query::<Option<i64>>(&mut c).unwrap_err();
+    let e = redis::cmd("GET")
+        .arg("warm")
+        .query::<Option<i64>>(&mut c)
+        .unwrap_err();
     let took = started.elapsed();
     signal("-CONT");
     assert!(e.to_string().contains("no reply within 1000 ms"), "{e}");
@@ -288,8 +293,86 @@ fn backend_command_timeout_is_exact_for_a_stopped_node() {
         "failed after {took:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while redis::cmd("GET").arg("warm").query::<Option<i64>>(&mut c).is_err() {
+    while redis::cmd("GET")
+        .arg("warm")
+        .query::<Option<i64>>(&mut c)
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "no recovery");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Redis's edges, compared byte for byte with a real node that has a password: the limits for
+/// unauthenticated clients, and an inline line with a NUL, which never runs.
+#[test]
+fn protocol_edges_match_a_real_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = hive_tests::single_node_with(&dir, &["--requirepass", "pw"]);
+    let env = Env::with(1, 0, |c| c.proxy.requirepass = Some("pw".into()));
+    let node_addr: std::net::SocketAddr = node.addr.parse().unwrap();
+    for input in [
+        &b"*11\r\n"[..],
+        b"*1\r\n$16385\r\n",
+        b"PING\x00\r\nPING\r\n",
+        b"*3\r\n$4\r\nAUTH\r\n$1\r\nx\r\n$1\r\ny\r\n*11\r\n",
+    ] {
+        let (want, want_closed) = exchange(node_addr, input, Duration::from_millis(500));
+        let (got, got_closed) = exchange(env.proxy.addr, input, Duration::from_millis(500));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{input:?}"
+        );
+        assert_eq!(got_closed, want_closed, "{input:?}");
+    }
+}
+
+/// 50 clients each declare a 500 MB argument and send nothing more, against a proxy whose
+/// address space is limited to 2 GB: it must not reserve what they declare. It stays up and
+/// serves another client.
+#[test]
+fn declared_bulk_sizes_are_not_reserved() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = hive_tests::single_node_with(&dir, &[]);
+    let port = hive_tests::free_port_pair().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let cmd = format!(
+        "ulimit -v 2097152; exec {} proxy --static {} --listen {listen} --threads 1",
+        hive_tests::hive_bin().display(),
+        node.addr
+    );
+    let mut hive = std::process::Command::new("bash")
+        .args(["-c", &cmd])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the proxy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stalled: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$500000000\r\nabc")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(hive.try_wait().unwrap().is_none(), "the proxy died");
+    let mut c = hive_tests::connect(&format!("redis://{addr}/"));
+    let _: () = redis::cmd("SET")
+        .arg("other")
+        .arg("ok")
+        .query(&mut c)
+        .unwrap();
+    let v: String = redis::cmd("GET").arg("other").query(&mut c).unwrap();
+    assert_eq!(v, "ok");
+    drop(stalled);
+    let _ = hive.kill();
+    let _ = hive.wait();
 }

@@ -9,7 +9,10 @@ use crate::ProtocolError;
 
 /// `Some(None)` for a blank line, which Redis skips.
 pub(super) fn decode_inline(buf: &mut BytesMut) -> Result<Option<Option<Request>>, ProtocolError> {
-    let Some(nl) = memchr::memchr(b'\n', buf) else {
+    // Redis looks for the newline with `strchr`, which stops at a NUL byte: a line with a NUL
+    // never ends, so nothing runs and the buffer grows to the inline limit, then errors.
+    let searchable = memchr::memchr(0, buf).unwrap_or(buf.len());
+    let Some(nl) = memchr::memchr(b'\n', &buf[..searchable]) else {
         if buf.len() > INLINE_MAX {
             return Err(ProtocolError::TooBigInline);
         }
@@ -109,6 +112,22 @@ fn hex(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_with_a_nul_never_runs_as_in_redis() {
+        let mut buf = BytesMut::from(&b"get a\x00b\r\nPING\r\n"[..]);
+        assert_eq!(decode_inline(&mut buf).unwrap().map(|_| ()), None);
+        buf.extend_from_slice(&vec![b'x'; INLINE_MAX]);
+        assert_eq!(
+            decode_inline(&mut buf).unwrap_err(),
+            ProtocolError::TooBigInline
+        );
+        let mut buf = BytesMut::from(&b"get a\r\n\x00"[..]);
+        assert!(
+            decode_inline(&mut buf).unwrap().is_some(),
+            "a NUL after the newline is the next line's"
+        );
+    }
 
     #[test]
     fn split_args_handles_escapes() {

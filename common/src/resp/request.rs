@@ -23,7 +23,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_bulk_len: 512 * 1024 * 1024,
-            max_multibulk_len: 1024 * 1024,
+            // Redis's own bound (INT_MAX): memory is bounded by the bytes that arrive.
+            max_multibulk_len: i32::MAX as usize,
             max_request_len: u32::MAX as usize,
         }
     }
@@ -102,7 +103,13 @@ enum State {
 pub struct RequestDecoder {
     limits: Limits,
     state: State,
+    /// The client has not authenticated while a password is required: at most 10 arguments
+    /// of 16 KiB each, as Redis limits such clients.
+    unauthenticated: bool,
 }
+
+const UNAUTH_MAX_ARGS: i64 = 10;
+const UNAUTH_MAX_BULK: i64 = 16 * 1024;
 
 impl RequestDecoder {
     pub fn new(limits: Limits) -> Self {
@@ -114,7 +121,13 @@ impl RequestDecoder {
                 max_request_len: limits.max_request_len.min(u32::MAX as usize),
             },
             state: State::Idle,
+            unauthenticated: false,
         }
+    }
+
+    /// Applies (or lifts) the limits for a client that has not authenticated.
+    pub fn set_unauthenticated(&mut self, on: bool) {
+        self.unauthenticated = on;
     }
 
     /// Returns the next complete request, `None` if more bytes are needed. Consumed bytes are
@@ -158,6 +171,9 @@ impl RequestDecoder {
         if n > self.limits.max_multibulk_len as i64 {
             return Err(ProtocolError::InvalidMultibulkLength);
         }
+        if self.unauthenticated && n > UNAUTH_MAX_ARGS {
+            return Err(ProtocolError::UnauthenticatedMultibulkLength);
+        }
         if n <= 0 {
             let _ = buf.split_to(cr + 2);
             return Ok(Some(false));
@@ -190,6 +206,9 @@ impl RequestDecoder {
                 return Err(ProtocolError::ExpectedBulk(rest[0] as char));
             }
             let len = parse_i64(&rest[1..cr]).ok_or(ProtocolError::InvalidBulkLength)?;
+            if self.unauthenticated && len > UNAUTH_MAX_BULK {
+                return Err(ProtocolError::UnauthenticatedBulkLength);
+            }
             if len < 0 || len as u64 > self.limits.max_bulk_len as u64 || rest[cr + 1] != b'\n' {
                 return Err(ProtocolError::InvalidBulkLength);
             }
@@ -200,8 +219,11 @@ impl RequestDecoder {
                 return Err(ProtocolError::TooBigRequest);
             }
             if end + 2 > buf.len() {
-                // Grow once for a large argument rather than once per read.
-                buf.reserve(end + 2 - buf.len());
+                // Grow with the bytes that arrived (at most doubling), never by the size a
+                // client declares: clients that declare 500 MB and send nothing must not
+                // reserve it. Doubling keeps the copies of a large argument linear.
+                let missing = end + 2 - buf.len();
+                buf.reserve(missing.min(buf.len().max(64 * 1024)));
                 return Ok(None);
             }
             if &buf[end..end + 2] != b"\r\n" {
@@ -358,6 +380,54 @@ mod tests {
             d.decode(&mut buf).unwrap_err(),
             ProtocolError::InvalidMultibulkLength
         );
+    }
+
+    #[test]
+    fn decode_limits_unauthenticated_clients_like_redis() {
+        let mut d = RequestDecoder::default();
+        d.set_unauthenticated(true);
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            d.decode(&mut buf).unwrap_err().to_string(),
+            "Protocol error: unauthenticated multibulk length"
+        );
+        let mut d = RequestDecoder::default();
+        d.set_unauthenticated(true);
+        let mut buf = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
+        assert_eq!(
+            d.decode(&mut buf).unwrap_err().to_string(),
+            "Protocol error: unauthenticated bulk length"
+        );
+        let mut buf = BytesMut::from(&b"*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$1\r\np\r\n"[..]);
+        let mut d = RequestDecoder::default();
+        d.set_unauthenticated(true);
+        assert!(d.decode(&mut buf).unwrap().is_some());
+        d.set_unauthenticated(false);
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert!(d.decode(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn decode_grows_with_bytes_received_not_declared_size() {
+        let mut d = RequestDecoder::default();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$500000000\r\n"[..]);
+        assert!(d.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() < 1 << 20, "reserved {}", buf.capacity());
+        // A value arriving in pieces still decodes whole.
+        let mut d = RequestDecoder::default();
+        let body = vec![b'v'; 3 << 20];
+        let mut wire = format!("*2\r\n$3\r\nGET\r\n${}\r\n", body.len()).into_bytes();
+        wire.extend_from_slice(&body);
+        wire.extend_from_slice(b"\r\n");
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for chunk in wire.chunks(100_000) {
+            buf.extend_from_slice(chunk);
+            if let Some(r) = d.decode(&mut buf).unwrap() {
+                got = Some(r);
+            }
+        }
+        assert_eq!(got.unwrap().arg(1).len(), body.len());
     }
 
     #[test]

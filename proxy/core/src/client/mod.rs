@@ -328,6 +328,9 @@ impl Conn {
         }
         let mut decoded = 0;
         while !self.closing && self.pending.len() < max_pending {
+            // Redis's limits for clients that have not authenticated; an AUTH earlier in this
+            // batch lifts them for the next request.
+            self.decoder.set_unauthenticated(!self.session.authed);
             match self.decoder.decode(rbuf) {
                 Ok(Some(req)) => {
                     decoded += 1;
