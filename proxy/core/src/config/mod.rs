@@ -224,7 +224,7 @@ impl Default for BackendConfig {
             sentinel_username: None,
             sentinel_password: None,
             connect_timeout_ms: 1000,
-            command_timeout_ms: 5000,
+            command_timeout_ms: 10_000,
             refresh_interval_ms: 1000,
             max_redirects: 5,
             failover_hold_ms: 5000,
