@@ -73,7 +73,10 @@ impl ReplyScanner {
                         n = n.saturating_mul(2);
                     }
                     self.pos = next;
-                    if n <= 0 {
+                    if n <= 0 && ty == b'|' {
+                        // An empty attribute still annotates the value that follows it.
+                        false
+                    } else if n <= 0 {
                         self.element_done()
                     } else {
                         self.open.push((n, ty == b'|'));
@@ -148,6 +151,20 @@ mod tests {
     fn scan_rejects_unknown_type() {
         let mut s = ReplyScanner::default();
         assert_eq!(s.scan(b"?x\r\n"), Err(ProtocolError::InvalidReplyType('?')));
+    }
+
+    #[test]
+    fn scan_an_empty_attribute_includes_the_value_it_annotates() {
+        // Found by benches/fuzz.sh (reply_scanner): the frame is the attribute and its value.
+        let frame = b"|0\r\n+a\r\n+b\r\n";
+        let mut s = ReplyScanner::default();
+        assert_eq!(s.scan(frame).unwrap(), Some(8));
+        let (_, used) = crate::resp::parse_value(frame).unwrap().unwrap();
+        assert_eq!(used, 8);
+        // A negative count too (found the same way): both read the value after it.
+        let frame = b"|-2\r\n+a\r\n";
+        assert_eq!(ReplyScanner::default().scan(frame).unwrap(), Some(9));
+        assert_eq!(crate::resp::parse_value(frame).unwrap().unwrap().1, 9);
     }
 
     #[test]

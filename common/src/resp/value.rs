@@ -127,6 +127,10 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Value>, 
         b'*' | b'~' | b'>' | b'%' | b'|' => {
             let n = int(line)?;
             *pos = next;
+            if n < 0 && ty == b'|' {
+                // As the reply scanner reads it: an attribute without pairs, then its value.
+                return parse_at(buf, pos, depth + 1);
+            }
             if n < 0 {
                 return Ok(Some(Value::Nil));
             }
