@@ -127,12 +127,7 @@ impl Merge {
                 let positions = self.positions.get(part).ok_or("unknown part")?;
                 let mut at = nl + 1;
                 for &pos in positions {
-                    let mut sc = ReplyScanner::default();
-                    let len = sc
-                        .scan(&frame[at..])
-                        .ok()
-                        .flatten()
-                        .ok_or("short array reply")?;
+                    let len = frame_len(&frame[at..])?;
                     self.values[pos as usize] = Some(frame.slice(at..at + len));
                     at += len;
                 }
@@ -269,6 +264,15 @@ fn bad_reply(why: &str) -> Bytes {
     ProxyError::upstream(UpstreamReason::BadReply, format!("Hive: {why}")).frame()
 }
 
+/// The length of the complete frame at the start of `bytes` (an element of an array reply).
+fn frame_len(bytes: &[u8]) -> Result<usize, &'static str> {
+    ReplyScanner::default()
+        .scan(bytes)
+        .ok()
+        .flatten()
+        .ok_or("short array reply")
+}
+
 /// The type byte and the element frames of an aggregate reply (a map's keys and values
 /// alternate).
 fn elements(frame: &[u8]) -> Result<(u8, Vec<&[u8]>), &'static str> {
@@ -291,12 +295,7 @@ fn elements(frame: &[u8]) -> Result<(u8, Vec<&[u8]>), &'static str> {
     let mut at = nl + 1;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut sc = ReplyScanner::default();
-        let len = sc
-            .scan(&frame[at..])
-            .ok()
-            .flatten()
-            .ok_or("short array reply")?;
+        let len = frame_len(&frame[at..])?;
         out.push(&frame[at..at + len]);
         at += len;
     }

@@ -143,7 +143,7 @@ pub(super) fn answer(
                 return Err(err(NO_ACLFILE));
             }
             let fresh = cfg
-                .users(std::path::Path::new("hive.toml"))
+                .users(std::path::Path::new("<config>"))
                 .map_err(|e| err(e.to_string()))?;
             auth.change(|_| Ok((fresh, ()))).map_err(err)?;
             write_simple(out, "OK");
