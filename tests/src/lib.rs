@@ -12,7 +12,7 @@ use hive_proxy::config::{Config, Mode};
 use hive_proxy::server::ProxyHandle;
 use tempfile::TempDir;
 
-pub use hive_local::{block_on, free_port_pair};
+pub use hive_local::{block_on, free_port_block, free_port_pair};
 
 pub mod suites;
 

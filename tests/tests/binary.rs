@@ -111,23 +111,28 @@ fn sigterm_lets_in_flight_replies_finish() {
     );
 }
 
-/// `base..base+n` and their cluster bus ports are all free.
-fn free_port_block(n: u16) -> u16 {
-    use std::net::TcpListener;
-    for _ in 0..100 {
-        let base = hive_tests::free_port_pair().unwrap();
-        if base > 55000 {
-            continue;
+/// `hive up`, interrupted and waited for on Drop so that a failed assertion leaves no
+/// redis-server behind.
+struct Up(std::process::Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_some() {
+            return;
         }
-        let free = (0..n).all(|i| {
-            TcpListener::bind(("127.0.0.1", base + i)).is_ok()
-                && TcpListener::bind(("127.0.0.1", base + i + 10000)).is_ok()
-        });
-        if free {
-            return base;
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.0.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    panic!("no block of 6 free ports");
 }
 
 #[test]
@@ -143,26 +148,32 @@ fn hive_up_sentinel_mode_serves_then_tears_down() {
 
 fn hive_up(extra: &[&str], ports: u16, info_has: &str) {
     use std::io::BufRead;
-    let base = free_port_block(ports);
+    let base = hive_tests::free_port_block(ports).unwrap();
     let proxy_port = hive_tests::free_port_pair().unwrap();
     let listen = format!("127.0.0.1:{proxy_port}");
-    let mut child = Command::new(hive_bin())
+    let mut up = Up(Command::new(hive_bin())
         .args(["up", "--port", &base.to_string(), "--listen", &listen])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+        .unwrap());
+    let child = &mut up.0;
+    // stderr too, so that a start that fails says why.
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let out: [Box<dyn Read + Send>; 2] = [
+        Box::new(child.stdout.take().unwrap()),
+        Box::new(child.stderr.take().unwrap()),
+    ];
+    for pipe in out {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    drop(tx);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
     while !seen.iter().any(|l: &String| l.contains("Press Ctrl-C")) {

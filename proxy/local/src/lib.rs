@@ -10,6 +10,6 @@ pub mod sentinel;
 pub mod wait;
 
 pub use cluster::{ClusterOpts, LocalCluster};
-pub use process::{free_port_pair, module_path, RedisProcess};
+pub use process::{free_port_block, free_port_pair, module_path, RedisProcess};
 pub use sentinel::{GroupOpts, LocalGroups};
 pub use wait::{block_on, wait_until};

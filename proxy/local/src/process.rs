@@ -180,15 +180,51 @@ pub fn free_port_pair() -> Result<u16> {
 
 /// A free port on loopback address `host` whose cluster bus port is free too.
 pub fn free_port_pair_on(host: &str) -> Result<u16> {
-    for _ in 0..200 {
-        let l = TcpListener::bind((host, 0))?;
-        let port = l.local_addr()?.port();
-        if port > 55535 {
-            continue;
-        }
-        if TcpListener::bind((host, port + 10000)).is_ok() {
-            return Ok(port);
+    free_port_block_on(host, 1)
+}
+
+/// The first of `n` consecutive free ports on 127.0.0.1, each with its bus port free too.
+pub fn free_port_block(n: u16) -> Result<u16> {
+    free_port_block_on("127.0.0.1", n)
+}
+
+/// Ports are handed out from below the kernel's ephemeral range, never from it: a port taken
+/// from the ephemeral range (bind to port 0) is free when chosen, but before its node binds
+/// it an outgoing connection (a replica's, a sentinel's, a cluster bus link's) can take it as
+/// its local port, and the node then fails with "Address already in use". Within a process a
+/// counter keeps concurrent tests apart; across processes the start is offset by the pid.
+pub fn free_port_block_on(host: &str, n: u16) -> Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = port_range();
+    let span = u32::from(high - low);
+    if n == 0 || u32::from(n) > span {
+        bail!("cannot allocate {n} consecutive ports");
+    }
+    let offset = std::process::id().wrapping_mul(997);
+    let slots = span - u32::from(n) + 1;
+    for _ in 0..(span / u32::from(n)).min(2000) {
+        let k = NEXT.fetch_add(u32::from(n), Ordering::Relaxed);
+        let base = offset.wrapping_add(k) % slots;
+        let base = low + base as u16;
+        let free = (0..n).all(|i| {
+            TcpListener::bind((host, base + i)).is_ok()
+                && TcpListener::bind((host, base + i + 10000)).is_ok()
+        });
+        if free {
+            return Ok(base);
         }
     }
-    bail!("no free pair of loopback ports found on {host}")
+    bail!("no block of {n} free loopback ports found on {host}")
+}
+
+/// `[low, high)`: ports whose bus ports (`+ 10000`) lie above them and below the ephemeral
+/// range, so no port handed out is another one's bus port.
+fn port_range() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let high = ephemeral_low.saturating_sub(10000).max(2025);
+    (high.saturating_sub(10000).max(1025), high)
 }
