@@ -23,7 +23,9 @@ impl Conn {
         if let Route::Any = route {
             self.note_script(&req);
         }
-        self.push_unit(Unit::new(req, route), Shape::Single);
+        let mut unit = Unit::new(req, route);
+        unit.large = self.large.on;
+        self.push_unit(unit, Shape::Single);
     }
 
     pub(super) fn info(&mut self, req: Request) {
@@ -54,7 +56,7 @@ impl Conn {
             None => (unit.req.raw().clone(), 1),
         };
         let route = unit.route.clone();
-        let (own, pinned) = (unit.own, unit.pinned.clone());
+        let (own, pinned, large) = (unit.own, unit.pinned.clone(), unit.large);
         let mut prefix = unit.prefix.clone();
         // Field borrows, not a clone of the `Arc`: this runs for every request.
         let shared = &self.shared;
@@ -66,7 +68,7 @@ impl Conn {
         };
         let backend = if let Some(p) = pinned {
             Some(p)
-        } else if own {
+        } else if own || large {
             let n = topo.map.shards().len();
             let addr = match &route {
                 Route::Node { backend, .. } => Some(backend.addr.to_string()),
@@ -78,7 +80,11 @@ impl Conn {
                     .map(|i| topo.map.shards()[i].master.clone())
                     .filter(|m| m != NO_MASTER),
             };
-            addr.map(|a| own_conn(&mut self.own, shared, proto, &a))
+            match addr {
+                Some(a) if large => Some(self.large.conn(shared, proto, &a)),
+                Some(a) => Some(own_conn(&mut self.own, shared, proto, &a)),
+                None => None,
+            }
         } else {
             match &route {
                 Route::Slot(_) | Route::Master(_) => {

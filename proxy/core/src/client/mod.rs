@@ -11,6 +11,8 @@
 mod blocking;
 mod fanout;
 mod forward;
+mod large;
+mod outbox;
 mod pending;
 mod redirect;
 pub mod registry;
@@ -33,10 +35,10 @@ use bytes::BytesMut;
 use futures_util::FutureExt;
 use hive_common::command::KeyPositions;
 use hive_common::resp::{Request, RequestDecoder};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::command::classify::{classify_as, Action};
 use crate::command::local::{self, After, Ctx};
@@ -47,6 +49,8 @@ use crate::server::Shared;
 use crate::upstream::backend::Backend;
 use crate::upstream::{Inbox, ReplyTx};
 
+use large::Large;
+use outbox::{Io, Outbox, ReadOrWrite};
 use pending::Pending;
 use registry::ClientEntry;
 use session::Session;
@@ -80,6 +84,9 @@ struct Conn {
     subs: Option<Box<Subscriber>>,
     /// A request waiting out CLIENT PAUSE; nothing after it is read until it goes.
     held: Option<Request>,
+    /// Bytes of replies that have arrived but wait behind an earlier, unanswered request.
+    done_bytes: usize,
+    large: Large,
 }
 
 /// Holds a client's place while its task runs: the `connected_clients` count (checked against
@@ -181,16 +188,25 @@ async fn serve<S>(
         watch: None,
         subs: None,
         held: None,
+        done_bytes: 0,
+        large: Large::new(shared.config.backend.large_value_bytes.0),
     };
     // Buffers start empty: an idle client holds no buffer pages.
     let mut rbuf = BytesMut::new();
-    let mut wbuf = BytesMut::new();
+    let mut out = Outbox::default();
     let mut last_active = Instant::now();
+    let limit = cfg.client_output_buffer_limit;
+    let query_limit = cfg.client_query_buffer_limit.0;
+    let mut soft_since: Option<Instant> = None;
     loop {
-        if conn.closing && conn.pending.is_empty() {
+        if conn.closing && conn.pending.is_empty() && out.is_empty() {
             break;
         }
-        let can_read = !conn.closing && conn.pending.len() < max_pending && conn.held.is_none();
+        let unread = out.len() + conn.done_bytes;
+        // Past the soft limit the client must read before it may send more.
+        let backed_up = limit.soft > 0 && unread > limit.soft;
+        let can_read =
+            !conn.closing && !backed_up && conn.pending.len() < max_pending && conn.held.is_none();
         if can_read && rbuf.capacity() - rbuf.len() < 512 {
             // Small first; pipelining clients grow it.
             rbuf.reserve(if rbuf.capacity() == 0 {
@@ -203,11 +219,20 @@ async fn serve<S>(
         let idle_deadline = idle
             .filter(|_| conn.subs.is_none() && conn.held.is_none())
             .map(|d| last_active + d);
-        // A held request looks at the pause again shortly (CLIENT UNPAUSE ends it early).
-        let held_wake = conn
-            .held
-            .as_ref()
-            .map(|_| Instant::now() + Duration::from_millis(20));
+        // A held request looks at the pause again shortly (CLIENT UNPAUSE ends it early); a
+        // client over its soft limit is looked at when the soft limit's time is up.
+        let wake = match (&conn.held, soft_since) {
+            (Some(_), _) => Some(Instant::now() + Duration::from_millis(20)),
+            (None, Some(t)) => Some(t + Duration::from_secs(limit.soft_seconds)),
+            _ => None,
+        };
+        let io = ReadOrWrite {
+            stream: &mut stream,
+            rbuf: &mut rbuf,
+            out: &mut out,
+            read: can_read,
+        };
+        let mut wrote = false;
         tokio::select! {
             biased;
             // Shutdown raises `Drain` after it sets the flag that `closing` started from.
@@ -223,38 +248,71 @@ async fn serve<S>(
                     conn.on_inbox(m);
                 }
             }
-            r = stream.read_buf(&mut rbuf), if can_read => {
-                match r {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        last_active = Instant::now();
-                        conn.entry.touch(last_active.into_std());
+            r = io => match r {
+                Io::Read(Ok(0)) | Io::Read(Err(_)) | Io::Wrote(Err(_)) => break,
+                Io::Read(Ok(_)) => {
+                    last_active = Instant::now();
+                    conn.entry.touch(last_active.into_std());
+                    if rbuf.len() > query_limit {
+                        warn!(client = conn.entry.id, bytes = rbuf.len(),
+                            "closing client that reached max query buffer length \
+                             (proxy.client_query_buffer_limit)");
+                        Stats::add(&shared.stats.query_limit_disconnects, 1);
+                        break;
                     }
                 }
-            }
+                Io::Wrote(Ok(())) => wrote = true,
+            },
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() && conn.pending.is_empty() => break,
-            _ = sleep_until(held_wake), if held_wake.is_some() => {}
+            _ = sleep_until(wake), if wake.is_some() => {}
         }
-        conn.pump(&mut rbuf, max_pending);
-        if let Some(r) = conn.new_rx.take() {
-            rx = Some(r);
+        if !wrote {
+            conn.pump(&mut rbuf, max_pending);
+            if let Some(r) = conn.new_rx.take() {
+                rx = Some(r);
+            }
+            conn.flush(&mut out);
+            if !out.is_empty() {
+                // Most replies fit the socket at once: write them now, not a turn later.
+                let now = ReadOrWrite {
+                    stream: &mut stream,
+                    rbuf: &mut rbuf,
+                    out: &mut out,
+                    read: false,
+                };
+                if let Some(Io::Wrote(Err(_))) = now.now_or_never() {
+                    break;
+                }
+            }
         }
-        conn.flush(&mut wbuf);
-        if !wbuf.is_empty() {
-            // A client that stops reading must not hold its task forever: KILL and the
-            // subscriber output limit interrupt the write.
-            let written = tokio::select! {
-                r = stream.write_all(&wbuf) => r.is_ok(),
-                _ = signal.raised(Stop::Kill) => false,
-            };
-            if !written {
+        let unread = out.len() + conn.done_bytes;
+        if limit.hard > 0 && unread > limit.hard {
+            warn!(
+                client = conn.entry.id,
+                bytes = unread,
+                "closing client that reached its hard output buffer limit \
+                 (proxy.client_output_buffer_limit)"
+            );
+            Stats::add(&shared.stats.output_limit_disconnects, 1);
+            break;
+        }
+        if limit.soft > 0 && unread > limit.soft {
+            let since = *soft_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_secs(limit.soft_seconds) {
+                warn!(
+                    client = conn.entry.id,
+                    bytes = unread,
+                    "closing client that stayed over its soft output buffer limit \
+                     (proxy.client_output_buffer_limit)"
+                );
+                Stats::add(&shared.stats.output_limit_disconnects, 1);
                 break;
             }
-            wbuf.clear();
-            if wbuf.capacity() > 1 << 20 {
-                wbuf = BytesMut::new();
-            }
+        } else {
+            soft_since = None;
         }
+        conn.entry
+            .set_buffers(rbuf.capacity() + out.footprint() + conn.done_bytes + conn.multi_bytes());
     }
     let _ = stream.shutdown().await;
 }
@@ -325,6 +383,9 @@ impl Conn {
                 return;
             }
             self.dispatch(req);
+            if self.held.is_some() {
+                return;
+            }
         }
         let mut decoded = 0;
         while !self.closing && self.pending.len() < max_pending {
@@ -339,6 +400,9 @@ impl Conn {
                         break;
                     }
                     self.dispatch(req);
+                    if self.held.is_some() {
+                        break;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -375,6 +439,10 @@ impl Conn {
         }
         if self.multi.is_some() {
             return self.queue_in_multi(req, action);
+        }
+        if !self.choose_lane(&req, &action) {
+            self.held = Some(req);
+            return;
         }
         self.run(req, action);
     }

@@ -5,12 +5,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use hive_common::resp::Request;
 use smallvec::{smallvec, SmallVec};
 use tokio::time::Instant;
 
 use super::forward::prepend_info;
+use super::outbox::Outbox;
 use super::transaction::exec_reply;
 use super::Conn;
 use crate::command::every_node::NodeReplies;
@@ -43,6 +44,8 @@ pub(super) struct Unit {
     pub prefix: Option<Bytes>,
     /// ASK is waited out instead of followed (a slot scan must see the whole slot).
     pub no_ask: bool,
+    /// Goes over the client's own connection for large traffic (`large.rs`).
+    pub large: bool,
 }
 
 impl Unit {
@@ -59,6 +62,7 @@ impl Unit {
             wire: None,
             prefix: None,
             no_ask: false,
+            large: false,
         }
     }
 }
@@ -169,10 +173,14 @@ impl Conn {
                 }
             }
         }
+        if let Some(r) = &p.reply {
+            self.done_bytes += r.len();
+            self.large.saw_reply(r.len());
+        }
     }
 
     /// Moves every finished reply at the head of the queue into `out`, in request order.
-    pub(super) fn flush(&mut self, out: &mut BytesMut) {
+    pub(super) fn flush(&mut self, out: &mut Outbox) {
         let mut errors = 0;
         let mut pushed = 0;
         while self.pending.front().is_some_and(|p| p.reply.is_some()) {
@@ -181,12 +189,15 @@ impl Conn {
             };
             self.base += 1;
             let Some(r) = p.reply else { break };
+            if !p.units.is_empty() {
+                self.done_bytes -= r.len();
+            }
             if p.push {
                 pushed += r.len();
             } else if r.first() == Some(&b'-') {
                 errors += 1;
             }
-            out.extend_from_slice(&r);
+            out.push(&r);
         }
         if pushed > 0 {
             if let Some(s) = &self.subs {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -22,6 +22,8 @@ pub struct ClientEntry {
     pub active_ms: AtomicU64,
     pub info: Mutex<ClientInfo>,
     pub signal: Arc<Signal>,
+    /// Bytes of buffers the client holds, as of its last batch (`maxmemory_buffers`).
+    pub buffers: AtomicUsize,
 }
 
 /// The parts of a client's state that change after connect.
@@ -73,6 +75,7 @@ impl ClientEntry {
                 ..ClientInfo::default()
             }),
             signal: Arc::default(),
+            buffers: AtomicUsize::new(0),
         }
     }
 
@@ -80,6 +83,14 @@ impl ClientEntry {
     pub fn touch(&self, now: Instant) {
         let ms = now.saturating_duration_since(self.created).as_millis() as u64;
         self.active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Publishes the client's buffer bytes; a store only when they changed, so a steady client
+    /// leaves its cache line alone.
+    pub fn set_buffers(&self, bytes: usize) {
+        if self.buffers.load(Ordering::Relaxed) != bytes {
+            self.buffers.store(bytes, Ordering::Relaxed);
+        }
     }
 
     /// Whether the client holds any subscription (CLIENT LIST/KILL `TYPE pubsub`).
@@ -111,7 +122,7 @@ impl ClientEntry {
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={flags} db=0 sub={} psub={} \
 ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
-tot-mem=0 events=r cmd=NULL user={} redir=-1 resp={} lib-name={} lib-ver={}",
+tot-mem={} events=r cmd=NULL user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -122,6 +133,7 @@ tot-mem=0 events=r cmd=NULL user={} redir=-1 resp={} lib-name={} lib-ver={}",
             i.psub,
             i.ssub,
             if i.multi { 0 } else { -1 },
+            self.buffers.load(Ordering::Relaxed),
             i.user,
             i.resp.max(2),
             s(&i.lib_name),

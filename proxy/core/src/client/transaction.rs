@@ -22,6 +22,8 @@ use crate::upstream::topology::NO_MASTER;
 #[derive(Default)]
 pub(super) struct Multi {
     queued: Vec<Request>,
+    /// Bytes of `queued`, bounded by `client_query_buffer_limit`.
+    bytes: usize,
     slot: Option<Slot>,
     dirty: bool,
 }
@@ -130,7 +132,17 @@ impl Conn {
                         m.slot.get_or_insert(s);
                     }
                 }
+                let limit = self.shared.config.proxy.client_query_buffer_limit.0;
                 if let Some(m) = self.multi.as_mut() {
+                    if m.bytes + req.raw().len() > limit {
+                        // Redis would count it against the client's memory; here the
+                        // transaction cannot be sent, so it is aborted as a bad command is.
+                        self.mark_dirty();
+                        return self.push_error(&err(
+                            "Hive: the transaction's queued commands are over proxy.client_query_buffer_limit",
+                        ));
+                    }
+                    m.bytes += req.raw().len();
                     m.queued.push(req);
                 }
                 self.push_done(Bytes::from_static(b"+QUEUED\r\n"));
@@ -140,6 +152,11 @@ impl Conn {
                 self.push_error(&e);
             }
         }
+    }
+
+    /// Bytes queued in an open MULTI.
+    pub(super) fn multi_bytes(&self) -> usize {
+        self.multi.as_ref().map_or(0, |m| m.bytes)
     }
 
     fn mark_dirty(&mut self) {

@@ -10,12 +10,19 @@ use hive_common::resp::Request;
 
 #[derive(Debug, Default)]
 pub struct Scripts {
-    by_sha: Mutex<HashMap<[u8; 40], Bytes>>,
+    inner: Mutex<Cache>,
 }
 
-/// Scripts kept at most; past this, new ones are not remembered (clients still work, only
-/// without healing).
+#[derive(Debug, Default)]
+struct Cache {
+    by_sha: HashMap<[u8; 40], Bytes>,
+    bytes: usize,
+}
+
+/// Scripts and bytes of script bodies kept at most; past either, new ones are not remembered
+/// (clients still work, only without healing).
 const MAX_SCRIPTS: usize = 10_000;
+const MAX_SCRIPT_BYTES: usize = 64 << 20;
 
 pub fn sha1_hex(body: &[u8]) -> [u8; 40] {
     let hex = sha1_smol::Sha1::from(body).digest().to_string();
@@ -28,17 +35,19 @@ impl Scripts {
     /// Remembers `body` (from SCRIPT LOAD or EVAL).
     pub fn record(&self, body: &[u8]) {
         let sha = sha1_hex(body);
-        let mut m = self.by_sha.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() < MAX_SCRIPTS && !m.contains_key(&sha) {
-            m.insert(sha, Bytes::copy_from_slice(body));
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let fits = c.by_sha.len() < MAX_SCRIPTS && c.bytes + body.len() <= MAX_SCRIPT_BYTES;
+        if fits && !c.by_sha.contains_key(&sha) {
+            c.bytes += body.len();
+            c.by_sha.insert(sha, Bytes::copy_from_slice(body));
         }
     }
 
     /// `SCRIPT LOAD <body>` for a known SHA, ready to send before a retried EVALSHA.
     pub fn load_request(&self, sha: &[u8]) -> Option<Bytes> {
         let key: [u8; 40] = sha.to_ascii_lowercase().try_into().ok()?;
-        let m = self.by_sha.lock().unwrap_or_else(|p| p.into_inner());
-        let body = m.get(&key)?;
+        let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let body = c.by_sha.get(&key)?;
         Some(
             Request::from_args(&[&b"SCRIPT"[..], b"LOAD", body])
                 .raw()
@@ -67,5 +76,17 @@ mod tests {
             .load_request(b"E0E1F9FABFC9D4800C877A703B823AC0578FF8DB")
             .unwrap();
         assert!(req.ends_with(b"$8\r\nreturn 1\r\n"));
+    }
+
+    #[test]
+    fn scripts_are_bounded_by_bytes() {
+        let s = Scripts::default();
+        let big = vec![b' '; MAX_SCRIPT_BYTES / 2 + 1];
+        s.record(&big);
+        let mut other = big.clone();
+        other[0] = b'x';
+        s.record(&other);
+        assert!(s.load_request(&sha1_hex(&big)).is_some());
+        assert!(s.load_request(&sha1_hex(&other)).is_none());
     }
 }

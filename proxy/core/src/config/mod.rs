@@ -1,10 +1,12 @@
 //! Proxy configuration: the TOML file and its defaults. Validation lives in `validate.rs`.
 
+mod memsize;
 mod secret;
 mod tls;
 mod users;
 mod validate;
 
+pub use memsize::{parse_memsize, MemSize, OutputLimit};
 pub use secret::Secret;
 
 use std::path::{Path, PathBuf};
@@ -123,6 +125,18 @@ pub struct ProxyConfig {
     /// A subscriber whose unread messages pass this many bytes is disconnected (Redis's
     /// `client-output-buffer-limit pubsub` hard limit, 32 MB by default).
     pub subscriber_output_limit_bytes: usize,
+    /// A client whose unparsed request bytes (one request being received, or a pipeline not
+    /// yet decoded) pass this is disconnected (Redis's `client-query-buffer-limit`, 1gb). A
+    /// MULTI queue past it aborts the transaction.
+    pub client_query_buffer_limit: MemSize,
+    /// `<hard> <soft> <soft seconds>` for replies not yet written to a client (Redis's
+    /// `client-output-buffer-limit normal`). Past `soft` the proxy stops reading the client
+    /// until it reads; past `hard`, or above `soft` for the seconds given, it is disconnected.
+    pub client_output_buffer_limit: OutputLimit,
+    /// All clients' buffers together (requests being received, replies not yet written,
+    /// MULTI queues); past it the clients holding the most are disconnected first, as Redis's
+    /// `maxmemory-clients` does. 0: no limit.
+    pub maxmemory_buffers: MemSize,
     /// The default user's password (Redis's `requirepass`); clients must AUTH with it.
     pub requirepass: Option<Secret>,
     /// ACL users in Redis's rule syntax, one per entry: `"app on >secret ~app:* +@read"` (a
@@ -169,6 +183,9 @@ pub struct BackendConfig {
     pub failover_hold_ms: u64,
     /// First retry delay while holding; doubled on each retry, capped at 500 ms.
     pub retry_backoff_ms: u64,
+    /// Requests and replies at least this long go over a connection of the client's own, so
+    /// they never queue other clients' requests behind them on a shared connection.
+    pub large_value_bytes: MemSize,
     /// Reach nodes and sentinels over TLS.
     pub tls: bool,
     /// The CA their certificates must chain to (needed with `tls`).
@@ -200,6 +217,13 @@ impl Default for ProxyConfig {
             max_pending_per_client: 4096,
             shutdown_grace_ms: 5000,
             subscriber_output_limit_bytes: 32 << 20,
+            client_query_buffer_limit: MemSize(1 << 30),
+            client_output_buffer_limit: OutputLimit {
+                hard: 1 << 30,
+                soft: 256 << 20,
+                soft_seconds: 60,
+            },
+            maxmemory_buffers: MemSize(0),
             requirepass: None,
             users: Vec::new(),
             aclfile: None,
@@ -229,6 +253,7 @@ impl Default for BackendConfig {
             max_redirects: 5,
             failover_hold_ms: 5000,
             retry_backoff_ms: 50,
+            large_value_bytes: MemSize(1 << 20),
             tls: false,
             tls_ca_cert_file: None,
             tls_cert_file: None,

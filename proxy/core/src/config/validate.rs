@@ -62,6 +62,26 @@ impl Config {
                 "must be at least 1024".into(),
             ));
         }
+        // Redis's own minimum for client-query-buffer-limit.
+        if self.proxy.client_query_buffer_limit.0 < 1 << 20 {
+            return Err(bad(
+                "proxy.client_query_buffer_limit",
+                "must be at least 1mb".into(),
+            ));
+        }
+        let out = self.proxy.client_output_buffer_limit;
+        if out.hard != 0 && out.soft > out.hard {
+            return Err(bad(
+                "proxy.client_output_buffer_limit",
+                "the soft limit must not be above the hard limit".into(),
+            ));
+        }
+        if self.backend.large_value_bytes.0 < 64 << 10 {
+            return Err(bad(
+                "backend.large_value_bytes",
+                "must be at least 64kb".into(),
+            ));
+        }
         if self.backend.connect_timeout_ms == 0 || self.backend.command_timeout_ms == 0 {
             let key = if self.backend.connect_timeout_ms == 0 {
                 "backend.connect_timeout_ms"

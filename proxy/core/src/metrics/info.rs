@@ -13,7 +13,9 @@ pub fn proxy_section(shared: &Shared) -> String {
 connected_clients:{}\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
 total_commands_processed:{}\r\nerror_replies:{}\r\nmoved_redirects:{}\r\nask_redirects:{}\r\n\
 retries:{}\r\nbackend_failures:{}\r\ntopology_refreshes:{}\r\nsentinel_events:{}\r\n\
-client_panics:{}\r\ntls_handshake_failures:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
+client_panics:{}\r\ntls_handshake_failures:{}\r\nclient_buffers_bytes:{}\r\n\
+output_limit_disconnects:{}\r\nquery_limit_disconnects:{}\r\nevicted_clients:{}\r\n\
+large_requests:{}\r\nlarge_reply_handoffs:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         shared.config.backend.mode.as_str(),
         s.started.elapsed().as_secs(),
@@ -30,6 +32,12 @@ client_panics:{}\r\ntls_handshake_failures:{}\r\nmasters:{}\r\nunassigned_slots:
         Stats::get(&s.sentinel_events),
         Stats::get(&s.client_panics),
         Stats::get(&s.tls_handshake_failures),
+        Stats::get(&s.client_buffers),
+        Stats::get(&s.output_limit_disconnects),
+        Stats::get(&s.query_limit_disconnects),
+        Stats::get(&s.evicted_clients),
+        Stats::get(&s.large_requests),
+        Stats::get(&s.large_reply_handoffs),
         (0..topo.map.shards().len())
             .filter(|&i| topo.has_master(i))
             .count(),

@@ -24,6 +24,17 @@ pub struct Stats {
     pub client_panics: AtomicU64,
     /// TLS clients whose handshake failed or timed out.
     pub tls_handshake_failures: AtomicU64,
+    /// Clients closed at `client_output_buffer_limit`, `client_query_buffer_limit`, and by
+    /// `maxmemory_buffers`.
+    pub output_limit_disconnects: AtomicU64,
+    pub query_limit_disconnects: AtomicU64,
+    pub evicted_clients: AtomicU64,
+    /// Requests sent over a client's own connection because they, or its replies, are large.
+    pub large_requests: AtomicU64,
+    /// Shared connections set aside (for new requests) while a large reply streams on them.
+    pub large_reply_handoffs: AtomicU64,
+    /// Buffer bytes held by all clients, as of the last check (`maxmemory_buffers`).
+    pub client_buffers: AtomicU64,
 }
 
 impl Default for Stats {
@@ -43,6 +54,12 @@ impl Default for Stats {
             sentinel_events: AtomicU64::new(0),
             client_panics: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
+            output_limit_disconnects: AtomicU64::new(0),
+            query_limit_disconnects: AtomicU64::new(0),
+            evicted_clients: AtomicU64::new(0),
+            large_requests: AtomicU64::new(0),
+            large_reply_handoffs: AtomicU64::new(0),
+            client_buffers: AtomicU64::new(0),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::upstream::topology::source;
 
 mod accept;
+mod evict;
 pub mod pause;
 mod shared;
 
@@ -147,6 +148,7 @@ fn worker(
         );
         if i == 0 {
             tokio::spawn(source::run(shared.clone(), shutdown.clone()));
+            tokio::spawn(evict::run(shared.clone(), shutdown.clone()));
         }
         let plain = async {
             if let Some(l) = plain {

@@ -65,6 +65,7 @@ impl Shared {
             proto: Proto::Resp2,
             push: None,
             dialer,
+            hand_off_at: Some(config.backend.large_value_bytes.0),
         };
         Ok(Arc::new(Shared {
             connector: Connector::new(opts, refresh.clone(), stats.clone()),

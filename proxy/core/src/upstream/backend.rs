@@ -6,11 +6,11 @@
 //! reconnects.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use hive_common::resp::ReplyScanner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
@@ -37,6 +37,10 @@ pub struct BackendOpts {
     pub push: Option<PushSink>,
     /// Opens the connection (TCP, or another stream behind the seam).
     pub dialer: Arc<dyn Dialer>,
+    /// Shared connections: a reply this long hands the connection off (`Backend::handed_off`)
+    /// so new requests go to a fresh one instead of queueing behind it, and the connection
+    /// answers what it carries before it closes.
+    pub hand_off_at: Option<usize>,
 }
 
 /// Where a subscriber connection sends the messages it receives, and the bound on how many
@@ -56,6 +60,9 @@ pub struct PushSink {
 pub struct Backend {
     pub addr: Arc<str>,
     tx: mpsc::UnboundedSender<Job>,
+    /// Set by the connection while a large reply streams on it; only this worker thread
+    /// writes and reads it.
+    handoff: Arc<AtomicBool>,
 }
 
 impl Backend {
@@ -68,6 +75,7 @@ impl Backend {
         stats: Arc<Stats>,
     ) -> Arc<Backend> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let handoff = Arc::new(AtomicBool::new(false));
         let task = Task {
             addr: addr.clone(),
             opts,
@@ -75,9 +83,16 @@ impl Backend {
             stats,
             rx,
             carry: None,
+            handoff: handoff.clone(),
         };
         tokio::spawn(task.run());
-        Arc::new(Backend { addr, tx })
+        Arc::new(Backend { addr, tx, handoff })
+    }
+
+    /// Whether new requests should go to another connection: this one is streaming a large
+    /// reply, and whatever is written now would wait for all of it.
+    pub fn handed_off(&self) -> bool {
+        self.handoff.load(Ordering::Relaxed)
     }
 
     pub fn send(&self, job: Job) {
@@ -111,6 +126,7 @@ struct Task {
     rx: mpsc::UnboundedReceiver<Job>,
     /// Taken from `rx` but not yet written; the next connection sends it first.
     carry: Option<Job>,
+    handoff: Arc<AtomicBool>,
 }
 
 /// After a failed connect, fail requests at once for this long instead of each one waiting
@@ -210,6 +226,13 @@ impl Task {
         // its client without a reply. The next connection starts with it (it was never sent).
         let held = &mut self.carry;
         *held = Some(first);
+        // When the reader last received bytes: a request is overdue only when the node has
+        // sent nothing for the whole timeout, so a connection streaming a large reply is
+        // never mistaken for a dead one.
+        // Atomics only because the task must be `Send`; reader and writer share one task.
+        let born = Instant::now();
+        let last_read = AtomicU64::new(0);
+        let draining = AtomicBool::new(false);
         let writer = async {
             let mut wbuf = BytesMut::with_capacity(16 * 1024);
             let mut batch: Vec<InFlight> = Vec::with_capacity(64);
@@ -224,17 +247,31 @@ impl Task {
                 }
                 let Some(job) = held.take() else { continue };
                 let now = Instant::now();
-                push_job(&mut wbuf, &mut batch, job, now);
-                while batch.len() < 1024 {
+                let mut large = push_job(&mut wbuf, &mut batch, job, now);
+                while large.is_none() && batch.len() < 1024 {
                     match rx.try_recv() {
-                        Ok(j) => push_job(&mut wbuf, &mut batch, j, now),
+                        Ok(j) => large = push_job(&mut wbuf, &mut batch, j, now),
                         Err(_) => break,
                     }
                 }
+                let written = batch.len();
                 // Queue before writing, so no reply can arrive ahead of its entry.
                 lock(queue).extend(batch.drain(..));
                 if let Err(e) = wr.write_all(&wbuf).await {
                     return Some(format!("write failed: {e}"));
+                }
+                // A large request is written from the client's buffer, not copied.
+                if let Some(data) = large {
+                    if let Err(e) = wr.write_all(&data).await {
+                        return Some(format!("write failed: {e}"));
+                    }
+                }
+                // The timeout counts from the write; only a slow write is worth the update.
+                let after = Instant::now();
+                if after - now > Duration::from_millis(1) {
+                    for f in lock(queue).iter_mut().rev().take(written) {
+                        f.sent = after;
+                    }
                 }
                 wbuf.clear();
                 if wbuf.capacity() > 1 << 20 {
@@ -244,6 +281,9 @@ impl Task {
         };
         let push = self.opts.push.clone();
         let addr = &*self.addr;
+        let hand_off = self.opts.hand_off_at;
+        let self_handoff = &*self.handoff;
+        let stats = &*self.stats;
         let reader = async {
             let mut rbuf = BytesMut::with_capacity(16 * 1024);
             let mut scanner = ReplyScanner::default();
@@ -267,7 +307,7 @@ impl Task {
                         Err(e) => return format!("read failed: {e}"),
                     },
                     _ = &mut check => {
-                        let front = lock(queue).front().map(|f| f.sent);
+                        let front = lock(queue).front().map(|f| f.sent.max(born + Duration::from_nanos(last_read.load(Ordering::Relaxed))));
                         let next = match (timeout, front) {
                             (Some(t), Some(sent)) if sent.elapsed() >= t => {
                                 return format!("no reply within {} ms", t.as_millis());
@@ -280,11 +320,31 @@ impl Task {
                     }
                 };
                 debug_assert!(n > 0);
+                if timeout.is_some() {
+                    last_read.store(born.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                }
+                // Small frames are copied out of a buffer a large reply grew, so that they do
+                // not keep all of it alive while they wait for their client.
+                let grown = rbuf.capacity() > 1 << 20;
                 loop {
                     match scanner.scan(&rbuf) {
+                        Ok(Some(len)) if grown && len < 16 * 1024 => {
+                            frames.push(Bytes::copy_from_slice(&rbuf[..len]));
+                            rbuf.advance(len);
+                        }
                         Ok(Some(len)) => frames.push(rbuf.split_to(len).freeze()),
                         Ok(None) => break,
                         Err(e) => return format!("bad reply: {e}"),
+                    }
+                }
+                if rbuf.is_empty() && rbuf.capacity() > 1 << 20 {
+                    rbuf = BytesMut::with_capacity(16 * 1024);
+                }
+                if let Some(at) = hand_off {
+                    if rbuf.len() >= at && !self_handoff.load(Ordering::Relaxed) {
+                        self_handoff.store(true, Ordering::Relaxed);
+                        Stats::add(&stats.large_reply_handoffs, 1);
+                        debug!(backend = %addr, bytes = rbuf.len(), "large reply: new requests go to another connection");
                     }
                 }
                 if frames.is_empty() {
@@ -337,16 +397,38 @@ impl Task {
                         let _ = f.reply.send(Inbox::Reply { tag: f.tag, frame });
                     }
                 }
+                if draining.load(Ordering::Relaxed) && lock(queue).is_empty() {
+                    return String::new();
+                }
             }
         };
+        tokio::pin!(writer, reader);
         tokio::select! {
-            r = writer => r,
-            r = reader => Some(r),
+            r = &mut writer => match r {
+                // Every handle is gone. A handed-off shared connection still answers what
+                // it carries (bounded by the command timeout); a client's own closes now.
+                None if hand_off.is_some() && !lock(queue).is_empty() => {
+                    draining.store(true, Ordering::Relaxed);
+                    let why = (&mut reader).await;
+                    (!why.is_empty()).then_some(why)
+                }
+                r => r,
+            },
+            r = &mut reader => Some(r),
         }
     }
 }
 
-fn push_job(wbuf: &mut BytesMut, batch: &mut Vec<InFlight>, job: Job, sent: Instant) {
+/// Requests at least this long are written from their own buffer instead of being copied.
+const WRITE_DIRECT: usize = 64 * 1024;
+
+/// Adds `job` to the batch; a large request's data is returned to be written after `wbuf`.
+fn push_job(
+    wbuf: &mut BytesMut,
+    batch: &mut Vec<InFlight>,
+    job: Job,
+    sent: Instant,
+) -> Option<Bytes> {
     if let Some(prefix) = &job.prefix {
         wbuf.extend_from_slice(prefix);
         batch.push(InFlight {
@@ -358,7 +440,6 @@ fn push_job(wbuf: &mut BytesMut, batch: &mut Vec<InFlight>, job: Job, sent: Inst
             sent,
         });
     }
-    wbuf.extend_from_slice(&job.data);
     batch.push(InFlight {
         reply: job.reply,
         tag: job.tag,
@@ -367,6 +448,11 @@ fn push_job(wbuf: &mut BytesMut, batch: &mut Vec<InFlight>, job: Job, sent: Inst
         acc: None,
         sent,
     });
+    if job.data.len() >= WRITE_DIRECT {
+        return Some(job.data);
+    }
+    wbuf.extend_from_slice(&job.data);
+    None
 }
 
 fn lock(q: &Queue) -> std::sync::MutexGuard<'_, VecDeque<InFlight>> {

@@ -38,14 +38,21 @@ impl Connector {
 
     /// A new shared connection task to `addr` on the current runtime; it connects on first use.
     pub fn spawn(&self, addr: &str, proto: Proto) -> Arc<Backend> {
-        self.start(addr, proto, None, self.opts.command_timeout)
+        let hand_off_at = self.opts.hand_off_at;
+        self.start(addr, proto, None, self.opts.command_timeout, hand_off_at)
+    }
+
+    /// A connection for one client's large requests and replies: with the command timeout,
+    /// never handed off (it carries nobody else's requests).
+    pub fn large(&self, addr: &str, proto: Proto) -> Arc<Backend> {
+        self.start(addr, proto, None, self.opts.command_timeout, None)
     }
 
     /// A connection for one client only, without a command timeout (blocking commands wait as
     /// long as their own timeout says). It closes when the client drops it, which is how Redis
     /// learns that a blocked client has gone.
     pub fn dedicated(&self, addr: &str, proto: Proto, push: Option<PushSink>) -> Arc<Backend> {
-        self.start(addr, proto, push, None)
+        self.start(addr, proto, push, None, None)
     }
 
     fn start(
@@ -54,11 +61,13 @@ impl Connector {
         proto: Proto,
         push: Option<PushSink>,
         command_timeout: Option<Duration>,
+        hand_off_at: Option<usize>,
     ) -> Arc<Backend> {
         let opts = BackendOpts {
             proto,
             push,
             command_timeout,
+            hand_off_at,
             ..self.opts.clone()
         };
         Backend::spawn(

@@ -26,11 +26,26 @@ thread_local! {
 
 fn get(l: &mut Pool, shared: &Shared, addr: &str, proto: Proto) -> Arc<Backend> {
     if let Some(b) = l.by_addr.get(addr) {
-        return b.clone();
+        if !b.handed_off() {
+            return b.clone();
+        }
     }
     let b = shared.connector.spawn(addr, proto);
     l.by_addr.insert(addr.to_string(), b.clone());
     b
+}
+
+/// Shard `i`'s master connection, replaced by a fresh one if a large reply is streaming on
+/// it (the old one answers what it carries, then closes once its last holder lets go).
+fn master_of(l: &mut Pool, shared: &Shared, i: usize, proto: Proto) -> Option<Arc<Backend>> {
+    let b = l.masters.get(i)?.as_ref()?;
+    if !b.handed_off() {
+        return Some(b.clone());
+    }
+    let addr = b.addr.clone();
+    let fresh = get(l, shared, &addr, proto);
+    l.masters[i] = Some(fresh.clone());
+    Some(fresh)
 }
 
 fn with<T>(proto: Proto, f: impl FnOnce(&mut Pool) -> T) -> T {
@@ -51,7 +66,7 @@ pub fn master(
 ) -> Option<Arc<Backend>> {
     with(proto, |l| {
         refresh(l, shared, topo, proto);
-        l.masters.get(i).cloned().flatten()
+        master_of(l, shared, i, proto)
     })
 }
 
@@ -65,7 +80,7 @@ pub fn any_master(
     with(proto, |l| {
         refresh(l, shared, topo, proto);
         let n = l.masters.len();
-        (0..n).find_map(|k| l.masters[(rr + k) % n].clone())
+        (0..n).find_map(|k| master_of(l, shared, (rr + k) % n, proto))
     })
 }
 
