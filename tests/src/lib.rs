@@ -14,7 +14,10 @@ use tempfile::TempDir;
 
 pub use hive_local::{block_on, free_port_block, free_port_pair};
 
+pub mod process;
 pub mod suites;
+
+pub use process::HiveProcess;
 
 /// Load tests take this lock so two of them never compete for the 2 cores.
 pub fn heavy() -> MutexGuard<'static, ()> {
@@ -234,6 +237,10 @@ pub fn module_so() -> PathBuf {
 
 /// The `hive` binary built by `cargo build` (the test script builds it first).
 pub fn hive_bin() -> PathBuf {
+    // `HIVE_BIN` runs the same tests against another build (a release one, to measure).
+    if let Ok(p) = std::env::var("HIVE_BIN") {
+        return p.into();
+    }
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test> -> target/<profile>/hive
     let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");

@@ -198,6 +198,8 @@ async fn serve<S>(
     let limit = cfg.client_output_buffer_limit;
     let query_limit = cfg.client_query_buffer_limit.0;
     let mut soft_since: Option<Instant> = None;
+    // Bytes read or written since this task last let others run (see below).
+    let mut read_burst = 0usize;
     loop {
         if conn.closing && conn.pending.is_empty() && out.is_empty() {
             break;
@@ -250,7 +252,8 @@ async fn serve<S>(
             }
             r = io => match r {
                 Io::Read(Ok(0)) | Io::Read(Err(_)) | Io::Wrote(Err(_)) => break,
-                Io::Read(Ok(_)) => {
+                Io::Read(Ok(n)) => {
+                    read_burst += n;
                     last_active = Instant::now();
                     conn.entry.touch(last_active.into_std());
                     if rbuf.len() > query_limit {
@@ -261,7 +264,10 @@ async fn serve<S>(
                         break;
                     }
                 }
-                Io::Wrote(Ok(())) => wrote = true,
+                Io::Wrote(Ok(n)) => {
+                    read_burst += n;
+                    wrote = true;
+                }
             },
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() && conn.pending.is_empty() => break,
             _ = sleep_until(wake), if wake.is_some() => {}
@@ -311,11 +317,21 @@ async fn serve<S>(
         } else {
             soft_since = None;
         }
+        if read_burst >= BURST {
+            // A client streaming a large value would otherwise keep the worker for a whole
+            // cooperative budget of reads (128 of up to a socket buffer each: hundreds of
+            // milliseconds), and every other client on the thread would wait.
+            read_burst = 0;
+            tokio::task::yield_now().await;
+        }
         conn.entry
             .set_buffers(rbuf.capacity() + out.footprint() + conn.done_bytes + conn.multi_bytes());
     }
     let _ = stream.shutdown().await;
 }
+
+/// Bytes a task reads before it yields to the other tasks of its worker.
+pub(crate) const BURST: usize = 256 * 1024;
 
 /// Whether `req` waits while CLIENT PAUSE is in force: with WRITE, what may write or replicate
 /// (as Redis pauses it); with ALL, everything but what the proxy answers itself.

@@ -12,7 +12,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Replies at least this long are written from their own buffer instead of being copied.
@@ -94,7 +94,7 @@ impl Outbox {
 /// What one poll of the socket did.
 pub(super) enum Io {
     Read(io::Result<usize>),
-    Wrote(io::Result<()>),
+    Wrote(io::Result<usize>),
 }
 
 /// Resolves when the stream has read into `rbuf` (if `read` is set) or written part of the
@@ -119,7 +119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for ReadOrWrite<'_, S> {
                 }
                 Poll::Ready(Ok(n)) => {
                     this.out.advance(n);
-                    return Poll::Ready(Io::Wrote(Ok(())));
+                    return Poll::Ready(Io::Wrote(Ok(n)));
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Io::Wrote(Err(e))),
                 Poll::Pending => {}
@@ -143,7 +143,9 @@ fn poll_read_buf<S: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf)
+    // At most one burst per read: a read of a whole socket buffer (megabytes, with a large
+    // value arriving) would keep every other client of the worker waiting for its copy.
+    tokio_util::io::poll_read_buf(Pin::new(stream), cx, &mut buf.limit(super::BURST))
 }
 
 #[cfg(test)]

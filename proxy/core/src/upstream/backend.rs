@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hive_common::resp::ReplyScanner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
@@ -262,8 +262,12 @@ impl Task {
                 }
                 // A large request is written from the client's buffer, not copied.
                 if let Some(data) = large {
-                    if let Err(e) = wr.write_all(&data).await {
-                        return Some(format!("write failed: {e}"));
+                    // In slices, letting the worker's other tasks run between them.
+                    for part in data.chunks(crate::client::BURST) {
+                        if let Err(e) = wr.write_all(part).await {
+                            return Some(format!("write failed: {e}"));
+                        }
+                        tokio::task::yield_now().await;
                     }
                 }
                 // The timeout counts from the write; only a slow write is worth the update.
@@ -290,6 +294,7 @@ impl Task {
             let mut frames: Vec<Bytes> = Vec::with_capacity(64);
             let mut done: Vec<(InFlight, Bytes)> = Vec::with_capacity(64);
             let idle = timeout.unwrap_or(Duration::from_secs(3600));
+            let mut burst = 0usize;
             // One timer for the connection's life, re-armed when it fires: a timeout per read
             // registered and removed a timer-wheel entry for every read. It is re-armed at the
             // oldest request's deadline (written at `sent`), so the timeout is exact.
@@ -299,9 +304,11 @@ impl Task {
                 if rbuf.capacity() - rbuf.len() < 4096 {
                     rbuf.reserve(16 * 1024);
                 }
+                // One burst at most per read (as the client side reads, and why).
+                let mut window = (&mut rbuf).limit(crate::client::BURST);
                 let n = tokio::select! {
                     biased;
-                    r = rd.read_buf(&mut rbuf) => match r {
+                    r = rd.read_buf(&mut window) => match r {
                         Ok(0) => return "closed by the server".to_string(),
                         Ok(n) => n,
                         Err(e) => return format!("read failed: {e}"),
@@ -320,6 +327,12 @@ impl Task {
                     }
                 };
                 debug_assert!(n > 0);
+                burst += n;
+                if burst >= crate::client::BURST {
+                    // As the client task does: a large reply must not keep the worker.
+                    burst = 0;
+                    tokio::task::yield_now().await;
+                }
                 if timeout.is_some() {
                     last_read.store(born.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 }
