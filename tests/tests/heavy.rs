@@ -27,7 +27,7 @@ fn setup(proxy_extra: &str, backend_extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let node = single_node_with(&dir, &[]);
     let toml = format!(
-        "[proxy]\nthreads = 1\n{proxy_extra}\n[backend]\nmode = \"static\"\n{backend_extra}\n\
+        "[proxy]\nthreads = 2\n{proxy_extra}\n[backend]\nmode = \"static\"\n{backend_extra}\n\
          [[backend.shards]]\nmaster = \"{}\"\n",
         node.addr
     );
@@ -183,45 +183,38 @@ fn slow_large_reader_does_not_stall_small_clients() {
     assert!(info_field(&url, "large_reply_handoffs") >= 1);
 }
 
-/// 20 clients SET a 50 MB value each at `addr` while a canary does small requests; the
-/// canary's slowest request.
-fn large_sets_beside_a_canary(addr: SocketAddr) -> Duration {
+/// 20 clients (tests/py/large_sets.py, at a lower priority, as clients on other hosts would
+/// be) SET a 50 MB value each at `addr` while a canary does small requests; the canary's
+/// slowest request.
+fn large_sets_beside_a_canary(addr: SocketAddr, prefix: &str) -> Duration {
     let busy = Arc::new(AtomicBool::new(true));
     let canary = {
         let busy = busy.clone();
         thread::spawn(move || small_traffic(addr, 1, busy))
     };
     thread::sleep(Duration::from_millis(100));
-    // One value shared by every writer, written in place: the test's own copying would
-    // otherwise compete for the cores with what it measures.
-    let value = Arc::new(vec![b'v'; 50 * MB]);
-    let start = Arc::new(std::sync::Barrier::new(20));
-    let writers: Vec<_> = (0..20)
-        .map(|i| {
-            let (value, start) = (value.clone(), start.clone());
-            thread::spawn(move || {
-                let key = format!("big:{i}");
-                let head = format!(
-                    "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n",
-                    key.len(),
-                    value.len()
-                );
-                let mut s = TcpStream::connect(addr).unwrap();
-                start.wait();
-                s.write_all(head.as_bytes()).unwrap();
-                s.write_all(&value).unwrap();
-                s.write_all(b"\r\n").unwrap();
-                let mut ok = [0u8; 5];
-                s.read_exact(&mut ok).unwrap();
-                assert_eq!(&ok, b"+OK\r\n");
-            })
-        })
-        .collect();
-    for w in writers {
-        w.join().expect("a large SET failed");
-    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("py/large_sets.py");
+    let mut load = std::process::Command::new("nice")
+        .args(["-n", "10"])
+        .arg("python3")
+        .arg(script)
+        .args([&addr.port().to_string(), prefix])
+        .spawn()
+        .expect("run the load");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = load.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = load.kill();
+            panic!("the large SETs did not finish within 60 s");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
     busy.store(false, Ordering::Relaxed);
     let lat = canary.join().expect("the canary failed");
+    assert!(status.success(), "a large SET failed");
     lat[lat.len() - 1]
 }
 
@@ -230,8 +223,8 @@ fn large_sets_spare_a_canary_and_memory_is_given_back() {
     let _g = heavy();
     let s = setup("", "");
     let base_kb = s.hive.status_kb("VmRSS");
-    let direct = large_sets_beside_a_canary(s._node.addr.parse().unwrap());
-    let worst = large_sets_beside_a_canary(s.hive.addr);
+    let direct = large_sets_beside_a_canary(s._node.addr.parse().unwrap(), "direct");
+    let worst = large_sets_beside_a_canary(s.hive.addr, "hive");
     let peak_kb = s.hive.status_kb("VmHWM");
     eprintln!(
         "canary's slowest request: {worst:?} through hive, {direct:?} direct; \

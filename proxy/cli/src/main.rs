@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod drill;
+mod malloc;
 mod proxy;
 mod up;
 
@@ -33,6 +34,9 @@ enum Cmd {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Cmd::Proxy(_) | Cmd::Up(_)) {
+        malloc::tune();
+    }
     match cli.command {
         Cmd::Proxy(a) => proxy::run(a),
         Cmd::Up(a) => up::run(a),
