@@ -128,8 +128,13 @@ fn small_traffic(addr: SocketAddr, clients: usize, busy: Arc<AtomicBool>) -> Vec
                 let end = Instant::now() + Duration::from_secs(30);
                 while busy.load(Ordering::Relaxed) && Instant::now() < end {
                     let t = Instant::now();
-                    let _: () = redis::cmd("SET").arg(&key).arg("x").query(&mut c).unwrap();
-                    let v: String = redis::cmd("GET").arg(&key).query(&mut c).unwrap();
+                    let r: redis::RedisResult<()> =
+                        redis::cmd("SET").arg(&key).arg("x").query(&mut c);
+                    r.unwrap_or_else(|e| panic!("SET: {e}"));
+                    let v: String = redis::cmd("GET")
+                        .arg(&key)
+                        .query(&mut c)
+                        .unwrap_or_else(|e| panic!("GET: {e}"));
                     assert_eq!(v, "x");
                     mine.push(t.elapsed() / 2);
                 }
@@ -152,7 +157,7 @@ fn p99(v: &[Duration]) -> Duration {
 #[test]
 fn slow_large_reader_does_not_stall_small_clients() {
     let _g = heavy();
-    let s = setup("", "command_timeout_ms = 2000");
+    let s = setup("", "");
     let url = s.hive.url();
     set_value(&url, "big", 10 * MB);
     let busy = Arc::new(AtomicBool::new(true));
