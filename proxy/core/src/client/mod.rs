@@ -292,6 +292,19 @@ async fn serve<S>(
             }
         }
         let unread = out.len() + conn.done_bytes;
+        if let Some(sink) = conn.subs.as_ref().map(|s| &s.sink) {
+            // Messages count until they are written, not only until they reach the outbox.
+            let queued = sink.queued.load(Ordering::Relaxed);
+            if out.len() + queued > sink.limit {
+                warn!(
+                    client = conn.entry.id,
+                    bytes = out.len() + queued,
+                    "closing subscriber over proxy.subscriber_output_limit_bytes"
+                );
+                Stats::add(&shared.stats.output_limit_disconnects, 1);
+                break;
+            }
+        }
         if limit.hard > 0 && unread > limit.hard {
             warn!(
                 client = conn.entry.id,
