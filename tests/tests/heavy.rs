@@ -93,6 +93,62 @@ fn info_field(url: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in INFO"))
 }
 
+/// Replies read from `s` until `n` arrived, the proxy closed, or `limit` passed: (values of
+/// `len` bytes, error replies, closed). Only those two kinds of reply are expected.
+fn count_replies(s: &mut TcpStream, n: usize, len: usize, limit: Duration) -> (usize, usize, bool) {
+    let deadline = Instant::now() + limit;
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let value_len = bulk_len(len);
+    let (mut values, mut errors) = (0, 0);
+    // Bytes of the current value still to skip, or the error line so far.
+    let (mut skip, mut line) = (0usize, Vec::new());
+    let mut buf = vec![0u8; MB];
+    while values + errors < n && Instant::now() < deadline {
+        let got = match s.read(&mut buf) {
+            Ok(0) => return (values, errors, true),
+            Ok(k) => k,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return (values, errors, true),
+        };
+        let mut chunk = &buf[..got];
+        while !chunk.is_empty() {
+            if skip > 0 {
+                let k = skip.min(chunk.len());
+                skip -= k;
+                chunk = &chunk[k..];
+                if skip == 0 {
+                    values += 1;
+                }
+                continue;
+            }
+            if line.is_empty() && chunk[0] == b'$' {
+                skip = value_len;
+                continue;
+            }
+            line.push(chunk[0]);
+            chunk = &chunk[1..];
+            if line.ends_with(b"\r\n") {
+                assert!(
+                    line.starts_with(b"-"),
+                    "unexpected reply {:?}",
+                    String::from_utf8_lossy(&line)
+                );
+                errors += 1;
+                line.clear();
+            }
+        }
+    }
+    (values, errors, false)
+}
+
 #[test]
 fn large_values_pipelined_all_arrive() {
     let _g = heavy();
@@ -103,13 +159,22 @@ fn large_values_pipelined_all_arrive() {
             set_value(&url, "big", len);
             let mut c = TcpStream::connect(s.hive.addr).unwrap();
             c.write_all(&gets("big", n)).unwrap();
-            let want = n * bulk_len(len);
-            let (got, closed) = read_upto(&mut c, want, Duration::from_secs(90), None);
+            let (values, errors, closed) = count_replies(&mut c, n, len, Duration::from_secs(90));
+            eprintln!("{n} GETs of {len} bytes ({timeout:?}): {values} values, {errors} errors");
+            // Every request is answered. With the default timeout, by its value; with 2 s, a
+            // node that spends longer producing the first bytes of 2 GB (a loaded machine)
+            // fails what it has not answered, and each of those gets the timeout's error.
             assert_eq!(
-                (got, closed),
-                (want, false),
-                "{n} GETs of {len} bytes ({timeout:?}): every reply arrives"
+                (values + errors, closed),
+                (n, false),
+                "{n} GETs of {len} bytes ({timeout:?})"
             );
+            if timeout.is_empty() {
+                assert_eq!(
+                    errors, 0,
+                    "{n} GETs of {len} bytes with the default timeout"
+                );
+            }
         }
         assert_eq!(info_field(&url, "output_limit_disconnects"), 0);
     }
