@@ -12,6 +12,7 @@ mod blocking;
 mod fanout;
 mod forward;
 mod large;
+mod limits;
 mod outbox;
 mod pending;
 mod redirect;
@@ -44,12 +45,13 @@ use crate::command::classify::{classify_as, Action};
 use crate::command::local::{self, After, Ctx};
 use crate::error::{ClientReason, ErrorKind, ProxyError};
 use crate::metrics::Stats;
-use crate::server::pause::PauseMode;
+use crate::server::pause::must_wait;
 use crate::server::Shared;
 use crate::upstream::backend::Backend;
 use crate::upstream::{Inbox, ReplyTx};
 
 use large::Large;
+use limits::OutputGuard;
 use outbox::{Io, Outbox, ReadOrWrite};
 use pending::Pending;
 use registry::ClientEntry;
@@ -195,18 +197,16 @@ async fn serve<S>(
     let mut rbuf = BytesMut::new();
     let mut out = Outbox::default();
     let mut last_active = Instant::now();
-    let limit = cfg.client_output_buffer_limit;
+    let mut guard = OutputGuard::new(cfg.client_output_buffer_limit);
     let query_limit = cfg.client_query_buffer_limit.0;
-    let mut soft_since: Option<Instant> = None;
     // Bytes read or written since this task last let others run (see below).
     let mut read_burst = 0usize;
     loop {
         if conn.closing && conn.pending.is_empty() && out.is_empty() {
             break;
         }
-        let unread = out.len() + conn.done_bytes;
-        // Past the soft limit the client must read before it may send more.
-        let backed_up = limit.soft > 0 && unread > limit.soft;
+        // Past the soft output limit the client must read before it may send more.
+        let backed_up = guard.backed_up(out.len() + conn.done_bytes);
         let can_read =
             !conn.closing && !backed_up && conn.pending.len() < max_pending && conn.held.is_none();
         if can_read && rbuf.capacity() - rbuf.len() < 512 {
@@ -223,10 +223,9 @@ async fn serve<S>(
             .map(|d| last_active + d);
         // A held request looks at the pause again shortly (CLIENT UNPAUSE ends it early); a
         // client over its soft limit is looked at when the soft limit's time is up.
-        let wake = match (&conn.held, soft_since) {
-            (Some(_), _) => Some(Instant::now() + Duration::from_millis(20)),
-            (None, Some(t)) => Some(t + Duration::from_secs(limit.soft_seconds)),
-            _ => None,
+        let wake = match conn.held {
+            Some(_) => Some(Instant::now() + Duration::from_millis(20)),
+            None => guard.deadline(),
         };
         let io = ReadOrWrite {
             stream: &mut stream,
@@ -291,44 +290,8 @@ async fn serve<S>(
                 }
             }
         }
-        let unread = out.len() + conn.done_bytes;
-        if let Some(sink) = conn.subs.as_ref().map(|s| &s.sink) {
-            // Messages count until they are written, not only until they reach the outbox.
-            let queued = sink.queued.load(Ordering::Relaxed);
-            if out.len() + queued > sink.limit {
-                warn!(
-                    client = conn.entry.id,
-                    bytes = out.len() + queued,
-                    "closing subscriber over proxy.subscriber_output_limit_bytes"
-                );
-                Stats::add(&shared.stats.output_limit_disconnects, 1);
-                break;
-            }
-        }
-        if limit.hard > 0 && unread > limit.hard {
-            warn!(
-                client = conn.entry.id,
-                bytes = unread,
-                "closing client that reached its hard output buffer limit \
-                 (proxy.client_output_buffer_limit)"
-            );
-            Stats::add(&shared.stats.output_limit_disconnects, 1);
+        if guard.exceeded(&conn, out.len()) {
             break;
-        }
-        if limit.soft > 0 && unread > limit.soft {
-            let since = *soft_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= Duration::from_secs(limit.soft_seconds) {
-                warn!(
-                    client = conn.entry.id,
-                    bytes = unread,
-                    "closing client that stayed over its soft output buffer limit \
-                     (proxy.client_output_buffer_limit)"
-                );
-                Stats::add(&shared.stats.output_limit_disconnects, 1);
-                break;
-            }
-        } else {
-            soft_since = None;
         }
         if read_burst >= BURST {
             // A client streaming a large value would otherwise keep the worker for a whole
@@ -345,41 +308,6 @@ async fn serve<S>(
 
 /// Bytes a task reads before it yields to the other tasks of its worker.
 pub(crate) const BURST: usize = 256 * 1024;
-
-/// Whether `req` waits while CLIENT PAUSE is in force: with WRITE, what may write or replicate
-/// (as Redis pauses it); with ALL, everything but what the proxy answers itself.
-fn must_wait(mode: PauseMode, req: &Request) -> bool {
-    let name = req.arg(0).to_ascii_lowercase();
-    match mode {
-        PauseMode::All => !matches!(
-            &name[..],
-            b"client"
-                | b"ping"
-                | b"echo"
-                | b"quit"
-                | b"reset"
-                | b"auth"
-                | b"hello"
-                | b"acl"
-                | b"command"
-        ),
-        PauseMode::Write => {
-            matches!(
-                &name[..],
-                b"eval"
-                    | b"evalsha"
-                    | b"fcall"
-                    | b"publish"
-                    | b"spublish"
-                    | b"pfcount"
-                    | b"wait"
-                    | b"exec"
-            ) || hive_common::command::CommandTable::get()
-                .lookup(&name)
-                .is_some_and(|c| c.has(hive_common::command::flag::WRITE))
-        }
-    }
-}
 
 /// The next reply, or never while no channel exists yet.
 async fn recv(rx: &mut Option<mpsc::UnboundedReceiver<Inbox>>) -> Option<Inbox> {

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use hive_common::resp::Request;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PauseMode {
     /// Writes (and commands that may write or replicate) wait.
@@ -58,6 +60,41 @@ impl PauseState {
             _ => PauseMode::All,
         };
         Some((mode, end))
+    }
+}
+
+/// Whether `req` waits while CLIENT PAUSE is in force: with WRITE, what may write or replicate
+/// (as Redis pauses it); with ALL, everything but what the proxy answers itself.
+pub fn must_wait(mode: PauseMode, req: &Request) -> bool {
+    let name = req.arg(0).to_ascii_lowercase();
+    match mode {
+        PauseMode::All => !matches!(
+            &name[..],
+            b"client"
+                | b"ping"
+                | b"echo"
+                | b"quit"
+                | b"reset"
+                | b"auth"
+                | b"hello"
+                | b"acl"
+                | b"command"
+        ),
+        PauseMode::Write => {
+            matches!(
+                &name[..],
+                b"eval"
+                    | b"evalsha"
+                    | b"fcall"
+                    | b"publish"
+                    | b"spublish"
+                    | b"pfcount"
+                    | b"wait"
+                    | b"exec"
+            ) || hive_common::command::CommandTable::get()
+                .lookup(&name)
+                .is_some_and(|c| c.has(hive_common::command::flag::WRITE))
+        }
     }
 }
 
