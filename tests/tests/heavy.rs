@@ -378,15 +378,15 @@ fn slow_reader_is_disconnected_at_its_output_limits() {
 fn client_that_writes_before_reading_is_not_deadlocked() {
     let _g = heavy();
     let s = setup("", "");
-    set_value(&s.hive.url(), "k", 1000);
-    // redis-py's pipeline writes every command, then reads: 100,000 GETs are 2.6 MB of
-    // requests and 100 MB of replies, more than the sockets hold either way.
-    let n = 100_000;
+    set_value(&s.hive.url(), "k", 100);
+    // redis-py's pipeline writes every command, then reads: 1,000,000 GETs are 26 MB of
+    // requests and 107 MB of replies, more than the sockets hold either way.
+    let n = 1_000_000;
     let mut c = TcpStream::connect(s.hive.addr).unwrap();
     c.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
     c.write_all(&gets("k", n))
         .expect("the proxy stopped reading");
-    let want = n * bulk_len(1000);
+    let want = n * bulk_len(100);
     let (got, _) = read_upto(&mut c, want, Duration::from_secs(60), None);
     assert_eq!(got, want);
 }
