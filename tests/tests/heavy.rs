@@ -84,6 +84,17 @@ fn bulk_len(len: usize) -> usize {
     format!("${len}\r\n").len() + len + 2
 }
 
+/// Waits up to 10 s for INFO's `field` to reach `at_least`.
+fn wait_info(url: &str, field: &str, at_least: u64) {
+    let check = || async { Ok(info_field(url, field) >= at_least) };
+    hive_local::block_on(hive_local::wait_until(
+        field,
+        Duration::from_secs(10),
+        check,
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 fn info_field(url: &str, field: &str) -> u64 {
     let mut c = connect(url);
     let info: String = redis::cmd("INFO").query(&mut c).unwrap();
@@ -343,11 +354,7 @@ fn slow_reader_is_disconnected_at_its_output_limits() {
     // Hard limit: 50 replies of 10 MB that nobody reads.
     let mut c = TcpStream::connect(s.hive.addr).unwrap();
     c.write_all(&gets("big", 50)).unwrap();
-    let t = Instant::now();
-    while info_field(&url, "output_limit_disconnects") < 1 {
-        assert!(t.elapsed() < Duration::from_secs(10), "not disconnected");
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_info(&url, "output_limit_disconnects", 1);
     let (got, closed) = read_upto(&mut c, usize::MAX, Duration::from_secs(10), None);
     assert!(
         closed && got < 50 * bulk_len(10 * MB),
@@ -357,10 +364,7 @@ fn slow_reader_is_disconnected_at_its_output_limits() {
     let mut c = TcpStream::connect(s.hive.addr).unwrap();
     c.write_all(&gets("big", 3)).unwrap();
     let t = Instant::now();
-    while info_field(&url, "output_limit_disconnects") < 2 {
-        assert!(t.elapsed() < Duration::from_secs(10), "not disconnected");
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_info(&url, "output_limit_disconnects", 2);
     assert!(
         t.elapsed() >= Duration::from_millis(1900),
         "{:?}",
@@ -435,11 +439,7 @@ fn maxmemory_buffers_evicts_the_biggest_client_first() {
     // 20 unread replies of 10 MB: over the proxy-wide limit, under the client's own.
     let mut hog = TcpStream::connect(s.hive.addr).unwrap();
     hog.write_all(&gets("big", 20)).unwrap();
-    let t = Instant::now();
-    while info_field(&url, "evicted_clients") < 1 {
-        assert!(t.elapsed() < Duration::from_secs(10), "nobody evicted");
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_info(&url, "evicted_clients", 1);
     let (_, closed) = read_upto(&mut hog, usize::MAX, Duration::from_secs(10), None);
     assert!(closed, "the biggest client is the one evicted");
     let v: String = redis::cmd("GET").arg("s").query(&mut small).unwrap();
