@@ -93,6 +93,8 @@ pub mod flag {
     pub const DENYOOM: u32 = 1 << 9;
     /// May run before the client authenticates (AUTH, HELLO, QUIT, RESET).
     pub const NO_AUTH: u32 = 1 << 10;
+    /// Never shown to MONITOR (AUTH, HELLO, ...), like admin commands.
+    pub const SKIP_MONITOR: u32 = 1 << 11;
 
     pub(super) fn from_name(name: &str) -> u32 {
         match name {
@@ -107,6 +109,7 @@ pub mod flag {
             "fast" => FAST,
             "denyoom" => DENYOOM,
             "no_auth" => NO_AUTH,
+            "skip_monitor" => SKIP_MONITOR,
             _ => 0,
         }
     }
@@ -289,6 +292,11 @@ impl CommandTable {
         self.commands
             .iter()
             .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+    }
+
+    /// The full name (`get`, `config|get`) of command `id`; a linear search, for slow paths.
+    pub fn name_of(&self, id: u16) -> Option<&str> {
+        self.all().find(|c| c.id == id).map(|c| c.name.as_str())
     }
 
     /// The number of command ids (`CommandSpec::id` is below it).

@@ -1,11 +1,20 @@
 //! The `hive` binary: parses the command line and runs one subcommand, each in a file of its
-//! own (`proxy`, `up`, `drill`). A new subcommand gets a file here and a line in `Cmd`.
+//! own (`proxy`, `up`, `drill`, `status`, `check`, `monitor`). A new subcommand gets a file
+//! here and a line in `Cmd`.
 #![forbid(unsafe_code)]
 
+mod check;
 mod drill;
+mod logging;
 mod malloc;
+mod monitor;
 mod proxy;
+mod status;
+mod target;
 mod up;
+mod view;
+
+pub use logging::{init_logging, LogHandle};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -30,6 +39,12 @@ enum Cmd {
     /// Operational drills against a running proxy.
     #[command(subcommand)]
     Drill(drill::DrillCmd),
+    /// One screen of the deployment's state; exit 0 healthy, 1 degraded, 2 down.
+    Status(status::StatusArgs),
+    /// The health-check suite: connectivity, slots, replicas, quorum, persistence, module, data.
+    Check(check::CheckArgs),
+    /// A live terminal dashboard of the deployment (q quits).
+    Monitor(monitor::MonitorArgs),
 }
 
 fn main() -> Result<()> {
@@ -41,16 +56,10 @@ fn main() -> Result<()> {
         Cmd::Proxy(a) => proxy::run(a),
         Cmd::Up(a) => up::run(a),
         Cmd::Drill(d) => drill::run(d),
+        Cmd::Status(a) => status::run(a),
+        Cmd::Check(a) => check::run(a),
+        Cmd::Monitor(a) => monitor::run(a),
     }
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
 }
 
 async fn wait_for_signal() {

@@ -1,75 +1,64 @@
-//! `hive proxy`: serve, with the config file's settings and the flags that override them.
+//! `hive proxy`: serve, with the config file's settings and the flags that override them;
+//! SIGHUP re-reads the config file (`--check-config` only validates one).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use hive_proxy::config::{Config, Mode, ShardConfig};
-use hive_proxy::server;
+use hive_proxy::config::Config;
+use hive_proxy::server::{self, Shared};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::{init_logging, wait_for_signal};
+use crate::target::Target;
+use crate::{init_logging, wait_for_signal, LogHandle};
 
 #[derive(Args)]
 pub struct ProxyArgs {
-    /// TOML config file (every key is documented in the README).
-    #[arg(short, long)]
-    config: Option<PathBuf>,
-    /// Seed nodes of the cluster, comma-separated host:port (overrides backend.seeds).
-    #[arg(long, value_delimiter = ',')]
-    cluster: Vec<String>,
-    /// Sentinel mode: sentinel addresses, comma-separated (needs --masters).
-    #[arg(long, value_delimiter = ',', conflicts_with_all = ["cluster", "static_masters"])]
-    sentinel: Vec<String>,
-    /// Sentinel mode: the master names Sentinel monitors, in slot order.
-    #[arg(long, value_delimiter = ',', requires = "sentinel")]
-    masters: Vec<String>,
-    /// Static mode: master addresses, comma-separated, in slot order.
-    #[arg(long = "static", value_delimiter = ',', conflicts_with = "cluster")]
-    static_masters: Vec<String>,
+    #[command(flatten)]
+    target: Target,
     /// Listen address (overrides proxy.listen).
     #[arg(long)]
     listen: Option<String>,
     /// Worker threads, 0 = half the CPUs, at least one (overrides proxy.threads).
     #[arg(long)]
     threads: Option<usize>,
+    /// The admin HTTP listener for /metrics, /healthz and /readyz (overrides
+    /// proxy.admin_listen).
+    #[arg(long)]
+    admin: Option<String>,
+    /// Validate this config file and exit: 0 when it is valid, else 1 with the file, key and
+    /// reason.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
+}
+
+impl ProxyArgs {
+    /// The config the flags and file give, validated.
+    fn config(&self) -> Result<(Config, PathBuf)> {
+        let (mut config, source) = self.target.config()?;
+        if let Some(l) = &self.listen {
+            config.proxy.listen = l.clone();
+        }
+        if let Some(t) = self.threads {
+            config.proxy.threads = t;
+        }
+        if let Some(a) = &self.admin {
+            config.proxy.admin_listen = Some(a.clone());
+        }
+        config.validate(&source)?;
+        Ok((config, source))
+    }
 }
 
 pub fn run(a: ProxyArgs) -> Result<()> {
-    let mut config = match &a.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if !a.cluster.is_empty() {
-        config.backend.mode = Mode::Cluster;
-        config.backend.seeds = a.cluster;
+    if let Some(file) = &a.check_config {
+        Config::load(file)?;
+        println!("{}: the config is valid", file.display());
+        return Ok(());
     }
-    if !a.sentinel.is_empty() {
-        config.backend.mode = Mode::Sentinel;
-        config.backend.sentinels = a.sentinel;
-        config.backend.shards = a.masters.into_iter().map(ShardConfig::named).collect();
-    }
-    if !a.static_masters.is_empty() {
-        config.backend.mode = Mode::Static;
-        config.backend.shards = a
-            .static_masters
-            .into_iter()
-            .map(|m| ShardConfig::at(m, Vec::new()))
-            .collect();
-    }
-    if let Some(l) = a.listen {
-        config.proxy.listen = l;
-    }
-    if let Some(t) = a.threads {
-        config.proxy.threads = t;
-    }
-    let source = a
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("<command line>"));
-    config.validate(&source)?;
-    init_logging(&config.log.level);
+    let (config, _) = a.config()?;
+    let log = init_logging(&config.log.level, config.log.format);
     let listen = config.proxy.listen.clone();
     let (stop, rx) = watch::channel(false);
     let running =
@@ -78,6 +67,9 @@ pub fn run(a: ProxyArgs) -> Result<()> {
         Some(tls) => info!(listen = %running.addr, tls = %tls, "hive proxy ready"),
         None => info!(listen = %running.addr, "hive proxy ready"),
     }
+    if let Some(admin) = running.admin_addr {
+        info!(admin = %admin, "admin listener ready: /metrics /healthz /readyz");
+    }
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -85,17 +77,10 @@ pub fn run(a: ProxyArgs) -> Result<()> {
     signals.block_on(async move {
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .expect("installing a SIGHUP handler works on Unix");
-        // SIGHUP re-reads the TLS certificate and key; new connections get them.
         loop {
             tokio::select! {
                 _ = wait_for_signal() => break,
-                _ = hup.recv() => match &shared.tls {
-                    Some(tls) => match tls.reload() {
-                        Ok(()) => info!("SIGHUP: TLS certificate and key reloaded"),
-                        Err(e) => warn!(error = %e, "SIGHUP: TLS files not reloaded; the old ones stay in use"),
-                    },
-                    None => info!("SIGHUP: no TLS listener, nothing to reload"),
-                },
+                _ = hup.recv() => reload(&a, &shared, &log),
             }
         }
     });
@@ -103,4 +88,39 @@ pub fn run(a: ProxyArgs) -> Result<()> {
     let _ = stop.send(true);
     running.join();
     Ok(())
+}
+
+/// SIGHUP: re-reads the config file (with the command line's overrides); a config that does
+/// not validate changes nothing. Without a file only the TLS files are re-read.
+fn reload(a: &ProxyArgs, shared: &Shared, log: &LogHandle) {
+    let file = a.target.config.as_deref();
+    let (config, source) = match file {
+        Some(_) => match a.config() {
+            Ok(c) => c,
+            Err(e) => {
+                return warn!(error = %format!("{e:#}"), "SIGHUP: config not reloaded; the running one stays")
+            }
+        },
+        None => (
+            (**shared.live.load()).clone(),
+            PathBuf::from("<command line>"),
+        ),
+    };
+    let level = config.log.level.clone();
+    match shared.reload(config, Path::new(&source)) {
+        Ok(r) => {
+            log.set_level(&level);
+            info!(
+                file = %source.display(),
+                applied = %r.applied.join(","),
+                needs_restart = %r.restart.join(","),
+                tls_reloaded = r.tls_reloaded,
+                "SIGHUP: config reloaded"
+            );
+            if !r.restart.is_empty() {
+                warn!(keys = %r.restart.join(","), "SIGHUP: these keys change only on a restart; their old values stay in effect");
+            }
+        }
+        Err(e) => warn!(error = %e, "SIGHUP: config not reloaded; the running one stays"),
+    }
 }

@@ -39,10 +39,16 @@ pub struct UpArgs {
     /// Data directory (default: a new temporary directory, removed on exit).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The proxy's admin HTTP listener (/metrics, /healthz, /readyz).
+    #[arg(long)]
+    admin: Option<String>,
 }
 
+/// The persistence settings of `deploy/redis/*.conf`.
+const PERSISTENCE: [&str; 4] = ["--appendonly", "yes", "--save", "900 1 300 10 60 10000"];
+
 pub fn run(a: UpArgs) -> Result<()> {
-    init_logging("info");
+    init_logging("info", hive_proxy::config::LogFormat::Text);
     let tmp;
     let dir = match a.dir {
         Some(d) => d,
@@ -53,7 +59,8 @@ pub fn run(a: UpArgs) -> Result<()> {
     };
     let mut config = Config::default();
     config.proxy.listen = a.listen.clone();
-    let module: Vec<String> = match module_path() {
+    config.proxy.admin_listen = a.admin.clone();
+    let mut module: Vec<String> = match module_path() {
         Some(so) => {
             println!("loading hive-module from {}", so.display());
             vec!["--loadmodule".into(), so.display().to_string()]
@@ -63,6 +70,8 @@ pub fn run(a: UpArgs) -> Result<()> {
             Vec::new()
         }
     };
+    // AOF + RDB as the templates in deploy/redis set them, so `hive check` passes here too.
+    module.extend(PERSISTENCE.iter().map(|s| s.to_string()));
     // Whichever deployment runs stays alive until the proxy is gone.
     let mut cluster = None;
     let mut groups = None;
@@ -120,6 +129,10 @@ pub fn run(a: UpArgs) -> Result<()> {
         }
     };
     config.validate(std::path::Path::new("<hive up>"))?;
+    // The deployment as a config file, so `hive status/check/monitor --config` find it.
+    let toml_path = dir.join("hive.toml");
+    std::fs::write(&toml_path, toml::to_string(&config)?)
+        .with_context(|| format!("cannot write {}", toml_path.display()))?;
     let proxy = ProxyHandle::start(config)
         .with_context(|| format!("cannot start the proxy on {}", a.listen))?;
     println!(
@@ -137,6 +150,19 @@ pub fn run(a: UpArgs) -> Result<()> {
         proxy.addr.port()
     );
     println!("  drill:     hive drill failover --proxy {}", proxy.addr);
+    println!(
+        "  status:    hive status --config {} --proxy {}",
+        toml_path.display(),
+        proxy.addr
+    );
+    println!(
+        "  monitor:   hive monitor --config {} --proxy {}",
+        toml_path.display(),
+        proxy.addr
+    );
+    if let Some(admin) = proxy.admin_addr {
+        println!("  metrics:   curl http://{admin}/metrics");
+    }
     println!("Press Ctrl-C to stop and remove everything.");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -34,16 +34,17 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use hive_common::command::KeyPositions;
+use hive_common::command::{flag, KeyPositions};
 use hive_common::resp::{Request, RequestDecoder};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, warn};
 
-use crate::command::classify::{classify_as, Action};
+use crate::command::classify::{classify_spec, Action};
 use crate::command::local::{self, After, Ctx};
 use crate::error::{ClientReason, ErrorKind, ProxyError};
+use crate::metrics::worker::WorkerStats;
 use crate::metrics::Stats;
 use crate::server::pause::must_wait;
 use crate::server::Shared;
@@ -89,6 +90,12 @@ struct Conn {
     /// Bytes of replies that have arrived but wait behind an earlier, unanswered request.
     done_bytes: usize,
     large: Large,
+    /// This worker's counters (written only by this thread).
+    worker: Arc<WorkerStats>,
+    /// `proxy.slowlog_slower_than_us`, `None` when the slow log is off.
+    slow_us: Option<u64>,
+    /// When the current batch's first request was decoded.
+    batch_at: Option<std::time::Instant>,
 }
 
 /// Holds a client's place while its task runs: the `connected_clients` count (checked against
@@ -115,6 +122,7 @@ impl ClientSlot {
 impl Drop for ClientSlot {
     fn drop(&mut self) {
         self.shared.clients.remove(self.id);
+        self.shared.monitors.remove(self.id);
         self.shared
             .stats
             .connected_clients
@@ -169,7 +177,9 @@ async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut rx: Option<mpsc::UnboundedReceiver<Inbox>> = None;
-    let cfg = &shared.config.proxy;
+    // The config as of this connection's start (a reload applies to later connections).
+    let live = shared.live.load_full();
+    let cfg = &live.proxy;
     let max_pending = cfg.max_pending_per_client;
     let idle =
         (cfg.client_idle_timeout_s > 0).then(|| Duration::from_secs(cfg.client_idle_timeout_s));
@@ -177,7 +187,7 @@ async fn serve<S>(
     let mut conn = Conn {
         session: Session::new(entry.id, &shared.auth),
         entry,
-        decoder: RequestDecoder::new(shared.config.limits()),
+        decoder: RequestDecoder::new(live.limits()),
         shared: shared.clone(),
         pending: VecDeque::new(),
         base: 0,
@@ -191,7 +201,10 @@ async fn serve<S>(
         subs: None,
         held: None,
         done_bytes: 0,
-        large: Large::new(shared.config.backend.large_value_bytes.0),
+        large: Large::new(live.backend.large_value_bytes.0),
+        worker: shared.stats.workers.current(),
+        slow_us: shared.slowlog.threshold(),
+        batch_at: None,
     };
     // Buffers start empty: an idle client holds no buffer pages.
     let mut rbuf = BytesMut::new();
@@ -253,6 +266,7 @@ async fn serve<S>(
                 Io::Read(Ok(0)) | Io::Read(Err(_)) | Io::Wrote(Err(_)) => break,
                 Io::Read(Ok(n)) => {
                     read_burst += n;
+                    conn.worker.bytes_in.add(n as u64);
                     last_active = Instant::now();
                     conn.entry.touch(last_active.into_std());
                     if rbuf.len() > query_limit {
@@ -265,6 +279,7 @@ async fn serve<S>(
                 }
                 Io::Wrote(Ok(n)) => {
                     read_burst += n;
+                    conn.worker.bytes_out.add(n as u64);
                     wrote = true;
                 }
             },
@@ -285,8 +300,10 @@ async fn serve<S>(
                     out: &mut out,
                     read: false,
                 };
-                if let Some(Io::Wrote(Err(_))) = now.now_or_never() {
-                    break;
+                match now.now_or_never() {
+                    Some(Io::Wrote(Err(_))) => break,
+                    Some(Io::Wrote(Ok(n))) => conn.worker.bytes_out.add(n as u64),
+                    _ => {}
                 }
             }
         }
@@ -332,6 +349,8 @@ impl Conn {
             self.closing = true;
             return;
         }
+        self.batch_at = None;
+        self.slow_us = self.shared.slowlog.threshold();
         // Read once per batch: no shared state is touched per request.
         let pause = self.shared.pause.current().map(|(mode, _)| mode);
         if let Some(req) = self.held.take() {
@@ -384,8 +403,28 @@ impl Conn {
         tx
     }
 
+    /// Classifies and runs one request, then tags its reply for the per-command counters and
+    /// shows it to MONITOR (unless it waits: it comes back here then).
     fn dispatch(&mut self, req: Request) {
-        let action = classify_as(&req, &mut self.keys, self.session.caller());
+        let (action, spec) = classify_spec(&req, &mut self.keys, self.session.caller());
+        let before = self.pending.len();
+        let shown = spec.filter(|s| !s.has(flag::ADMIN | flag::SKIP_MONITOR));
+        let monitored = (shown.is_some() && self.shared.monitors.active()).then(|| req.clone());
+        self.dispatch_action(req, action);
+        if self.held.is_some() {
+            return;
+        }
+        if let (Some(spec), Some(p)) = (spec, self.pending.get_mut(before)) {
+            p.cmd = spec.id;
+            p.at = Some(*self.batch_at.get_or_insert_with(std::time::Instant::now));
+        }
+        if let Some(req) = monitored {
+            let peer = self.entry.peer.to_string();
+            self.shared.monitors.feed(&peer, req.args());
+        }
+    }
+
+    fn dispatch_action(&mut self, req: Request, action: Action) {
         if let Action::Error(e) = &action {
             if e.kind == ErrorKind::Client(ClientReason::NoPerm) {
                 self.log_denial(&req);
@@ -426,6 +465,7 @@ impl Conn {
             Action::Reset => self.reset(),
             Action::EveryNode { masters } => self.every_node(req, masters),
             Action::Pause { on } => self.pause(req, on),
+            Action::Monitor => self.monitor(),
         }
     }
 

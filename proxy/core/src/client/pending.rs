@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hive_common::command::CommandTable;
 use hive_common::resp::Request;
 use smallvec::{smallvec, SmallVec};
 use tokio::time::Instant;
@@ -19,6 +20,8 @@ use crate::command::merge::Merge;
 use crate::command::route::Route;
 use crate::command::scan_cursor::ScanMerge;
 use crate::error::ProxyError;
+use crate::metrics::slowlog::trim_args;
+use crate::metrics::worker::error_code;
 use crate::metrics::Stats;
 use crate::upstream::backend::Backend;
 use crate::upstream::Tag;
@@ -86,7 +89,14 @@ pub(super) struct Pending {
     pub reply: Option<Bytes>,
     /// A published message: counted against the subscriber output limit.
     pub push: bool,
+    /// The command's id (`NO_CMD`: not a request) and when its batch was decoded, for the
+    /// per-command counters and the slow log.
+    pub cmd: u16,
+    pub at: Option<std::time::Instant>,
 }
+
+/// `Pending::cmd` of entries that answer no counted request.
+pub(super) const NO_CMD: u16 = u16::MAX;
 
 impl Pending {
     pub fn done(reply: Bytes) -> Pending {
@@ -95,6 +105,8 @@ impl Pending {
             shape: Shape::Single,
             reply: Some(reply),
             push: false,
+            cmd: NO_CMD,
+            at: None,
         }
     }
 }
@@ -120,6 +132,8 @@ impl Conn {
             shape,
             reply: None,
             push: false,
+            cmd: NO_CMD,
+            at: None,
         });
         self.send(seq, 0);
     }
@@ -133,6 +147,8 @@ impl Conn {
             shape,
             reply: None,
             push: false,
+            cmd: NO_CMD,
+            at: None,
         });
         for part in 0..n {
             self.send(seq, part);
@@ -153,6 +169,13 @@ impl Conn {
         let Some(p) = self.pending.get_mut(idx as usize) else {
             return;
         };
+        if let Some(u) = p.units.get(tag.part as usize) {
+            if let Some(since) = u.held_since {
+                if frame.first() != Some(&b'-') {
+                    held_succeeded(shared, &u.home, since);
+                }
+            }
+        }
         match &mut p.shape {
             Shape::Single => p.reply = Some(frame),
             Shape::Info => p.reply = Some(prepend_info(shared, frame)),
@@ -179,16 +202,18 @@ impl Conn {
         }
     }
 
-    /// Moves every finished reply at the head of the queue into `out`, in request order.
+    /// Moves every finished reply at the head of the queue into `out`, in request order, and
+    /// counts each against its command (one clock read per flush, none per request).
     pub(super) fn flush(&mut self, out: &mut Outbox) {
         let mut errors = 0;
         let mut pushed = 0;
+        let mut now = None;
         while self.pending.front().is_some_and(|p| p.reply.is_some()) {
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
             self.base += 1;
-            let Some(r) = p.reply else { break };
+            let Some(r) = &p.reply else { break };
             if !p.units.is_empty() {
                 self.done_bytes -= r.len();
             }
@@ -196,8 +221,17 @@ impl Conn {
                 pushed += r.len();
             } else if r.first() == Some(&b'-') {
                 errors += 1;
+                self.worker.errors[error_code(r)].add(1);
             }
-            out.push(&r);
+            out.push(r);
+            if let (Some(at), true) = (p.at, p.cmd != NO_CMD) {
+                let now = *now.get_or_insert_with(std::time::Instant::now);
+                let us = now.saturating_duration_since(at).as_micros() as u64;
+                self.worker.record(p.cmd, us);
+                if self.slow_us.is_some_and(|t| us >= t) {
+                    self.log_slow(&p, us);
+                }
+            }
         }
         if pushed > 0 {
             if let Some(s) = &self.subs {
@@ -205,5 +239,41 @@ impl Conn {
             }
         }
         Stats::add(&self.shared.stats.error_replies, errors);
+    }
+
+    /// Adds a slow request to SLOWLOG, with the arguments its units carried (a split
+    /// command's keys shard by shard).
+    fn log_slow(&self, p: &Pending, us: u64) {
+        self.worker.slow.add(1);
+        let mut units = p.units.iter();
+        let args = match units.next() {
+            Some(first) => {
+                let rest = units.flat_map(|u| u.req.args().skip(1));
+                let all: Vec<&[u8]> = first.req.args().chain(rest).collect();
+                trim_args(all.into_iter())
+            }
+            None => {
+                let name = CommandTable::get().name_of(p.cmd).unwrap_or("?");
+                vec![Bytes::copy_from_slice(name.as_bytes())]
+            }
+        };
+        let name = self.entry.info.lock().ok().and_then(|i| i.name.clone());
+        self.shared.slowlog.push(
+            us,
+            args,
+            self.entry.peer.to_string(),
+            name.unwrap_or_default(),
+        );
+    }
+}
+
+/// A request that waited for a master got its answer: count how long it waited, and end the
+/// shard's failover clock.
+fn held_succeeded(shared: &crate::server::Shared, home: &Route, since: Instant) {
+    shared.stats.held.observe(since.elapsed());
+    if let Route::Slot(s) = home {
+        if let Some(i) = shared.topology.load().map.shard_of(*s) {
+            shared.topology.clock.recovered(i);
+        }
     }
 }

@@ -90,6 +90,7 @@ impl Conn {
         self.watch = None;
         self.subs = None;
         self.own.clear();
+        self.shared.monitors.remove(self.entry.id);
         // As Redis's RESET: back to the default user, unauthenticated if it has a password.
         self.session = Session::new(self.session.id, &self.shared.auth);
         self.entry.update(|c| {
@@ -102,5 +103,13 @@ impl Conn {
             c.ssub = 0;
         });
         self.push_done(Bytes::from_static(b"+RESET\r\n"));
+    }
+
+    /// MONITOR: from now on every command of the proxy's clients arrives here as a push line
+    /// (until RESET or disconnect).
+    pub(super) fn monitor(&mut self) {
+        self.push_done(Bytes::from_static(b"+OK\r\n"));
+        let tx = self.reply_tx();
+        self.shared.monitors.add(self.entry.id, tx);
     }
 }

@@ -78,7 +78,7 @@ impl Conn {
             let sink = PushSink {
                 tx: self.reply_tx(),
                 queued: Arc::new(AtomicUsize::new(0)),
-                limit: self.shared.config.proxy.subscriber_output_limit_bytes,
+                limit: self.shared.live.load().proxy.subscriber_output_limit_bytes,
                 kill: self.entry.signal.clone(),
             };
             self.subs = Some(Box::new(Subscriber {

@@ -132,7 +132,7 @@ impl Conn {
                         m.slot.get_or_insert(s);
                     }
                 }
-                let limit = self.shared.config.proxy.client_query_buffer_limit.0;
+                let limit = self.shared.live.load().proxy.client_query_buffer_limit.0;
                 if let Some(m) = self.multi.as_mut() {
                     if m.bytes + req.raw().len() > limit {
                         // Redis would count it against the client's memory; here the

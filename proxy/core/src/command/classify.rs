@@ -50,6 +50,8 @@ pub enum Action {
     /// CLIENT PAUSE (`on`) or UNPAUSE: every master, and the proxy holds its own clients'
     /// commands meanwhile.
     Pause { on: bool },
+    /// MONITOR: the proxy's own clients' commands, streamed to this client.
+    Monitor,
 }
 
 #[derive(Debug)]
@@ -97,21 +99,39 @@ pub fn classify(req: &Request, keys: &mut KeyPositions) -> Action {
 /// Classifies `req` from `caller`: unknown commands and wrong arity first, then
 /// authentication and permissions (Redis's order), then the route.
 pub fn classify_as(req: &Request, keys: &mut KeyPositions, caller: Caller<'_>) -> Action {
+    classify_spec(req, keys, caller).0
+}
+
+/// `classify_as`, with the command (or subcommand) it resolved to, for the per-command
+/// counters and MONITOR; `None` for an unknown command or subcommand and a wrong arity.
+pub fn classify_spec(
+    req: &Request,
+    keys: &mut KeyPositions,
+    caller: Caller<'_>,
+) -> (Action, Option<&'static CommandSpec>) {
+    match resolve(req) {
+        Ok(spec) => (route(spec, req, keys, caller), Some(spec)),
+        Err(e) => (Action::Error(e), None),
+    }
+}
+
+/// The command or subcommand `req` names, with a valid arity.
+fn resolve(req: &Request) -> Result<&'static CommandSpec, ProxyError> {
     let table: &'static CommandTable = CommandTable::get();
     let name = req.arg(0);
     let Some(mut spec) = table.lookup(name) else {
-        return Action::Error(unknown_command(req));
+        return Err(unknown_command(req));
     };
     // COMMAND alone is valid; other containers need a subcommand.
     let bare_ok = req.argc() == 1 && spec.arity_ok(1);
     if !spec.subcommands.is_empty() && !bare_ok {
         if req.argc() < 2 {
-            return Action::Error(wrong_arity(spec));
+            return Err(wrong_arity(spec));
         }
         match spec.subcommand(req.arg(1)) {
             Some(sub) => spec = sub,
             None => {
-                return Action::Error(ProxyError::client(
+                return Err(ProxyError::client(
                     ClientReason::UnknownSubcommand,
                     format!(
                         "unknown subcommand '{}'. Try {} HELP.",
@@ -123,8 +143,18 @@ pub fn classify_as(req: &Request, keys: &mut KeyPositions, caller: Caller<'_>) -
         }
     }
     if !spec.arity_ok(req.argc()) {
-        return Action::Error(wrong_arity(spec));
+        return Err(wrong_arity(spec));
     }
+    Ok(spec)
+}
+
+/// What to do with a resolved command: permissions first (Redis's order), then the route.
+fn route(
+    spec: &'static CommandSpec,
+    req: &Request,
+    keys: &mut KeyPositions,
+    caller: Caller<'_>,
+) -> Action {
     match caller {
         Caller::Anyone => {}
         Caller::Unauthenticated if spec.has(flag::NO_AUTH) => {}
@@ -194,7 +224,11 @@ pub fn classify_as(req: &Request, keys: &mut KeyPositions, caller: Caller<'_>) -
         "client|tracking" | "client|caching" | "client|trackinginfo" => {
             return refused(full, TRACKING)
         }
-        "monitor" | "sync" | "psync" | "replconf" => return refused(full, REPLICATION),
+        "sync" | "psync" | "replconf" => return refused(full, REPLICATION),
+        "monitor" => return Action::Monitor,
+        "slowlog|get" | "slowlog|len" | "slowlog|reset" | "slowlog|help" => {
+            return Action::Local(full)
+        }
         "migrate" => return refused(full, MIGRATE),
         "swapdb" => return refused(full, "Hive serves database 0 only, and swapping it on one master at a time would hide keys"),
         "asking" => return refused(full, "Hive follows ASK redirects itself; a client never needs ASKING"),
@@ -443,7 +477,7 @@ mod tests {
     fn classify_refuses_with_reason() {
         for cmd in [
             &["client", "tracking", "on"][..],
-            &["monitor"],
+            &["sync"],
             &["config", "set", "port", "1"],
             &[
                 "config",

@@ -153,6 +153,15 @@ pub struct ProxyConfig {
     /// `yes` (clients must present a certificate the CA signed, Redis's default), `optional`
     /// or `no`.
     pub tls_auth_clients: AuthClients,
+    /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`); off when unset.
+    pub admin_listen: Option<String>,
+    /// How often the proxy polls every node and sentinel for `/metrics` (with `admin_listen`).
+    pub node_poll_interval_ms: u64,
+    /// Requests slower than this (from decoded to reply written) go to SLOWLOG; 0 logs every
+    /// request, a negative value none (Redis's `slowlog-log-slower-than`).
+    pub slowlog_slower_than_us: i64,
+    /// Entries SLOWLOG keeps (Redis's `slowlog-max-len`).
+    pub slowlog_max_len: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -202,6 +211,16 @@ pub struct BackendConfig {
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `hive_proxy=debug`. `RUST_LOG` overrides it.
     pub level: String,
+    /// `text` for people, `json` (one object per line) for log collectors.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for ProxyConfig {
@@ -232,6 +251,10 @@ impl Default for ProxyConfig {
             tls_key_file: None,
             tls_ca_cert_file: None,
             tls_auth_clients: AuthClients::Yes,
+            admin_listen: None,
+            node_poll_interval_ms: 2000,
+            slowlog_slower_than_us: 10_000,
+            slowlog_max_len: 128,
         }
     }
 }
@@ -267,6 +290,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".into(),
+            format: LogFormat::Text,
         }
     }
 }

@@ -32,6 +32,20 @@ impl Config {
                 ));
             }
         }
+        if let Some(l) = &self.proxy.admin_listen {
+            if l.parse::<SocketAddr>().is_err() {
+                return Err(bad(
+                    "proxy.admin_listen",
+                    format!("`{l}` is not an ip:port address"),
+                ));
+            }
+        }
+        if self.proxy.node_poll_interval_ms < 100 {
+            return Err(bad(
+                "proxy.node_poll_interval_ms",
+                "must be at least 100".into(),
+            ));
+        }
         self.tls_acceptor(file)?;
         self.dialer(file)?;
         self.validate_backend(file)?;

@@ -1,7 +1,14 @@
-//! Process-wide counters; clients add to them once per batch, not per request. `info` renders
-//! them as INFO's `# Proxy` section.
+//! Process-wide counters; clients add to them once per batch, not per request, and count
+//! per request only in their own worker's counters (`worker`). `info` renders them as INFO's
+//! `# Proxy` section, `prom` as Prometheus metrics.
 
+pub mod backends;
+pub mod events;
 pub mod info;
+pub mod monitor;
+pub mod prom;
+pub mod slowlog;
+pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
@@ -35,6 +42,14 @@ pub struct Stats {
     pub large_reply_handoffs: AtomicU64,
     /// Buffer bytes held by all clients, as of the last check (`maxmemory_buffers`).
     pub client_buffers: AtomicU64,
+    /// Clients refused at AUTH/HELLO (wrong password, unknown or disabled user).
+    pub auth_failures: AtomicU64,
+    /// Per worker: commands, latency, errors by prefix, bytes.
+    pub workers: worker::Workers,
+    /// How long requests waited for a shard to get a writable master.
+    pub held: events::EventHistogram,
+    /// Backend connections per node and state.
+    pub backends: backends::BackendStates,
 }
 
 impl Default for Stats {
@@ -60,6 +75,10 @@ impl Default for Stats {
             large_requests: AtomicU64::new(0),
             large_reply_handoffs: AtomicU64::new(0),
             client_buffers: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            workers: worker::Workers::default(),
+            held: events::EventHistogram::default(),
+            backends: backends::BackendStates::default(),
         }
     }
 }

@@ -25,7 +25,6 @@ pub(super) async fn accept(
     shared: &Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let max = shared.config.proxy.max_clients as u64;
     let stats = shared.stats.clone();
     loop {
         tokio::select! {
@@ -63,7 +62,7 @@ pub(super) async fn accept(
                     });
                     continue;
                 }
-                if Stats::get(&stats.connected_clients) >= max {
+                if Stats::get(&stats.connected_clients) >= shared.live.load().proxy.max_clients as u64 {
                     Stats::add(&stats.rejected_connections, 1);
                     tokio::spawn(async move {
                         let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
@@ -91,7 +90,7 @@ async fn serve_or_refuse<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if Stats::get(&shared.stats.connected_clients) >= shared.config.proxy.max_clients as u64 {
+    if Stats::get(&shared.stats.connected_clients) >= shared.live.load().proxy.max_clients as u64 {
         Stats::add(&shared.stats.rejected_connections, 1);
         let _ = s.write_all(b"-ERR max number of clients reached\r\n").await;
         let _ = s.shutdown().await;
@@ -102,7 +101,7 @@ async fn serve_or_refuse<S>(
 
 /// Lets clients finish their in-flight requests, for at most `shutdown_grace_ms`.
 pub(super) async fn drain(shared: &Shared) {
-    let grace = Duration::from_millis(shared.config.proxy.shutdown_grace_ms);
+    let grace = Duration::from_millis(shared.live.load().proxy.shutdown_grace_ms);
     let deadline = Instant::now() + grace;
     while Stats::get(&shared.stats.connected_clients) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -17,7 +17,6 @@ use crate::server::Shared;
 const EVERY: Duration = Duration::from_millis(100);
 
 pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let limit = shared.config.proxy.maxmemory_buffers.0;
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -25,6 +24,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        let limit = shared.live.load().proxy.maxmemory_buffers.0;
         let mut clients: Vec<(usize, _)> = shared
             .clients
             .all()

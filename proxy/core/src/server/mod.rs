@@ -16,6 +16,7 @@ use crate::upstream::topology::source;
 mod accept;
 mod evict;
 pub mod pause;
+pub mod reload;
 mod shared;
 
 pub use shared::Shared;
@@ -25,6 +26,7 @@ pub struct Running {
     /// The plaintext listener's address, or the TLS one's when plaintext is off.
     pub addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -33,6 +35,8 @@ pub struct Running {
 struct Listeners {
     plain: Option<std::net::TcpListener>,
     tls: Option<std::net::TcpListener>,
+    /// The admin HTTP listener; only worker 0 serves it.
+    admin: Option<std::net::TcpListener>,
 }
 
 impl Listeners {
@@ -52,7 +56,8 @@ impl Listeners {
                 "no listener: set proxy.listen or proxy.tls_listen",
             ));
         }
-        Ok(Listeners { plain, tls })
+        let admin = config.proxy.admin_listen.as_deref().map(bind).transpose()?;
+        Ok(Listeners { plain, tls, admin })
     }
 
     fn try_clone(&self) -> std::io::Result<Listeners> {
@@ -60,6 +65,7 @@ impl Listeners {
         Ok(Listeners {
             plain: c(&self.plain)?,
             tls: c(&self.tls)?,
+            admin: c(&self.admin)?,
         })
     }
 }
@@ -79,6 +85,11 @@ impl Running {
 pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Running> {
     let listeners = Listeners::bind(&config)?;
     let tls_addr = listeners.tls.as_ref().map(|l| l.local_addr()).transpose()?;
+    let admin_addr = listeners
+        .admin
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
     let addr = match &listeners.plain {
         Some(l) => l.local_addr()?,
         None => tls_addr.expect("bind refuses to have no listener"),
@@ -113,6 +124,7 @@ pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result
     Ok(Running {
         addr,
         tls_addr,
+        admin_addr,
         shared,
         threads,
     })
@@ -149,6 +161,10 @@ fn worker(
         if i == 0 {
             tokio::spawn(source::run(shared.clone(), shutdown.clone()));
             tokio::spawn(evict::run(shared.clone(), shutdown.clone()));
+            if let Some(admin) = tokio_listener(listeners.admin) {
+                tokio::spawn(crate::admin::serve(admin, shared.clone(), shutdown.clone()));
+                tokio::spawn(crate::facts::run(shared.clone(), shutdown.clone()));
+            }
         }
         let plain = async {
             if let Some(l) = plain {
@@ -169,6 +185,7 @@ fn worker(
 pub struct ProxyHandle {
     pub addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     running: Option<Running>,
@@ -181,6 +198,7 @@ impl ProxyHandle {
         Ok(ProxyHandle {
             addr: running.addr,
             tls_addr: running.tls_addr,
+            admin_addr: running.admin_addr,
             shared: running.shared.clone(),
             stop,
             running: Some(running),

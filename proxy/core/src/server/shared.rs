@@ -4,6 +4,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use super::pause::PauseState;
@@ -11,6 +12,9 @@ use crate::auth::AuthState;
 use crate::client::registry::Registry;
 use crate::command::scripts::Scripts;
 use crate::config::{Config, ConfigError};
+use crate::facts::FactsCell;
+use crate::metrics::monitor::Monitors;
+use crate::metrics::slowlog::SlowLog;
 use crate::metrics::Stats;
 use crate::stream::Dialer;
 use crate::tls::server::Acceptor;
@@ -20,7 +24,10 @@ use crate::upstream::topology::TopologyState;
 use crate::upstream::Proto;
 
 pub struct Shared {
+    /// The config the proxy started with.
     pub config: Config,
+    /// The config in effect: `config` with what reloads changed (`reload::LIVE_KEYS`).
+    pub live: ArcSwap<Config>,
     /// Where the slots are; read lock-free once per client batch.
     pub topology: TopologyState,
     pub connector: Connector,
@@ -39,6 +46,11 @@ pub struct Shared {
     pub tls: Option<Acceptor>,
     /// CLIENT PAUSE in force, if any.
     pub pause: PauseState,
+    /// The proxy's slow requests (SLOWLOG) and the clients running MONITOR.
+    pub slowlog: SlowLog,
+    pub monitors: Monitors,
+    /// The nodes' and sentinels' last poll (with `admin_listen`).
+    pub facts: FactsCell,
 }
 
 impl Shared {
@@ -67,8 +79,13 @@ impl Shared {
             dialer,
             hand_off_at: Some(config.backend.large_value_bytes.0),
         };
+        let slowlog = SlowLog::new(
+            config.proxy.slowlog_slower_than_us,
+            config.proxy.slowlog_max_len,
+        );
         Ok(Arc::new(Shared {
             connector: Connector::new(opts, refresh.clone(), stats.clone()),
+            live: ArcSwap::from_pointee(config.clone()),
             config,
             topology: TopologyState::default(),
             stats,
@@ -79,6 +96,9 @@ impl Shared {
             auth: AuthState::new(users),
             tls,
             pause: PauseState::default(),
+            slowlog,
+            monitors: Monitors::default(),
+            facts: FactsCell::default(),
         }))
     }
 }

@@ -22,6 +22,7 @@ use super::{Auth, Inbox, Job, Proto, ReplyTx, Tag};
 use crate::client::stop::{Signal, Stop};
 use crate::command::pubsub::is_message;
 use crate::error::{ProxyError, UpstreamReason};
+use crate::metrics::backends::ConnState;
 use crate::metrics::Stats;
 use crate::stream::{BoxStream, Dialer};
 
@@ -135,7 +136,19 @@ const DOWN_HOLD: Duration = Duration::from_millis(100);
 
 impl Task {
     async fn run(mut self) {
+        let mut state = None;
+        self.run_states(&mut state).await;
+        self.stats.backends.transition(&self.addr, state, None);
+    }
+
+    /// The connection's life; `state` is what `/metrics` counts it as.
+    async fn run_states(&mut self, state: &mut Option<ConnState>) {
         let mut down_until: Option<Instant> = None;
+        let states = self.stats.clone();
+        let mut set = |to: Option<ConnState>, addr: &str| {
+            states.backends.transition(addr, *state, to);
+            *state = to;
+        };
         loop {
             let first = match self.carry.take() {
                 Some(j) => j,
@@ -153,6 +166,7 @@ impl Task {
                 Ok(s) => s,
                 Err(reason) => {
                     warn!(backend = %self.addr, %reason, "connect failed");
+                    set(Some(ConnState::Down), &self.addr);
                     Stats::add(&self.stats.backend_failures, 1);
                     self.on_failure.notify_one();
                     down_until = Some(Instant::now() + DOWN_HOLD);
@@ -164,8 +178,10 @@ impl Task {
             };
             down_until = None;
             debug!(backend = %self.addr, "connected");
+            set(Some(ConnState::Connected), &self.addr);
             let queue: Queue = Mutex::new(VecDeque::new());
             let reason = self.serve(stream, first, &queue).await;
+            set(None, &self.addr);
             let Some(reason) = reason else { return };
             warn!(backend = %self.addr, %reason, "connection lost");
             Stats::add(&self.stats.backend_failures, 1);

@@ -8,6 +8,7 @@ mod client;
 pub mod cluster_view;
 mod command_info;
 mod hello;
+mod slowlog;
 
 use bytes::BytesMut;
 use hive_common::resp::{parse_i64, write_bulk, write_integer, write_simple, Request};
@@ -87,6 +88,7 @@ pub fn answer(
         "command" | "command|count" | "command|list" | "command|info" | "command|getkeys" => {
             command_info::answer(cmd, req, resp3, out)?
         }
+        cmd if cmd.starts_with("slowlog|") => slowlog::answer(cmd, req, ctx.shared, out)?,
         other => {
             return Err(ProxyError::internal(format!(
                 "no local handler for '{other}'"
@@ -106,6 +108,7 @@ fn login(
     let users = ctx.shared.auth.users();
     let Some(user) = users.authenticate(name, password) else {
         let username = String::from_utf8_lossy(name).into_owned();
+        crate::metrics::Stats::add(&ctx.shared.stats.auth_failures, 1);
         tracing::warn!(client = session.id, user = %username, "authentication failed");
         ctx.shared.auth.record(crate::auth::log::Entry {
             reason: "auth",

@@ -124,7 +124,7 @@ pub async fn refresh_once(shared: &Shared) -> bool {
             .iter()
             .flat_map(|s| s.replicas.iter().cloned()),
     );
-    for seed in &shared.config.backend.seeds {
+    for seed in &shared.live.load().backend.seeds {
         if !candidates.contains(seed) {
             candidates.push(seed.clone());
         }

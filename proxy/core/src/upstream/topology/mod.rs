@@ -15,6 +15,8 @@ use arc_swap::{ArcSwap, Guard};
 use hive_common::topology::ShardMap;
 use tokio::sync::watch;
 
+use crate::metrics::events::FailoverClock;
+
 /// The master address `ShardMap` carries for a shard with no usable master.
 pub const NO_MASTER: &str = "";
 
@@ -58,6 +60,8 @@ pub struct TopologyState {
     failovers: Mutex<HashMap<usize, Instant>>,
     /// Ticks on every install, so requests waiting for a master retry at once.
     changed: watch::Sender<u64>,
+    /// Failovers followed, and how long they took (`/metrics`).
+    pub clock: FailoverClock,
 }
 
 impl Default for TopologyState {
@@ -68,6 +72,7 @@ impl Default for TopologyState {
             install_lock: Mutex::new(()),
             failovers: Mutex::new(HashMap::new()),
             changed: watch::Sender::new(0),
+            clock: FailoverClock::default(),
         }
     }
 }
@@ -130,9 +135,30 @@ impl TopologyState {
         } else {
             map.shards().iter().map(|s| s.master.clone()).collect()
         };
+        let old = self.current.load_full();
+        self.note_master_changes(&old.map, &map);
         self.current.store(Arc::new(Topology { map, names }));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.changed.send_replace(generation);
+    }
+
+    /// Counts every shard whose slots now have another master (a failover followed).
+    fn note_master_changes(&self, old: &ShardMap, new: &ShardMap) {
+        for (i, (shard, ranges)) in new.shards().iter().zip(new.ranges()).enumerate() {
+            let Some(first) = ranges.first() else {
+                continue;
+            };
+            if shard.master == NO_MASTER {
+                continue;
+            }
+            let Some(slot) = hive_common::Slot::new(first.start) else {
+                continue;
+            };
+            let before = old.shard_of(slot).map(|j| old.shards()[j].master.as_str());
+            if before.is_some_and(|m| m != shard.master) {
+                self.clock.master_changed(i);
+            }
+        }
     }
 
     /// A receiver that wakes when the next topology is installed.

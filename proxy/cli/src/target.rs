@@ -1,0 +1,82 @@
+//! The flags that name a deployment, shared by `hive proxy`, `status`, `check` and `monitor`:
+//! a config file, or the seeds / sentinels / static masters on the command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Args;
+use hive_proxy::config::{Config, Mode, ShardConfig};
+use hive_proxy::facts::{collect, Snapshot};
+use hive_proxy::server::Shared;
+use hive_proxy::upstream::topology::source;
+
+#[derive(Args, Clone, Default)]
+pub struct Target {
+    /// TOML config file (every key is documented in the README).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Seed nodes of the cluster, comma-separated host:port (overrides backend.seeds).
+    #[arg(long, value_delimiter = ',')]
+    pub cluster: Vec<String>,
+    /// Sentinel mode: sentinel addresses, comma-separated (needs --masters).
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["cluster", "static_masters"])]
+    pub sentinel: Vec<String>,
+    /// Sentinel mode: the master names Sentinel monitors, in slot order.
+    #[arg(long, value_delimiter = ',', requires = "sentinel")]
+    pub masters: Vec<String>,
+    /// Static mode: master addresses, comma-separated, in slot order.
+    #[arg(long = "static", value_delimiter = ',', conflicts_with = "cluster")]
+    pub static_masters: Vec<String>,
+}
+
+impl Target {
+    /// The config the flags describe, and the name errors should cite for it.
+    pub fn config(&self) -> Result<(Config, PathBuf)> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if !self.cluster.is_empty() {
+            config.backend.mode = Mode::Cluster;
+            config.backend.seeds = self.cluster.clone();
+        }
+        if !self.sentinel.is_empty() {
+            config.backend.mode = Mode::Sentinel;
+            config.backend.sentinels = self.sentinel.clone();
+            config.backend.shards = self
+                .masters
+                .iter()
+                .cloned()
+                .map(ShardConfig::named)
+                .collect();
+        }
+        if !self.static_masters.is_empty() {
+            config.backend.mode = Mode::Static;
+            config.backend.shards = self
+                .static_masters
+                .iter()
+                .map(|m| ShardConfig::at(m.clone(), Vec::new()))
+                .collect();
+        }
+        let source = self
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<command line>"));
+        Ok((config, source))
+    }
+
+    /// Reads the topology the way the proxy would and returns what a poll of it says.
+    pub async fn connect(&self) -> Result<Arc<Shared>> {
+        let (config, source) = self.config()?;
+        config.validate(&source)?;
+        let shared = Shared::new(config)?;
+        source::initial(&shared).await;
+        Ok(shared)
+    }
+}
+
+/// One poll of the deployment behind `shared`.
+pub async fn poll(shared: &Shared) -> Snapshot {
+    collect::collect(shared).await
+}

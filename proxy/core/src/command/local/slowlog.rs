@@ -1,0 +1,60 @@
+//! SLOWLOG GET/LEN/RESET/HELP, answered from the proxy's own slow log (`metrics::slowlog`):
+//! the requests that were slow through the proxy, which is what the client saw.
+
+use bytes::BytesMut;
+use hive_common::resp::{parse_i64, write_array_header, write_integer, write_simple, Request};
+
+use crate::error::ProxyError;
+use crate::server::Shared;
+
+const HELP: [&str; 10] = [
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+];
+
+pub fn answer(
+    cmd: &str,
+    req: &Request,
+    shared: &Shared,
+    out: &mut BytesMut,
+) -> Result<(), ProxyError> {
+    match cmd {
+        "slowlog|get" => {
+            let count = match req.get(2) {
+                None => Some(10),
+                Some(a) => {
+                    let n = parse_i64(a).ok_or_else(|| {
+                        ProxyError::invalid("value is not an integer or out of range")
+                    })?;
+                    if n < -1 {
+                        return Err(ProxyError::invalid(
+                            "count should be greater than or equal to -1",
+                        ));
+                    }
+                    usize::try_from(n).ok()
+                }
+            };
+            shared.slowlog.write_get(count, out);
+        }
+        "slowlog|len" => write_integer(out, shared.slowlog.len() as i64),
+        "slowlog|reset" => {
+            shared.slowlog.reset();
+            write_simple(out, "OK");
+        }
+        _ => {
+            write_array_header(out, HELP.len());
+            for line in HELP {
+                write_simple(out, line);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Facts about the deployment, from one poll of every node and sentinel: the one source that
+//! `/metrics`, `/readyz`, `hive status`, `hive monitor` and `hive check` read, so what they
+//! show always agrees.
+
+pub mod collect;
+pub mod health;
+pub mod node;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::debug;
+
+pub use health::{Finding, Health};
+pub use node::NodeFacts;
+
+use crate::server::Shared;
+
+/// A shard as the proxy routes it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ShardFacts {
+    pub name: String,
+    pub master: String,
+    pub replicas: Vec<String>,
+    /// `0-5460` style ranges, and how many slots they hold.
+    pub slots: Vec<String>,
+    pub slot_count: usize,
+}
+
+/// One master group as a sentinel sees it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SentinelMaster {
+    pub name: String,
+    pub addr: String,
+    /// Sentinel's flags (`master`, `s_down`, `o_down` ...).
+    pub flags: String,
+    pub quorum: u64,
+    pub other_sentinels: u64,
+    pub replicas: u64,
+    /// `SENTINEL CKQUORUM`: enough sentinels to authorize a failover.
+    pub ckquorum_ok: bool,
+    pub ckquorum: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SentinelFacts {
+    pub addr: String,
+    pub up: bool,
+    pub error: Option<String>,
+    pub masters: Vec<SentinelMaster>,
+}
+
+/// Everything one poll learned.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Snapshot {
+    pub taken_unix_ms: u64,
+    /// How long the poll took.
+    pub poll_ms: u64,
+    pub mode: String,
+    pub shards: Vec<ShardFacts>,
+    pub nodes: Vec<NodeFacts>,
+    pub sentinels: Vec<SentinelFacts>,
+    /// Slots assigned to a shard, and assigned to a shard whose master answered.
+    pub slots_assigned: usize,
+    pub slots_covered: usize,
+}
+
+impl Snapshot {
+    pub fn node(&self, addr: &str) -> Option<&NodeFacts> {
+        self.nodes.iter().find(|n| n.addr == addr)
+    }
+
+    /// Whether shard `i`'s master answered the poll as a master.
+    pub fn master_up(&self, i: usize) -> bool {
+        let Some(s) = self.shards.get(i) else {
+            return false;
+        };
+        self.node(&s.master)
+            .is_some_and(|n| n.up && n.role == "master")
+    }
+}
+
+/// The latest snapshot the proxy's poller took (`None` until the first one).
+#[derive(Debug, Default)]
+pub struct FactsCell {
+    latest: ArcSwapOption<Snapshot>,
+}
+
+impl FactsCell {
+    pub fn latest(&self) -> Option<Arc<Snapshot>> {
+        self.latest.load_full()
+    }
+
+    pub fn store(&self, s: Snapshot) {
+        self.latest.store(Some(Arc::new(s)));
+    }
+}
+
+/// Polls every `proxy.node_poll_interval_ms` (read again after each poll, so a reload
+/// changes it) until shutdown.
+pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let snapshot = collect::collect(&shared).await;
+        debug!(
+            nodes = snapshot.nodes.len(),
+            ms = snapshot.poll_ms,
+            "nodes polled"
+        );
+        shared.facts.store(snapshot);
+        let every = Duration::from_millis(shared.live.load().proxy.node_poll_interval_ms);
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
