@@ -13,6 +13,7 @@ mod fanout;
 mod forward;
 mod large;
 mod limits;
+mod observe;
 mod outbox;
 mod pending;
 mod redirect;
@@ -34,14 +35,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use hive_common::command::{flag, KeyPositions};
+use hive_common::command::KeyPositions;
 use hive_common::resp::{Request, RequestDecoder};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{error, warn};
 
-use crate::command::classify::{classify_spec, Action};
+use crate::command::classify::Action;
 use crate::command::local::{self, After, Ctx};
 use crate::error::{ClientReason, ErrorKind, ProxyError};
 use crate::metrics::worker::WorkerStats;
@@ -403,28 +404,7 @@ impl Conn {
         tx
     }
 
-    /// Classifies and runs one request, then tags its reply for the per-command counters and
-    /// shows it to MONITOR (unless it waits: it comes back here then).
-    fn dispatch(&mut self, req: Request) {
-        let (action, spec) = classify_spec(&req, &mut self.keys, self.session.caller());
-        let before = self.pending.len();
-        let shown = spec.filter(|s| !s.has(flag::ADMIN | flag::SKIP_MONITOR));
-        let monitored = (shown.is_some() && self.shared.monitors.active()).then(|| req.clone());
-        self.dispatch_action(req, action);
-        if self.held.is_some() {
-            return;
-        }
-        if let (Some(spec), Some(p)) = (spec, self.pending.get_mut(before)) {
-            p.cmd = spec.id;
-            p.at = Some(*self.batch_at.get_or_insert_with(std::time::Instant::now));
-        }
-        if let Some(req) = monitored {
-            let peer = self.entry.peer.to_string();
-            self.shared.monitors.feed(&peer, req.args());
-        }
-    }
-
-    fn dispatch_action(&mut self, req: Request, action: Action) {
+    pub(super) fn dispatch_action(&mut self, req: Request, action: Action) {
         if let Action::Error(e) = &action {
             if e.kind == ErrorKind::Client(ClientReason::NoPerm) {
                 self.log_denial(&req);

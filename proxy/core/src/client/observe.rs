@@ -1,0 +1,31 @@
+//! Where a request is seen: it is classified and run, then its reply is tagged for the
+//! per-command counters and the slow log (`pending::flush` counts it), and MONITOR is shown it.
+
+use hive_common::command::flag;
+use hive_common::resp::Request;
+
+use super::Conn;
+use crate::command::classify::classify_spec;
+
+impl Conn {
+    /// Classifies and runs one request, then tags its reply for the per-command counters and
+    /// shows it to MONITOR (unless it waits: it comes back here then).
+    pub(super) fn dispatch(&mut self, req: Request) {
+        let (action, spec) = classify_spec(&req, &mut self.keys, self.session.caller());
+        let before = self.pending.len();
+        let shown = spec.filter(|s| !s.has(flag::ADMIN | flag::SKIP_MONITOR));
+        let monitored = (shown.is_some() && self.shared.monitors.active()).then(|| req.clone());
+        self.dispatch_action(req, action);
+        if self.held.is_some() {
+            return;
+        }
+        if let (Some(spec), Some(p)) = (spec, self.pending.get_mut(before)) {
+            p.cmd = spec.id;
+            p.at = Some(*self.batch_at.get_or_insert_with(std::time::Instant::now));
+        }
+        if let Some(req) = monitored {
+            let peer = self.entry.peer.to_string();
+            self.shared.monitors.feed(&peer, req.args());
+        }
+    }
+}
