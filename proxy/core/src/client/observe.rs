@@ -13,7 +13,8 @@ impl Conn {
     pub(super) fn dispatch(&mut self, req: Request) {
         let (action, spec) = classify_spec(&req, &mut self.keys, self.session.caller());
         let before = self.pending.len();
-        let shown = spec.filter(|s| !s.has(flag::ADMIN | flag::SKIP_MONITOR));
+        // As Redis: admin commands are never shown; passwords are redacted.
+        let shown = spec.filter(|s| !s.has(flag::ADMIN));
         let monitored = (shown.is_some() && self.shared.monitors.active()).then(|| req.clone());
         self.dispatch_action(req, action);
         if self.held.is_some() {
@@ -25,7 +26,9 @@ impl Conn {
         }
         if let Some(req) = monitored {
             let peer = self.entry.peer.to_string();
-            self.shared.monitors.feed(&peer, req.args());
+            let args: Vec<&[u8]> = req.args().collect();
+            let args = crate::metrics::monitor::redacted(&args);
+            self.shared.monitors.feed(&peer, args.into_iter());
         }
     }
 }

@@ -49,6 +49,27 @@ impl Monitors {
     }
 }
 
+/// The arguments MONITOR shows: passwords replaced with `(redacted)`, as Redis 7 does for AUTH
+/// and HELLO ... AUTH.
+pub fn redacted<'a>(args: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    const REDACTED: &[u8] = b"(redacted)";
+    let name = args.first().copied().unwrap_or_default();
+    if name.eq_ignore_ascii_case(b"auth") {
+        let mut out = vec![name];
+        out.extend(std::iter::repeat_n(REDACTED, args.len().saturating_sub(1)));
+        return out;
+    }
+    let mut out = args.to_vec();
+    if name.eq_ignore_ascii_case(b"hello") {
+        if let Some(i) = args.iter().position(|a| a.eq_ignore_ascii_case(b"auth")) {
+            for a in out.iter_mut().skip(i + 1).take(2) {
+                *a = REDACTED;
+            }
+        }
+    }
+    out
+}
+
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -89,6 +110,20 @@ fn repr(out: &mut BytesMut, s: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn monitor_redacts_passwords() {
+        let auth: [&[u8]; 3] = [b"AUTH", b"user", b"pw"];
+        assert_eq!(
+            redacted(&auth),
+            [&b"AUTH"[..], b"(redacted)", b"(redacted)"]
+        );
+        let hello: [&[u8]; 5] = [b"HELLO", b"3", b"AUTH", b"u", b"pw"];
+        assert_eq!(
+            redacted(&hello),
+            [&b"HELLO"[..], b"3", b"AUTH", b"(redacted)", b"(redacted)"]
+        );
+    }
 
     #[test]
     fn monitor_line_matches_redis_format() {
