@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Installs what Hive's local cluster and tests need and is missing: redis-server, redis-sentinel,
-# redis-tools (redis-cli, redis-benchmark) and libclang-dev (for the module's bindgen).
+# redis-tools (redis-cli, redis-benchmark), libclang-dev (for the module's bindgen), prometheus
+# (promtool, for the alert rules and the exposition) and tmux (drives `hive monitor` in tests).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 { command -v redis-cli >/dev/null 2>&1 && command -v redis-benchmark >/dev/null 2>&1; } || need+=(redis-tools)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# Debian starts a redis-server service on install; Hive's local cluster does not need it.
+# Debian starts redis-server and prometheus services on install; Hive does not need them.
 if [ -n "${need[*]:-}" ] && command -v service >/dev/null 2>&1; then
   service redis-server stop >/dev/null 2>&1 || true
+  service prometheus stop >/dev/null 2>&1 || true
 fi
 redis-server --version

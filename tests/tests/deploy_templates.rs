@@ -108,3 +108,77 @@ fn templates_start_with_module_persistence_and_auth() {
     assert_eq!(field("port"), mport.to_string());
     drop((sentinel, cluster_node, replica, master));
 }
+
+fn promtool(args: &[&str]) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/prometheus");
+    let out = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool (Debian's prometheus package; deploy/local/deps.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}: {text}");
+    text
+}
+
+#[test]
+fn alert_rules_pass_promtool_and_every_alert_fires_and_clears() {
+    let checked = promtool(&["check", "rules", "alerts.yml"]);
+    assert!(checked.contains("SUCCESS: 14 rules found"), "{checked}");
+    promtool(&["test", "rules", "alerts_test.yml"]);
+    promtool(&["check", "config", "prometheus.yml"]);
+    // Every alert has a firing and a cleared case in the unit tests.
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/prometheus/alerts.yml"
+    ))
+    .unwrap();
+    let tests = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/prometheus/alerts_test.yml"
+    ))
+    .unwrap();
+    for alert in rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")) {
+        let cases = tests.matches(&format!("alertname: {alert}\n")).count();
+        assert!(cases >= 2, "{alert}: {cases} test cases");
+    }
+    for severity in ["critical", "warning", "info"] {
+        assert!(rules.contains(&format!("severity: {severity}")));
+    }
+}
+
+#[test]
+fn grafana_dashboard_is_valid_json_with_the_proxy_panels() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/hive-dashboard.json"
+    ))
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let titles: Vec<&str> = v["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    for want in [
+        "Memory per node",
+        "Hit rate",
+        "Network I/O",
+        "Replication lag",
+        "Proxy latency p50 / p99 by command",
+        "Errors/s by code",
+        "Redirects followed/s",
+        "Failovers followed",
+        "Requests held through failovers",
+    ] {
+        assert!(titles.contains(&want), "no panel {want}: {titles:?}");
+    }
+    for p in v["panels"].as_array().unwrap() {
+        assert!(!p["targets"].as_array().unwrap().is_empty(), "{}", p["title"]);
+    }
+}
