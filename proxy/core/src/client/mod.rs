@@ -40,7 +40,7 @@ use hive_common::resp::{Request, RequestDecoder};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{error, warn};
+use tracing::{error, warn, Instrument};
 
 use crate::command::classify::Action;
 use crate::command::local::{self, After, Ctx};
@@ -166,7 +166,9 @@ where
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let entry = Arc::new(ClientEntry::new(id, peer, local));
     let slot = ClientSlot::take(&shared, entry.clone());
-    guarded(shared.clone(), slot, serve(stream, entry, shared, shutdown))
+    // Whatever the connection logs carries its id and address.
+    let span = tracing::info_span!("client", id, %peer);
+    guarded(shared.clone(), slot, serve(stream, entry, shared, shutdown)).instrument(span)
 }
 
 async fn serve<S>(
