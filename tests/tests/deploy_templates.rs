@@ -142,7 +142,10 @@ fn alert_rules_pass_promtool_and_every_alert_fires_and_clears() {
         "/../deploy/prometheus/alerts_test.yml"
     ))
     .unwrap();
-    for alert in rules.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")) {
+    for alert in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
         let cases = tests.matches(&format!("alertname: {alert}\n")).count();
         assert!(cases >= 2, "{alert}: {cases} test cases");
     }
@@ -179,6 +182,10 @@ fn grafana_dashboard_is_valid_json_with_the_proxy_panels() {
         assert!(titles.contains(&want), "no panel {want}: {titles:?}");
     }
     for p in v["panels"].as_array().unwrap() {
-        assert!(!p["targets"].as_array().unwrap().is_empty(), "{}", p["title"]);
+        assert!(
+            !p["targets"].as_array().unwrap().is_empty(),
+            "{}",
+            p["title"]
+        );
     }
 }

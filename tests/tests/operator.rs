@@ -75,11 +75,17 @@ fn status_exit_code_follows_health() {
     let o = hive(&["status", "--config", cfg], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = text(&o);
-    assert!(out.starts_with("Hive status: OK (static mode, 2 shards, 16384/16384"), "{out}");
+    assert!(
+        out.starts_with("Hive status: OK (static mode, 2 shards, 16384/16384"),
+        "{out}"
+    );
     for n in g.static_shards() {
         assert!(out.contains(&n.master.clone().unwrap()), "{out}");
     }
-    assert!(out.contains("replica") && out.contains("LAST SAVE"), "{out}");
+    assert!(
+        out.contains("replica") && out.contains("LAST SAVE"),
+        "{out}"
+    );
     let o = hive(&["status", "--config", cfg, "--json"], &[]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
     assert_eq!(v["health"], "ok");
@@ -89,7 +95,11 @@ fn status_exit_code_follows_health() {
     g.node_mut(&replica).unwrap().kill();
     let o = hive(&["status", "--config", cfg], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains(&format!("{replica}: unreachable")), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{replica}: unreachable")),
+        "{}",
+        text(&o)
+    );
     for s in g.static_shards() {
         g.node_mut(&s.master.unwrap()).unwrap().kill();
     }
@@ -124,14 +134,23 @@ fn check_passes_as_templated_and_names_what_fails() {
     assert!(text(&o).contains("WRONGPASS"), "{}", text(&o));
     let m = g.static_shards()[0].master.clone().unwrap();
     let mut node = connect(&hive_tests::node_url(&m));
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("no").query(&mut node).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("no")
+        .query(&mut node)
+        .unwrap();
     let mut json_args = args.to_vec();
     json_args.push("--json");
     let o = hive(&json_args, &[("HIVE_PROXY_PASSWORD", "check-pw")]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("check --json");
-    let failed: Vec<&serde_json::Value> =
-        v.as_array().unwrap().iter().filter(|c| c["result"] == "fail").collect();
+    let failed: Vec<&serde_json::Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "fail")
+        .collect();
     assert_eq!(failed.len(), 1, "{v}");
     assert_eq!(failed[0]["detail"], format!("appendonly no on {m}"));
 }
@@ -146,7 +165,9 @@ struct Session(String);
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .output();
     }
 }
 
@@ -156,17 +177,39 @@ fn monitor_draws_the_deployment_and_keeps_running_with_a_node_down() {
     let mut g = groups(dir.path());
     let file = write_config(dir.path(), &g, "");
     let name = format!("hive-monitor-{}", std::process::id());
-    let cmd = format!("{} monitor --config {}", hive_bin().display(), file.display());
+    let cmd = format!(
+        "{} monitor --config {}",
+        hive_bin().display(),
+        file.display()
+    );
     let session = Session(name.clone());
-    tmux(&["new-session", "-d", "-s", &name, "-x", "160", "-y", "45", &cmd]);
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "160",
+        "-y",
+        "45",
+        &cmd,
+    ]);
     let screen = || tmux(&["capture-pane", "-p", "-t", &name]);
-    wait_for("the first frame", Duration::from_secs(15), || screen().contains("HEALTH OK"));
+    wait_for("the first frame", Duration::from_secs(15), || {
+        screen().contains("HEALTH OK")
+    });
     let s = screen();
     for shard in g.static_shards() {
         assert!(s.contains(&shard.master.clone().unwrap()), "{s}");
     }
-    assert!(s.contains("Slot coverage") && s.contains("16384/16384"), "{s}");
-    assert!(s.contains("Hit rate (target 95%)") && s.contains("target 5 ms"), "{s}");
+    assert!(
+        s.contains("Slot coverage") && s.contains("16384/16384"),
+        "{s}"
+    );
+    assert!(
+        s.contains("Hit rate (target 95%)") && s.contains("target 5 ms"),
+        "{s}"
+    );
     assert!(s.contains("Ops/s per master"), "{s}");
     let replica = g.static_shards()[0].replicas[0].clone();
     g.node_mut(&replica).unwrap().kill();
@@ -197,7 +240,12 @@ fn proxy_check_config_names_file_key_and_reason() {
     let o = hive(&["proxy", "--check-config", bad.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o);
-    assert!(err.contains("bad.toml") && err.contains("proxy.admin_listen") && err.contains("not an ip:port"), "{err}");
+    assert!(
+        err.contains("bad.toml")
+            && err.contains("proxy.admin_listen")
+            && err.contains("not an ip:port"),
+        "{err}"
+    );
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[proxy]\nslowlog_max_len = 5\n").unwrap();
     let o = hive(&["proxy", "--check-config", good.to_str().unwrap()], &[]);
@@ -225,7 +273,9 @@ fn proxy_reloads_its_config_on_sighup() {
     let log_path = dir.path().join("hive.log");
     // Not by connecting: with max_clients = 1 a probe would hold the only place.
     wait_for("the proxy", Duration::from_secs(10), || {
-        std::fs::read_to_string(&log_path).unwrap().contains("hive proxy ready")
+        std::fs::read_to_string(&log_path)
+            .unwrap()
+            .contains("hive proxy ready")
     });
     let mut first = connect(&url);
     let refused = |url: &str| match redis::Client::open(url).unwrap().get_connection() {
@@ -237,7 +287,10 @@ fn proxy_reloads_its_config_on_sighup() {
     let moved = free_port_pair().unwrap();
     let text2 = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("max_clients = 1", "max_clients = 10\nslowlog_slower_than_us = 0")
+        .replace(
+            "max_clients = 1",
+            "max_clients = 10\nslowlog_slower_than_us = 0",
+        )
         .replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{moved}"));
     std::fs::write(&file, text2).unwrap();
     signal(child.id(), "HUP");
@@ -249,7 +302,9 @@ fn proxy_reloads_its_config_on_sighup() {
     std::fs::write(&file, "[proxy]\nmax_clients = 0\n").unwrap();
     signal(child.id(), "HUP");
     wait_for("the refusal", Duration::from_secs(10), || {
-        std::fs::read_to_string(&log_path).unwrap().contains("config not reloaded")
+        std::fs::read_to_string(&log_path)
+            .unwrap()
+            .contains("config not reloaded")
     });
     let _: String = redis::cmd("PING").query(&mut first).unwrap();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log_path)
@@ -263,7 +318,10 @@ fn proxy_reloads_its_config_on_sighup() {
         .expect("a reload line");
     assert_eq!(reloaded["fields"]["needs_restart"], "proxy.listen");
     let applied = reloaded["fields"]["applied"].as_str().unwrap();
-    assert!(applied.contains("proxy.max_clients") && applied.contains("proxy.slowlog_slower_than_us"), "{applied}");
+    assert!(
+        applied.contains("proxy.max_clients") && applied.contains("proxy.slowlog_slower_than_us"),
+        "{applied}"
+    );
     let _ = child.kill();
 }
 
@@ -280,6 +338,8 @@ struct KillOnDrop(u32);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .status();
     }
 }

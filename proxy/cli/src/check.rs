@@ -260,8 +260,11 @@ fn key_for(s: &Snapshot, i: usize) -> Option<String> {
 
 async fn data_checks(a: &CheckArgs, proxy: &str, s: &Snapshot) -> Vec<Check> {
     let mut out = Vec::new();
-    for (i, sh) in s.shards.iter().enumerate() {
-        let name = format!("SET/GET/DEL through the proxy, shard {}", sh.name);
+    for i in 0..s.shards.len() {
+        let name = format!(
+            "SET/GET/DEL through the proxy, shard {}",
+            crate::view::shard_label(s, Some(i))
+        );
         let Some(key) = key_for(s, i) else {
             out.push(check(
                 &name,

@@ -63,6 +63,16 @@ impl NodeRow {
     }
 }
 
+/// A shard's label: its Sentinel name, or its number where its name is just its master's
+/// address (cluster and static modes), which the NODE column already shows.
+pub fn shard_label(s: &Snapshot, i: Option<usize>) -> String {
+    match i.and_then(|i| s.shards.get(i).map(|sh| (i, sh))) {
+        Some((i, sh)) if sh.name == sh.master || sh.name.is_empty() => i.to_string(),
+        Some((_, sh)) => sh.name.clone(),
+        None => "-".into(),
+    }
+}
+
 pub fn rows(s: &Snapshot) -> Vec<NodeRow> {
     let now = unix_s();
     s.nodes
@@ -74,7 +84,7 @@ pub fn rows(s: &Snapshot) -> Vec<NodeRow> {
             };
             if !n.up {
                 return NodeRow {
-                    shard: n.shard_name.clone(),
+                    shard: shard_label(s, n.shard),
                     addr: n.addr.clone(),
                     role: "DOWN".into(),
                     slots,
@@ -91,7 +101,7 @@ pub fn rows(s: &Snapshot) -> Vec<NodeRow> {
                 };
             }
             NodeRow {
-                shard: n.shard_name.clone(),
+                shard: shard_label(s, n.shard),
                 addr: n.addr.clone(),
                 role: n.role.clone(),
                 slots,
@@ -185,6 +195,8 @@ pub struct ProxyFacts {
     pub total_commands_processed: u64,
     pub ops_per_sec: f64,
     pub error_replies: u64,
+    /// Round trip of a PING through the proxy, microseconds.
+    pub ping_us: u64,
 }
 
 /// Reads the proxy's `# Proxy` section twice, `gap` apart. The password comes from
@@ -195,8 +207,9 @@ pub async fn proxy_facts(addr: &str, user: Option<&str>, gap: Duration) -> Proxy
         ..ProxyFacts::default()
     };
     match sample_proxy(addr, user, gap).await {
-        Ok((a, b, secs)) => {
+        Ok((a, b, secs, ping)) => {
             p.up = true;
+            p.ping_us = ping;
             p.connected_clients = b.0;
             p.total_commands_processed = b.1;
             p.error_replies = b.2;
@@ -213,7 +226,7 @@ async fn sample_proxy(
     addr: &str,
     user: Option<&str>,
     gap: Duration,
-) -> Result<(Sample, Sample, f64), String> {
+) -> Result<(Sample, Sample, f64, u64), String> {
     let mut c = ControlConn::connect(addr, Duration::from_secs(2))
         .await
         .map_err(|e| e.to_string())?;
@@ -245,7 +258,10 @@ async fn sample_proxy(
     let a = once().await?;
     tokio::time::sleep(gap).await;
     let b = once().await?;
-    Ok((a, b, t.elapsed().as_secs_f64().max(0.001)))
+    let secs = t.elapsed().as_secs_f64().max(0.001);
+    let p = std::time::Instant::now();
+    c.call(&["PING"]).await.map_err(|e| e.to_string())?;
+    Ok((a, b, secs, p.elapsed().as_micros() as u64))
 }
 
 #[cfg(test)]

@@ -22,13 +22,14 @@ fn health_style(h: Health) -> Style {
 }
 
 pub fn frame(f: &mut Frame, st: &State) {
+    let nodes_h = st.snapshot.as_ref().map_or(3, |s| s.nodes.len() as u16 + 3);
     let rows = Layout::default()
         .direction(Direction::Vertical)
         .constraints([
             Constraint::Length(3),
             Constraint::Length(3),
+            Constraint::Length(nodes_h),
             Constraint::Min(6),
-            Constraint::Length(10),
             Constraint::Length(1),
         ])
         .split(f.area());
@@ -124,24 +125,31 @@ fn targets(f: &mut Frame, area: Rect, st: &State) {
             .label(rate.map_or("no lookups yet".into(), |r| format!("{r:.1}%"))),
         cols[1],
     );
-    let worst = s
-        .nodes
-        .iter()
-        .filter(|n| n.up)
-        .map(|n| n.ping_us)
-        .max()
-        .unwrap_or(0) as f64
-        / 1000.0;
-    let ok = worst <= st.latency_target_ms;
+    // Through the proxy when there is one (what clients see), else the slowest node's PING.
+    let (title, ms) = match st.proxy.as_ref().filter(|p| p.up) {
+        Some(p) => ("Latency via proxy", p.ping_us as f64 / 1000.0),
+        None => (
+            "Latency, slowest node",
+            s.nodes
+                .iter()
+                .filter(|n| n.up)
+                .map(|n| n.ping_us)
+                .max()
+                .unwrap_or(0) as f64
+                / 1000.0,
+        ),
+    };
+    let ok = ms <= st.latency_target_ms;
     f.render_widget(
         Gauge::default()
-            .block(Block::default().borders(Borders::ALL).title(format!(
-                "Latency, slowest node (target {} ms)",
-                st.latency_target_ms
-            )))
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(format!("{title} (target {} ms)", st.latency_target_ms)),
+            )
             .gauge_style(Style::default().fg(if ok { Color::Green } else { Color::Red }))
-            .ratio((worst / st.latency_target_ms).clamp(0.0, 1.0))
-            .label(format!("{worst:.2} ms")),
+            .ratio((ms / st.latency_target_ms).clamp(0.0, 1.0))
+            .label(format!("{ms:.2} ms")),
         cols[2],
     );
 }
@@ -196,16 +204,16 @@ fn nodes(f: &mut Frame, area: Rect, st: &State) {
         .style(style)
     });
     let widths = [
-        Constraint::Length(8),
+        Constraint::Length(10),
         Constraint::Length(16),
         Constraint::Length(8),
-        Constraint::Length(12),
+        Constraint::Length(11),
         Constraint::Length(5),
         Constraint::Length(7),
-        Constraint::Min(24),
-        Constraint::Length(8),
+        Constraint::Min(20),
         Constraint::Length(7),
-        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(7),
     ];
     f.render_widget(
         Table::new(rows, widths)
