@@ -323,6 +323,7 @@ fn proxy_reloads_its_config_on_sighup() {
         "{applied}"
     );
     let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn signal(pid: u32, sig: &str) {

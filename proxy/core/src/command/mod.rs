@@ -2,6 +2,7 @@
 //! (`classify`), where it goes (`route`), how fanned-out replies merge (`merge`), SCAN cursors,
 //! the script cache, pub/sub bookkeeping, and `local/` for the commands Hive answers itself.
 
+mod action;
 mod admin;
 pub mod classify;
 pub mod every_node;

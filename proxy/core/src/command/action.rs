@@ -1,0 +1,59 @@
+//! `Action`: what `classify` decided to do with a request, and the transaction commands.
+
+use super::merge::MergeKind;
+use super::pubsub::Family;
+use super::route::Route;
+use crate::error::ProxyError;
+
+#[derive(Debug)]
+pub enum Action {
+    /// One unit, sent as received.
+    Forward(Route),
+    /// Split per slot (`step` = arguments per key: 1, or 2 for MSET) and merged.
+    Split { kind: MergeKind, step: usize },
+    /// The same request to every master, merged.
+    FanOut(MergeKind),
+    /// INFO: the proxy's section, then one master's sections.
+    Info,
+    /// Answered by the proxy (`command::local`); carries the command's full name.
+    Local(&'static str),
+    /// Answered with an error without touching a backend.
+    Error(ProxyError),
+    /// A blocking command: runs on a connection of the client's own, so it cannot stall the
+    /// shared ones.
+    Blocking(Route),
+    /// WAIT: every master, on the client's own connections.
+    Wait,
+    /// Transaction control.
+    Tx(TxCmd),
+    /// (P|S)SUBSCRIBE and their UNSUBSCRIBEs; `route` is the slot of shard channels.
+    Subscribe {
+        family: Family,
+        subscribe: bool,
+        route: Route,
+    },
+    /// PUBLISH: one node of a cluster (which broadcasts it), every master otherwise.
+    Publish,
+    /// SCAN, iterated over every master with a slot-stable cursor.
+    Scan,
+    /// RESET: drop every piece of connection state.
+    Reset,
+    /// CONFIG SET/RESETSTAT/REWRITE to every node (`masters: false`), or a command to every
+    /// master; `+OK` only when each said OK.
+    EveryNode { masters: bool },
+    /// CLIENT PAUSE (`on`) or UNPAUSE: every master, and the proxy holds its own clients'
+    /// commands meanwhile.
+    Pause { on: bool },
+    /// MONITOR: the proxy's own clients' commands, streamed to this client.
+    Monitor,
+}
+
+#[derive(Debug)]
+pub enum TxCmd {
+    Multi,
+    Exec,
+    Discard,
+    /// WATCH pins the client to the node owning the keys' slot.
+    Watch(Route),
+    Unwatch,
+}
