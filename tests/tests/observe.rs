@@ -294,3 +294,46 @@ fn monitor_streams_every_clients_commands_in_redis_format() {
         "{lines:?}"
     );
 }
+
+/// A graceful Sentinel failover under writes: counted as a failover followed, timed from the
+/// first write that had to wait to the first that succeeded on the new master.
+#[test]
+fn failover_is_counted_and_timed_in_metrics() {
+    let env = GroupEnv::sentinel(1, None, admin);
+    let addr = env.proxy.admin_addr.unwrap();
+    let before = env.routed_master(0);
+    let mut c = env.client();
+    let _: () = c.set("fo", 0).unwrap();
+    let sentinel = env.groups.sentinel_addrs()[0].clone();
+    let mut s = connect(&hive_tests::node_url(&sentinel));
+    let _: String = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg("hive-a")
+        .query(&mut s)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    while env.routed_master(0) == before || i < 50 {
+        assert!(Instant::now() < deadline, "no failover within 30 s");
+        i += 1;
+        let _: () = c.set("fo", i).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let value = |scrape: &str, name: &str| -> f64 {
+        scrape
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let scrape = http::get(addr, "/metrics").1;
+    assert!(
+        value(&scrape, "hive_failovers_followed_total") >= 1.0,
+        "{scrape}"
+    );
+    assert!(value(&scrape, "hive_held_request_duration_seconds_count") >= 1.0);
+    assert_eq!(value(&scrape, "hive_failover_recovery_seconds_count"), 1.0);
+    let took = value(&scrape, "hive_failover_recovery_seconds_sum");
+    assert!(took > 0.0 && took < 30.0, "recovery {took} s");
+}

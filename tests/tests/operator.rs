@@ -217,6 +217,19 @@ fn monitor_draws_the_deployment_and_keeps_running_with_a_node_down() {
         let s = screen();
         s.contains("HEALTH DEGRADED") && s.contains(&format!("{replica} is DOWN"))
     });
+    // hive-module's event from the other shard's replica, promoted by hand.
+    let other = g.static_shards()[1].replicas[0].clone();
+    let mut r = connect(&hive_tests::node_url(&other));
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut r)
+        .unwrap();
+    wait_for(
+        "the module's role_change event",
+        Duration::from_secs(15),
+        || screen().contains(&format!("{other}: role_change -> master")),
+    );
     tmux(&["resize-window", "-t", &name, "-x", "100", "-y", "30"]);
     wait_for("a redraw at the new size", Duration::from_secs(10), || {
         let s = screen();
@@ -230,6 +243,39 @@ fn monitor_draws_the_deployment_and_keeps_running_with_a_node_down() {
             .is_ok_and(|s| s.success())
     });
     drop(session);
+}
+
+#[test]
+fn status_and_check_show_the_sentinels_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = GroupOpts::new(1, 3, dir.path().to_path_buf());
+    opts.extra = vec!["--loadmodule".into(), module_so().display().to_string()];
+    let g = LocalGroups::start(&opts).unwrap();
+    let sentinels = g.sentinel_addrs().join(",");
+    let args = ["--sentinel", sentinels.as_str(), "--masters", "hive-a"];
+    let o = hive(&[&["status"][..], &args, &["--json"]].concat(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let seen = v["deployment"]["sentinels"].as_array().unwrap();
+    assert_eq!(seen.len(), 3);
+    for s in seen {
+        assert_eq!(s["masters"][0]["name"], "hive-a");
+        assert_eq!(s["masters"][0]["quorum"], 2);
+        assert_eq!(s["masters"][0]["ckquorum_ok"], true, "{s}");
+    }
+    let o = hive(&[&["status"][..], &args].concat(), &[]);
+    let out = text(&o);
+    assert!(
+        out.contains("SENTINEL") && out.contains("CKQUORUM") && out.contains("hive-a"),
+        "{out}"
+    );
+    let o = hive(&[&["check"][..], &args].concat(), &[]);
+    let out = text(&o);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("sentinel quorum (CKQUORUM)") && l.contains("PASS")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -278,6 +324,11 @@ fn proxy_reloads_its_config_on_sighup() {
             .contains("hive proxy ready")
     });
     let mut first = connect(&url);
+    // A client's log lines carry its connection's span.
+    let _ = redis::cmd("AUTH")
+        .arg("nobody")
+        .arg("wrong")
+        .query::<String>(&mut first);
     let refused = |url: &str| match redis::Client::open(url).unwrap().get_connection() {
         Ok(mut c) => redis::cmd("PING").query::<String>(&mut c).is_err(),
         Err(e) => e.to_string().contains("max number of clients") || e.is_connection_dropped(),

@@ -123,7 +123,16 @@ impl Conn {
         let backoff = cfg.retry_backoff_ms;
         let stats = self.shared.stats.clone();
         let tx = self.reply_tx();
+        let shared = self.shared.clone();
         let Some(u) = self.unit(tag) else { return };
+        if u.held_since.is_none() {
+            // The shard's failover clock starts with the first request that has to wait.
+            if let Route::Slot(s) = &u.home {
+                if let Some(i) = shared.topology.load().map.shard_of(*s) {
+                    shared.topology.clock.trouble(i, std::time::Instant::now());
+                }
+            }
+        }
         let since = *u.held_since.get_or_insert_with(Instant::now);
         let left = limit.saturating_sub(since.elapsed());
         if left.is_zero() {
