@@ -40,6 +40,7 @@ impl OutputGuard {
     /// Whether `conn`, with `out_len` bytes not yet written, must be closed now.
     pub fn exceeded(&mut self, conn: &Conn, out_len: usize) -> bool {
         let close = |why: &str, bytes: usize| {
+            let _in = conn.entry.span.enter();
             warn!(client = conn.entry.id, bytes, "closing client: {why}");
             Stats::add(&conn.shared.stats.output_limit_disconnects, 1);
             true

@@ -40,7 +40,7 @@ use hive_common::resp::{Request, RequestDecoder};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{error, warn, Instrument};
+use tracing::{error, warn};
 
 use crate::command::classify::Action;
 use crate::command::local::{self, After, Ctx};
@@ -95,8 +95,9 @@ struct Conn {
     worker: Arc<WorkerStats>,
     /// `proxy.slowlog_slower_than_us`, `None` when the slow log is off.
     slow_us: Option<u64>,
-    /// When the current batch's first request was decoded.
-    batch_at: Option<std::time::Instant>,
+    /// When the current batch's first request was decoded (`clock`'s raw reading).
+    batch_at: Option<u64>,
+    clock: quanta::Clock,
 }
 
 /// Holds a client's place while its task runs: the `connected_clients` count (checked against
@@ -105,17 +106,19 @@ struct Conn {
 pub struct ClientSlot {
     shared: Arc<Shared>,
     id: u64,
+    span: tracing::Span,
 }
 
 impl ClientSlot {
     /// Takes a place for a new client; the caller has checked `max_clients`.
     pub fn take(shared: &Arc<Shared>, entry: Arc<ClientEntry>) -> ClientSlot {
         Stats::add(&shared.stats.connected_clients, 1);
-        let id = entry.id;
+        let (id, span) = (entry.id, entry.span.clone());
         shared.clients.add(entry);
         ClientSlot {
             shared: shared.clone(),
             id,
+            span,
         }
     }
 }
@@ -144,6 +147,7 @@ pub async fn guarded<F: std::future::Future<Output = ()>>(
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
+        let _in = slot.span.enter();
         error!(client = slot.id, panic = %what, "client task panicked; connection closed");
         Stats::add(&shared.stats.client_panics, 1);
     }
@@ -166,9 +170,7 @@ where
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let entry = Arc::new(ClientEntry::new(id, peer, local));
     let slot = ClientSlot::take(&shared, entry.clone());
-    // Whatever the connection logs carries its id and address.
-    let span = tracing::info_span!("client", id, %peer);
-    guarded(shared.clone(), slot, serve(stream, entry, shared, shutdown)).instrument(span)
+    guarded(shared.clone(), slot, serve(stream, entry, shared, shutdown))
 }
 
 async fn serve<S>(
@@ -208,6 +210,7 @@ async fn serve<S>(
         worker: shared.stats.workers.current(),
         slow_us: shared.slowlog.threshold(),
         batch_at: None,
+        clock: crate::metrics::worker::clock().clone(),
     };
     // Buffers start empty: an idle client holds no buffer pages.
     let mut rbuf = BytesMut::new();
@@ -273,6 +276,7 @@ async fn serve<S>(
                     last_active = Instant::now();
                     conn.entry.touch(last_active.into_std());
                     if rbuf.len() > query_limit {
+                        let _in = conn.entry.span.enter();
                         warn!(client = conn.entry.id, bytes = rbuf.len(),
                             "closing client that reached max query buffer length \
                              (proxy.client_query_buffer_limit)");

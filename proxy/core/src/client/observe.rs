@@ -22,7 +22,8 @@ impl Conn {
         }
         if let (Some(spec), Some(p)) = (spec, self.pending.get_mut(before)) {
             p.cmd = spec.id;
-            p.at = Some(*self.batch_at.get_or_insert_with(std::time::Instant::now));
+            let clock = &self.clock;
+            p.at = *self.batch_at.get_or_insert_with(|| clock.raw().max(1));
         }
         if let Some(req) = monitored {
             let peer = self.entry.peer.to_string();

@@ -92,7 +92,8 @@ pub(super) struct Pending {
     /// The command's id (`NO_CMD`: not a request) and when its batch was decoded, for the
     /// per-command counters and the slow log.
     pub cmd: u16,
-    pub at: Option<std::time::Instant>,
+    /// `metrics::worker::clock()`'s raw reading; 0 when not timed.
+    pub at: u64,
 }
 
 /// `Pending::cmd` of entries that answer no counted request.
@@ -106,7 +107,7 @@ impl Pending {
             reply: Some(reply),
             push: false,
             cmd: NO_CMD,
-            at: None,
+            at: 0,
         }
     }
 }
@@ -133,7 +134,7 @@ impl Conn {
             reply: None,
             push: false,
             cmd: NO_CMD,
-            at: None,
+            at: 0,
         });
         self.send(seq, 0);
     }
@@ -148,7 +149,7 @@ impl Conn {
             reply: None,
             push: false,
             cmd: NO_CMD,
-            at: None,
+            at: 0,
         });
         for part in 0..n {
             self.send(seq, part);
@@ -224,9 +225,9 @@ impl Conn {
                 self.worker.errors[error_code(r)].add(1);
             }
             out.push(r);
-            if let (Some(at), true) = (p.at, p.cmd != NO_CMD) {
-                let now = *now.get_or_insert_with(std::time::Instant::now);
-                let us = now.saturating_duration_since(at).as_micros() as u64;
+            if p.at != 0 && p.cmd != NO_CMD {
+                let now = *now.get_or_insert_with(|| self.clock.raw());
+                let us = self.clock.delta_as_nanos(p.at, now) / 1000;
                 self.worker.record(p.cmd, us);
                 if self.slow_us.is_some_and(|t| us >= t) {
                     self.log_slow(&p, us);

@@ -24,6 +24,9 @@ pub struct ClientEntry {
     pub signal: Arc<Signal>,
     /// Bytes of buffers the client holds, as of its last batch (`maxmemory_buffers`).
     pub buffers: AtomicUsize,
+    /// `client{id, peer}`: entered only around what the connection logs, not on every poll
+    /// (instrumenting the task cost ~570 instructions per request at P1, 6.7% of a GET).
+    pub span: tracing::Span,
 }
 
 /// The parts of a client's state that change after connect.
@@ -76,6 +79,7 @@ impl ClientEntry {
             }),
             signal: Arc::default(),
             buffers: AtomicUsize::new(0),
+            span: tracing::info_span!("client", id, %peer),
         }
     }
 

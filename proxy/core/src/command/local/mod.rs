@@ -109,6 +109,7 @@ fn login(
     let Some(user) = users.authenticate(name, password) else {
         let username = String::from_utf8_lossy(name).into_owned();
         crate::metrics::Stats::add(&ctx.shared.stats.auth_failures, 1);
+        let _in = ctx.entry.span.enter();
         tracing::warn!(client = session.id, user = %username, "authentication failed");
         ctx.shared.auth.record(crate::auth::log::Entry {
             reason: "auth",
