@@ -12,12 +12,8 @@ OLD=$(realpath "$1") NEW=$(realpath "$2") ROUNDS=${3:-3}
 shift 2; [ $# -gt 0 ] && shift; [ "${1:-}" = "--" ] && shift
 EXTRA=("$@")
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 2; }
-T=$(mktemp -d); PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-for p in 7750 7751 7752; do
-  redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --dir "$T" --dbfilename d$p.rdb --logfile "$T/r$p.log" & PIDS+=($!)
-done
+. "$(dirname "$0")/lib.sh"
+start_masters
 sleep 1
 # Set here, so the binary does not re-execute itself to set them (malloc.rs) under valgrind.
 export MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072
@@ -36,7 +32,6 @@ ir() {
   kill -INT $vp; wait $vp
   awk '/^(summary|totals):/ {print $2; exit}' "$T/cg"
 }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 N=${N:-5000}
 for spec in ${SPECS:-get:1 set:1 get:16 set:16}; do
   IFS=: read -r test p <<<"$spec"

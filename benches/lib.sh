@@ -33,3 +33,15 @@ start_hive_up() {
   echo "hive up did not start" >&2
   exit 1
 }
+
+# `start_masters`: a temporary directory $T and three bare redis-server masters on 7750-7752,
+# killed (with every pid appended to PIDS) and removed on exit.
+PIDS=()
+start_masters() {
+  T=$(mktemp -d)
+  trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"' EXIT
+  for p in 7750 7751 7752; do
+    redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --dir "$T" --dbfilename d$p.rdb --logfile "$T/r$p.log" & PIDS+=($!)
+  done
+  sleep 1
+}

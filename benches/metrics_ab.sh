@@ -11,12 +11,8 @@ set -uo pipefail
 [ $# -ge 2 ] || { sed -n 2,9p "$0"; exit 2; }
 OLD=$(realpath "$1") NEW=$(realpath "$2") ROUNDS=${3:-5}
 command -v nutcracker >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq nutcracker >/dev/null; }
-T=$(mktemp -d); PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-for p in 7750 7751 7752; do
-  redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --dir "$T" --dbfilename d$p.rdb --logfile "$T/r$p.log" & PIDS+=($!)
-done
+. "$(dirname "$0")/lib.sh"
+start_masters
 printf 'bench:\n  listen: 127.0.0.1:7762\n  hash: fnv1a_64\n  distribution: ketama\n  redis: true\n  servers:\n   - 127.0.0.1:7750:1\n   - 127.0.0.1:7751:1\n   - 127.0.0.1:7752:1\n' > "$T/n.yml"
 nutcracker -c "$T/n.yml" -o "$T/n.log" & NUT=$!; PIDS+=($NUT)
 S=127.0.0.1:7750,127.0.0.1:7751,127.0.0.1:7752

@@ -13,20 +13,17 @@ use hive_common::Slot;
 use hive_proxy::config::Mode;
 use hive_proxy::facts::Snapshot;
 use hive_proxy::server::Shared;
-use hive_proxy::upstream::control::ControlConn;
 use serde::Serialize;
 
-use crate::target::{poll, Target};
+use crate::target::{poll, ProxyArg, Target};
 
 #[derive(Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub target: Target,
-    /// The proxy to run the data checks through (AUTH with `HIVE_PROXY_PASSWORD` when set).
-    #[arg(long)]
-    pub proxy: Option<String>,
-    #[arg(long)]
-    pub proxy_user: Option<String>,
+    /// The proxy to run the data checks through.
+    #[command(flatten)]
+    pub proxy: ProxyArg,
     /// Replicas each master should have.
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
@@ -175,7 +172,7 @@ async fn suite(a: &CheckArgs, shared: &Shared, s: &Snapshot) -> Vec<Check> {
         missing.iter().map(|m| format!("{m}: not loaded")).collect(),
         "on every node".into(),
     ));
-    match &a.proxy {
+    match &a.proxy.proxy {
         None => out.push(Check {
             name: "write/read/delete through the proxy".into(),
             result: "skip",
@@ -274,7 +271,7 @@ async fn data_checks(a: &CheckArgs, proxy: &str, s: &Snapshot) -> Vec<Check> {
             continue;
         };
         out.push(
-            match rounds(proxy, a.proxy_user.as_deref(), &key, a.rounds).await {
+            match rounds(proxy, a.proxy.proxy_user.as_deref(), &key, a.rounds).await {
                 Ok(mut lat) => {
                     lat.sort_unstable();
                     let pct =
@@ -305,16 +302,7 @@ async fn rounds(
     key: &str,
     n: usize,
 ) -> Result<Vec<Duration>, String> {
-    let mut c = ControlConn::connect(proxy, Duration::from_secs(2))
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Ok(pw) = std::env::var("HIVE_PROXY_PASSWORD") {
-        let r = match user {
-            Some(u) => c.call(&["AUTH", u, &pw]).await,
-            None => c.call(&["AUTH", &pw]).await,
-        };
-        r.map_err(|e| e.to_string())?;
-    }
+    let mut c = crate::target::connect_proxy(proxy, user).await?;
     let mut lat = Vec::with_capacity(n);
     for round in 0..n.max(1) {
         let value = format!("v{round}");

@@ -14,7 +14,7 @@ use hive_proxy::facts::health::{self, Health, Thresholds};
 use hive_proxy::facts::Snapshot;
 use tokio::sync::{mpsc, watch};
 
-use crate::target::{poll, Target};
+use crate::target::{poll, ProxyArg, Target};
 use crate::view::{self, ProxyFacts};
 
 mod draw;
@@ -25,10 +25,8 @@ pub struct MonitorArgs {
     #[command(flatten)]
     pub target: Target,
     /// A running proxy to include (clients, ops/s, PING latency through it).
-    #[arg(long)]
-    pub proxy: Option<String>,
-    #[arg(long)]
-    pub proxy_user: Option<String>,
+    #[command(flatten)]
+    pub proxy: ProxyArg,
     /// Hit rate target, percent.
     #[arg(long, default_value_t = 95.0)]
     pub hit_target: f64,
@@ -123,7 +121,11 @@ pub fn run(a: MonitorArgs) -> Result<()> {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<String>();
     let interval = Duration::from_millis(a.interval_ms.max(200));
     {
-        let (shared, proxy, user) = (shared.clone(), a.proxy.clone(), a.proxy_user.clone());
+        let (shared, proxy, user) = (
+            shared.clone(),
+            a.proxy.proxy.clone(),
+            a.proxy.proxy_user.clone(),
+        );
         rt.spawn(async move {
             let mut subscribed = false;
             loop {

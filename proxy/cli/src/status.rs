@@ -11,20 +11,16 @@ use hive_proxy::facts::health::{self, Thresholds};
 use hive_proxy::facts::Snapshot;
 use serde_json::json;
 
-use crate::target::{poll, Target};
+use crate::target::{poll, ProxyArg, Target};
 use crate::view::{self, ProxyFacts};
 
 #[derive(Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: Target,
-    /// A running proxy to include (its clients and throughput); AUTH with
-    /// `HIVE_PROXY_PASSWORD` when set.
-    #[arg(long)]
-    pub proxy: Option<String>,
-    /// The proxy user for AUTH (default: the default user).
-    #[arg(long)]
-    pub proxy_user: Option<String>,
+    /// A running proxy to include (its clients and throughput).
+    #[command(flatten)]
+    pub proxy: ProxyArg,
     /// Replicas each master should have.
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
@@ -53,9 +49,10 @@ pub fn run(a: StatusArgs) -> Result<()> {
     let (snapshot, proxy) = rt.block_on(async {
         let shared = a.target.connect().await?;
         let snapshot = poll(&shared).await;
-        let proxy = match &a.proxy {
+        let proxy = match &a.proxy.proxy {
             Some(p) => Some(
-                view::proxy_facts(p, a.proxy_user.as_deref(), Duration::from_millis(500)).await,
+                view::proxy_facts(p, a.proxy.proxy_user.as_deref(), Duration::from_millis(500))
+                    .await,
             ),
             None => None,
         };

@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use hive_proxy::config::{Config, Mode, ShardConfig};
 use hive_proxy::facts::{collect, Snapshot};
 use hive_proxy::server::Shared;
+use hive_proxy::upstream::control::ControlConn;
 use hive_proxy::upstream::topology::source;
 
 #[derive(Args, Clone, Default)]
@@ -79,4 +81,32 @@ impl Target {
 /// One poll of the deployment behind `shared`.
 pub async fn poll(shared: &Shared) -> Snapshot {
     collect::collect(shared).await
+}
+
+/// A running proxy that `status`, `check` and `monitor` also talk to, as a client would.
+#[derive(Args, Clone, Default)]
+pub struct ProxyArg {
+    /// The proxy's address; AUTH with `HIVE_PROXY_PASSWORD` when set (never a flag, so the
+    /// password stays out of `ps`).
+    #[arg(long)]
+    pub proxy: Option<String>,
+    /// The proxy user for AUTH (default: the default user).
+    #[arg(long)]
+    pub proxy_user: Option<String>,
+}
+
+/// A connection to the proxy at `addr`, authenticated as `user` when `HIVE_PROXY_PASSWORD` is
+/// set.
+pub async fn connect_proxy(addr: &str, user: Option<&str>) -> Result<ControlConn, String> {
+    let mut c = ControlConn::connect(addr, Duration::from_secs(2))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Ok(pw) = std::env::var("HIVE_PROXY_PASSWORD") {
+        let r = match user {
+            Some(u) => c.call(&["AUTH", u, &pw]).await,
+            None => c.call(&["AUTH", &pw]).await,
+        };
+        r.map_err(|e| e.to_string())?;
+    }
+    Ok(c)
 }

@@ -4,7 +4,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hive_proxy::facts::{NodeFacts, Snapshot};
-use hive_proxy::upstream::control::ControlConn;
 use serde::Serialize;
 
 /// One node, as text cells.
@@ -227,16 +226,7 @@ async fn sample_proxy(
     user: Option<&str>,
     gap: Duration,
 ) -> Result<(Sample, Sample, f64, u64), String> {
-    let mut c = ControlConn::connect(addr, Duration::from_secs(2))
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Ok(pw) = std::env::var("HIVE_PROXY_PASSWORD") {
-        let r = match user {
-            Some(u) => c.call(&["AUTH", u, &pw]).await,
-            None => c.call(&["AUTH", &pw]).await,
-        };
-        r.map_err(|e| e.to_string())?;
-    }
+    let mut c = crate::target::connect_proxy(addr, user).await?;
     let mut once = async || -> Result<Sample, String> {
         let v = c
             .call(&["INFO", "proxy"])
