@@ -52,6 +52,8 @@ pub enum UpstreamReason {
     NoMaster,
     /// No shard serves the slot; the request was never sent.
     SlotUnserved,
+    /// `read_from = "replica"` and no replica of the shard is fresh; the read was never sent.
+    NoReplica,
     /// The nodes' replies could not be combined into one.
     BadReply,
     /// Some of the nodes a command went to refused it (the others applied it).
@@ -134,6 +136,7 @@ impl ProxyError {
                 "TRYAGAIN"
             }
             ErrorKind::Upstream(UpstreamReason::SlotUnserved) => "CLUSTERDOWN",
+            ErrorKind::Upstream(UpstreamReason::NoReplica) => "NOREPLICAS",
             _ => "ERR",
         }
     }

@@ -11,6 +11,7 @@ use super::pending::{Shape, Unit};
 use super::redirect::{no_master, no_topology};
 use super::Conn;
 use crate::command::route::Route;
+use crate::error::{ProxyError, UpstreamReason};
 use crate::server::Shared;
 use crate::upstream::backend::Backend;
 use crate::upstream::topology::NO_MASTER;
@@ -62,10 +63,11 @@ impl Conn {
         let shared = &self.shared;
         let topo = shared.topology.load();
         let shard = match &route {
-            Route::Slot(s) => topo.map.shard_of(*s),
+            Route::Slot(s) | Route::Replica { slot: s, .. } => topo.map.shard_of(*s),
             Route::Master(i) => Some(*i),
             _ => None,
         };
+        let mut via = None;
         let backend = if let Some(p) = pinned {
             Some(p)
         } else if own || large {
@@ -87,6 +89,24 @@ impl Conn {
             }
         } else {
             match &route {
+                Route::Replica { strict, .. } => {
+                    let cover = self.must_cover();
+                    let reads = shared.reads.load();
+                    let fresh = shard.and_then(|i| reads.pick(&topo, i, rr, cover, pool::is_aside));
+                    match fresh {
+                        Some(r) => {
+                            via = Some(r.addr.clone());
+                            Some(pool::replica(shared, &r.addr, proto))
+                        }
+                        None if *strict => {
+                            let name = shard.map_or("?", |i| topo.shard_name(i)).to_string();
+                            drop(reads);
+                            drop(topo);
+                            return self.complete(tag, no_replica(&name).frame());
+                        }
+                        None => shard.and_then(|i| pool::master(shared, &topo, i, proto)),
+                    }
+                }
                 Route::Slot(_) | Route::Master(_) => {
                     shard.and_then(|i| pool::master(shared, &topo, i, proto))
                 }
@@ -98,13 +118,22 @@ impl Conn {
             prefix = Some(Bytes::from_static(ASKING));
         }
         match backend {
-            Some(b) => b.send(Job {
-                data,
-                prefix,
-                frames,
-                tag,
-                reply,
-            }),
+            Some(b) => {
+                drop(topo);
+                if via.is_some() {
+                    self.worker.replica_reads.add(1);
+                }
+                if let Some(u) = self.unit(tag) {
+                    u.replica = via;
+                }
+                b.send(Job {
+                    data,
+                    prefix,
+                    frames,
+                    tag,
+                    reply,
+                })
+            }
             None => {
                 let err = match (&route, shard) {
                     (Route::Slot(_), None) => no_topology(),
@@ -117,6 +146,13 @@ impl Conn {
             }
         }
     }
+}
+
+fn no_replica(shard: &str) -> ProxyError {
+    ProxyError::upstream(
+        UpstreamReason::NoReplica,
+        format!("Hive: no replica of shard '{shard}' is fresh enough to read from (backend.read_from = \"replica\", backend.max_replica_lag_ms)"),
+    )
 }
 
 /// A connection of the client's own to `addr`, reused while it lives.

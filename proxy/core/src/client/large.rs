@@ -80,7 +80,10 @@ impl Conn {
     /// Sets the lane for `req`. `false` when it must wait: the lane changes and earlier
     /// requests are still unanswered (the caller holds it and reads nothing after it).
     pub(super) fn choose_lane(&mut self, req: &Request, action: &Action) -> bool {
-        let single = matches!(action, Action::Forward(Route::Slot(_) | Route::Any));
+        let single = matches!(
+            action,
+            Action::Forward(Route::Slot(_) | Route::Replica { .. } | Route::Any)
+        );
         let large = single && self.large.wanted(req);
         if large == self.large.on {
             return true;

@@ -16,6 +16,7 @@ mod limits;
 mod observe;
 mod outbox;
 mod pending;
+mod reads;
 mod redirect;
 pub mod registry;
 mod scan;
@@ -56,6 +57,7 @@ use large::Large;
 use limits::OutputGuard;
 use outbox::{Io, Outbox, ReadOrWrite};
 use pending::Pending;
+use reads::Writes;
 use registry::ClientEntry;
 use session::Session;
 use stop::Stop;
@@ -98,6 +100,9 @@ struct Conn {
     /// When the current batch's first request was decoded (`clock`'s raw reading).
     batch_at: Option<u64>,
     clock: quanta::Clock,
+    /// `backend.read_your_writes` as of this connection's start, and its writes.
+    ryw: bool,
+    writes: Writes,
 }
 
 /// Holds a client's place while its task runs: the `connected_clients` count (checked against
@@ -211,7 +216,10 @@ async fn serve<S>(
         slow_us: shared.slowlog.threshold(),
         batch_at: None,
         clock: crate::metrics::worker::clock().clone(),
+        ryw: live.backend.read_your_writes,
+        writes: Writes::default(),
     };
+    conn.session.read_from = live.backend.read_from;
     // Buffers start empty: an idle client holds no buffer pages.
     let mut rbuf = BytesMut::new();
     let mut out = Outbox::default();

@@ -16,6 +16,7 @@ impl Conn {
         // As Redis: admin commands are never shown; passwords are redacted.
         let shown = spec.filter(|s| !s.has(flag::ADMIN));
         let monitored = (shown.is_some() && self.shared.monitors.active()).then(|| req.clone());
+        let action = self.read_route(action, spec);
         self.dispatch_action(req, action);
         if self.held.is_some() {
             return;

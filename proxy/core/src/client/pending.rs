@@ -49,6 +49,8 @@ pub(super) struct Unit {
     pub no_ask: bool,
     /// Goes over the client's own connection for large traffic (`large.rs`).
     pub large: bool,
+    /// The replica a read was sent to, so a failure sets it aside and retries elsewhere.
+    pub replica: Option<Arc<str>>,
 }
 
 impl Unit {
@@ -66,6 +68,7 @@ impl Unit {
             prefix: None,
             no_ask: false,
             large: false,
+            replica: None,
         }
     }
 }
@@ -240,6 +243,7 @@ impl Conn {
             }
         }
         Stats::add(&self.shared.stats.error_replies, errors);
+        self.note_acked();
     }
 
     /// Adds a slow request to SLOWLOG, with the arguments its units carried (a split

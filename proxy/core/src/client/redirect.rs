@@ -16,11 +16,18 @@ use crate::metrics::Stats;
 use crate::upstream::reply_error::{Redirect, ReplyError};
 use crate::upstream::{pool, Inbox, Tag};
 
+/// Replies of a replica that cannot serve reads now (loading, master link down with
+/// `replica-serve-stale-data no`, mid-failover).
+const REPLICA_UNAVAILABLE: [&[u8]; 4] =
+    [b"-LOADING", b"-MASTERDOWN", b"-TRYAGAIN", b"-CLUSTERDOWN"];
+
 impl Conn {
     pub(super) fn on_inbox(&mut self, msg: Inbox) {
         match msg {
             Inbox::Reply { tag, frame } => self.on_reply(tag, frame),
             Inbox::Failed { tag, .. } if tag.seq == INTERNAL => self.schedule_resubscribe(),
+            // A read: safe to send again, elsewhere.
+            Inbox::Failed { tag, .. } if self.replica_failed(tag) => {}
             // Never sent: safe to wait for the shard to come back.
             Inbox::Failed { tag, err } if err.retry() => self.hold(tag, err.frame()),
             Inbox::Failed { tag, err } => self.complete(tag, err.frame()),
@@ -42,6 +49,10 @@ impl Conn {
 
     fn on_reply(&mut self, tag: Tag, frame: Bytes) {
         if frame.first() == Some(&b'-') {
+            if REPLICA_UNAVAILABLE.iter().any(|p| frame.starts_with(p)) && self.replica_failed(tag)
+            {
+                return;
+            }
             if let Some(e) = ReplyError::parse(&frame) {
                 return self.on_reply_error(tag, e, frame);
             }
@@ -50,6 +61,21 @@ impl Conn {
             }
         }
         self.complete(tag, frame);
+    }
+
+    /// A read a replica could not serve: the replica is set aside on this thread and the read
+    /// goes to another fresh replica or the master. False when the unit did not go to one.
+    fn replica_failed(&mut self, tag: Tag) -> bool {
+        let Some(u) = self.unit(tag) else {
+            return false;
+        };
+        let Some(addr) = u.replica.take() else {
+            return false;
+        };
+        pool::set_aside(&addr);
+        u.route = u.home.clone();
+        self.send(tag.seq, tag.part as usize);
+        true
     }
 
     /// Reloads a script the node lost and runs the EVALSHA again (once).

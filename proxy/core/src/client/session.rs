@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::Conn;
 use crate::auth::{AuthState, User, Users};
 use crate::command::classify::Caller;
+use crate::config::ReadFrom;
 use crate::upstream::Proto;
 
 #[derive(Debug)]
@@ -23,6 +24,9 @@ pub struct Session {
     unrestricted: bool,
     /// The users' generation `user` was taken from.
     generation: u64,
+    /// Where this connection's reads go: the deployment's `read_from` until READONLY or
+    /// READWRITE.
+    pub read_from: ReadFrom,
 }
 
 impl Session {
@@ -39,6 +43,7 @@ impl Session {
             unrestricted: users.unrestricted(&user),
             user,
             generation,
+            read_from: ReadFrom::Master,
         }
     }
 
@@ -93,6 +98,7 @@ impl Conn {
         self.shared.monitors.remove(self.entry.id);
         // As Redis's RESET: back to the default user, unauthenticated if it has a password.
         self.session = Session::new(self.session.id, &self.shared.auth);
+        self.session.read_from = self.shared.live.load().backend.read_from;
         self.entry.update(|c| {
             c.user = "default".into();
             c.name = None;

@@ -1,5 +1,5 @@
-//! Where one request unit goes: a slot's master, a given master, any master, or a node named by
-//! a redirect.
+//! Where one request unit goes: a slot's master or one of its fresh replicas, a given master,
+//! any master, or a node named by a redirect.
 
 use std::sync::Arc;
 
@@ -12,6 +12,9 @@ use crate::upstream::backend::Backend;
 pub enum Route {
     /// The master that owns the slot in the current topology.
     Slot(Slot),
+    /// A read of the slot's shard, from a fresh replica when one is (`client::reads`), else
+    /// from the master; `strict` (`read_from = "replica"`) refuses instead.
+    Replica { slot: Slot, strict: bool },
     /// Master number `n` of the topology (fan-out to every master).
     Master(usize),
     /// Any master: keyless commands.

@@ -204,6 +204,41 @@ pub struct BackendConfig {
     pub tls_key_file: Option<PathBuf>,
     /// The name their certificates carry, when it is not the host of their address.
     pub tls_server_name: Option<String>,
+    /// Where read-only commands go by default (a client's READONLY / READWRITE overrides it).
+    pub read_from: ReadFrom,
+    /// A replica lagging more than this (or with its master link down, or loading) is not
+    /// read from.
+    pub max_replica_lag_ms: u64,
+    /// How often replicas' lag and offsets are polled while any client reads from replicas.
+    pub replica_poll_interval_ms: u64,
+    /// A client's read after its own write goes to the master until a replica has the write.
+    pub read_your_writes: bool,
+    /// Subscribe to hive-module's `__hive__:events` on every node and re-read the topology on
+    /// a promotion or a lost master link, instead of waiting for the next poll.
+    pub failover_push: bool,
+}
+
+/// Where read-only commands are sent (Redis Cluster clients' read preference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadFrom {
+    /// Every command goes to the shard's master.
+    #[default]
+    Master,
+    /// Reads go to a fresh replica; with none fresh they are refused (`-NOREPLICAS`).
+    Replica,
+    /// Reads go to a fresh replica, or to the master when no replica is fresh.
+    PreferReplica,
+}
+
+impl ReadFrom {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReadFrom::Master => "master",
+            ReadFrom::Replica => "replica",
+            ReadFrom::PreferReplica => "prefer-replica",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -282,6 +317,11 @@ impl Default for BackendConfig {
             tls_cert_file: None,
             tls_key_file: None,
             tls_server_name: None,
+            read_from: ReadFrom::Master,
+            max_replica_lag_ms: 1000,
+            replica_poll_interval_ms: 100,
+            read_your_writes: false,
+            failover_push: true,
         }
     }
 }

@@ -194,3 +194,23 @@ fn config_shard_errors_name_the_shard() {
         "{e}"
     );
 }
+
+#[test]
+fn config_read_policy_keys_are_checked() {
+    let c = parse("[backend]\nread_from = \"prefer-replica\"\nread_your_writes = true\n").unwrap();
+    assert_eq!(c.backend.read_from, ReadFrom::PreferReplica);
+    assert!(c.backend.read_your_writes);
+    assert_eq!(Config::default().backend.max_replica_lag_ms, 1000);
+    let e = parse("[backend]\nread_from = \"nearest\"\n").unwrap_err();
+    assert!(
+        e.starts_with("hive.toml: key `backend.read_from`: unknown variant `nearest`"),
+        "{e}"
+    );
+    let e = parse("[backend]\nreplica_poll_interval_ms = 5\n").unwrap_err();
+    assert_eq!(
+        e,
+        "hive.toml: key `backend.replica_poll_interval_ms`: must be between 10 and 60000"
+    );
+    let e = parse("[backend]\nmax_replica_lag_ms = 0\n").unwrap_err();
+    assert!(e.contains("key `backend.max_replica_lag_ms`"), "{e}");
+}

@@ -110,6 +110,18 @@ impl Config {
                 "must be at least 10".into(),
             ));
         }
+        if !(10..=60_000).contains(&self.backend.replica_poll_interval_ms) {
+            return Err(bad(
+                "backend.replica_poll_interval_ms",
+                "must be between 10 and 60000".into(),
+            ));
+        }
+        if self.backend.max_replica_lag_ms == 0 {
+            return Err(bad(
+                "backend.max_replica_lag_ms",
+                "must be at least 1".into(),
+            ));
+        }
         self.users(file)?;
         Ok(())
     }

@@ -79,6 +79,38 @@ large_requests:{}\r\nlarge_reply_handoffs:{}\r\nmasters:{}\r\nunassigned_slots:{
             slots.join("|"),
         ));
     }
+    reads_section(shared, &mut out);
     out.push_str("\r\n");
     out
+}
+
+/// The read policy's view of the replicas, and the failover push counters.
+fn reads_section(shared: &Shared, out: &mut String) {
+    let s = &shared.stats;
+    let mut reads = 0;
+    s.workers.each(|w| reads += w.replica_reads.get());
+    let live = shared.live.load();
+    out.push_str(&format!(
+        "read_from:{}\r\nmax_replica_lag_ms:{}\r\nread_your_writes:{}\r\nreplica_reads:{reads}\r\n\
+module_events:{}\r\nfailover_pushes:{}\r\n",
+        live.backend.read_from.as_str(),
+        live.backend.max_replica_lag_ms,
+        if live.backend.read_your_writes {
+            "yes"
+        } else {
+            "no"
+        },
+        Stats::get(&s.module_events),
+        Stats::get(&s.failover_pushes),
+    ));
+    for (n, v) in shared.reads.load().views.iter().enumerate() {
+        let lag = v.lag_ms.map_or("?".to_string(), |l| l.to_string());
+        let state = v
+            .stale
+            .map_or("readable".to_string(), |r| r.replace(' ', "_"));
+        out.push_str(&format!(
+            "replica{n}:addr={},shard={},lag_ms={lag},state={state}\r\n",
+            v.addr, v.shard
+        ));
+    }
 }

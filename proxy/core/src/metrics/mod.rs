@@ -27,6 +27,9 @@ pub struct Stats {
     pub backend_failures: AtomicU64,
     pub topology_refreshes: AtomicU64,
     pub sentinel_events: AtomicU64,
+    /// `__hive__:events` messages received, and the promotions they made the proxy follow.
+    pub module_events: AtomicU64,
+    pub failover_pushes: AtomicU64,
     /// Client tasks that panicked (each closed its connection only).
     pub client_panics: AtomicU64,
     /// TLS clients whose handshake failed or timed out.
@@ -67,6 +70,8 @@ impl Default for Stats {
             backend_failures: AtomicU64::new(0),
             topology_refreshes: AtomicU64::new(0),
             sentinel_events: AtomicU64::new(0),
+            module_events: AtomicU64::new(0),
+            failover_pushes: AtomicU64::new(0),
             client_panics: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             output_limit_disconnects: AtomicU64::new(0),

@@ -102,6 +102,8 @@ pub struct WorkerStats {
     pub bytes_out: Cell64,
     /// Requests slower than `proxy.slowlog_slower_than_us`.
     pub slow: Cell64,
+    /// Reads sent to a replica.
+    pub replica_reads: Cell64,
 }
 
 impl WorkerStats {
@@ -114,6 +116,7 @@ impl WorkerStats {
             bytes_in: Cell64::default(),
             bytes_out: Cell64::default(),
             slow: Cell64::default(),
+            replica_reads: Cell64::default(),
         }
     }
 

@@ -161,6 +161,13 @@ fn worker(
         if i == 0 {
             tokio::spawn(source::run(shared.clone(), shutdown.clone()));
             tokio::spawn(evict::run(shared.clone(), shutdown.clone()));
+            tokio::spawn(crate::upstream::replicas::poll::run(
+                shared.clone(),
+                shutdown.clone(),
+            ));
+            if shared.config.backend.failover_push {
+                tokio::spawn(crate::upstream::push::run(shared.clone(), shutdown.clone()));
+            }
             if let Some(admin) = tokio_listener(listeners.admin) {
                 tokio::spawn(crate::admin::serve(admin, shared.clone(), shutdown.clone()));
                 tokio::spawn(crate::facts::run(shared.clone(), shutdown.clone()));

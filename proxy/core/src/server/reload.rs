@@ -29,6 +29,10 @@ pub const LIVE_KEYS: &[&str] = &[
     "proxy.slowlog_max_len",
     "backend.seeds",
     "backend.large_value_bytes",
+    "backend.read_from",
+    "backend.max_replica_lag_ms",
+    "backend.replica_poll_interval_ms",
+    "backend.read_your_writes",
     "log.level",
 ];
 
@@ -135,6 +139,10 @@ impl Shared {
         merged.proxy.slowlog_max_len = new.proxy.slowlog_max_len;
         merged.backend.seeds = new.backend.seeds.clone();
         merged.backend.large_value_bytes = new.backend.large_value_bytes;
+        merged.backend.read_from = new.backend.read_from;
+        merged.backend.max_replica_lag_ms = new.backend.max_replica_lag_ms;
+        merged.backend.replica_poll_interval_ms = new.backend.replica_poll_interval_ms;
+        merged.backend.read_your_writes = new.backend.read_your_writes;
         merged.log.level = new.log.level.clone();
         self.slowlog.configure(
             merged.proxy.slowlog_slower_than_us,

@@ -20,6 +20,7 @@ use crate::stream::Dialer;
 use crate::tls::server::Acceptor;
 use crate::upstream::backend::BackendOpts;
 use crate::upstream::connector::Connector;
+use crate::upstream::replicas::ReadState;
 use crate::upstream::topology::TopologyState;
 use crate::upstream::Proto;
 
@@ -51,6 +52,8 @@ pub struct Shared {
     pub monitors: Monitors,
     /// The nodes' and sentinels' last poll (with `admin_listen`).
     pub facts: FactsCell,
+    /// The replicas fresh enough for reads (`backend.read_from`, READONLY).
+    pub reads: ReadState,
 }
 
 impl Shared {
@@ -78,6 +81,7 @@ impl Shared {
             push: None,
             dialer,
             hand_off_at: Some(config.backend.large_value_bytes.0),
+            readonly: false,
         };
         let slowlog = SlowLog::new(
             config.proxy.slowlog_slower_than_us,
@@ -99,6 +103,7 @@ impl Shared {
             slowlog,
             monitors: Monitors::default(),
             facts: FactsCell::default(),
+            reads: ReadState::default(),
         }))
     }
 }

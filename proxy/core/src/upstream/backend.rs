@@ -42,6 +42,8 @@ pub struct BackendOpts {
     /// so new requests go to a fresh one instead of queueing behind it, and the connection
     /// answers what it carries before it closes.
     pub hand_off_at: Option<usize>,
+    /// Sends `READONLY` first: a connection to a cluster replica that serves reads.
+    pub readonly: bool,
 }
 
 /// Where a subscriber connection sends the messages it receives, and the bound on how many
@@ -213,6 +215,9 @@ impl Task {
             conn.call(&["HELLO", "3"])
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+        if self.opts.readonly {
+            conn.call(&["READONLY"]).await.map_err(|e| e.to_string())?;
         }
         Ok(conn.into_stream())
     }

@@ -42,6 +42,23 @@ impl Connector {
         self.start(addr, proto, None, self.opts.command_timeout, hand_off_at)
     }
 
+    /// A shared connection to a replica that serves reads; `cluster` sends READONLY first, as a
+    /// cluster replica redirects reads without it.
+    pub fn replica(&self, addr: &str, proto: Proto, cluster: bool) -> Arc<Backend> {
+        let opts = BackendOpts {
+            proto,
+            push: None,
+            readonly: cluster,
+            ..self.opts.clone()
+        };
+        Backend::spawn(
+            addr.into(),
+            opts,
+            self.on_failure.clone(),
+            self.stats.clone(),
+        )
+    }
+
     /// A connection for one client's large requests and replies: with the command timeout,
     /// never handed off (it carries nobody else's requests).
     pub fn large(&self, addr: &str, proto: Proto) -> Arc<Backend> {

@@ -8,6 +8,8 @@ pub mod connector;
 pub mod control;
 mod job;
 pub mod pool;
+pub mod push;
+pub mod replicas;
 pub mod reply_error;
 pub mod topology;
 

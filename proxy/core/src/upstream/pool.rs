@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::backend::Backend;
 use super::Proto;
@@ -18,6 +19,62 @@ struct Pool {
     /// The snapshot `masters` was built from; held so its address cannot be reused.
     built_from: Option<Arc<Topology>>,
     masters: Vec<Option<Arc<Backend>>>,
+    /// Read connections to replicas (READONLY first in cluster mode), by address.
+    replicas: HashMap<Arc<str>, Arc<Backend>>,
+}
+
+/// Replicas this thread saw fail a read, until when they are skipped. Shared by both
+/// protocols' pools: a node that fails one fails the other.
+#[derive(Default)]
+struct Aside {
+    until: Vec<(Arc<str>, Instant)>,
+}
+
+/// How long a replica that failed a read is skipped; the poller judges it meanwhile.
+const ASIDE_FOR: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static ASIDE: RefCell<Aside> = RefCell::new(Aside::default());
+}
+
+/// Skips `addr` for reads on this thread for a while (it failed or timed out a read).
+pub fn set_aside(addr: &Arc<str>) {
+    ASIDE.with(|a| {
+        let mut a = a.borrow_mut();
+        let until = Instant::now() + ASIDE_FOR;
+        match a.until.iter_mut().find(|(x, _)| x == addr) {
+            Some(e) => e.1 = until,
+            None => a.until.push((addr.clone(), until)),
+        }
+    });
+}
+
+/// Whether reads skip `addr` on this thread; empty (the usual case) costs one branch.
+pub fn is_aside(addr: &str) -> bool {
+    ASIDE.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.until.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        a.until.retain(|(_, t)| *t > now);
+        a.until.iter().any(|(x, _)| &**x == addr)
+    })
+}
+
+/// This thread's read connection to replica `addr`.
+pub fn replica(shared: &Shared, addr: &Arc<str>, proto: Proto) -> Arc<Backend> {
+    with(proto, |l| {
+        if let Some(b) = l.replicas.get(addr) {
+            if !b.handed_off() {
+                return b.clone();
+            }
+        }
+        let cluster = shared.config.backend.mode == crate::config::Mode::Cluster;
+        let b = shared.connector.replica(addr, proto, cluster);
+        l.replicas.insert(addr.clone(), b.clone());
+        b
+    })
 }
 
 thread_local! {

@@ -16,6 +16,7 @@ use hive_common::Slot;
 
 use crate::client::registry::ClientEntry;
 use crate::client::session::Session;
+use crate::config::ReadFrom;
 use crate::error::{ClientReason, ProxyError};
 use crate::server::Shared;
 
@@ -64,7 +65,19 @@ pub fn answer(
             }
             write_simple(out, "OK");
         }
-        "readonly" | "readwrite" => write_simple(out, "OK"),
+        // Redis Cluster clients' read preference, per connection.
+        "readonly" => {
+            session.read_from = match ctx.shared.live.load().backend.read_from {
+                ReadFrom::Replica => ReadFrom::Replica,
+                _ => ReadFrom::PreferReplica,
+            };
+            ctx.shared.reads.want();
+            write_simple(out, "OK");
+        }
+        "readwrite" => {
+            session.read_from = ReadFrom::Master;
+            write_simple(out, "OK");
+        }
         "auth" => {
             if req.argc() > 3 {
                 return Err(err("syntax error"));

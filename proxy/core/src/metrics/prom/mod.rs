@@ -4,6 +4,7 @@
 
 mod nodes;
 mod proxy;
+mod reads;
 
 use std::collections::BTreeMap;
 
@@ -116,6 +117,7 @@ impl Families {
 pub fn render(shared: &Shared) -> String {
     let mut f = Families::default();
     proxy::metrics(shared, &mut f);
+    reads::metrics(shared, &mut f);
     if let Some(s) = shared.facts.latest() {
         nodes::metrics(&s, &mut f);
     }

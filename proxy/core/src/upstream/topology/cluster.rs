@@ -105,6 +105,25 @@ pub async fn run_refresher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bo
     }
 }
 
+/// Reads the map from `addr` first (a node that just reported its promotion knows it before
+/// gossip reaches the others) and installs it; returns whether it changed anything.
+pub async fn refresh_from(shared: &Shared, addr: &str) -> bool {
+    let auth = shared.config.node_auth();
+    let current = shared.topology.load_full();
+    match fetch_shard_map(shared, addr, auth.as_ref()).await {
+        Ok(map) if !map.shards().is_empty() && map != current.map => {
+            info!(from = %addr, masters = map.shards().len(), "topology changed (pushed by hive-module)");
+            shared.topology.install(map, Vec::new());
+            true
+        }
+        Ok(_) => false,
+        Err(e) => {
+            warn!(error = %e, "topology refresh from the promoted node failed");
+            false
+        }
+    }
+}
+
 /// Asks the known masters, then their replicas, then the seeds, and installs the first answer.
 /// Returns whether a map was read.
 pub async fn refresh_once(shared: &Shared) -> bool {

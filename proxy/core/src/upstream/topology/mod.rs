@@ -49,6 +49,15 @@ impl Topology {
     }
 }
 
+/// A shard Sentinel is failing over: until when its requests wait, the replica Sentinel chose,
+/// and that replica once hive-module reported it promoted (the failover push).
+#[derive(Debug, Clone)]
+struct Failover {
+    until: Instant,
+    selected: Option<String>,
+    promoted: Option<String>,
+}
+
 /// The current `Topology` and how it changes.
 pub struct TopologyState {
     current: ArcSwap<Topology>,
@@ -57,7 +66,7 @@ pub struct TopologyState {
     install_lock: Mutex<()>,
     /// Shards Sentinel is failing over, until when: their requests wait and the periodic
     /// re-check must not reinstate the old master (it still takes writes that would be lost).
-    failovers: Mutex<HashMap<usize, Instant>>,
+    failovers: Mutex<HashMap<usize, Failover>>,
     /// Ticks on every install, so requests waiting for a master retry at once.
     changed: watch::Sender<u64>,
     /// Failovers followed, and how long they took (`/metrics`).
@@ -95,16 +104,55 @@ impl TopologyState {
     pub fn set_failover(&self, i: usize, until: Option<Instant>) {
         let mut f = lock(&self.failovers);
         match until {
-            Some(t) => f.insert(i, t),
-            None => f.remove(&i),
-        };
+            Some(until) => {
+                f.entry(i)
+                    .and_modify(|e| e.until = until)
+                    .or_insert(Failover {
+                        until,
+                        selected: None,
+                        promoted: None,
+                    });
+            }
+            None => {
+                f.remove(&i);
+            }
+        }
     }
 
     /// Whether shard `i` is in a failover that has not timed out.
     pub fn failing_over(&self, i: usize) -> bool {
+        self.failover(i).is_some()
+    }
+
+    fn failover(&self, i: usize) -> Option<Failover> {
         lock(&self.failovers)
             .get(&i)
-            .is_some_and(|t| Instant::now() < *t)
+            .filter(|f| Instant::now() < f.until)
+            .cloned()
+    }
+
+    /// Records the replica Sentinel selected for shard `i`'s failover.
+    pub fn select_replica(&self, i: usize, addr: &str) {
+        if let Some(f) = lock(&self.failovers).get_mut(&i) {
+            f.selected = Some(addr.to_string());
+        }
+    }
+
+    /// The replica Sentinel selected, while shard `i` fails over.
+    pub fn selected(&self, i: usize) -> Option<String> {
+        self.failover(i).and_then(|f| f.selected)
+    }
+
+    /// Records that `addr` reported its promotion during shard `i`'s failover.
+    pub fn promote(&self, i: usize, addr: &str) {
+        if let Some(f) = lock(&self.failovers).get_mut(&i) {
+            f.promoted = Some(addr.to_string());
+        }
+    }
+
+    /// The master a push reported for shard `i` while it is failing over.
+    pub fn promoted(&self, i: usize) -> Option<String> {
+        self.failover(i).and_then(|f| f.promoted)
     }
 
     /// The current install generation (see `install_if`).

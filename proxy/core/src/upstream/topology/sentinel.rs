@@ -123,12 +123,18 @@ pub async fn refresh_all(shared: &Shared) -> bool {
     let mut complete = true;
     for (i, name) in names.iter().enumerate() {
         if shared.topology.failing_over(i) {
-            // Sentinel is moving this group's master: keep its requests waiting.
-            complete = false;
+            // Sentinel is moving this group's master: keep its requests waiting, unless the
+            // replica it chose already reported its promotion (the failover push).
+            let promoted = shared.topology.promoted(i);
+            complete &= promoted.is_some();
+            let replicas = match current.map.shards().get(i) {
+                Some(s) if promoted.is_some() => s.replicas.clone(),
+                _ => Vec::new(),
+            };
             entries.push((
                 Shard {
-                    master: NO_MASTER.into(),
-                    replicas: Vec::new(),
+                    master: promoted.unwrap_or_else(|| NO_MASTER.into()),
+                    replicas,
                 },
                 ranges.get(i).cloned().unwrap_or_default(),
             ));
@@ -185,6 +191,31 @@ fn set_master(shared: &Shared, i: usize, master: &str) {
         .topology
         .install_if(generation, map, cur.names.clone());
     info!(group = %cur.shard_name(i), %master, "group master changed");
+}
+
+/// hive-module on `addr` reported that it became a master. During a failover of its group,
+/// if it is the replica Sentinel selected (or, with no selection seen, one of the group's
+/// replicas) and `ROLE` confirms it, it takes the group's writes at once instead of after
+/// `+switch-master`. Returns whether it did.
+pub async fn on_promoted(shared: &Shared, addr: &str) -> bool {
+    let cur = shared.topology.load_full();
+    let Some(i) = (0..cur.map.shards().len()).find(|&i| {
+        shared.topology.failing_over(i)
+            && match shared.topology.selected(i) {
+                Some(sel) => sel == addr,
+                None => cur.map.shards()[i].replicas.iter().any(|r| r == addr),
+            }
+    }) else {
+        shared.refresh.notify_one();
+        return false;
+    };
+    if let Err(e) = confirm_master(shared, addr).await {
+        warn!(%addr, reason = %e, "promotion pushed by hive-module not confirmed");
+        return false;
+    }
+    shared.topology.promote(i, addr);
+    set_master(shared, i, addr);
+    true
 }
 
 /// Runs the watchers (one per sentinel) and the periodic re-check until shutdown.
@@ -321,7 +352,12 @@ async fn on_event(shared: &Shared, sentinel: &str, channel: &str, payload: &str)
             shared
                 .topology
                 .set_failover(i, Some(std::time::Instant::now() + hold));
-            set_master(shared, i, NO_MASTER);
+            if let (Some(&"slave"), Some(replica)) = (words.first(), words.get(1)) {
+                shared.topology.select_replica(i, replica);
+            }
+            // The push may have come first: the promoted replica stays in place.
+            let master = shared.topology.promoted(i);
+            set_master(shared, i, master.as_deref().unwrap_or(NO_MASTER));
         }
         // Only an abort ends the hold early: `+failover-end` comes before `+switch-master`,
         // while the old master still takes writes.

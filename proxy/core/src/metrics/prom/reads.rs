@@ -1,0 +1,49 @@
+//! Replica reads and the failover push in `/metrics`: reads sent to replicas, which replicas
+//! are readable and their lag as the read policy judged them, and hive-module events.
+
+use super::Families;
+use crate::metrics::Stats;
+use crate::server::Shared;
+
+pub(super) fn metrics(shared: &Shared, f: &mut Families) {
+    let s = &shared.stats;
+    let mut reads = 0;
+    s.workers.each(|w| reads += w.replica_reads.get());
+    f.counter(
+        "hive_replica_reads_total",
+        "Reads sent to replicas (backend.read_from, READONLY).",
+        &[],
+        reads as f64,
+    );
+    f.counter(
+        "hive_module_events_total",
+        "hive-module events (__hive__:events) received.",
+        &[],
+        Stats::get(&s.module_events) as f64,
+    );
+    f.counter(
+        "hive_failover_pushes_total",
+        "Promotions followed as soon as hive-module reported them.",
+        &[],
+        Stats::get(&s.failover_pushes) as f64,
+    );
+    let map = shared.reads.load();
+    for v in &map.views {
+        let shard = v.shard.to_string();
+        let l = [("addr", v.addr.as_str()), ("shard", shard.as_str())];
+        f.gauge(
+            "hive_replica_readable",
+            "1 when the read policy may send reads to this replica.",
+            &l,
+            if v.stale.is_none() { 1.0 } else { 0.0 },
+        );
+        if let Some(ms) = v.lag_ms {
+            f.gauge(
+                "hive_replica_read_lag_seconds",
+                "Replica lag as the read policy last measured it.",
+                &l,
+                ms as f64 / 1000.0,
+            );
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The failover push: one subscription to hive-module's `__hive__:events` per node of the
+//! topology (re-made after reconnects, dropped when the node leaves), so a promotion or a
+//! lost master link is acted on when the node reports it instead of at the next poll.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hive_common::resp::Value;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+
+use crate::config::Mode;
+use crate::metrics::Stats;
+use crate::server::Shared;
+use crate::upstream::control::QueryError;
+use crate::upstream::topology::{cluster, sentinel, NO_MASTER};
+
+pub const CHANNEL: &str = "__hive__:events";
+
+/// How long to wait before looking again at a node without hive-module.
+const NO_MODULE_RECHECK: Duration = Duration::from_secs(30);
+
+/// The fields of an event the proxy acts on (the module's `event::Event`).
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+pub struct Event {
+    pub event: String,
+    pub role: String,
+    #[serde(default)]
+    pub time_ms: u64,
+}
+
+/// Keeps one subscription per node of the current topology until shutdown.
+pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tasks: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut changes = shared.topology.changes();
+    loop {
+        let topo = shared.topology.load_full();
+        let nodes: HashSet<String> = topo
+            .map
+            .shards()
+            .iter()
+            .flat_map(|s| std::iter::once(s.master.clone()).chain(s.replicas.iter().cloned()))
+            .filter(|a| a != NO_MASTER)
+            .collect();
+        tasks.retain(|addr, task| {
+            let keep = nodes.contains(addr);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for addr in nodes {
+            if let std::collections::hash_map::Entry::Vacant(e) = tasks.entry(addr) {
+                let task = tokio::spawn(follow(shared.clone(), e.key().clone()));
+                e.insert(task);
+            }
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => {
+                tasks.values().for_each(JoinHandle::abort);
+                return;
+            }
+        }
+    }
+}
+
+/// Why a subscription ended.
+enum End {
+    NoModule,
+    Failed(QueryError),
+}
+
+/// Follows one node's events, reconnecting with a bounded backoff.
+async fn follow(shared: Arc<Shared>, addr: String) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match subscribe(&shared, &addr).await {
+            End::NoModule => {
+                debug!(%addr, "no hive-module on this node: no failover push from it");
+                tokio::time::sleep(NO_MODULE_RECHECK).await;
+            }
+            End::Failed(e) => {
+                debug!(%addr, error = %e, "hive-module event subscription lost");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn subscribe(shared: &Shared, addr: &str) -> End {
+    let auth = shared.config.node_auth();
+    let mut c = match shared.connector.control(addr, auth.as_ref()).await {
+        Ok(c) => c,
+        Err(e) => return End::Failed(e),
+    };
+    match c.call(&["COMMAND", "INFO", "hive.topology"]).await {
+        Ok(v)
+            if v.as_array()
+                .and_then(|a| a.first())
+                .is_some_and(|f| *f != Value::Nil) => {}
+        Ok(_) => return End::NoModule,
+        Err(e) => return End::Failed(e),
+    }
+    if let Err(e) = c.send(&["SUBSCRIBE", CHANNEL]).await {
+        return End::Failed(e);
+    }
+    // A node that stops answering PING within two periods is treated as gone.
+    let mut unanswered = false;
+    loop {
+        let v = match c.read(Duration::from_secs(2)).await {
+            Ok(v) => v,
+            Err(QueryError::Timeout { .. }) if !unanswered => {
+                unanswered = true;
+                if let Err(e) = c.send(&["PING"]).await {
+                    return End::Failed(e);
+                }
+                continue;
+            }
+            Err(e) => return End::Failed(e),
+        };
+        unanswered = false;
+        let Some([kind, _, payload]) = v.as_array().and_then(|a| <&[Value; 3]>::try_from(a).ok())
+        else {
+            continue;
+        };
+        if kind.as_str() != Some("message") {
+            continue;
+        }
+        if let Some(ev) = payload
+            .as_bytes()
+            .and_then(|p| serde_json::from_slice::<Event>(p).ok())
+        {
+            on_event(shared, addr, &ev).await;
+        }
+    }
+}
+
+/// Acts on one event from the node at `addr`.
+pub async fn on_event(shared: &Shared, addr: &str, ev: &Event) {
+    Stats::add(&shared.stats.module_events, 1);
+    info!(node = %addr, event = %ev.event, role = %ev.role, "hive-module event");
+    match (ev.event.as_str(), ev.role.as_str()) {
+        ("role_change", "master") => {
+            let followed = match shared.config.backend.mode {
+                Mode::Cluster => cluster::refresh_from(shared, addr).await,
+                Mode::Sentinel => sentinel::on_promoted(shared, addr).await,
+                Mode::Static => false,
+            };
+            if followed {
+                Stats::add(&shared.stats.failover_pushes, 1);
+            } else {
+                shared.refresh.notify_one();
+            }
+        }
+        ("master_link_down", _) => {
+            shared.reads.drop_replica(addr);
+            shared.refresh.notify_one();
+        }
+        ("role_change", _) => shared.refresh.notify_one(),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_parses_the_module_json() {
+        let ev: Event = serde_json::from_str(
+            r#"{"event":"role_change","role":"master","master":null,"offset":7,"time_ms":9}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ev,
+            Event {
+                event: "role_change".into(),
+                role: "master".into(),
+                time_ms: 9
+            }
+        );
+    }
+}
