@@ -145,12 +145,14 @@ async fn subscribe(shared: &Shared, addr: &str) -> End {
 pub async fn on_event(shared: &Shared, addr: &str, ev: &Event) {
     Stats::add(&shared.stats.module_events, 1);
     info!(node = %addr, event = %ev.event, role = %ev.role, "hive-module event");
-    match (ev.event.as_str(), ev.role.as_str()) {
-        ("role_change", "master") => {
+    let promoted = ev.role == "master";
+    match ev.event.as_str() {
+        "role_change" => {
+            // In a cluster both the promoted node and the demoted one know the new map first.
             let followed = match shared.config.backend.mode {
                 Mode::Cluster => cluster::refresh_from(shared, addr).await,
-                Mode::Sentinel => sentinel::on_promoted(shared, addr).await,
-                Mode::Static => false,
+                Mode::Sentinel if promoted => sentinel::on_promoted(shared, addr).await,
+                _ => false,
             };
             if followed {
                 Stats::add(&shared.stats.failover_pushes, 1);
@@ -158,11 +160,10 @@ pub async fn on_event(shared: &Shared, addr: &str, ev: &Event) {
                 shared.refresh.notify_one();
             }
         }
-        ("master_link_down", _) => {
+        "master_link_down" => {
             shared.reads.drop_replica(addr);
             shared.refresh.notify_one();
         }
-        ("role_change", _) => shared.refresh.notify_one(),
         _ => {}
     }
 }

@@ -51,18 +51,24 @@ impl ReadMap {
         wrote_at: u64,
         aside: impl Fn(&str) -> bool,
     ) -> Option<&FreshReplica> {
-        if !self
+        // After a topology change (until the next poll), a replica is used only if the new
+        // map still has it in the same shard.
+        let same = self
             .built_from
             .as_ref()
-            .is_some_and(|t| Arc::ptr_eq(t, topo))
-        {
-            return None;
-        }
+            .is_some_and(|t| Arc::ptr_eq(t, topo));
+        let still = |r: &FreshReplica| {
+            same || topo
+                .map
+                .shards()
+                .get(i)
+                .is_some_and(|s| s.replicas.iter().any(|a| *a == *r.addr))
+        };
         let list = self.shards.get(i)?;
         let n = list.len();
         (0..n)
             .map(|k| &list[(rr + k) % n])
-            .find(|r| (wrote_at == 0 || r.covers > wrote_at) && !aside(&r.addr))
+            .find(|r| (wrote_at == 0 || r.covers > wrote_at) && !aside(&r.addr) && still(r))
     }
 }
 
@@ -159,8 +165,24 @@ mod tests {
             "b:1"
         );
         assert!(map.pick(&topo, 1, 0, 0, none).is_none());
+        // Another snapshot: only replicas it still lists in that shard.
         let other = Arc::new(Topology::empty());
         assert!(map.pick(&other, 0, 0, 0, none).is_none());
+        let moved = Arc::new(Topology {
+            map: hive_common::topology::ShardMap::new(vec![(
+                hive_common::topology::Shard {
+                    master: "m:1".into(),
+                    replicas: vec!["b:1".into()],
+                },
+                vec![hive_common::topology::SlotRange {
+                    start: 0,
+                    end: 16383,
+                }],
+            )])
+            .unwrap(),
+            names: Vec::new(),
+        });
+        assert_eq!(&*map.pick(&moved, 0, 0, 0, none).unwrap().addr, "b:1");
     }
 
     #[test]
