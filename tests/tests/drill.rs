@@ -84,3 +84,22 @@ fn drill_failover_in_cluster_mode_uses_cluster_failover() {
     assert_eq!(report_number(&report, "errors (shard):"), 0, "{report}");
     assert_eq!(report_number(&report, "errors (others):"), 0, "{report}");
 }
+
+/// With hive-module on the nodes, the drill times the promotion as the promoted node reports
+/// it to the first write through the proxy that succeeded.
+#[test]
+fn drill_failover_reports_promotion_to_first_write_with_the_module() {
+    let _g = heavy();
+    let d = hive_tests::module_cluster::deployment(|_| {});
+    let old = d.masters()[0].clone();
+    let replica = d.replica_of(0);
+    let report = run_drill(d.proxy.addr, &["--group", &old]);
+    let ms = report_number(&report, "promotion -> write:");
+    assert!(ms < 5000, "{report}");
+    assert!(report.contains(&format!("{old} -> {replica}")), "{report}");
+    assert!(
+        report.contains(&format!("from {replica}'s promotion event")),
+        "{report}"
+    );
+    assert_eq!(report_number(&report, "missing acked:"), 0, "{report}");
+}

@@ -1,145 +1,17 @@
 //! Reads from replicas and the failover push, against a real 3+3 cluster with hive-module:
 //! where reads and writes land (INFO commandstats on every node), READONLY/READWRITE per
 //! connection, a frozen replica and one with its master link down set aside, staleness within
-//! the bound, read-your-writes, and a promotion followed on the module's push alone.
+//! the bound, and read-your-writes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hive_local::{ClusterOpts, LocalCluster};
-use hive_proxy::config::{Config, ReadFrom};
-use hive_proxy::server::ProxyHandle;
-use hive_tests::{connect, error_text, module_so, node_url, run};
+use hive_proxy::config::ReadFrom;
+use hive_tests::module_cluster::{calls, deployment, reset_stats, wait_for};
+use hive_tests::{connect, error_text, node_url, run};
 use redis::Commands;
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Deployment {
-    proxy: ProxyHandle,
-    cluster: LocalCluster,
-    _dir: tempfile::TempDir,
-}
-
-/// A 3+3 cluster with hive-module and a proxy configured by `tweak`.
-fn deployment(tweak: impl FnOnce(&mut Config)) -> Deployment {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = ClusterOpts::new(3, 1, dir.path().to_path_buf());
-    opts.extra = vec![
-        "--loadmodule".into(),
-        module_so().display().to_string(),
-        // DEBUG SLEEP freezes a replica (from loopback only).
-        "--enable-debug-command".into(),
-        "local".into(),
-    ];
-    let cluster = LocalCluster::start(&opts).expect("cluster");
-    // Every master's replica attached, as CLUSTER SLOTS shows it (the push test's proxies
-    // read the map once).
-    let mut node = connect(&node_url(&cluster.master_addrs()[0]));
-    wait_for(
-        "the replicas in CLUSTER SLOTS",
-        Duration::from_secs(20),
-        || {
-            let v: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut node).unwrap();
-            v.len() >= 3
-                && v.iter()
-                    .all(|r| matches!(r, redis::Value::Array(a) if a.len() >= 4))
-        },
-    );
-    let proxy = proxy_for(&cluster, tweak);
-    Deployment {
-        proxy,
-        cluster,
-        _dir: dir,
-    }
-}
-
-fn proxy_for(cluster: &LocalCluster, tweak: impl FnOnce(&mut Config)) -> ProxyHandle {
-    let mut config = Config::default();
-    config.proxy.listen = "127.0.0.1:0".into();
-    config.proxy.threads = 2;
-    config.backend.seeds = cluster.master_addrs();
-    tweak(&mut config);
-    let proxy = ProxyHandle::start(config).expect("proxy");
-    wait_for("the topology", Duration::from_secs(10), || {
-        let t = proxy.shared.topology.load();
-        t.map.shards().len() == 3 && t.map.shards().iter().all(|s| !s.replicas.is_empty())
-    });
-    proxy
-}
-
-impl Deployment {
-    fn client(&self) -> redis::Connection {
-        connect(&format!("redis://{}/", self.proxy.addr))
-    }
-
-    fn masters(&self) -> Vec<String> {
-        let t = self.proxy.shared.topology.load();
-        t.map.shards().iter().map(|s| s.master.clone()).collect()
-    }
-
-    fn replica_of(&self, i: usize) -> String {
-        self.proxy.shared.topology.load().map.shards()[i].replicas[0].clone()
-    }
-
-    /// A hash tag whose keys shard `i` owns.
-    fn tag_of(&self, i: usize) -> String {
-        let topo = self.proxy.shared.topology.load();
-        (0..)
-            .map(|n| format!("{{t{n}}}"))
-            .find(|t| topo.map.shard_of(hive_common::Slot::for_key(t.as_bytes())) == Some(i))
-            .unwrap()
-    }
-
-    /// Waits until every shard has `n` replicas the read policy may use.
-    fn wait_fresh(&self, n: usize) {
-        wait_for("fresh replicas", Duration::from_secs(15), || {
-            let m = self.proxy.shared.reads.load();
-            m.shards.len() == 3 && m.shards.iter().all(|s| s.len() == n)
-        });
-    }
-
-    fn replica_reads(&self) -> u64 {
-        let mut c = self.client();
-        let info: String = redis::cmd("INFO").query(&mut c).unwrap();
-        field(&info, "replica_reads")
-    }
-}
-
-fn field(info: &str, name: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Calls of `cmd` on the node at `addr` since its last CONFIG RESETSTAT.
-fn calls(addr: &str, cmd: &str) -> u64 {
-    let mut c = connect(&node_url(addr));
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut c)
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn reset_stats(addrs: &[String]) {
-    for a in addrs {
-        let mut c = connect(&node_url(a));
-        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
-    }
-}
 
 #[test]
 fn replica_reads_land_on_replicas_and_writes_on_masters() {
@@ -310,7 +182,7 @@ fn replica_with_master_link_down_gets_no_reads() {
     for i in 0..100 {
         let _: () = c.set(format!("{tag}{i}"), i + 1000).unwrap();
     }
-    reset_stats(&[replica.clone()]);
+    reset_stats(std::slice::from_ref(&replica));
     for i in 0..300 {
         let v: i64 = c.get(format!("{tag}{}", i % 100)).unwrap();
         assert_eq!(v, i % 100 + 1000);
@@ -488,62 +360,4 @@ fn read_your_writes_never_returns_an_older_value() {
         let _: i64 = c.get(format!("ryw{}", i % 64)).unwrap();
     }
     assert_eq!(d.replica_reads() - before, 100);
-}
-
-/// Two proxies on one cluster that never re-read the topology on their own (60 s timer, no
-/// traffic): the one with the push follows a promotion at once; the one without still
-/// routes to the old master.
-#[test]
-fn failover_push_follows_a_promotion_without_waiting_for_a_poll() {
-    let d = deployment(|c| c.backend.refresh_interval_ms = 60_000);
-    let blind = proxy_for(&d.cluster, |c| {
-        c.backend.refresh_interval_ms = 60_000;
-        c.backend.failover_push = false;
-    });
-    // Subscriptions are made once the topology is in.
-    thread::sleep(Duration::from_millis(1000));
-    let old = d.masters()[0].clone();
-    let replica = d.replica_of(0);
-    let mut r = connect(&node_url(&replica));
-    let _: String = redis::cmd("CLUSTER")
-        .arg("FAILOVER")
-        .arg("TAKEOVER")
-        .query(&mut r)
-        .unwrap();
-    let promoted = Instant::now();
-    wait_for("the pushed promotion", Duration::from_secs(5), || {
-        d.proxy
-            .shared
-            .topology
-            .load()
-            .map
-            .shards()
-            .iter()
-            .any(|s| s.master == replica)
-    });
-    let followed_in = promoted.elapsed();
-    let masters: Vec<String> = blind
-        .shared
-        .topology
-        .load()
-        .map
-        .shards()
-        .iter()
-        .map(|s| s.master.clone())
-        .collect();
-    assert!(
-        masters.contains(&old),
-        "without the push nothing re-read the map: {masters:?}"
-    );
-    assert!(!masters.contains(&replica));
-    let mut c = d.client();
-    let info: String = redis::cmd("INFO").query(&mut c).unwrap();
-    assert!(field(&info, "failover_pushes") >= 1, "{info}");
-    assert!(field(&info, "module_events") >= 1);
-    // Writes through either proxy land (the blind one follows the MOVED).
-    let tag = d.tag_of(0);
-    let _: () = c.set(format!("{tag}a"), 1).unwrap();
-    let mut b = connect(&format!("redis://{}/", blind.addr));
-    let _: () = b.set(format!("{tag}b"), 2).unwrap();
-    eprintln!("promotion followed in {} ms", followed_in.as_millis());
 }

@@ -80,12 +80,12 @@ impl LocalGroups {
         };
         let mut auth: Vec<String> = opts.extra.clone();
         if let Some(pw) = &opts.password {
-            auth = vec![
+            auth.extend([
                 "--requirepass".into(),
                 pw.clone(),
                 "--masterauth".into(),
                 pw.clone(),
-            ];
+            ]);
         }
         let mut groups = Vec::new();
         for g in 0..opts.groups {

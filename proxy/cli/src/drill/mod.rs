@@ -1,6 +1,9 @@
 //! `hive drill failover`: force a failover of one shard while bounded writers run through the
 //! proxy, then report how long writes stalled, the errors seen, and any acknowledged write that
-//! is missing afterwards.
+//! is missing afterwards, and how long after the promotion (as hive-module on the promoted node
+//! reports it) the first write succeeded.
+
+mod promotion;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -88,6 +91,7 @@ pub struct DrillOpts {
 struct ShardInfo {
     name: String,
     master: String,
+    replicas: Vec<String>,
     slots: Vec<(u16, u16)>,
 }
 
@@ -103,6 +107,10 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     pub missing: usize,
     pub other_shard_errors: u64,
+    /// The node whose hive-module reported its promotion, and from then to the first
+    /// successful write to the shard through the proxy (`None` without the module).
+    pub promoted: Option<String>,
+    pub promotion_to_write: Option<Duration>,
 }
 
 impl std::fmt::Display for Report {
@@ -132,6 +140,15 @@ impl std::fmt::Display for Report {
             writeln!(f, "    {n} x {e}")?;
         }
         writeln!(f, "  errors (others):    {}", self.other_shard_errors)?;
+        match (&self.promoted, self.promotion_to_write) {
+            (Some(node), Some(d)) => writeln!(
+                f,
+                "  promotion -> write: {} ms (from {node}'s promotion event to the first successful write)",
+                d.as_millis()
+            )?,
+            (Some(node), None) => writeln!(f, "  promotion -> write: none ({node} promoted, no write succeeded after)")?,
+            _ => writeln!(f, "  promotion -> write: unknown (no promotion event: hive-module not loaded?)")?,
+        }
         write!(f, "  missing acked:      {}", self.missing)
     }
 }
@@ -151,6 +168,11 @@ fn shards_from_info(text: &str) -> Vec<ShardInfo> {
         out.push(ShardInfo {
             name: field("name"),
             master: field("master"),
+            replicas: field("replicas")
+                .split('|')
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+                .collect(),
             slots,
         });
     }
@@ -209,6 +231,7 @@ pub async fn failover(opts: DrillOpts) -> Result<Report> {
             write_loop(proxy_addr, w, tags, target, deadline, state).await
         }));
     }
+    let promo = promotion::watch(&shard.replicas, opts.auth.as_ref(), opts.duration).await;
     tokio::time::sleep(Duration::from_secs(1).min(opts.duration / 4)).await;
     let trigger = Instant::now();
     trigger_failover(&opts, mode, &shard, &sentinels).await?;
@@ -239,7 +262,16 @@ pub async fn failover(opts: DrillOpts) -> Result<Report> {
         outage = outage.max(at - last_ok);
         last_ok = at;
     }
+    let promoted = promo.lock().await.clone();
+    let promotion_to_write = promoted.as_ref().and_then(|(_, at)| {
+        w.target_ok_unix
+            .iter()
+            .find(|&&ok| ok >= *at)
+            .map(|ok| Duration::from_millis(ok - at))
+    });
     Ok(Report {
+        promoted: promoted.map(|(node, _)| node),
+        promotion_to_write,
         group: shard.name,
         old_master: shard.master,
         new_master,
@@ -258,6 +290,8 @@ struct Writes {
     acked: BTreeMap<String, String>,
     /// Completion times of successful writes to the drilled shard.
     target_ok: Vec<Instant>,
+    /// The same, in unix milliseconds (comparable with the module's event times).
+    target_ok_unix: Vec<u64>,
     target_errors: BTreeMap<String, u64>,
     other_errors: u64,
 }
@@ -283,6 +317,7 @@ async fn write_loop(
             Ok(Value::Simple(_)) => {
                 if shard == target {
                     s.target_ok.push(Instant::now());
+                    s.target_ok_unix.push(unix_ms());
                 }
                 s.acked.insert(key, value);
             }
@@ -348,6 +383,12 @@ async fn trigger_failover(
     }
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Kills the master's process: only for a node on this machine's loopback interface.
 async fn kill_local(addr: &str, auth: Option<&Auth>) -> Result<()> {
     let sa: SocketAddr = addr
@@ -384,6 +425,8 @@ shard1:name=b,master=127.0.0.1:2,replicas=127.0.0.1:3,slots=5461-10922|16000,sta
         assert_eq!(s.len(), 2);
         assert_eq!(s[1].name, "b");
         assert_eq!(s[1].slots, vec![(5461, 10922), (16000, 16000)]);
+        assert_eq!(s[1].replicas, vec!["127.0.0.1:3".to_string()]);
+        assert!(s[0].replicas.is_empty());
         let tag = tag_for(&s[0], 0).unwrap();
         assert!(Slot::for_key(tag.as_bytes()).get() <= 5460);
     }

@@ -1,0 +1,167 @@
+//! The failover push: hive-module's `__hive__:events` make the proxy follow a promotion when
+//! the node reports it. In a cluster, from the promoted node's own map; under Sentinel, only
+//! for the replica Sentinel selected during a failover it runs.
+
+use std::time::{Duration, Instant};
+
+use hive_local::{GroupOpts, LocalGroups};
+use hive_proxy::config::{Config, Mode};
+use hive_proxy::server::ProxyHandle;
+use hive_tests::module_cluster::{deployment, field, proxy_for, wait_for};
+use hive_tests::{connect, module_so, node_url};
+use redis::Commands;
+
+fn info(proxy: &ProxyHandle) -> String {
+    let mut c = connect(&format!("redis://{}/", proxy.addr));
+    redis::cmd("INFO").query(&mut c).unwrap()
+}
+
+/// Two proxies on one cluster that never re-read the topology on their own (60 s timer, no
+/// traffic): the one with the push follows a promotion at once; the one without still
+/// routes to the old master.
+#[test]
+fn failover_push_follows_a_promotion_without_waiting_for_a_poll() {
+    let d = deployment(|c| c.backend.refresh_interval_ms = 60_000);
+    let blind = proxy_for(&d.cluster, |c| {
+        c.backend.refresh_interval_ms = 60_000;
+        c.backend.failover_push = false;
+    });
+    // Subscriptions are made once the topology is in.
+    std::thread::sleep(Duration::from_millis(1000));
+    let old = d.masters()[0].clone();
+    let replica = d.replica_of(0);
+    let mut r = connect(&node_url(&replica));
+    let _: String = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .arg("TAKEOVER")
+        .query(&mut r)
+        .unwrap();
+    let promoted = Instant::now();
+    wait_for("the pushed promotion", Duration::from_secs(5), || {
+        d.proxy
+            .shared
+            .topology
+            .load()
+            .map
+            .shards()
+            .iter()
+            .any(|s| s.master == replica)
+    });
+    let followed_in = promoted.elapsed();
+    let masters: Vec<String> = blind
+        .shared
+        .topology
+        .load()
+        .map
+        .shards()
+        .iter()
+        .map(|s| s.master.clone())
+        .collect();
+    assert!(
+        masters.contains(&old),
+        "without the push nothing re-read the map: {masters:?}"
+    );
+    assert!(!masters.contains(&replica));
+    let mut c = d.client();
+    let info: String = redis::cmd("INFO").query(&mut c).unwrap();
+    assert!(field(&info, "failover_pushes") >= 1, "{info}");
+    assert!(field(&info, "module_events") >= 1);
+    // Writes through either proxy land (the blind one follows the MOVED).
+    let tag = d.tag_of(0);
+    let _: () = c.set(format!("{tag}a"), 1).unwrap();
+    let mut b = connect(&format!("redis://{}/", blind.addr));
+    let _: () = b.set(format!("{tag}b"), 2).unwrap();
+    eprintln!("promotion followed in {} ms", followed_in.as_millis());
+}
+
+fn routed_master(proxy: &ProxyHandle) -> String {
+    proxy.shared.topology.load().map.shards()[0].master.clone()
+}
+
+fn replicaof(addr: &str, master: Option<&str>) {
+    let mut c = connect(&node_url(addr));
+    let (host, port) = match master {
+        Some(m) => m.rsplit_once(':').unwrap(),
+        None => ("NO", "ONE"),
+    };
+    let _: String = redis::cmd("REPLICAOF")
+        .arg(host)
+        .arg(port)
+        .query(&mut c)
+        .unwrap();
+}
+
+/// A promotion reported outside a Sentinel failover is not trusted (Sentinel would demote the
+/// node again, and writes to it would be lost); during one, the replica Sentinel selected
+/// takes the writes at once, and the periodic re-check keeps it.
+#[test]
+fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = GroupOpts::new(1, 3, dir.path().to_path_buf());
+    opts.extra = vec!["--loadmodule".into(), module_so().display().to_string()];
+    let groups = LocalGroups::start(&opts).expect("groups");
+    let mut config = Config::default();
+    config.proxy.listen = "127.0.0.1:0".into();
+    config.backend.mode = Mode::Sentinel;
+    config.backend.sentinels = groups.sentinel_addrs();
+    config.backend.shards = groups.sentinel_shards();
+    let proxy = ProxyHandle::start(config).expect("proxy");
+    wait_for("the group and its replica", Duration::from_secs(15), || {
+        let t = proxy.shared.topology.load();
+        t.map.shards().len() == 1 && !t.map.shards()[0].replicas.is_empty()
+    });
+    let master = routed_master(&proxy);
+    let replica = proxy.shared.topology.load().map.shards()[0].replicas[0].clone();
+    // Subscriptions are made once the topology is in.
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // No failover in progress: the proxy re-asks Sentinel, which still names the master.
+    replicaof(&replica, None);
+    wait_for("the event", Duration::from_secs(5), || {
+        field(&info(&proxy), "module_events") >= 1
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(routed_master(&proxy), master);
+    assert_eq!(field(&info(&proxy), "failover_pushes"), 0);
+    replicaof(&replica, Some(&master));
+    let mut r = connect(&node_url(&replica));
+    wait_for("the replica back in sync", Duration::from_secs(10), || {
+        let s: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
+        s.contains("master_link_status:up")
+    });
+    // Sentinel lists it as a replica again, and the proxy subscribes to it again.
+    wait_for("the replica listed again", Duration::from_secs(15), || {
+        proxy.shared.topology.load().map.shards()[0]
+            .replicas
+            .contains(&replica)
+    });
+    eprintln!(
+        "replicas: {:?}",
+        proxy.shared.topology.load().map.shards()[0].replicas
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // A failover in progress with this replica selected (as `+selected-slave` records it).
+    let shared = &proxy.shared;
+    shared
+        .topology
+        .set_failover(0, Some(std::time::Instant::now() + Duration::from_secs(20)));
+    shared.topology.select_replica(0, &replica);
+    let promoted = Instant::now();
+    replicaof(&replica, None);
+    wait_for("the pushed promotion", Duration::from_secs(5), || {
+        routed_master(&proxy) == replica
+    });
+    eprintln!(
+        "promotion followed in {} ms",
+        promoted.elapsed().as_millis()
+    );
+    assert!(field(&info(&proxy), "failover_pushes") >= 1);
+    // The periodic re-check (every second) keeps the promoted node while the failover lasts.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(routed_master(&proxy), replica);
+    let mut c = connect(&format!("redis://{}/", proxy.addr));
+    let _: () = c.set("pushed", "yes").unwrap();
+    let on_replica: Option<String> = r.get("pushed").unwrap();
+    assert_eq!(on_replica.as_deref(), Some("yes"));
+}
