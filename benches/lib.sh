@@ -8,8 +8,8 @@ cpu_ticks() { if [ "${1:-0}" = 0 ]; then echo 0; else awk '{print $14+$15}' "/pr
 status_kb() { if [ "${1:-0}" = 0 ]; then echo 0; else awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; fi; }
 TICK=$(getconf CLK_TCK)
 
-# `start_hive_up NAME PORT PROXY_PORT` builds the release binary and hive-module, starts a 3+3
-# cluster with the proxy on PROXY_PORT, waits until it answers, and tears it down on exit. It
+# `start_hive_up NAME PORT PROXY_PORT [MODE]` builds the release binary and hive-module, starts a
+# 3+3 cluster (or, with MODE sentinel, 3 sentinel groups) with the proxy on PROXY_PORT, waits until it answers, and tears it down on exit. It
 # sets $dir (the data directory) and $UP (the `hive up` pid). Pids appended to BG are killed
 # first.
 BG=()
@@ -19,10 +19,10 @@ stop_hive_up() {
   [ -n "${dir:-}" ] && rm -rf "$dir"
 }
 start_hive_up() {
-  local name=$1 port=$2 proxy_port=$3
+  local name=$1 port=$2 proxy_port=$3 mode=${4:-cluster}
   cargo build --release -q -p hive-cli -p hive-module
   dir=$(mktemp -d "/tmp/hive-$name.XXXXXX")
-  target/release/hive up --port "$port" --listen "127.0.0.1:$proxy_port" --dir "$dir" >"$dir/up.log" 2>&1 &
+  target/release/hive up --mode "$mode" --port "$port" --listen "127.0.0.1:$proxy_port" --dir "$dir" >"$dir/up.log" 2>&1 &
   UP=$!
   trap stop_hive_up EXIT
   for _ in $(seq 1 120); do
