@@ -74,6 +74,25 @@ fn failover_push_follows_a_promotion_without_waiting_for_a_poll() {
     eprintln!("promotion followed in {} ms", followed_in.as_millis());
 }
 
+/// One master + replica group with hive-module, 3 sentinels, and a proxy that sees both.
+fn sentinel_group() -> (tempfile::TempDir, LocalGroups, ProxyHandle) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = GroupOpts::new(1, 3, dir.path().to_path_buf());
+    opts.extra = vec!["--loadmodule".into(), module_so().display().to_string()];
+    let groups = LocalGroups::start(&opts).expect("groups");
+    let mut config = Config::default();
+    config.proxy.listen = "127.0.0.1:0".into();
+    config.backend.mode = Mode::Sentinel;
+    config.backend.sentinels = groups.sentinel_addrs();
+    config.backend.shards = groups.sentinel_shards();
+    let proxy = ProxyHandle::start(config).expect("proxy");
+    wait_for("the group and its replica", Duration::from_secs(15), || {
+        let t = proxy.shared.topology.load();
+        t.map.shards().len() == 1 && !t.map.shards()[0].replicas.is_empty()
+    });
+    (dir, groups, proxy)
+}
+
 fn routed_master(proxy: &ProxyHandle) -> String {
     proxy.shared.topology.load().map.shards()[0].master.clone()
 }
@@ -96,20 +115,7 @@ fn replicaof(addr: &str, master: Option<&str>) {
 /// takes the writes at once, and the periodic re-check keeps it.
 #[test]
 fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = GroupOpts::new(1, 3, dir.path().to_path_buf());
-    opts.extra = vec!["--loadmodule".into(), module_so().display().to_string()];
-    let groups = LocalGroups::start(&opts).expect("groups");
-    let mut config = Config::default();
-    config.proxy.listen = "127.0.0.1:0".into();
-    config.backend.mode = Mode::Sentinel;
-    config.backend.sentinels = groups.sentinel_addrs();
-    config.backend.shards = groups.sentinel_shards();
-    let proxy = ProxyHandle::start(config).expect("proxy");
-    wait_for("the group and its replica", Duration::from_secs(15), || {
-        let t = proxy.shared.topology.load();
-        t.map.shards().len() == 1 && !t.map.shards()[0].replicas.is_empty()
-    });
+    let (_dir, _groups, proxy) = sentinel_group();
     let master = routed_master(&proxy);
     let replica = proxy.shared.topology.load().map.shards()[0].replicas[0].clone();
     // Subscriptions are made once the topology is in.
@@ -164,4 +170,30 @@ fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
     let _: () = c.set("pushed", "yes").unwrap();
     let on_replica: Option<String> = r.get("pushed").unwrap();
     assert_eq!(on_replica.as_deref(), Some("yes"));
+}
+
+/// A real `SENTINEL FAILOVER`: Sentinel kills the promoted replica's clients in the same
+/// transaction as `REPLICAOF NO ONE`; the proxy's subscription reconnects at once, sees the
+/// new role, and follows it before `+switch-master`.
+#[test]
+fn failover_push_follows_a_sentinel_failover_from_the_promoted_node() {
+    let (_dir, groups, proxy) = sentinel_group();
+    let replica = proxy.shared.topology.load().map.shards()[0].replicas[0].clone();
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut s = connect(&node_url(&groups.sentinel_addrs()[0]));
+    let _: String = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg("hive-a")
+        .query(&mut s)
+        .unwrap();
+    wait_for("the new master", Duration::from_secs(15), || {
+        routed_master(&proxy) == replica
+    });
+    assert!(
+        field(&info(&proxy), "failover_pushes") >= 1,
+        "{}",
+        info(&proxy)
+    );
+    let mut c = connect(&format!("redis://{}/", proxy.addr));
+    let _: () = c.set("after", 1).unwrap();
 }

@@ -1,5 +1,9 @@
 //! The promotion as the node reports it: `hive drill` subscribes to hive-module's
 //! `__hive__:events` on the drilled shard's replicas and keeps the first promotion's time.
+//! Sentinel kills every client of the replica it promotes, in the same transaction as
+//! `REPLICAOF NO ONE`; a subscription closed that way, after which `ROLE` says master, dates
+//! the promotion at the close (the module's event, published on its next tick, may come later
+//! or be missed while reconnecting).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,48 +13,89 @@ use hive_proxy::upstream::control::ControlConn;
 use hive_proxy::upstream::Auth;
 use tokio::sync::Mutex;
 
-/// The first `role_change` to master reported on any of `replicas`: (node, its unix ms).
+use super::unix_ms;
+
+/// The earliest promotion reported on any of `replicas`: (node, its unix ms).
 pub type Promotion = Arc<Mutex<Option<(String, u64)>>>;
 
 /// Subscribes on every replica that has hive-module; returns once the subscriptions are made.
 pub async fn watch(replicas: &[String], auth: Option<&Auth>, until: Duration) -> Promotion {
     let found: Promotion = Arc::default();
     for addr in replicas {
-        let Ok(mut c) = ControlConn::connect_auth(addr, Duration::from_secs(2), auth).await else {
+        let Some(c) = subscribe(addr, auth).await else {
             continue;
         };
-        let module = c.call(&["COMMAND", "INFO", "hive.topology"]).await;
-        if !matches!(&module, Ok(v) if v.as_array().and_then(|a| a.first()).is_some_and(|f| *f != Value::Nil))
-        {
-            continue;
-        }
-        if c.call(&["SUBSCRIBE", "__hive__:events"]).await.is_err() {
-            continue;
-        }
-        let (addr, found) = (addr.clone(), found.clone());
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + until;
-            while tokio::time::Instant::now() < deadline {
-                let Ok(v) = c.read(Duration::from_millis(500)).await else {
-                    continue;
-                };
-                let Some(payload) = v.as_array().and_then(|a| a.get(2)).and_then(Value::as_str)
-                else {
-                    continue;
-                };
-                let Ok(ev) = serde_json::from_str::<serde_json::Value>(payload) else {
-                    continue;
-                };
-                if ev["event"] == "role_change" && ev["role"] == "master" {
-                    let at = ev["time_ms"].as_u64().unwrap_or(0);
-                    let mut f = found.lock().await;
-                    if f.is_none() {
-                        *f = Some((addr.clone(), at));
-                    }
-                    return;
-                }
-            }
-        });
+        let (addr, found, auth) = (addr.clone(), found.clone(), auth.cloned());
+        tokio::spawn(follow(c, addr, auth, found, until));
     }
     found
+}
+
+async fn note(found: &Promotion, addr: &str, at: u64) {
+    let mut f = found.lock().await;
+    if f.as_ref().is_none_or(|(_, t)| at < *t) {
+        *f = Some((addr.to_string(), at));
+    }
+}
+
+async fn follow(
+    mut c: ControlConn,
+    addr: String,
+    auth: Option<Auth>,
+    found: Promotion,
+    until: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + until;
+    while tokio::time::Instant::now() < deadline {
+        let v = match c.read(Duration::from_millis(500)).await {
+            Ok(v) => v,
+            Err(hive_proxy::upstream::control::QueryError::Timeout { .. }) => continue,
+            Err(_) => {
+                let closed = unix_ms();
+                let Some(next) = subscribe(&addr, auth.as_ref()).await else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                c = next;
+                if role(&addr, auth.as_ref()).await.as_deref() == Some("master") {
+                    note(&found, &addr, closed).await;
+                }
+                continue;
+            }
+        };
+        let Some(payload) = v.as_array().and_then(|a| a.get(2)).and_then(Value::as_str) else {
+            continue;
+        };
+        let Ok(ev) = serde_json::from_str::<serde_json::Value>(payload) else {
+            continue;
+        };
+        if ev["event"] == "role_change" && ev["role"] == "master" {
+            note(&found, &addr, ev["time_ms"].as_u64().unwrap_or(0)).await;
+        }
+    }
+}
+
+/// A connection subscribed to the events, if the node has hive-module.
+async fn subscribe(addr: &str, auth: Option<&Auth>) -> Option<ControlConn> {
+    let mut c = ControlConn::connect_auth(addr, Duration::from_secs(2), auth)
+        .await
+        .ok()?;
+    let module = c.call(&["COMMAND", "INFO", "hive.topology"]).await.ok()?;
+    if module
+        .as_array()
+        .and_then(|a| a.first())
+        .is_none_or(|f| *f == Value::Nil)
+    {
+        return None;
+    }
+    c.call(&["SUBSCRIBE", "__hive__:events"]).await.ok()?;
+    Some(c)
+}
+
+async fn role(addr: &str, auth: Option<&Auth>) -> Option<String> {
+    let mut c = ControlConn::connect_auth(addr, Duration::from_secs(2), auth)
+        .await
+        .ok()?;
+    let v = c.call(&["ROLE"]).await.ok()?;
+    v.as_array()?.first()?.as_str().map(str::to_string)
 }

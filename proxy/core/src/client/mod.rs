@@ -21,6 +21,7 @@ mod redirect;
 pub mod registry;
 mod scan;
 pub mod session;
+mod slot;
 pub mod stop;
 mod subscriber;
 #[cfg(test)]
@@ -29,7 +30,6 @@ mod transaction;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +41,7 @@ use hive_common::resp::{Request, RequestDecoder};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{error, warn};
+use tracing::warn;
 
 use crate::command::classify::Action;
 use crate::command::local::{self, After, Ctx};
@@ -60,6 +60,7 @@ use pending::Pending;
 use reads::Writes;
 use registry::ClientEntry;
 use session::Session;
+pub use slot::{guarded, ClientSlot};
 use stop::Stop;
 use subscriber::Subscriber;
 use transaction::{Multi, Watch};
@@ -103,60 +104,6 @@ struct Conn {
     /// `backend.read_your_writes` as of this connection's start, and its writes.
     ryw: bool,
     writes: Writes,
-}
-
-/// Holds a client's place while its task runs: the `connected_clients` count (checked against
-/// `max_clients`) and its CLIENT LIST entry. Dropping it, on any exit including a panic,
-/// gives both back.
-pub struct ClientSlot {
-    shared: Arc<Shared>,
-    id: u64,
-    span: tracing::Span,
-}
-
-impl ClientSlot {
-    /// Takes a place for a new client; the caller has checked `max_clients`.
-    pub fn take(shared: &Arc<Shared>, entry: Arc<ClientEntry>) -> ClientSlot {
-        Stats::add(&shared.stats.connected_clients, 1);
-        let (id, span) = (entry.id, entry.span.clone());
-        shared.clients.add(entry);
-        ClientSlot {
-            shared: shared.clone(),
-            id,
-            span,
-        }
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        self.shared.clients.remove(self.id);
-        self.shared.monitors.remove(self.id);
-        self.shared
-            .stats
-            .connected_clients
-            .fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Runs a client's task; a panic in it is logged and counted instead of vanishing with the
-/// task, and its slot is given back either way.
-pub async fn guarded<F: std::future::Future<Output = ()>>(
-    shared: Arc<Shared>,
-    slot: ClientSlot,
-    task: F,
-) {
-    if let Err(panic) = AssertUnwindSafe(task).catch_unwind().await {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let _in = slot.span.enter();
-        error!(client = slot.id, panic = %what, "client task panicked; connection closed");
-        Stats::add(&shared.stats.client_panics, 1);
-    }
-    drop(slot);
 }
 
 /// Takes a new client's slot at once (so the accept loop counts it against `max_clients`)

@@ -72,20 +72,32 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
 /// Why a subscription ended.
 enum End {
     NoModule,
-    Failed(QueryError),
+    /// `lasted`: how long the subscription was up (zero when it never was).
+    Failed {
+        e: QueryError,
+        lasted: Duration,
+    },
 }
 
-/// Follows one node's events, reconnecting with a bounded backoff.
+/// Follows one node's events, reconnecting at once after a subscription that lived (Sentinel
+/// kills every client of the replica it promotes, in the same transaction as `REPLICAOF NO
+/// ONE`), else with a backoff.
 async fn follow(shared: Arc<Shared>, addr: String) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Duration::from_millis(10);
+    // The role seen on the last connection: a change across a reconnect is an event missed.
+    let mut role: Option<String> = None;
     loop {
-        match subscribe(&shared, &addr).await {
+        match subscribe(&shared, &addr, &mut role).await {
             End::NoModule => {
                 debug!(%addr, "no hive-module on this node: no failover push from it");
                 tokio::time::sleep(NO_MODULE_RECHECK).await;
             }
-            End::Failed(e) => {
+            End::Failed { e, lasted } => {
                 debug!(%addr, error = %e, "hive-module event subscription lost");
+                if lasted >= Duration::from_secs(1) {
+                    backoff = Duration::from_millis(10);
+                    continue;
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
@@ -93,11 +105,15 @@ async fn follow(shared: Arc<Shared>, addr: String) {
     }
 }
 
-async fn subscribe(shared: &Shared, addr: &str) -> End {
+async fn subscribe(shared: &Shared, addr: &str, role: &mut Option<String>) -> End {
+    let failed = |e| End::Failed {
+        e,
+        lasted: Duration::ZERO,
+    };
     let auth = shared.config.node_auth();
     let mut c = match shared.connector.control(addr, auth.as_ref()).await {
         Ok(c) => c,
-        Err(e) => return End::Failed(e),
+        Err(e) => return failed(e),
     };
     match c.call(&["COMMAND", "INFO", "hive.topology"]).await {
         Ok(v)
@@ -105,11 +121,32 @@ async fn subscribe(shared: &Shared, addr: &str) -> End {
                 .and_then(|a| a.first())
                 .is_some_and(|f| *f != Value::Nil) => {}
         Ok(_) => return End::NoModule,
-        Err(e) => return End::Failed(e),
+        Err(e) => return failed(e),
     }
+    let now = match c.call(&["ROLE"]).await {
+        Ok(v) => match v.as_array().and_then(|a| a.first()).and_then(Value::as_str) {
+            Some("master") => "master",
+            _ => "replica",
+        },
+        Err(e) => return failed(e),
+    };
+    if role.as_deref().is_some_and(|r| r != now) {
+        let ev = Event {
+            event: "role_change".into(),
+            role: now.into(),
+            time_ms: 0,
+        };
+        on_event(shared, addr, &ev).await;
+    }
+    *role = Some(now.to_string());
     if let Err(e) = c.send(&["SUBSCRIBE", CHANNEL]).await {
-        return End::Failed(e);
+        return failed(e);
     }
+    let since = std::time::Instant::now();
+    let lost = |e| End::Failed {
+        e,
+        lasted: since.elapsed(),
+    };
     // A node that stops answering PING within two periods is treated as gone.
     let mut unanswered = false;
     loop {
@@ -118,11 +155,11 @@ async fn subscribe(shared: &Shared, addr: &str) -> End {
             Err(QueryError::Timeout { .. }) if !unanswered => {
                 unanswered = true;
                 if let Err(e) = c.send(&["PING"]).await {
-                    return End::Failed(e);
+                    return lost(e);
                 }
                 continue;
             }
-            Err(e) => return End::Failed(e),
+            Err(e) => return lost(e),
         };
         unanswered = false;
         let Some([kind, _, payload]) = v.as_array().and_then(|a| <&[Value; 3]>::try_from(a).ok())
@@ -136,6 +173,9 @@ async fn subscribe(shared: &Shared, addr: &str) -> End {
             .as_bytes()
             .and_then(|p| serde_json::from_slice::<Event>(p).ok())
         {
+            if ev.event == "role_change" {
+                *role = Some(ev.role.clone());
+            }
             on_event(shared, addr, &ev).await;
         }
     }

@@ -209,6 +209,10 @@ pub async fn on_promoted(shared: &Shared, addr: &str) -> bool {
         shared.refresh.notify_one();
         return false;
     };
+    if cur.map.shards()[i].master == addr {
+        // Already followed (the reconnect after Sentinel's CLIENT KILL, then the event).
+        return false;
+    }
     if let Err(e) = confirm_master(shared, addr).await {
         warn!(%addr, reason = %e, "promotion pushed by hive-module not confirmed");
         return false;
