@@ -122,9 +122,9 @@ impl Conn {
                 drop(topo);
                 if via.is_some() {
                     self.worker.replica_reads.add(1);
-                }
-                if let Some(u) = self.unit(tag) {
-                    u.replica = via;
+                    if let Some(u) = self.unit(tag) {
+                        u.replica = via;
+                    }
                 }
                 b.send(Job {
                     data,

@@ -134,6 +134,7 @@ impl Conn {
                 (addr, true)
             }
         };
+        unit.replica = None;
         unit.route = Route::Node {
             backend: pool::backend(&shared, &addr, proto),
             asking,
