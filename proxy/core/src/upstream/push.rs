@@ -1,10 +1,10 @@
 //! The failover push: one subscription to hive-module's `__hive__:events` per node of the
-//! topology (re-made after reconnects, dropped when the node leaves), so a promotion or a
+//! topology (re-made after reconnects, dropped ten minutes after the node leaves), so a promotion or a
 //! lost master link is acted on when the node reports it instead of at the next poll.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hive_common::resp::Value;
 use serde::Deserialize;
@@ -32,12 +32,18 @@ pub struct Event {
     pub time_ms: u64,
 }
 
-/// Keeps one subscription per node of the current topology until shutdown.
+/// How long a node that left the topology stays followed: during a failover Sentinel stops
+/// listing the old master and may list the promoted replica late, and those are the nodes
+/// whose events matter most then.
+const KEEP_AFTER_LEAVING: Duration = Duration::from_secs(600);
+
+/// Keeps one subscription per node of the topology (and of the recent ones) until shutdown.
 pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut tasks: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut tasks: HashMap<String, (JoinHandle<()>, Instant)> = HashMap::new();
     let mut changes = shared.topology.changes();
     loop {
         let topo = shared.topology.load_full();
+        let now = Instant::now();
         let nodes: HashSet<String> = topo
             .map
             .shards()
@@ -45,24 +51,27 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             .flat_map(|s| std::iter::once(s.master.clone()).chain(s.replicas.iter().cloned()))
             .filter(|a| a != NO_MASTER)
             .collect();
-        tasks.retain(|addr, task| {
-            let keep = nodes.contains(addr);
+        for addr in nodes {
+            match tasks.entry(addr) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().1 = now,
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let task = tokio::spawn(follow(shared.clone(), e.key().clone()));
+                    e.insert((task, now));
+                }
+            }
+        }
+        tasks.retain(|_, (task, seen)| {
+            let keep = now.duration_since(*seen) < KEEP_AFTER_LEAVING;
             if !keep {
                 task.abort();
             }
             keep
         });
-        for addr in nodes {
-            if let std::collections::hash_map::Entry::Vacant(e) = tasks.entry(addr) {
-                let task = tokio::spawn(follow(shared.clone(), e.key().clone()));
-                e.insert(task);
-            }
-        }
         tokio::select! {
             _ = changes.changed() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = shutdown.changed() => {
-                tasks.values().for_each(JoinHandle::abort);
+                tasks.values().for_each(|(t, _)| t.abort());
                 return;
             }
         }
