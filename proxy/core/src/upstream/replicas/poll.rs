@@ -19,6 +19,9 @@ use crate::server::Shared;
 use crate::upstream::control::{ControlConn, QueryError};
 use crate::upstream::topology::NO_MASTER;
 
+/// The shortest a probe may take before its node counts as not answering.
+pub const PROBE_TIMEOUT_MIN: Duration = Duration::from_millis(250);
+
 /// A node's connection, kept across polls, and whether it has hive-module (`None`: not known).
 #[derive(Default)]
 struct Node {
@@ -83,8 +86,9 @@ impl Poller {
         for a in roles.keys() {
             self.nodes.entry(a.clone()).or_default();
         }
-        // Probes may take the whole interval (a frozen replica must not stall the next round).
-        let limit = interval.max(Duration::from_millis(20));
+        // Probes may take the interval (a frozen replica must not stall the next round), and at
+        // least 250 ms, so a busy but healthy node is not dropped for a slow answer.
+        let limit = interval.max(PROBE_TIMEOUT_MIN);
         let probes = self.nodes.iter_mut().map(|(addr, node)| {
             let master = roles.get(addr).copied().unwrap_or(false);
             async move {
