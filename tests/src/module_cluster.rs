@@ -136,3 +136,32 @@ pub fn reset_stats(addrs: &[String]) {
         let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
     }
 }
+
+/// Takes a replica's master link down and keeps it down: a wrong `masterauth` (the masters
+/// have no password, so the replica's AUTH fails on every reconnect), then its link is cut.
+pub fn break_master_link(replica: &str) {
+    let mut r = connect(&node_url(replica));
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("masterauth")
+        .arg("not-the-password")
+        .query(&mut r)
+        .unwrap();
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("master")
+        .query(&mut r)
+        .unwrap();
+}
+
+/// Lets the replica re-sync (undoes `break_master_link`).
+pub fn mend_master_link(replica: &str) {
+    let mut r = connect(&node_url(replica));
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("masterauth")
+        .arg("")
+        .query(&mut r)
+        .unwrap();
+}

@@ -11,6 +11,11 @@ use hive_tests::module_cluster::{deployment, field, proxy_for, wait_for};
 use hive_tests::{connect, module_so, node_url};
 use redis::Commands;
 
+fn masters_of(proxy: &ProxyHandle) -> Vec<String> {
+    let t = proxy.shared.topology.load();
+    t.map.shards().iter().map(|s| s.master.clone()).collect()
+}
+
 fn info(proxy: &ProxyHandle) -> String {
     let mut c = connect(&format!("redis://{}/", proxy.addr));
     redis::cmd("INFO").query(&mut c).unwrap()
@@ -38,25 +43,10 @@ fn failover_push_follows_a_promotion_without_waiting_for_a_poll() {
         .unwrap();
     let promoted = Instant::now();
     wait_for("the pushed promotion", Duration::from_secs(5), || {
-        d.proxy
-            .shared
-            .topology
-            .load()
-            .map
-            .shards()
-            .iter()
-            .any(|s| s.master == replica)
+        masters_of(&d.proxy).contains(&replica)
     });
     let followed_in = promoted.elapsed();
-    let masters: Vec<String> = blind
-        .shared
-        .topology
-        .load()
-        .map
-        .shards()
-        .iter()
-        .map(|s| s.master.clone())
-        .collect();
+    let masters = masters_of(&blind);
     assert!(
         masters.contains(&old),
         "without the push nothing re-read the map: {masters:?}"

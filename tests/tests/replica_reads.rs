@@ -9,7 +9,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hive_proxy::config::ReadFrom;
-use hive_tests::module_cluster::{calls, deployment, reset_stats, wait_for};
+use hive_tests::module_cluster::{
+    break_master_link, calls, deployment, mend_master_link, reset_stats, wait_for,
+};
 use hive_tests::{connect, error_text, heavy, node_url, run};
 use redis::Commands;
 
@@ -116,19 +118,7 @@ fn replica_read_from_replica_refuses_when_none_is_fresh() {
     let _: () = c.set(&key, "v").unwrap();
     // The replica stops replicating: its master link goes down and stays down.
     let replica = d.replica_of(0);
-    let mut r = connect(&node_url(&replica));
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("masterauth")
-        .arg("not-the-password")
-        .query(&mut r)
-        .unwrap();
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("master")
-        .query(&mut r)
-        .unwrap();
+    break_master_link(&replica);
     wait_for("the replica set aside", Duration::from_secs(10), || {
         d.proxy.shared.reads.load().shards[0].is_empty()
     });
@@ -140,12 +130,7 @@ fn replica_read_from_replica_refuses_when_none_is_fresh() {
     wait_for("the write on the replica", Duration::from_secs(5), || {
         c.get::<_, Option<String>>(&other).ok().flatten().as_deref() == Some("x")
     });
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("masterauth")
-        .arg("")
-        .query(&mut r)
-        .unwrap();
+    mend_master_link(&replica);
     wait_for("the replica back", Duration::from_secs(15), || {
         run(&mut c, &["GET", &key]).is_ok()
     });
@@ -161,19 +146,7 @@ fn replica_with_master_link_down_gets_no_reads() {
         let _: () = c.set(format!("{tag}{i}"), i).unwrap();
     }
     let replica = d.replica_of(1);
-    let mut r = connect(&node_url(&replica));
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("masterauth")
-        .arg("not-the-password")
-        .query(&mut r)
-        .unwrap();
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("master")
-        .query(&mut r)
-        .unwrap();
+    break_master_link(&replica);
     wait_for("the link down seen", Duration::from_secs(10), || {
         d.proxy.shared.reads.load().shards[1].is_empty()
     });
@@ -191,12 +164,7 @@ fn replica_with_master_link_down_gets_no_reads() {
         0,
         "a replica with its link down got reads"
     );
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("masterauth")
-        .arg("")
-        .query(&mut r)
-        .unwrap();
+    mend_master_link(&replica);
     d.wait_fresh(1);
     wait_for("reads back on the replica", Duration::from_secs(10), || {
         let _: i64 = c.get(format!("{tag}1")).unwrap();

@@ -46,16 +46,16 @@ impl Connector {
     /// cluster replica redirects reads without it.
     pub fn replica(&self, addr: &str, proto: Proto, cluster: bool) -> Arc<Backend> {
         let opts = BackendOpts {
-            proto,
-            push: None,
             readonly: cluster,
             ..self.opts.clone()
         };
-        Backend::spawn(
-            addr.into(),
+        self.start_with(
             opts,
-            self.on_failure.clone(),
-            self.stats.clone(),
+            addr,
+            proto,
+            None,
+            self.opts.command_timeout,
+            self.opts.hand_off_at,
         )
     }
 
@@ -80,12 +80,25 @@ impl Connector {
         command_timeout: Option<Duration>,
         hand_off_at: Option<usize>,
     ) -> Arc<Backend> {
+        let base = self.opts.clone();
+        self.start_with(base, addr, proto, push, command_timeout, hand_off_at)
+    }
+
+    fn start_with(
+        &self,
+        base: BackendOpts,
+        addr: &str,
+        proto: Proto,
+        push: Option<PushSink>,
+        command_timeout: Option<Duration>,
+        hand_off_at: Option<usize>,
+    ) -> Arc<Backend> {
         let opts = BackendOpts {
             proto,
             push,
             command_timeout,
             hand_off_at,
-            ..self.opts.clone()
+            ..base
         };
         Backend::spawn(
             addr.into(),
