@@ -332,3 +332,36 @@ fn read_your_writes_never_returns_an_older_value() {
     }
     assert_eq!(d.replica_reads() - before, 100);
 }
+
+/// Static mode without the module: the replicas listed in `[[backend.shards]]`, judged by
+/// offsets alone (how long ago the master had the offset the replica reached).
+#[test]
+fn replica_reads_in_static_mode_use_the_configured_replicas_by_offset() {
+    let env = hive_tests::GroupEnv::statik(2, |c| c.backend.read_from = ReadFrom::PreferReplica);
+    wait_for("fresh replicas", Duration::from_secs(15), || {
+        let m = env.proxy.shared.reads.load();
+        m.shards.len() == 2 && m.shards.iter().all(|s| s.len() == 1)
+    });
+    let mut c = env.client();
+    for i in 0..100 {
+        let _: () = c.set(format!("s{i}"), i).unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    let replicas: Vec<String> = env
+        .groups
+        .static_shards()
+        .iter()
+        .map(|s| s.replicas[0].clone())
+        .collect();
+    let masters = env.groups.initial_masters();
+    reset_stats(&replicas);
+    reset_stats(&masters);
+    for i in 0..100 {
+        let v: i64 = c.get(format!("s{i}")).unwrap();
+        assert_eq!(v, i);
+    }
+    assert_eq!(replicas.iter().map(|r| calls(r, "get")).sum::<u64>(), 100);
+    assert_eq!(masters.iter().map(|m| calls(m, "get")).sum::<u64>(), 0);
+    let info: String = redis::cmd("INFO").query(&mut c).unwrap();
+    assert!(info.contains("state=readable"), "{info}");
+}

@@ -69,7 +69,7 @@ pub struct ShardConfig {
     pub name: Option<String>,
     /// Static mode: the master's `host:port`.
     pub master: Option<String>,
-    /// Static mode: replicas' `host:port` (informational for now).
+    /// Static mode: replicas' `host:port` (read from with `backend.read_from`).
     pub replicas: Vec<String>,
     /// Slots this shard owns, e.g. `"0-5460"` or `"0-99,200-300"`. Give it for every shard or
     /// for none (then slots are split evenly in order).
