@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use hive_common::resp::Value;
 use hive_proxy::upstream::control::ControlConn;
+use hive_proxy::upstream::push::{has_module, Event, CHANNEL};
 use hive_proxy::upstream::Auth;
 use tokio::sync::Mutex;
 
@@ -66,11 +67,11 @@ async fn follow(
         let Some(payload) = v.as_array().and_then(|a| a.get(2)).and_then(Value::as_str) else {
             continue;
         };
-        let Ok(ev) = serde_json::from_str::<serde_json::Value>(payload) else {
+        let Ok(ev) = serde_json::from_str::<Event>(payload) else {
             continue;
         };
-        if ev["event"] == "role_change" && ev["role"] == "master" {
-            note(&found, &addr, ev["time_ms"].as_u64().unwrap_or(0)).await;
+        if ev.event == "role_change" && ev.role == "master" {
+            note(&found, &addr, ev.time_ms).await;
         }
     }
 }
@@ -80,15 +81,10 @@ async fn subscribe(addr: &str, auth: Option<&Auth>) -> Option<ControlConn> {
     let mut c = ControlConn::connect_auth(addr, Duration::from_secs(2), auth)
         .await
         .ok()?;
-    let module = c.call(&["COMMAND", "INFO", "hive.topology"]).await.ok()?;
-    if module
-        .as_array()
-        .and_then(|a| a.first())
-        .is_none_or(|f| *f == Value::Nil)
-    {
+    if !has_module(&mut c).await.ok()? {
         return None;
     }
-    c.call(&["SUBSCRIBE", "__hive__:events"]).await.ok()?;
+    c.call(&["SUBSCRIBE", CHANNEL]).await.ok()?;
     Some(c)
 }
 

@@ -11,12 +11,12 @@ impl Conn {
     /// Classifies and runs one request, then tags its reply for the per-command counters and
     /// shows it to MONITOR (unless it waits: it comes back here then).
     pub(super) fn dispatch(&mut self, req: Request) {
-        let (action, spec) = classify_spec(&req, &mut self.keys, self.session.caller());
+        let (mut action, spec) = classify_spec(&req, &mut self.keys, self.session.caller());
         let before = self.pending.len();
         // As Redis: admin commands are never shown; passwords are redacted.
         let shown = spec.filter(|s| !s.has(flag::ADMIN));
         let monitored = (shown.is_some() && self.shared.monitors.active()).then(|| req.clone());
-        let action = self.read_route(action, spec);
+        self.read_route(&mut action, spec);
         self.dispatch_action(req, action);
         if self.held.is_some() {
             return;

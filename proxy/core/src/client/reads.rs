@@ -20,33 +20,35 @@ pub(super) struct Writes {
 
 impl Conn {
     /// Turns a read-only command's slot route into a replica read when this connection reads
-    /// from replicas, and notes writes for read-your-writes.
-    pub(super) fn read_route(&mut self, action: Action, spec: Option<&CommandSpec>) -> Action {
+    /// from replicas, and notes writes for read-your-writes. In place: on the master path
+    /// (the default) this is one compare per request.
+    #[inline]
+    pub(super) fn read_route(&mut self, action: &mut Action, spec: Option<&CommandSpec>) {
         let from = self.session.read_from;
-        let Some(spec) = spec else { return action };
         if from == ReadFrom::Master {
-            return action;
+            return;
         }
-        let ryw = self.ryw;
+        let Some(spec) = spec else { return };
         match action {
-            Action::Forward(Route::Slot(slot))
+            Action::Forward(route @ Route::Slot(_))
                 if spec.has(flag::READONLY) && self.multi.is_none() =>
             {
                 // A write of ours still unanswered: only the master's queue orders it first.
-                if ryw && self.writes.unacked.is_some() {
-                    return Action::Forward(Route::Slot(slot));
+                if self.ryw && self.writes.unacked.is_some() {
+                    return;
                 }
-                Action::Forward(Route::Replica {
-                    slot,
-                    strict: from == ReadFrom::Replica,
-                })
+                if let Route::Slot(slot) = *route {
+                    *route = Route::Replica {
+                        slot,
+                        strict: from == ReadFrom::Replica,
+                    };
+                }
             }
-            a @ (Action::Local(_) | Action::Error(_)) => a,
-            a => {
-                if ryw && !spec.has(flag::READONLY) {
+            Action::Local(_) | Action::Error(_) => {}
+            _ => {
+                if self.ryw && !spec.has(flag::READONLY) {
                     self.writes.unacked = Some(self.next_seq());
                 }
-                a
             }
         }
     }

@@ -15,7 +15,7 @@ use tracing::{debug, info};
 use crate::config::Mode;
 use crate::metrics::Stats;
 use crate::server::Shared;
-use crate::upstream::control::QueryError;
+use crate::upstream::control::{ControlConn, QueryError};
 use crate::upstream::topology::{cluster, sentinel, NO_MASTER};
 
 pub const CHANNEL: &str = "__hive__:events";
@@ -124,12 +124,9 @@ async fn subscribe(shared: &Shared, addr: &str, role: &mut Option<String>) -> En
         Ok(c) => c,
         Err(e) => return failed(e),
     };
-    match c.call(&["COMMAND", "INFO", "hive.topology"]).await {
-        Ok(v)
-            if v.as_array()
-                .and_then(|a| a.first())
-                .is_some_and(|f| *f != Value::Nil) => {}
-        Ok(_) => return End::NoModule,
+    match has_module(&mut c).await {
+        Ok(true) => {}
+        Ok(false) => return End::NoModule,
         Err(e) => return failed(e),
     }
     let now = match c.call(&["ROLE"]).await {
@@ -188,6 +185,14 @@ async fn subscribe(shared: &Shared, addr: &str, role: &mut Option<String>) -> En
             on_event(shared, addr, &ev).await;
         }
     }
+}
+
+/// Whether the node behind `c` has hive-module (it knows `HIVE.TOPOLOGY`).
+pub async fn has_module(c: &mut ControlConn) -> Result<bool, QueryError> {
+    let v = c.call(&["COMMAND", "INFO", "hive.topology"]).await?;
+    Ok(v.as_array()
+        .and_then(|a| a.first())
+        .is_some_and(|f| *f != Value::Nil))
 }
 
 /// Acts on one event from the node at `addr`.
