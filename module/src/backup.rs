@@ -33,6 +33,9 @@ pub struct Metadata {
     pub module_version: String,
     /// `none`, `ok`, or `failed: <reason>`.
     pub hook: String,
+    /// With `START … AOF`: the AOF files under `aof/`, the manifest first.
+    #[serde(default)]
+    pub aof: Vec<String>,
 }
 
 impl Metadata {
@@ -52,6 +55,25 @@ impl Metadata {
 /// A backup id that sorts by time: `bk-<unix ms>`.
 pub fn new_id(now_ms: u64) -> String {
     format!("bk-{now_ms:013}")
+}
+
+/// Creates the directory of a new backup under `root` and returns its id: `new_id(now_ms)`,
+/// or the next free millisecond when another node sharing the directory (one NAS mount for
+/// every node) took that one. `create_dir` is atomic, so two nodes never share a backup.
+pub fn claim(root: &Path, now_ms: u64) -> std::io::Result<(String, PathBuf)> {
+    fs::create_dir_all(root)?;
+    let mut t = now_ms;
+    loop {
+        let id = new_id(t);
+        let dir = root.join(&id);
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && t < now_ms + 10_000 => {
+                t += 1
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
@@ -85,12 +107,21 @@ pub fn capture(rdb: &Path, dir: &Path) -> std::io::Result<PathBuf> {
 pub fn finish(
     mut meta: Metadata,
     rdb: &Path,
+    aof: Option<&crate::backup_aof::Staged>,
     dir: &Path,
     hook: &str,
     keep: usize,
     now_ms: u64,
 ) -> Metadata {
-    let result = capture(rdb, dir).and_then(|dest| {
+    let aof_files = match aof {
+        Some(staged) => crate::backup_aof::copy_out(staged, &dir.join("aof")).map(Some),
+        None => Ok(None),
+    };
+    let result = aof_files.and_then(|files| {
+        meta.aof = files.unwrap_or_default();
+        capture(rdb, dir)
+    });
+    let result = result.and_then(|dest| {
         let size = fs::metadata(&dest)?.len();
         Ok((dest, size, sha256_file(&dir.join(RDB))?))
     });
@@ -102,7 +133,7 @@ pub fn finish(
         }
         Err(e) => {
             meta.status = "failed".into();
-            meta.error = Some(format!("cannot capture the RDB: {e}"));
+            meta.error = Some(format!("cannot capture the RDB or AOF: {e}"));
         }
     }
     meta.finished_ms = Some(now_ms);
@@ -201,7 +232,7 @@ mod tests {
             "echo \"$HIVE_BACKUP_RDB $HIVE_BACKUP_SHA256\" > {}",
             marker.display()
         );
-        let done = finish(meta, &rdb, &dir, &hook, 0, 99);
+        let done = finish(meta, &rdb, None, &dir, &hook, 0, 99);
         assert_eq!(done.status, "done");
         assert_eq!(done.file_size, Some(23));
         let sha = done.sha256.clone().unwrap();
@@ -224,6 +255,7 @@ mod tests {
         let done = finish(
             m,
             &rdb,
+            None,
             &root.join(new_id(1)),
             "echo nope >&2; exit 3",
             0,
@@ -253,6 +285,18 @@ mod tests {
         assert_eq!(prune(&root, 1).unwrap(), 2);
         let left: Vec<String> = list(&root).into_iter().map(|m| m.id).collect();
         assert_eq!(left, vec![new_id(3), new_id(4)]);
+    }
+
+    #[test]
+    fn claim_takes_the_next_millisecond_when_taken() {
+        let root = tmp("claim");
+        let (a, da) = claim(&root, 7).unwrap();
+        let (b, db) = claim(&root, 7).unwrap();
+        assert_eq!(
+            (a.as_str(), b.as_str()),
+            ("bk-0000000000007", "bk-0000000000008")
+        );
+        assert!(da.is_dir() && db.is_dir());
     }
 
     #[test]

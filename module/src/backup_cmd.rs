@@ -1,4 +1,4 @@
-//! `HIVE.BACKUP` arguments: `START [DIR path] [TAG tag] | STATUS [id] | LIST | PRUNE KEEP n`,
+//! `HIVE.BACKUP` arguments: `START [DIR path] [TAG tag] [AOF] | STATUS [id] | LIST | PRUNE KEEP n`,
 //! parsed into a command or Redis's error text. Pure: unit-tested without Redis.
 
 use std::path::PathBuf;
@@ -8,6 +8,8 @@ pub enum BackupCmd {
     Start {
         dir: Option<PathBuf>,
         tag: Option<String>,
+        /// Capture the multi-part AOF directory too.
+        aof: bool,
     },
     /// A backup by id, or the running or latest one.
     Status(Option<String>),
@@ -26,16 +28,25 @@ pub fn parse(words: &[String]) -> Result<BackupCmd, Option<String>> {
     let rest = &words[1..];
     match sub.to_ascii_uppercase().as_str() {
         "START" => {
-            let (mut dir, mut tag) = (None, None);
+            let (mut dir, mut tag, mut aof) = (None, None, false);
             let mut it = rest.iter();
             while let Some(o) = it.next() {
-                match (o.to_ascii_uppercase().as_str(), it.next()) {
-                    ("DIR", Some(v)) => dir = Some(PathBuf::from(v)),
-                    ("TAG", Some(v)) => tag = Some(v.clone()),
+                match o.to_ascii_uppercase().as_str() {
+                    "AOF" => aof = true,
+                    "DIR" | "TAG" => {
+                        let Some(v) = it.next() else {
+                            return Err(Some("syntax error".into()));
+                        };
+                        if o.eq_ignore_ascii_case("DIR") {
+                            dir = Some(PathBuf::from(v));
+                        } else {
+                            tag = Some(v.clone());
+                        }
+                    }
                     _ => return Err(Some("syntax error".into())),
                 }
             }
-            Ok(BackupCmd::Start { dir, tag })
+            Ok(BackupCmd::Start { dir, tag, aof })
         }
         "STATUS" if rest.len() <= 1 => Ok(BackupCmd::Status(rest.first().cloned())),
         "LIST" if rest.is_empty() => Ok(BackupCmd::List),
@@ -67,14 +78,24 @@ mod tests {
             p(&["start", "DIR", "/nas/x", "tag", "hourly"]),
             Ok(BackupCmd::Start {
                 dir: Some(PathBuf::from("/nas/x")),
-                tag: Some("hourly".into())
+                tag: Some("hourly".into()),
+                aof: false,
             })
         );
         assert_eq!(
             p(&["START"]),
             Ok(BackupCmd::Start {
                 dir: None,
-                tag: None
+                tag: None,
+                aof: false,
+            })
+        );
+        assert_eq!(
+            p(&["START", "aof", "TAG", "t"]),
+            Ok(BackupCmd::Start {
+                dir: None,
+                tag: Some("t".into()),
+                aof: true,
             })
         );
         assert_eq!(p(&["status"]), Ok(BackupCmd::Status(None)));

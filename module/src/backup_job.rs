@@ -16,6 +16,8 @@ pub struct Job {
     pub rdb: PathBuf,
     /// `rdb_saves` before the BGSAVE, to tell whether it ran.
     pub saves_before: i64,
+    /// The AOF set staged at START (`START … AOF`).
+    pub aof: Option<crate::backup_aof::Staged>,
 }
 
 /// What one look at INFO persistence says about a running job.
@@ -70,6 +72,7 @@ mod tests {
             dir: PathBuf::from("/tmp/b1"),
             rdb: PathBuf::from("/tmp/dump.rdb"),
             saves_before: 4,
+            aof: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! hive-module: a Redis module giving Hive's proxy and CLI precise facts from inside each node:
 //! `HIVE.TOPOLOGY`, `HIVE.LAG` (with a replicated heartbeat), `HIVE.BACKUP` and role/link
-//! events on `__hive__:events`. The logic lives in `event`, `backup`, `backup_cmd`,
+//! events on `__hive__:events`. The logic lives in `event`, `backup`, `backup_aof`, `backup_cmd`,
 //! `backup_job`, `backup_path` and `reply` (INFO parsing in hive-common), which do not touch Redis; `ffi` and
 //! `node` are the adapter, compiled out of unit tests (the Redis allocator aborts outside
 //! redis-server).
@@ -13,6 +13,7 @@
 compile_error!("hive-module needs panic = \"unwind\": its FFI entry points catch panics");
 
 mod backup;
+mod backup_aof;
 mod backup_cmd;
 mod backup_job;
 mod backup_path;

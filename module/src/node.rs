@@ -12,6 +12,7 @@ use redis_module::redisvalue::RedisValueKey;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::backup::{self, Metadata};
+use crate::backup_aof;
 use crate::backup_cmd::{self, BackupCmd};
 use crate::backup_job::{self, Job, Step};
 use crate::backup_path;
@@ -299,7 +300,15 @@ fn check_backup(ctx: &Context) {
     let keep = BACKUP_KEEP.load(Ordering::Relaxed).max(0) as usize;
     std::thread::spawn(move || {
         let _ = std::panic::catch_unwind(move || {
-            backup::finish(p.meta, &p.rdb, &p.dir, &hook, keep, now_ms());
+            backup::finish(
+                p.meta,
+                &p.rdb,
+                p.aof.as_ref(),
+                &p.dir,
+                &hook,
+                keep,
+                now_ms(),
+            );
         });
         finishing.store(false, Ordering::SeqCst);
     });
@@ -342,7 +351,7 @@ fn meta_value(m: &Metadata) -> RedisValue {
     value(Reply::of(m))
 }
 
-/// `HIVE.BACKUP START [DIR path] [TAG tag] | STATUS [id] | LIST | PRUNE KEEP n`
+/// `HIVE.BACKUP START [DIR path] [TAG tag] [AOF] | STATUS [id] | LIST | PRUNE KEEP n`
 pub fn backup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy()).collect();
     let cmd = backup_cmd::parse(&words).map_err(|e| match e {
@@ -350,7 +359,7 @@ pub fn backup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         None => RedisError::WrongArity,
     })?;
     match cmd {
-        BackupCmd::Start { dir, tag } => start(ctx, dir, tag),
+        BackupCmd::Start { dir, tag, aof } => start(ctx, dir, tag, aof),
         BackupCmd::Status(id) => {
             let root = backup_root(ctx)?;
             let st = state();
@@ -387,7 +396,7 @@ pub fn backup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
 }
 
-fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>) -> RedisResult {
+fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>, aof: bool) -> RedisResult {
     {
         let st = state();
         if st.pending.is_some() || st.finishing.load(Ordering::SeqCst) {
@@ -416,7 +425,8 @@ fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>) -> RedisResul
         _ => -1,
     };
     let now = now_ms();
-    let id = backup::new_id(now);
+    let (id, dir) = backup::claim(&root, now)
+        .map_err(|e| err(format!("cannot write to {}: {e}", root.display())))?;
     let meta = Metadata {
         id: id.clone(),
         tag,
@@ -435,15 +445,28 @@ fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>) -> RedisResul
         hook: "none".into(),
         ..Default::default()
     };
-    let dir = root.join(&id);
-    meta.write(&dir)
-        .map_err(|e| err(format!("cannot write to {}: {e}", dir.display())))?;
-    if let Err(e) = ctx.call("BGSAVE", &[] as &[&str]) {
+    let fail = |meta: Metadata, why: String| {
         let mut failed = meta;
         failed.status = "failed".into();
-        failed.error = Some(format!("{e}"));
+        failed.error = Some(why.clone());
         let _ = failed.write(&dir);
-        return Err(err(format!("BGSAVE refused: {e}")));
+        let _ = std::fs::remove_dir_all(dir.join("aof.staging"));
+        err(why)
+    };
+    meta.write(&dir)
+        .map_err(|e| err(format!("cannot write to {}: {e}", dir.display())))?;
+    // The AOF set is staged here, on the main thread, in the same command as the fork below:
+    // both are the node's state at this instant.
+    let staged = if aof {
+        match stage_aof(ctx, &dir) {
+            Ok(s) => Some(s),
+            Err(why) => return Err(fail(meta, why)),
+        }
+    } else {
+        None
+    };
+    if let Err(e) = ctx.call("BGSAVE", &[] as &[&str]) {
+        return Err(fail(meta, format!("BGSAVE refused: {e}")));
     }
     let mut st = state();
     st.dirs.insert(id.clone(), dir.clone());
@@ -452,6 +475,18 @@ fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>) -> RedisResul
         dir,
         rdb,
         saves_before,
+        aof: staged,
     });
     Ok(s(id))
+}
+
+/// Links the node's multi-part AOF set into the backup's staging directory.
+fn stage_aof(ctx: &Context, backup_dir: &Path) -> Result<backup_aof::Staged, String> {
+    let get = |name: &str| config(ctx, name).map_err(|e| format!("{e}"));
+    if get("appendonly")? != "yes" {
+        return Err("AOF is off on this node (appendonly no): nothing to capture".into());
+    }
+    let aof_dir = Path::new(&get("dir")?).join(get("appenddirname")?);
+    let manifest = format!("{}.manifest", get("appendfilename")?);
+    backup_aof::stage(&aof_dir, &manifest, &backup_dir.join("aof.staging"))
 }

@@ -342,7 +342,7 @@ fn master_restarts_cleanly_with_heartbeats_in_its_aof() {
         .unwrap();
     thread::sleep(Duration::from_millis(600));
     // The heartbeats really are in the AOF.
-    let aof_dir = dir.path().join("appendonlydir");
+    let aof_dir = dir.path().join(format!("appendonlydir-{}", master.port));
     let in_aof = std::fs::read_dir(&aof_dir).unwrap().flatten().any(|e| {
         std::fs::read(e.path())
             .unwrap_or_default()

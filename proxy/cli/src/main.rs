@@ -1,8 +1,9 @@
 //! The `hive` binary: parses the command line and runs one subcommand, each in a file of its
-//! own (`proxy`, `up`, `drill`, `status`, `check`, `monitor`). A new subcommand gets a file
+//! own (`proxy`, `up`, `drill`, `status`, `check`, `monitor`, `backup`). A new subcommand gets a file
 //! here and a line in `Cmd`.
 #![forbid(unsafe_code)]
 
+mod backup;
 mod check;
 mod drill;
 mod logging;
@@ -45,6 +46,12 @@ enum Cmd {
     Check(check::CheckArgs),
     /// A live terminal dashboard of the deployment (q quits).
     Monitor(monitor::MonitorArgs),
+    /// Back up every shard of the deployment into one backup (a directory or S3).
+    Backup(backup::BackupArgs),
+    /// List the backups at a destination, or verify one.
+    Backups(backup::BackupsArgs),
+    /// Restore a backup onto a running deployment of any shape.
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> Result<()> {
@@ -59,6 +66,9 @@ fn main() -> Result<()> {
         Cmd::Status(a) => status::run(a),
         Cmd::Check(a) => check::run(a),
         Cmd::Monitor(a) => monitor::run(a),
+        Cmd::Backup(a) => backup::run_backup(a),
+        Cmd::Backups(a) => backup::run_backups(a),
+        Cmd::Restore(a) => backup::run_restore(a),
     }
 }
 

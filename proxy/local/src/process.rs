@@ -72,6 +72,11 @@ impl RedisProcess {
             "0",
             "--logfile",
             &format!("redis-{port}.log"),
+            // Nodes may share a directory (hive up, the tests): each keeps its own RDB and AOF.
+            "--dbfilename",
+            &format!("dump-{port}.rdb"),
+            "--appenddirname",
+            &format!("appendonlydir-{port}"),
         ]
         .iter()
         .map(|s| s.to_string())

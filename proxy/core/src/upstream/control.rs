@@ -140,6 +140,22 @@ impl ControlConn {
             })
     }
 
+    /// Writes bytes that already hold one or more encoded commands (a pipelined batch).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), QueryError> {
+        self.stream
+            .write_all(bytes)
+            .await
+            .map_err(|source| QueryError::Io {
+                addr: self.addr.clone(),
+                source,
+            })
+    }
+
+    /// The timeout `read` uses for each reply.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn addr(&self) -> &str {
         &self.addr
     }
