@@ -12,9 +12,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 python3 deploy/local/msrv.py
 # The end-to-end tests run the `hive` binary and load the module's .so, so build them first.
 cargo build --workspace
-# redis-py from PyPI for the client-compatibility tests (tests/py/compat.py).
-if [ ! -x target/pyvenv/bin/python ] || ! target/pyvenv/bin/python -c 'import redis' 2>/dev/null; then
+# From PyPI: redis-py for the client-compatibility tests (tests/py/compat.py), and moto's S3
+# server on loopback for the S3 backup tests (tests/tests/backup_store.rs).
+if [ ! -x target/pyvenv/bin/python ] || ! target/pyvenv/bin/python -c 'import redis, moto.server, boto3' 2>/dev/null; then
   python3 -m venv target/pyvenv
-  target/pyvenv/bin/pip install --quiet 'redis>=5'
+  target/pyvenv/bin/pip install --quiet 'redis>=5' 'moto[server]>=5'
 fi
 cargo test --workspace --no-fail-fast

@@ -14,6 +14,7 @@ use tempfile::TempDir;
 
 pub use hive_local::{block_on, free_port_block, free_port_pair};
 
+pub mod backups;
 pub mod http;
 pub mod module_cluster;
 pub mod module_node;

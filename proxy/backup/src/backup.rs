@@ -104,9 +104,13 @@ async fn plan(shared: &Arc<Shared>, opts: &Options) -> Result<Vec<Plan>> {
     let mut plans = Vec::new();
     for (i, s) in facts.shards.iter().enumerate() {
         if !facts.master_up(i) {
+            let why = facts
+                .node(&s.master)
+                .and_then(|n| n.error.clone())
+                .unwrap_or_else(|| "it does not answer as a master".into());
             return Err(BackupError::node(
                 &s.master,
-                format!("shard {}'s master is not answering as a master", s.name),
+                format!("shard {}'s master: {why}", s.name),
             ));
         }
         let node = if opts.replica {

@@ -21,6 +21,9 @@ pub struct Store {
     prefix: Path,
     /// The destination as the user named it, for messages.
     pub location: String,
+    /// The directory, for a local destination (object stores have no empty directories to
+    /// remove; a filesystem does).
+    local: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -52,6 +55,7 @@ impl Store {
                 inner: Arc::new(s3),
                 prefix: Path::from(prefix.trim_matches('/')),
                 location: dest.to_string(),
+                local: None,
             });
         }
         let dir = std::path::Path::new(dest);
@@ -61,6 +65,7 @@ impl Store {
             inner: Arc::new(fs),
             prefix: Path::default(),
             location: dest.to_string(),
+            local: Some(dir.to_path_buf()),
         })
     }
 
@@ -126,8 +131,11 @@ impl Store {
         Ok(ids)
     }
 
-    /// Removes a backup: every object under its id.
+    /// Removes a backup: every object under its id (and, locally, its directories).
     pub async fn remove(&self, id: &str) -> Result<()> {
+        if !manifest::valid_id(id) {
+            return Err(BackupError::backup(id, "not a backup id"));
+        }
         let prefix = self.path(id, "");
         let mut objects = self.inner.list(Some(&prefix));
         while let Some(o) = objects.next().await {
@@ -136,6 +144,13 @@ impl Store {
                 .delete(&o.location)
                 .await
                 .map_err(|e| self.err(e))?;
+        }
+        if let Some(dir) = &self.local {
+            let d = dir.join(id);
+            if d.exists() {
+                std::fs::remove_dir_all(&d)
+                    .map_err(|e| self.err(format!("{}: {e}", d.display())))?;
+            }
         }
         Ok(())
     }

@@ -41,6 +41,8 @@ pub struct RedisProcess {
     bin: String,
     args: Vec<String>,
     child: Option<Child>,
+    /// In a process group of its own, so a terminal's Ctrl-C reaches only its parent.
+    own_group: bool,
 }
 
 impl RedisProcess {
@@ -50,8 +52,24 @@ impl RedisProcess {
         RedisProcess::start_on(dir, "127.0.0.1", port, extra)
     }
 
+    /// Like `start`, in a process group of its own: a Ctrl-C at the terminal stops the parent
+    /// (which then decides what to do with this server) but not the server itself.
+    pub fn start_own_group(dir: &Path, port: u16, extra: &[&str]) -> Result<RedisProcess> {
+        RedisProcess::start_impl(dir, "127.0.0.1", port, extra, true)
+    }
+
     /// Starts redis-server on `host` (a loopback address: `127.0.0.1`, `::1`).
     pub fn start_on(dir: &Path, host: &str, port: u16, extra: &[&str]) -> Result<RedisProcess> {
+        RedisProcess::start_impl(dir, host, port, extra, false)
+    }
+
+    fn start_impl(
+        dir: &Path,
+        host: &str,
+        port: u16,
+        extra: &[&str],
+        own_group: bool,
+    ) -> Result<RedisProcess> {
         std::fs::create_dir_all(dir)?;
         let mut args: Vec<String> = [
             "--port",
@@ -82,7 +100,7 @@ impl RedisProcess {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        RedisProcess::spawn_new(redis_server_bin(), dir, host, port, args)
+        RedisProcess::spawn_new(redis_server_bin(), dir, host, port, args, own_group)
     }
 
     /// Starts `bin` with `args` and waits until port `port` answers PING (an auth error
@@ -93,7 +111,7 @@ impl RedisProcess {
         port: u16,
         args: Vec<String>,
     ) -> Result<RedisProcess> {
-        RedisProcess::spawn_new(bin, dir, "127.0.0.1", port, args)
+        RedisProcess::spawn_new(bin, dir, "127.0.0.1", port, args, false)
     }
 
     fn spawn_new(
@@ -102,6 +120,7 @@ impl RedisProcess {
         host: &str,
         port: u16,
         args: Vec<String>,
+        own_group: bool,
     ) -> Result<RedisProcess> {
         let mut p = RedisProcess {
             port,
@@ -110,6 +129,7 @@ impl RedisProcess {
             bin,
             args,
             child: None,
+            own_group,
         };
         p.spawn()?;
         Ok(p)
@@ -117,7 +137,11 @@ impl RedisProcess {
 
     fn spawn(&mut self) -> Result<()> {
         let bin = self.bin.clone();
-        let child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        if self.own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
+        let child = cmd
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

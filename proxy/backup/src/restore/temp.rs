@@ -83,7 +83,7 @@ impl TempServer {
         let process = tokio::task::spawn_blocking(move || -> anyhow_free::R<RedisProcess> {
             let port = free_port_pair().map_err(|e| e.to_string())?;
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            RedisProcess::start(&dir2, port, &a).map_err(|e| {
+            RedisProcess::start_own_group(&dir2, port, &a).map_err(|e| {
                 let log = std::fs::read_to_string(dir2.join(format!("redis-{port}.log")))
                     .unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(2).collect();
