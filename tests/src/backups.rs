@@ -40,7 +40,7 @@ pub fn key(i: usize) -> String {
 }
 
 fn has_ttl(i: usize) -> bool {
-    (i / 6) % 2 == 0
+    (i / 6).is_multiple_of(2)
 }
 
 /// Writes `n` keys through `url`, 1,000 per pipeline.
