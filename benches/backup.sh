@@ -39,11 +39,20 @@ PY
 # Runs a command, printing its wall time in seconds.
 # `run OUT cmd...`: runs cmd with its stdout in OUT, printing its wall time in seconds.
 run() { local out=$1 t0; shift; t0=$(date +%s.%N); "$@" >"$out" 2>/dev/null || true; echo "$(date +%s.%N) - $t0" | bc -l | xargs printf '%.2f'; }
+# The baseline: redis-cli --rdb from the three masters at once (what a script does by hand).
+t0=$(date +%s.%N)
+cli=()
+for p in 7760 7761 7762; do redis-cli -p $p --rdb "$T/base-$p.rdb" >/dev/null 2>&1 & cli+=($!); done
+wait "${cli[@]}"
+base=$(echo "$(date +%s.%N) - $t0" | bc -l | xargs printf '%.2f')
+bbytes=$(cat "$T"/base-*.rdb | wc -c)
+rm -f "$T"/base-*.rdb
+echo "baseline redis-cli --rdb x3: $((bbytes / 1000000)) MB in $base s: $(echo "$bbytes / $base / 1000000" | bc -l | xargs printf '%.0f') MB/s"
 for method in network module; do
   rm -rf "$T/bk"
   s=$(run "$T/m.json" $HIVE backup --static $SRC --dest "$T/bk" --method $method --consistent --json)
   read -r bytes keys pause < <("$PY" -c "import json; m=json.load(open('$T/m.json')); print(sum(s['rdb_size'] for s in m['shards']), sum(s['dbsize'] for s in m['shards']), m['pause_ms'])")
-  echo "backup --method $method --consistent: $keys keys, $((bytes / 1000000)) MB in $s s: $(echo "$bytes / $s / 1000000" | bc -l | xargs printf '%.0f') MB/s, $(echo "$keys / $s" | bc -l | xargs printf '%.0f') keys/s; writes paused $pause ms"
+  echo "backup --method $method --consistent: $keys keys, $((bytes / 1000000)) MB in $s s: $(echo "$bytes / $s / 1000000" | bc -l | xargs printf '%.0f') MB/s, $(echo "$keys / $s" | bc -l | xargs printf '%.0f') keys/s, $(echo "$base / $s" | bc -l | xargs printf '%.2f')x the baseline's speed; writes paused $pause ms"
 done
 rm -rf "$T/bk"
 s=$(run "$T/m.json" $HIVE backup --static $SRC --dest "$T/bk" --compress --json)

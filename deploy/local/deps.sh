@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Hive's local cluster and tests need and is missing: redis-server, redis-sentinel,
 # redis-tools (redis-cli, redis-benchmark), libclang-dev (for the module's bindgen), prometheus
-# (promtool, for the alert rules and the exposition) and tmux (drives `hive monitor` in tests).
+# (promtool, for the alert rules and the exposition), tmux (drives `hive monitor` in tests) and
+# systemd (systemd-analyze verifies the backup units).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -10,6 +11,7 @@ command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

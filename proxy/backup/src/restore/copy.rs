@@ -86,70 +86,109 @@ impl Default for Keys {
     }
 }
 
+/// One batch read from the snapshot: the RESTORE commands, their keys, and the keys that had
+/// expired by the time they were read.
+struct Batch {
+    writes: Vec<Vec<Bytes>>,
+    keys: Vec<Bytes>,
+    expired: u64,
+    scanned: u64,
+    bytes: u64,
+}
+
+/// Reads the next batch of keys with their TTLs and DUMP payloads.
+async fn read_batch(source: &mut ControlConn, batch_keys: Vec<Bytes>) -> Result<Batch> {
+    let reads: Vec<Vec<&[u8]>> = batch_keys
+        .iter()
+        .flat_map(|k| [vec![&b"PTTL"[..], k], vec![&b"DUMP"[..], k]])
+        .collect();
+    let got = batch(source, &reads).await?;
+    let mut b = Batch {
+        writes: Vec::with_capacity(batch_keys.len()),
+        keys: Vec::with_capacity(batch_keys.len()),
+        expired: 0,
+        scanned: batch_keys.len() as u64,
+        bytes: 0,
+    };
+    for (k, pair) in batch_keys.iter().zip(got.chunks_exact(2)) {
+        let payload = match &pair[1] {
+            Value::Bulk(p) => p.clone(),
+            _ => {
+                b.expired += 1;
+                continue;
+            }
+        };
+        let ttl = match pair[0].as_int() {
+            Some(-2) => {
+                b.expired += 1;
+                continue;
+            }
+            Some(t) if t > 0 => t,
+            _ => 0,
+        };
+        b.bytes += (k.len() + payload.len()) as u64;
+        b.writes.push(vec![
+            Bytes::from_static(b"RESTORE"),
+            k.clone(),
+            Bytes::from(ttl.to_string()),
+            payload,
+            Bytes::from_static(b"REPLACE"),
+        ]);
+        b.keys.push(k.clone());
+    }
+    Ok(b)
+}
+
+/// Copies every key; reading the next batch from the snapshot overlaps writing the last one
+/// to the target.
 pub async fn copy(
     source: &mut ControlConn,
     target: &mut ControlConn,
     bar: &Bar,
     stop: &AtomicBool,
 ) -> Result<Copied> {
-    let mut out = Copied::default();
-    let mut keys = Keys::new();
-    while let Some(batch_keys) = keys.next(source).await? {
-        if stop.load(Ordering::Relaxed) {
-            out.interrupted = true;
-            return Ok(out);
-        }
-        let reads: Vec<Vec<&[u8]>> = batch_keys
-            .iter()
-            .flat_map(|k| [vec![&b"PTTL"[..], k], vec![&b"DUMP"[..], k]])
-            .collect();
-        let got = batch(source, &reads).await?;
-        let mut writes: Vec<Vec<Bytes>> = Vec::with_capacity(batch_keys.len());
-        let mut written_keys = Vec::with_capacity(batch_keys.len());
-        for (k, pair) in batch_keys.iter().zip(got.chunks_exact(2)) {
-            let (ttl, dump) = (&pair[0], &pair[1]);
-            let payload = match dump {
-                Value::Bulk(p) => p.clone(),
-                _ => {
-                    out.expired += 1;
-                    continue;
-                }
-            };
-            let ttl = match ttl.as_int() {
-                Some(-2) => {
-                    out.expired += 1;
-                    continue;
-                }
-                Some(t) if t > 0 => t,
-                _ => 0,
-            };
-            out.bytes += (k.len() + payload.len()) as u64;
-            writes.push(vec![
-                Bytes::from_static(b"RESTORE"),
-                k.clone(),
-                Bytes::from(ttl.to_string()),
-                payload,
-                Bytes::from_static(b"REPLACE"),
-            ]);
-            written_keys.push(k.clone());
-        }
-        let replies = batch(target, &writes).await?;
-        for (k, r) in written_keys.iter().zip(&replies) {
-            match r {
-                Value::Error(e) => {
-                    out.errors += 1;
-                    if out.error_samples.len() < 10 {
-                        out.error_samples.push(format!(
-                            "{}: {}",
-                            String::from_utf8_lossy(k),
-                            String::from_utf8_lossy(e)
-                        ));
-                    }
-                }
-                _ => out.restored += 1,
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let reader = async move {
+        let mut keys = Keys::new();
+        while let Some(batch_keys) = keys.next(source).await? {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(true);
+            }
+            let b = read_batch(source, batch_keys).await?;
+            if tx.send(b).await.is_err() {
+                // The writer failed; its error is the one reported.
+                break;
             }
         }
-        bar.inc(batch_keys.len() as u64);
-    }
+        Ok::<_, BackupError>(false)
+    };
+    let writer = async {
+        let mut out = Copied::default();
+        while let Some(b) = rx.recv().await {
+            out.expired += b.expired;
+            out.bytes += b.bytes;
+            let replies = batch(target, &b.writes).await?;
+            for (k, r) in b.keys.iter().zip(&replies) {
+                match r {
+                    Value::Error(e) => {
+                        out.errors += 1;
+                        if out.error_samples.len() < 10 {
+                            out.error_samples.push(format!(
+                                "{}: {}",
+                                String::from_utf8_lossy(k),
+                                String::from_utf8_lossy(e)
+                            ));
+                        }
+                    }
+                    _ => out.restored += 1,
+                }
+            }
+            bar.inc(b.scanned);
+        }
+        Ok::<_, BackupError>(out)
+    };
+    let (interrupted, out) = tokio::join!(reader, writer);
+    let mut out = out?;
+    out.interrupted = interrupted?;
     Ok(out)
 }
