@@ -140,6 +140,43 @@ fn backup_compressed_to_s3_lists_verifies_and_restores() {
     );
     assert_eq!(r["ok"], true, "{r:#}");
     check_populated(&target.url(), 9_000, 1);
+    // A sampled verification compares about as many keys as asked.
+    let again = Env::with(1, 0, |_| {});
+    let a = again.cluster.master_addrs().join(",");
+    let r = hive_json(
+        &[
+            "restore",
+            id,
+            "--from",
+            dest,
+            "--cluster",
+            &a,
+            "--verify",
+            "sample",
+            "--sample",
+            "500",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert!(
+        r["verify"]
+            .as_str()
+            .unwrap()
+            .starts_with("sample of about 500"),
+        "{r:#}"
+    );
+    let checked: u64 = r["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["checked"].as_u64().unwrap())
+        .sum();
+    assert!(
+        (250..1000).contains(&checked),
+        "{checked} keys compared for a sample of 500"
+    );
     // Without credentials S3 refuses, and the error says where.
     let (ok, _, err) = hive(
         &["backups", "--dest", dest],

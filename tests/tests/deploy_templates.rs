@@ -197,15 +197,36 @@ fn backup_schedules_verify_and_run_real_commands() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/backup");
     let dir = tempfile::tempdir().unwrap();
     let hive = hive_tests::hive_bin().display().to_string();
-    for f in ["hive-backup@.service", "hive-backup-hourly.timer", "hive-backup-daily.timer"] {
+    for f in [
+        "hive-backup@.service",
+        "hive-backup-hourly.timer",
+        "hive-backup-daily.timer",
+    ] {
         let text = std::fs::read_to_string(src.join("systemd").join(f)).unwrap();
-        std::fs::write(dir.path().join(f), text.replace("/usr/local/bin/hive", &hive)).unwrap();
+        std::fs::write(
+            dir.path().join(f),
+            text.replace("/usr/local/bin/hive", &hive),
+        )
+        .unwrap();
     }
-    std::os::unix::fs::symlink("hive-backup@.service", dir.path().join("hive-backup@hourly.service")).unwrap();
-    std::os::unix::fs::symlink("hive-backup@.service", dir.path().join("hive-backup@daily.service")).unwrap();
+    std::os::unix::fs::symlink(
+        "hive-backup@.service",
+        dir.path().join("hive-backup@hourly.service"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "hive-backup@.service",
+        dir.path().join("hive-backup@daily.service"),
+    )
+    .unwrap();
     let out = std::process::Command::new("systemd-analyze")
         .arg("verify")
-        .args(["hive-backup@hourly.service", "hive-backup@daily.service", "hive-backup-hourly.timer", "hive-backup-daily.timer"])
+        .args([
+            "hive-backup@hourly.service",
+            "hive-backup@daily.service",
+            "hive-backup-hourly.timer",
+            "hive-backup-daily.timer",
+        ])
         .current_dir(dir.path())
         .output()
         .expect("systemd-analyze (Debian's systemd)");
@@ -219,11 +240,20 @@ fn backup_schedules_verify_and_run_real_commands() {
     // missing config file is the first error a valid command line reaches).
     let yaml = std::fs::read_to_string(src.join("kubernetes/backup-cronjobs.yaml")).unwrap();
     let mut jobs = 0;
-    for line in yaml.lines().filter(|l| l.trim_start().starts_with("args: [\"backup\"")) {
+    for line in yaml
+        .lines()
+        .filter(|l| l.trim_start().starts_with("args: [\"backup\""))
+    {
         let start = yaml.find(line).unwrap();
         let end = start + yaml[start..].find(']').unwrap();
-        let args: Vec<String> = serde_json::from_str(&yaml[start + line.find('[').unwrap()..=end].replace('\n', " ")).unwrap();
-        let out = std::process::Command::new(&hive).args(&args).env("RUST_BACKTRACE", "0").output().unwrap();
+        let args: Vec<String> =
+            serde_json::from_str(&yaml[start + line.find('[').unwrap()..=end].replace('\n', " "))
+                .unwrap();
+        let out = std::process::Command::new(&hive)
+            .args(&args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("/etc/hive/hive.toml"), "{args:?}: {err}");
         assert!(!err.contains("unexpected argument"), "{args:?}: {err}");

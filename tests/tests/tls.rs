@@ -291,3 +291,68 @@ tls_ca_cert_file = {:?}\ntls_cert_file = {:?}\ntls_key_file = {:?}\n{}",
     let _ = hive.kill();
     let _ = hive.wait();
 }
+
+/// `hive backup` streams each node's RDB over TLS (the config's client certificate), and
+/// `hive restore` writes through its in-process proxy over TLS too.
+#[test]
+fn tls_backup_and_restore_go_over_tls() {
+    let t = deployment();
+    for (i, (node, _)) in t.nodes.iter().enumerate() {
+        let mut c = hive_tests::connect(&hive_tests::node_url(&node.addr));
+        for j in 0..100 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("k{i}:{j}"))
+                .arg(j)
+                .query(&mut c)
+                .unwrap();
+        }
+    }
+    let path = t.path("hive.toml");
+    std::fs::write(&path, toml::to_string(&t.config(AuthClients::No)).unwrap()).unwrap();
+    let (conf, dest) = (
+        path.display().to_string(),
+        t.path("backups").display().to_string(),
+    );
+    let m = hive_tests::backups::hive_json(
+        &["backup", "--config", &conf, "--dest", &dest, "--json"],
+        &[],
+    );
+    let shards = m["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 2);
+    assert!(
+        shards
+            .iter()
+            .all(|s| s["method"] == "network" && s["dbsize"] == 100),
+        "{m:#}"
+    );
+    let keys = |t: &Tls| -> u64 {
+        t.nodes
+            .iter()
+            .map(|(n, _)| {
+                redis::cmd("DBSIZE")
+                    .query::<u64>(&mut hive_tests::connect(&hive_tests::node_url(&n.addr)))
+                    .unwrap()
+            })
+            .sum()
+    };
+    for (node, _) in &t.nodes {
+        let _: () = redis::cmd("FLUSHALL")
+            .query(&mut hive_tests::connect(&hive_tests::node_url(&node.addr)))
+            .unwrap();
+    }
+    assert_eq!(keys(&t), 0);
+    let r = hive_tests::backups::hive_json(
+        &[
+            "restore",
+            m["id"].as_str().unwrap(),
+            "--from",
+            &dest,
+            "--config",
+            &conf,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(keys(&t), 200);
+}

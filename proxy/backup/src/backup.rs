@@ -225,9 +225,18 @@ async fn paused<T>(
             .map(|c| async { call(c, &["CLIENT", "PAUSE", &bound, "WRITE"]).await }),
     )
     .await;
+    // Redis lifts the pause itself after PAUSE_BOUND_MS: the cut must be made well before.
+    let limit = Duration::from_millis(PAUSE_BOUND_MS - 2_000);
     let result = match pauses.into_iter().collect::<Result<Vec<_>>>() {
         Ok(_) => match caught_up(shared, plans, &mut masters).await {
-            Ok(()) => Ok(f.await),
+            Ok(()) => tokio::time::timeout(limit.saturating_sub(t0.elapsed()), f)
+                .await
+                .map_err(|_| {
+                    BackupError::Target(format!(
+                        "--consistent: the snapshots did not all start within {} s of pausing writes (a node busy with another fork: BGSAVE or AOF rewrite?); writes are unpaused, nothing was kept",
+                        limit.as_secs()
+                    ))
+                }),
             Err(e) => Err(e),
         },
         Err(e) => Err(e),

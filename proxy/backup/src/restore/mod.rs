@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hive_proxy::config::Config;
+use hive_proxy::config::{Config, ReadFrom};
 use hive_proxy::facts::collect;
 use hive_proxy::server::{ProxyHandle, Shared};
 use hive_proxy::upstream::control::ControlConn;
@@ -96,6 +96,8 @@ fn private_proxy_config(target: &Config) -> Config {
     c.proxy.users = Vec::new();
     c.proxy.aclfile = None;
     c.proxy.max_clients = 64;
+    // Verification reads what was written: from the masters, never a lagging replica.
+    c.backend.read_from = ReadFrom::Master;
     c
 }
 
