@@ -1,11 +1,12 @@
 //! The `hive` binary: parses the command line and runs one subcommand, each in a file of its
-//! own (`proxy`, `up`, `drill`, `status`, `check`, `monitor`, `backup`). A new subcommand gets a file
+//! own (`proxy`, `up`, `drill`, `status`, `check`, `monitor`, `backup`, `init`). A new subcommand gets a file
 //! here and a line in `Cmd`.
 #![forbid(unsafe_code)]
 
 mod backup;
 mod check;
 mod drill;
+mod init;
 mod logging;
 mod malloc;
 mod monitor;
@@ -52,6 +53,8 @@ enum Cmd {
     Backups(backup::BackupsArgs),
     /// Restore a backup onto a running deployment of any shape.
     Restore(backup::RestoreArgs),
+    /// Form a cluster (3+ nodes) or a master + replica with sentinels (2 nodes) from running nodes.
+    Init(init::InitArgs),
 }
 
 fn main() -> Result<()> {
@@ -69,6 +72,7 @@ fn main() -> Result<()> {
         Cmd::Backup(a) => backup::run_backup(a),
         Cmd::Backups(a) => backup::run_backups(a),
         Cmd::Restore(a) => backup::run_restore(a),
+        Cmd::Init(a) => init::run(a),
     }
 }
 
