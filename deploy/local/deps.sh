@@ -2,7 +2,8 @@
 # Installs what Hive's local cluster and tests need and is missing: redis-server, redis-sentinel,
 # redis-tools (redis-cli, redis-benchmark), libclang-dev (for the module's bindgen), prometheus
 # (promtool, for the alert rules and the exposition), tmux (drives `hive monitor` in tests) and
-# systemd (systemd-analyze verifies the backup units).
+# systemd (systemd-analyze verifies the units) and docker-compose (`docker-compose config`
+# checks the compose files; no engine is needed).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -12,6 +13,7 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

@@ -35,6 +35,7 @@ fn templates_start_with_module_persistence_and_auth() {
     let vars = |port: u16| {
         vec![
             ("@PORT@", port.to_string()),
+            ("@BIND@", "127.0.0.1".to_string()),
             ("@DIR@", d.clone()),
             ("@MODULE@", so.clone()),
             ("@PASSWORD@", pw.clone()),
@@ -236,26 +237,23 @@ fn backup_schedules_verify_and_run_real_commands() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // The CronJobs' arguments, as `hive` parses them (an unknown flag fails before any I/O; a
-    // missing config file is the first error a valid command line reaches).
+    // The CronJobs' `hive backup` arguments (after render-conf.sh's `exec`), as `hive` parses
+    // them: an unknown flag fails before any I/O; a valid command line first misses the config.
     let yaml = std::fs::read_to_string(src.join("kubernetes/backup-cronjobs.yaml")).unwrap();
     let mut jobs = 0;
-    for line in yaml
-        .lines()
-        .filter(|l| l.trim_start().starts_with("args: [\"backup\""))
-    {
-        let start = yaml.find(line).unwrap();
+    for (start, _) in yaml.match_indices("args: [\"/etc/hive-templates/") {
         let end = start + yaml[start..].find(']').unwrap();
-        let args: Vec<String> =
-            serde_json::from_str(&yaml[start + line.find('[').unwrap()..=end].replace('\n', " "))
-                .unwrap();
+        let list = &yaml[start + "args: ".len()..=end];
+        let args: Vec<String> = serde_json::from_str(&list.replace('\n', " ")).unwrap();
+        let hive_args = &args[args.iter().position(|a| a == "exec").unwrap() + 2..];
+        assert_eq!(hive_args[0], "backup");
         let out = std::process::Command::new(&hive)
-            .args(&args)
+            .args(hive_args)
             .env("RUST_BACKTRACE", "0")
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("/etc/hive/hive.toml"), "{args:?}: {err}");
+        assert!(err.contains("/tmp/hive.toml"), "{args:?}: {err}");
         assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
         jobs += 1;
     }
