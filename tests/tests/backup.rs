@@ -70,7 +70,11 @@ fn backup_consistent_cluster_restores_onto_three_shapes() {
     let url = format!("redis://{}/", src.proxy.addr);
     populate(&url, KEYS);
     let load = Load::start(&url);
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dbsize(&url) <= KEYS as u64 + 100 {
+        assert!(Instant::now() < deadline, "the write load never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let dest = tempfile::tempdir().unwrap();
     let dest_s = dest.path().display().to_string();
     let seeds = src.masters().join(",");
@@ -196,7 +200,25 @@ fn backup_aof_type_captures_the_aof_and_restores_from_it() {
             .query(&mut c)
             .unwrap();
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // The switch rewrites the AOF in a child; HIVE.BACKUP's BGSAVE must not meet it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in src.cluster.master_addrs() {
+        let mut c = connect(&hive_tests::node_url(&n));
+        loop {
+            let p: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+            if p.contains("aof_enabled:1")
+                && p.contains("aof_rewrite_in_progress:0")
+                && p.contains("aof_rewrite_scheduled:0")
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n}: the AOF never finished its first rewrite"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     populate(&url, 6_000);
     let dest = tempfile::tempdir().unwrap();
     let dest_s = dest.path().display().to_string();
