@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
 use hive_common::info;
-use hive_proxy::facts::collect;
+use hive_proxy::facts::{collect, Snapshot};
 use hive_proxy::server::Shared;
 use hive_proxy::upstream::control::ControlConn;
 
@@ -76,7 +76,7 @@ pub async fn run(
     match take(shared, store, opts, progress, &plans, &mut m).await {
         Ok(()) => {
             m.state = "complete".into();
-            m.finished_ms = Some(opts.now_ms.map_or_else(now_ms, |t| t + 1));
+            m.finished_ms = Some(now_ms());
             store.put_manifest(&m).await?;
         }
         Err(e) => {
@@ -93,6 +93,22 @@ pub async fn run(
     Ok(m)
 }
 
+/// Shard `i`'s master answered the poll as a master, or why not (NOAUTH, refused, ...).
+pub fn master_up(facts: &Snapshot, i: usize) -> Result<()> {
+    if facts.master_up(i) {
+        return Ok(());
+    }
+    let s = &facts.shards[i];
+    let why = facts
+        .node(&s.master)
+        .and_then(|n| n.error.clone())
+        .unwrap_or_else(|| "it does not answer as a master".into());
+    Err(BackupError::node(
+        &s.master,
+        format!("shard {}'s master: {why}", s.name),
+    ))
+}
+
 /// Which node of each shard, by which method.
 async fn plan(shared: &Arc<Shared>, opts: &Options) -> Result<Vec<Plan>> {
     let facts = collect::collect(shared).await;
@@ -103,16 +119,7 @@ async fn plan(shared: &Arc<Shared>, opts: &Options) -> Result<Vec<Plan>> {
     }
     let mut plans = Vec::new();
     for (i, s) in facts.shards.iter().enumerate() {
-        if !facts.master_up(i) {
-            let why = facts
-                .node(&s.master)
-                .and_then(|n| n.error.clone())
-                .unwrap_or_else(|| "it does not answer as a master".into());
-            return Err(BackupError::node(
-                &s.master,
-                format!("shard {}'s master: {why}", s.name),
-            ));
-        }
+        master_up(&facts, i)?;
         let node = if opts.replica {
             s.replicas
                 .iter()

@@ -106,12 +106,7 @@ async fn target_keys(shared: &Arc<Shared>) -> Result<u64> {
     let facts = collect::collect(shared).await;
     let mut n = 0;
     for (i, s) in facts.shards.iter().enumerate() {
-        if !facts.master_up(i) {
-            return Err(BackupError::node(
-                &s.master,
-                format!("shard {}'s master is not up", s.name),
-            ));
-        }
+        backup::master_up(&facts, i)?;
         n += facts.node(&s.master).map_or(0, |f| f.keys);
     }
     Ok(n)

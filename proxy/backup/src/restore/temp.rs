@@ -80,22 +80,23 @@ impl TempServer {
             .map(|s| s.to_string()),
         );
         let dir2 = dir.clone();
-        let process = tokio::task::spawn_blocking(move || -> anyhow_free::R<RedisProcess> {
-            let port = free_port_pair().map_err(|e| e.to_string())?;
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            RedisProcess::start_own_group(&dir2, port, &a).map_err(|e| {
-                let log = std::fs::read_to_string(dir2.join(format!("redis-{port}.log")))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(2).collect();
-                format!(
-                    "{e:#}: {}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                )
+        let process =
+            tokio::task::spawn_blocking(move || -> std::result::Result<RedisProcess, String> {
+                let port = free_port_pair().map_err(|e| e.to_string())?;
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                RedisProcess::start_own_group(&dir2, port, &a).map_err(|e| {
+                    let log = std::fs::read_to_string(dir2.join(format!("redis-{port}.log")))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(2).collect();
+                    format!(
+                        "{e:#}: {}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                    )
+                })
             })
-        })
-        .await
-        .map_err(|e| BackupError::local(&dir, e))?
-        .map_err(|e| BackupError::local(&dir, format!("temporary redis-server: {e}")))?;
+            .await
+            .map_err(|e| BackupError::local(&dir, e))?
+            .map_err(|e| BackupError::local(&dir, format!("temporary redis-server: {e}")))?;
         let auth = Auth {
             username: None,
             password,
@@ -137,11 +138,6 @@ impl TempServer {
             .await
             .map_err(|e| BackupError::node(&self.addr, e))
     }
-}
-
-/// A tiny alias so the blocking closure's error is a plain string.
-mod anyhow_free {
-    pub type R<T> = std::result::Result<T, String>;
 }
 
 fn file_name(p: &Path) -> String {

@@ -18,7 +18,7 @@ use crate::error::{BackupError, Result};
 use crate::manifest::{ShardBackup, StoredFile};
 use crate::progress::{Bar, Progress, Unit};
 use crate::rdb;
-use crate::store::{Sink, Store};
+use crate::store::{Sink, Store, Written};
 
 /// `--method`: chosen per node, or forced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,8 +152,6 @@ pub async fn transfer(
     dest: &Dest<'_>,
     progress: &Progress,
 ) -> Result<ShardBackup> {
-    let (store, backup_id, compress, rdb_file) =
-        (dest.store, dest.backup_id, dest.compress, dest.rdb);
     let mut out = ShardBackup {
         name: plan.name.clone(),
         node: plan.node.clone(),
@@ -166,20 +164,13 @@ pub async fn transfer(
         method_reason: plan.reason.clone(),
         ..ShardBackup::default()
     };
-    let ext = if compress { ".rdb.zst" } else { ".rdb" };
+    let ext = if dest.compress { ".rdb.zst" } else { ".rdb" };
     let file = format!("{}{ext}", plan.file_base());
     let bar = progress.bar(&plan.name, None, Unit::Bytes);
     let written = match started {
         Started::Network(s) => {
             out.repl_offset = s.offset;
-            let mut sink = store.create(backup_id, &file, compress).await?;
-            match network::transfer(s, &mut sink, &bar).await {
-                Ok(_) => sink.finish().await?,
-                Err(e) => {
-                    sink.abort().await;
-                    return Err(e);
-                }
-            }
+            stream(s, dest, &file, &bar).await?
         }
         Started::Module { mut conn, id } => {
             let meta = module::wait(&mut conn, &id, Duration::from_secs(3600)).await?;
@@ -191,9 +182,19 @@ pub async fn transfer(
             let local = std::fs::metadata(&rdb_path)
                 .map(|m| m.len() as i64)
                 .unwrap_or(-1);
+            let aof_files = module_aof_files(&meta);
             if local != size {
-                // The directory looked reachable but holds another node's files (or none):
-                // take this shard over the network instead, and say so.
+                // The directory looked reachable but holds another node's files (or none).
+                // The AOF exists only there; the RDB can be streamed instead, and that is said.
+                if !aof_files.is_empty() {
+                    return Err(BackupError::node(
+                        &plan.node,
+                        format!(
+                            "hive-module backup {id} (with the AOF) is done on the node, but {} is not its directory here",
+                            dir.display()
+                        ),
+                    ));
+                }
                 out.method = "network".into();
                 out.method_reason = format!(
                     "hive-module backup {id} is done on the node, but {} is not its file here; streamed over the network",
@@ -201,20 +202,15 @@ pub async fn transfer(
                 );
                 let s = network::start(connect(shared, &plan.node).await?).await?;
                 out.repl_offset = s.offset;
-                let mut sink = store.create(backup_id, &file, compress).await?;
-                network::transfer(s, &mut sink, &bar).await?;
-                sink.finish().await?
+                stream(s, dest, &file, &bar).await?
             } else {
-                for f in module_aof_files(&meta) {
+                for f in aof_files {
                     let stored = format!(
-                        "{}.aof/{}{}",
+                        "{}.aof/{f}{}",
                         plan.file_base(),
-                        f,
-                        if compress { ".zst" } else { "" }
+                        if dest.compress { ".zst" } else { "" }
                     );
-                    let mut sink = store.create(backup_id, &stored, compress).await?;
-                    copy_file(&dir.join("aof").join(&f), &mut sink, &bar).await?;
-                    let w = sink.finish().await?;
+                    let w = copy_file(&dir.join("aof").join(&f), dest, &stored, &bar).await?;
                     out.aof.push(StoredFile {
                         name: f,
                         file: stored,
@@ -223,14 +219,12 @@ pub async fn transfer(
                         raw_size: w.raw_len,
                     });
                 }
-                if !rdb_file {
+                if !dest.rdb {
                     bar.finish("done");
                     out.dbsize = module::int(&meta, "dbsize").max(0) as u64;
                     return Ok(out);
                 }
-                let mut sink = store.create(backup_id, &file, compress).await?;
-                copy_file(&rdb_path, &mut sink, &bar).await?;
-                sink.finish().await?
+                copy_file(&rdb_path, dest, &file, &bar).await?
             }
         }
     };
@@ -248,6 +242,22 @@ pub async fn transfer(
     Ok(out)
 }
 
+/// Streams a started network snapshot into file `name` of the backup; nothing is left at the
+/// destination if it fails.
+async fn stream(s: network::Started, dest: &Dest<'_>, name: &str, bar: &Bar) -> Result<Written> {
+    let mut sink = dest
+        .store
+        .create(dest.backup_id, name, dest.compress)
+        .await?;
+    match network::transfer(s, &mut sink, bar).await {
+        Ok(_) => sink.finish().await,
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
 /// The AOF files hive-module captured with the backup (`aof` in its metadata).
 fn module_aof_files(meta: &hive_common::resp::Value) -> Vec<String> {
     meta.field("aof")
@@ -260,7 +270,28 @@ fn module_aof_files(meta: &hive_common::resp::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn copy_file(path: &std::path::Path, sink: &mut Sink, bar: &Bar) -> Result<()> {
+/// Copies a local file (the node-local backup) into file `name` of the backup; nothing is left
+/// at the destination if it fails.
+async fn copy_file(
+    path: &std::path::Path,
+    dest: &Dest<'_>,
+    name: &str,
+    bar: &Bar,
+) -> Result<Written> {
+    let mut sink = dest
+        .store
+        .create(dest.backup_id, name, dest.compress)
+        .await?;
+    match copy_into(path, &mut sink, bar).await {
+        Ok(()) => sink.finish().await,
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+async fn copy_into(path: &std::path::Path, sink: &mut Sink, bar: &Bar) -> Result<()> {
     let mut f = tokio::fs::File::open(path)
         .await
         .map_err(|e| BackupError::local(path, e))?;

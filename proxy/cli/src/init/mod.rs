@@ -261,6 +261,13 @@ async fn apply(steps: &[Step]) -> Result<()> {
     Ok(())
 }
 
+/// Whether node `n` is a master, or a replica whose link to its master is up.
+async fn linked(n: &str) -> Result<bool> {
+    let r = text(n, &["INFO", "replication"]).await?;
+    Ok(info::field(&r, "role") != Some("slave")
+        || info::field(&r, "master_link_status") == Some("up"))
+}
+
 async fn wait_cluster(nodes: &[String]) -> Result<()> {
     let all = nodes.len().to_string();
     wait_until(
@@ -271,12 +278,7 @@ async fn wait_cluster(nodes: &[String]) -> Result<()> {
                 let i = text(n, &["CLUSTER", "INFO"]).await?;
                 if info::field(&i, "cluster_state") != Some("ok")
                     || info::field(&i, "cluster_known_nodes") != Some(all.as_str())
-                {
-                    return Ok(false);
-                }
-                let r = text(n, &["INFO", "replication"]).await?;
-                if info::field(&r, "role") == Some("slave")
-                    && info::field(&r, "master_link_status") != Some("up")
+                    || !linked(n).await?
                 {
                     return Ok(false);
                 }
@@ -293,10 +295,7 @@ async fn wait_group(nodes: &[String]) -> Result<()> {
         Duration::from_secs(30),
         || async {
             for n in nodes {
-                let r = text(n, &["INFO", "replication"]).await?;
-                if info::field(&r, "role") == Some("slave")
-                    && info::field(&r, "master_link_status") != Some("up")
-                {
+                if !linked(n).await? {
                     return Ok(false);
                 }
             }
