@@ -15,6 +15,7 @@ use tempfile::TempDir;
 pub use hive_local::{block_on, free_port_block, free_port_pair};
 
 pub mod backups;
+pub mod cross_slot;
 pub mod http;
 pub mod module_cluster;
 pub mod module_node;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod emulate;
 pub mod error;
 pub mod facts;
 pub mod metrics;

@@ -9,6 +9,7 @@
 //! 5. `flush` (in `pending`) writes every finished reply at the head of the queue.
 
 mod blocking;
+mod emulated;
 mod fanout;
 mod forward;
 mod large;
@@ -27,6 +28,7 @@ mod subscriber;
 #[cfg(test)]
 mod tests;
 mod transaction;
+mod tx_shards;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -407,6 +409,7 @@ impl Conn {
             Action::EveryNode { masters } => self.every_node(req, masters),
             Action::Pause { on } => self.pause(req, on),
             Action::Monitor => self.monitor(),
+            Action::CrossSlot { plan, why } => self.cross_slot(req, plan, why),
         }
     }
 

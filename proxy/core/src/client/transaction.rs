@@ -21,17 +21,23 @@ use crate::upstream::topology::NO_MASTER;
 /// A transaction being queued by the proxy; it is sent as one unit at EXEC.
 #[derive(Default)]
 pub(super) struct Multi {
-    queued: Vec<Request>,
+    pub queued: Vec<Request>,
     /// Bytes of `queued`, bounded by `client_query_buffer_limit`.
     bytes: usize,
     slot: Option<Slot>,
     dirty: bool,
+    /// `proxy.cross_slot = "emulate"` and the commands touch several nodes: EXEC runs one
+    /// MULTI/EXEC per node (`tx_shards`), with each command's slot in `slots`.
+    pub spread: bool,
+    pub slots: Vec<Option<Slot>>,
 }
 
 /// WATCH pins the client to a connection of its own on the node that owns the watched slot.
 pub(super) struct Watch {
-    slot: Slot,
-    conn: Arc<Backend>,
+    pub slot: Slot,
+    pub conn: Arc<Backend>,
+    /// Connections pinned on other nodes (`proxy.cross_slot = "emulate"`).
+    pub more: Vec<(Slot, Arc<Backend>)>,
 }
 
 fn err(m: impl Into<String>) -> ProxyError {
@@ -41,7 +47,7 @@ fn err(m: impl Into<String>) -> ProxyError {
 impl Conn {
     /// Whether two slots are served together: the same slot in a cluster (which is what Redis
     /// Cluster requires), the same shard in the other modes (which never move slots).
-    fn same_node(&self, a: Slot, b: Slot) -> bool {
+    pub(super) fn same_node(&self, a: Slot, b: Slot) -> bool {
         if self.shared.config.backend.mode == Mode::Cluster {
             return a == b;
         }
@@ -63,6 +69,7 @@ impl Conn {
                 self.push_done(Bytes::from_static(b"+OK\r\n"));
             }
             TxCmd::Watch(route) => self.watch(req, route),
+            TxCmd::WatchShards => self.watch_shards(req),
         }
     }
 
@@ -74,7 +81,7 @@ impl Conn {
             ));
         };
         let conn = match &self.watch {
-            Some(w) if !self.same_node(w.slot, slot) => return self.push_error(&crossslot()),
+            Some(w) if !self.same_node(w.slot, slot) => return self.watch_shards(req),
             Some(w) => w.conn.clone(),
             None => match self.master_addr(slot) {
                 Some(addr) => self
@@ -87,6 +94,7 @@ impl Conn {
         self.watch = Some(Watch {
             slot,
             conn: conn.clone(),
+            more: Vec::new(),
         });
         let mut unit = Unit::new(req, route);
         unit.pinned = Some(conn);
@@ -110,7 +118,7 @@ impl Conn {
             Action::Tx(TxCmd::Multi) => {
                 return self.push_error(&err("MULTI calls can not be nested"))
             }
-            Action::Tx(TxCmd::Watch(_)) => {
+            Action::Tx(TxCmd::Watch(_) | TxCmd::WatchShards) => {
                 return self.push_error(&err("WATCH inside MULTI is not allowed"))
             }
             Action::Reset | Action::Local("quit") => return self.run(req, action),
@@ -119,13 +127,19 @@ impl Conn {
         match self.tx_slot(&req, action) {
             Ok(slot) => {
                 let pinned = self.watch.as_ref().map(|w| w.slot);
-                let Some(m) = self.multi.as_mut() else { return };
+                if self.multi.is_none() {
+                    return;
+                }
+                let mut spread = false;
                 if let Some(s) = slot {
-                    let other = m.slot.or(pinned);
+                    let other = self.multi.as_ref().and_then(|m| m.slot).or(pinned);
                     if let Some(o) = other {
                         if !self.same_node(o, s) {
-                            self.mark_dirty();
-                            return self.push_error(&crossslot());
+                            if !self.emulating() {
+                                self.mark_dirty();
+                                return self.push_error(&crossslot());
+                            }
+                            spread = true;
                         }
                     }
                     if let Some(m) = self.multi.as_mut() {
@@ -144,6 +158,8 @@ impl Conn {
                     }
                     m.bytes += req.raw().len();
                     m.queued.push(req);
+                    m.slots.push(slot);
+                    m.spread |= spread;
                 }
                 self.push_done(Bytes::from_static(b"+QUEUED\r\n"));
             }
@@ -176,6 +192,7 @@ impl Conn {
         let name = || String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
         match action {
             Action::Error(e) => Err(e),
+            Action::CrossSlot { .. } => Err(crossslot()),
             Action::Forward(Route::Slot(s)) | Action::Blocking(Route::Slot(s)) => Ok(Some(s)),
             Action::Forward(_) | Action::Blocking(_) | Action::Local("ping" | "echo") => Ok(None),
             Action::Publish if self.shared.config.backend.mode == Mode::Cluster => Ok(None),
@@ -208,6 +225,9 @@ impl Conn {
                 ClientReason::ExecAbort,
                 "Transaction discarded because of previous errors.",
             ));
+        }
+        if m.spread || watch.as_ref().is_some_and(|w| !w.more.is_empty()) {
+            return self.exec_shards(m, watch);
         }
         let mut wire = BytesMut::new();
         wire.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");

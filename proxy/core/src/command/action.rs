@@ -3,6 +3,7 @@
 use super::merge::MergeKind;
 use super::pubsub::Family;
 use super::route::Route;
+use crate::emulate::Plan;
 use crate::error::ProxyError;
 
 #[derive(Debug)]
@@ -46,6 +47,23 @@ pub enum Action {
     Pause { on: bool },
     /// MONITOR: the proxy's own clients' commands, streamed to this client.
     Monitor,
+    /// Keys of several slots: `-CROSSSLOT`, or run across shards (`proxy.cross_slot =
+    /// "emulate"`) when `plan` says how.
+    CrossSlot {
+        plan: Option<Box<Plan>>,
+        why: NotEmulated,
+    },
+}
+
+/// Why a command across slots has no plan, for the error `emulate` mode gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotEmulated {
+    /// It has a plan.
+    No,
+    /// A blocking command waits on one node.
+    Blocking,
+    /// Scripts and other commands whose effect Hive cannot split.
+    Unsupported,
 }
 
 #[derive(Debug)]
@@ -55,5 +73,7 @@ pub enum TxCmd {
     Discard,
     /// WATCH pins the client to the node owning the keys' slot.
     Watch(Route),
+    /// WATCH of keys in several slots.
+    WatchShards,
     Unwatch,
 }

@@ -11,7 +11,7 @@ use super::route::Route;
 use crate::auth::{self, User};
 use crate::error::{ClientReason, ProxyError};
 
-pub use super::action::{Action, TxCmd};
+pub use super::action::{Action, NotEmulated, TxCmd};
 
 /// The reply to a command Hive deliberately does not run, with the reason.
 pub(super) fn refused(what: &str, why: &str) -> Action {
@@ -244,7 +244,20 @@ fn route(
         .iter()
         .any(|&k| Slot::for_key(req.arg(k as usize)) != slot)
     {
-        return Action::Error(crossslot());
+        if full == "watch" {
+            return Action::Tx(TxCmd::WatchShards);
+        }
+        let plan = if blocking {
+            None
+        } else {
+            crate::emulate::plan::plan(spec, req).map(Box::new)
+        };
+        let why = match (&plan, blocking) {
+            (Some(_), _) => NotEmulated::No,
+            (None, true) => NotEmulated::Blocking,
+            (None, false) => NotEmulated::Unsupported,
+        };
+        return Action::CrossSlot { plan, why };
     }
     if full == "watch" {
         return Action::Tx(TxCmd::Watch(Route::Slot(slot)));
@@ -259,6 +272,22 @@ pub fn crossslot() -> ProxyError {
     ProxyError::client(
         ClientReason::CrossSlot,
         "Keys in request don't hash to the same slot",
+    )
+}
+
+/// `-CROSSSLOT` with what to do, for `proxy.cross_slot = "emulate"` when a command still
+/// cannot run across slots.
+pub fn crossslot_because(why: NotEmulated, cmd: &[u8]) -> ProxyError {
+    let cmd = String::from_utf8_lossy(cmd).to_ascii_lowercase();
+    let reason = match why {
+        NotEmulated::Blocking => {
+            format!("'{cmd}' blocks on one node and cannot wait on several shards at once")
+        }
+        _ => format!("Hive does not run '{cmd}' across slots"),
+    };
+    ProxyError::client(
+        ClientReason::CrossSlot,
+        format!("Keys in request don't hash to the same slot ({reason}; put its keys under one hash tag, such as {{user1}}:a {{user1}}:b)"),
     )
 }
 
@@ -335,10 +364,20 @@ mod tests {
             error_text(classify_args(&["config", "foo"])),
             "ERR unknown subcommand 'foo'. Try CONFIG HELP."
         );
-        assert_eq!(
-            error_text(classify_args(&["rename", "a", "b"])),
-            "CROSSSLOT Keys in request don't hash to the same slot"
-        );
+        assert!(matches!(
+            classify_args(&["rename", "a", "b"]),
+            Action::CrossSlot {
+                plan: Some(_),
+                why: NotEmulated::No
+            }
+        ));
+        assert!(matches!(
+            classify_args(&["blpop", "a", "b", "0"]),
+            Action::CrossSlot {
+                plan: None,
+                why: NotEmulated::Blocking
+            }
+        ));
     }
 
     #[test]
@@ -401,7 +440,7 @@ mod tests {
         ));
         assert!(matches!(
             classify_args(&["watch", "a", "b"]),
-            Action::Error(_)
+            Action::Tx(TxCmd::WatchShards)
         ));
         assert!(matches!(
             classify_args(&["ssubscribe", "a", "b"]),

@@ -162,6 +162,21 @@ pub struct ProxyConfig {
     pub slowlog_slower_than_us: i64,
     /// Entries SLOWLOG keeps (Redis's `slowlog-max-len`).
     pub slowlog_max_len: usize,
+    /// Multi-key commands whose keys hash to different slots: `refuse` (Redis Cluster's
+    /// `-CROSSSLOT`) or `emulate` (Hive runs them across shards, not atomically).
+    pub cross_slot: CrossSlot,
+    /// An emulated command that would copy more than this many bytes of values between
+    /// shards is refused instead.
+    pub cross_slot_max_bytes: MemSize,
+}
+
+/// `proxy.cross_slot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrossSlot {
+    #[default]
+    Refuse,
+    Emulate,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -290,6 +305,8 @@ impl Default for ProxyConfig {
             node_poll_interval_ms: 2000,
             slowlog_slower_than_us: 10_000,
             slowlog_max_len: 128,
+            cross_slot: CrossSlot::Refuse,
+            cross_slot_max_bytes: MemSize(64 << 20),
         }
     }
 }

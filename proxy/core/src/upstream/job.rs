@@ -29,6 +29,9 @@ pub enum Inbox {
     Lost,
     /// Time to try re-establishing lost subscriptions.
     Resubscribe,
+    /// The reply of entry `seq`, made by a task of the proxy's own (a command run across
+    /// shards).
+    Done { seq: u64, frame: Bytes },
 }
 
 /// The protocol a connection speaks, chosen by the client with `HELLO`.

@@ -1,0 +1,86 @@
+//! Commands the proxy runs across shards on its own task (`emulate`): their pending entry has
+//! no units and is completed by `Inbox::Done` when the task ends.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use hive_common::resp::Request;
+
+use super::pending::{Pending, NO_CMD};
+use super::Conn;
+use crate::command::classify::{crossslot, crossslot_because, NotEmulated};
+use crate::config::CrossSlot;
+use crate::emulate::{run, Plan, Router};
+use crate::upstream::Inbox;
+
+impl Conn {
+    /// Whether `proxy.cross_slot = "emulate"` (as of now: a reload applies at once).
+    pub(super) fn emulating(&self) -> bool {
+        self.shared.live.load().proxy.cross_slot == CrossSlot::Emulate
+    }
+
+    /// A command whose keys hash to several slots.
+    pub(super) fn cross_slot(&mut self, req: Request, plan: Option<Box<Plan>>, why: NotEmulated) {
+        if !self.emulating() {
+            return self.push_error(&crossslot());
+        }
+        let Some(plan) = plan else {
+            return self.push_error(&crossslot_because(why, req.arg(0)));
+        };
+        if self.one_shard(&plan) {
+            // A standalone master takes keys of any slot.
+            return self.forward(req, crate::command::route::Route::Slot(plan.target));
+        }
+        let max = self.shared.live.load().proxy.cross_slot_max_bytes.0 as u64;
+        let router = self.router();
+        let unique = format!("{}:{}", self.session.id, self.next_seq());
+        self.spawn_reply(async move { run::run(&router, &plan, &unique, max).await });
+    }
+
+    /// Outside a cluster, whether every key of `plan` lives on the target's shard.
+    fn one_shard(&self, plan: &Plan) -> bool {
+        if self.shared.config.backend.mode == crate::config::Mode::Cluster {
+            return false;
+        }
+        let topo = self.shared.topology.load();
+        let home = topo.map.shard_of(plan.target);
+        home.is_some()
+            && plan
+                .remotes
+                .iter()
+                .all(|r| topo.map.shard_of(r.slot) == home)
+    }
+
+    pub(super) fn router(&self) -> Router {
+        Router::new(self.shared.clone(), self.session.proto)
+    }
+
+    /// Queues an entry answered by `work`.
+    pub(super) fn spawn_reply(&mut self, work: impl Future<Output = Bytes> + Send + 'static) {
+        let seq = self.next_seq();
+        self.pending.push_back(Pending {
+            units: Default::default(),
+            shape: super::pending::Shape::Single,
+            reply: None,
+            push: false,
+            cmd: NO_CMD,
+            at: 0,
+        });
+        let tx = self.reply_tx();
+        // A current-thread runtime: the task stays on this worker, with its connection pool.
+        tokio::spawn(async move {
+            let frame = work.await;
+            let _ = tx.send(Inbox::Done { seq, frame });
+        });
+    }
+
+    /// The end of a spawned entry's work.
+    pub(super) fn on_done(&mut self, seq: u64, frame: Bytes) {
+        let Some(idx) = seq.checked_sub(self.base) else {
+            return;
+        };
+        if let Some(p) = self.pending.get_mut(idx as usize) {
+            p.reply = Some(frame);
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Sub-requests a proxy-side command (an emulated command across slots, a transaction across
+//! shards) sends on its own: a batch of requests to the master owning a slot, as one job on
+//! this thread's shared connection, following MOVED and waiting out failovers like any client
+//! request (bounded by `backend.failover_hold_ms`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hive_common::resp::{ReplyScanner, Request};
+use hive_common::Slot;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::error::{ProxyError, UpstreamReason};
+use crate::server::Shared;
+use crate::upstream::backend::Backend;
+use crate::upstream::reply_error::{Redirect, ReplyError};
+use crate::upstream::{pool, Inbox, Job, Proto, Tag};
+
+/// Sends batches for one client's proxy-side command, in that client's protocol.
+#[derive(Clone)]
+pub struct Router {
+    pub shared: Arc<Shared>,
+    pub proto: Proto,
+}
+
+impl Router {
+    pub fn new(shared: Arc<Shared>, proto: Proto) -> Router {
+        Router { shared, proto }
+    }
+
+    /// Runs `reqs` back to back on the master of `slot`; one reply frame per request.
+    /// Redirected or held as a whole: every request of a batch names keys of `slot` only.
+    pub async fn call(&self, slot: Slot, reqs: Vec<Request>) -> Result<Vec<Bytes>, ProxyError> {
+        let cfg = &self.shared.config.backend;
+        let hold = Duration::from_millis(cfg.failover_hold_ms);
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        let mut redirects = 0u8;
+        let mut to: Option<Arc<Backend>> = None;
+        loop {
+            let backend = match to.take() {
+                Some(b) => Some(b),
+                None => self.master_of(slot),
+            };
+            let outcome = match backend {
+                Some(b) => self.once(&b, &reqs).await,
+                None => Err(Retry::Wait(no_master(slot))),
+            };
+            let why = match outcome {
+                Ok(frames) => return Ok(frames),
+                Err(Retry::No(e)) => return Err(e),
+                Err(Retry::Moved(addr)) if redirects < cfg.max_redirects => {
+                    redirects += 1;
+                    self.shared.refresh.notify_one();
+                    to = Some(pool::backend(&self.shared, &addr, self.proto));
+                    continue;
+                }
+                Err(Retry::Moved(addr)) => ProxyError::upstream(
+                    UpstreamReason::Refused,
+                    format!("Hive: slot {} keeps moving (last to {addr})", slot.get()),
+                ),
+                Err(Retry::Wait(e)) => e,
+            };
+            if started.elapsed() >= hold {
+                return Err(why);
+            }
+            attempts += 1;
+            let delay = Duration::from_millis((cfg.retry_backoff_ms << attempts.min(5)).min(500));
+            let mut changed = self.shared.topology.changes();
+            tokio::select! {
+                _ = tokio::time::sleep(delay.min(hold.saturating_sub(started.elapsed()))) => {}
+                _ = changed.changed() => {}
+            }
+        }
+    }
+
+    /// Runs `reqs` on one given connection (a transaction's pinned WATCH connection).
+    pub async fn call_on(
+        &self,
+        backend: &Arc<Backend>,
+        reqs: Vec<Request>,
+    ) -> Result<Vec<Bytes>, ProxyError> {
+        match self.once(backend, &reqs).await {
+            Ok(f) => Ok(f),
+            Err(Retry::No(e) | Retry::Wait(e)) => Err(e),
+            Err(Retry::Moved(addr)) => Err(ProxyError::upstream(
+                UpstreamReason::Refused,
+                format!("Hive: the slot moved to {addr}"),
+            )),
+        }
+    }
+
+    fn master_of(&self, slot: Slot) -> Option<Arc<Backend>> {
+        let topo = self.shared.topology.load();
+        let i = topo.map.shard_of(slot)?;
+        pool::master(&self.shared, &topo, i, self.proto)
+    }
+
+    async fn once(&self, backend: &Arc<Backend>, reqs: &[Request]) -> Result<Vec<Bytes>, Retry> {
+        let mut data = BytesMut::with_capacity(reqs.iter().map(|r| r.raw().len()).sum());
+        for r in reqs {
+            data.extend_from_slice(r.raw());
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let tag = Tag { seq: 0, part: 0 };
+        backend.send(Job {
+            data: data.freeze(),
+            prefix: None,
+            frames: reqs.len() as u32,
+            tag,
+            reply: tx,
+        });
+        let frame = match rx.recv().await {
+            Some(Inbox::Reply { frame, .. }) => frame,
+            Some(Inbox::Failed { err, .. }) if err.retry() => return Err(Retry::Wait(err)),
+            Some(Inbox::Failed { err, .. }) => return Err(Retry::No(err)),
+            _ => {
+                return Err(Retry::No(ProxyError::upstream(
+                    UpstreamReason::Lost,
+                    "Hive: the backend connection closed",
+                )))
+            }
+        };
+        let frames = split_frames(&frame, reqs.len());
+        if frames.len() != reqs.len() {
+            // One error for the whole job: the connection failed.
+            if let Some(f) = frames.first().filter(|f| f.first() == Some(&b'-')) {
+                return Err(Retry::No(ProxyError::upstream(
+                    UpstreamReason::Lost,
+                    String::from_utf8_lossy(&f[1..f.len().saturating_sub(2)]).into_owned(),
+                )));
+            }
+            return Err(Retry::No(ProxyError::upstream(
+                UpstreamReason::BadReply,
+                "Hive: a node sent fewer replies than requests",
+            )));
+        }
+        // The first request's redirect speaks for the batch: all of it names one slot.
+        if let Some(e) = frames.first().and_then(|f| ReplyError::parse(f)) {
+            return Err(match e {
+                ReplyError::Redirect(Redirect::Moved { addr, .. }) => Retry::Moved(addr),
+                ReplyError::ClusterDown | ReplyError::ReadOnly => {
+                    self.shared.refresh.notify_one();
+                    Retry::Wait(reply_error(&frames[0]))
+                }
+                // ASK (a migrating slot), TRYAGAIN, LOADING: wait until the slot settles.
+                _ => Retry::Wait(reply_error(&frames[0])),
+            });
+        }
+        Ok(frames)
+    }
+}
+
+enum Retry {
+    No(ProxyError),
+    Wait(ProxyError),
+    Moved(String),
+}
+
+fn reply_error(frame: &[u8]) -> ProxyError {
+    ProxyError::upstream(
+        UpstreamReason::Refused,
+        String::from_utf8_lossy(&frame[1..frame.len().saturating_sub(2)]).into_owned(),
+    )
+}
+
+fn no_master(slot: Slot) -> ProxyError {
+    ProxyError::upstream(
+        UpstreamReason::NoMaster,
+        format!("Hive: no writable master for slot {}", slot.get()),
+    )
+}
+
+/// Up to `n` complete frames of a concatenated reply.
+pub fn split_frames(buf: &Bytes, n: usize) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(n);
+    let mut at = 0;
+    while at < buf.len() && out.len() < n {
+        let mut sc = ReplyScanner::default();
+        match sc.scan(&buf[at..]) {
+            Ok(Some(len)) => {
+                out.push(buf.slice(at..at + len));
+                at += len;
+            }
+            _ => break,
+        }
+    }
+    out
+}

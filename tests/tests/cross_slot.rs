@@ -1,0 +1,192 @@
+//! Commands across slots (`proxy.cross_slot`): refused as Redis Cluster does by default;
+//! emulated, each gives the reply a single standalone Redis gives for the same data, in
+//! cluster, sentinel and static modes; transactions and WATCH across shards; the byte limit.
+
+use hive_proxy::config::{Config, CrossSlot, MemSize};
+use hive_tests::{cross_slot, error_text, node_url, run, single_node, Env, GroupEnv};
+use redis::Value;
+
+fn emulate(c: &mut Config) {
+    c.proxy.cross_slot = CrossSlot::Emulate;
+}
+
+fn standalone() -> (tempfile::TempDir, hive_local::RedisProcess, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = single_node(&dir, false);
+    let url = node_url(&format!("127.0.0.1:{}", node.port));
+    (dir, node, url)
+}
+
+#[test]
+fn cross_slot_emulated_matches_standalone_in_cluster_mode() {
+    let env = Env::with(3, 1, emulate);
+    let (_d, _n, single) = standalone();
+    cross_slot::matches_standalone(&env.url(), &single);
+}
+
+#[test]
+fn cross_slot_emulated_matches_standalone_in_sentinel_mode() {
+    let env = GroupEnv::sentinel(3, None, emulate);
+    let (_d, _n, single) = standalone();
+    cross_slot::matches_standalone(&env.url(), &single);
+}
+
+#[test]
+fn cross_slot_emulated_matches_standalone_in_static_mode() {
+    let env = GroupEnv::statik(3, emulate);
+    let (_d, _n, single) = standalone();
+    cross_slot::matches_standalone(&env.url(), &single);
+}
+
+#[test]
+fn cross_slot_refused_by_default_with_redis_error() {
+    let env = Env::with(3, 0, |_| {});
+    let mut c = env.client();
+    for (cmd, _) in cross_slot::COMMANDS {
+        let r = run(&mut c, cmd);
+        assert_eq!(
+            error_text(r),
+            "CROSSSLOT Keys in request don't hash to the same slot",
+            "{cmd:?}"
+        );
+    }
+}
+
+#[test]
+fn cross_slot_blocking_and_scripts_refused_with_reason_when_emulating() {
+    let env = Env::with(3, 0, emulate);
+    let mut c = env.client();
+    let e = error_text(run(&mut c, &["BLPOP", "a", "b", "0"]));
+    assert!(
+        e.starts_with(
+            "CROSSSLOT Keys in request don't hash to the same slot ('blpop' blocks on one node"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("hash tag"), "{e}");
+    let e = error_text(run(&mut c, &["EVAL", "return 1", "2", "a", "b"]));
+    assert!(e.contains("Hive does not run 'eval' across slots"), "{e}");
+    // Nothing was applied by either.
+    assert_eq!(run(&mut c, &["EXISTS", "a", "b"]).unwrap(), Value::Int(0));
+}
+
+#[test]
+fn cross_slot_over_max_bytes_refused_and_nothing_written() {
+    let env = Env::with(3, 0, |c| {
+        emulate(c);
+        c.proxy.cross_slot_max_bytes = MemSize(100_000);
+    });
+    let mut c = env.client();
+    let members: Vec<String> = (0..5000).map(|i| format!("member-{i}")).collect();
+    let mut cmd = redis::cmd("SADD");
+    cmd.arg("big");
+    for m in &members {
+        cmd.arg(m);
+    }
+    let _: i64 = cmd.query(&mut c).unwrap();
+    let _: i64 = redis::cmd("SADD")
+        .arg("small")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    let e = error_text(run(&mut c, &["SUNIONSTORE", "dest", "small", "big"]));
+    assert!(
+        e.contains("over proxy.cross_slot_max_bytes (100000)"),
+        "{e}"
+    );
+    assert_eq!(run(&mut c, &["EXISTS", "dest"]).unwrap(), Value::Int(0));
+    let n: i64 = redis::cmd("SCARD").arg("small").query(&mut c).unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn cross_slot_transaction_refused_early_by_default() {
+    let env = Env::with(3, 0, |_| {});
+    let mut c = env.client();
+    let mut p = redis::pipe();
+    p.atomic().set("a", 1).ignore().set("b", 2).ignore();
+    let e = p.query::<()>(&mut c).unwrap_err();
+    // redis-rs reports the first queued error; EXEC itself answered EXECABORT.
+    assert!(matches!(e.code(), Some("CROSSSLOT" | "EXECABORT")), "{e}");
+    assert_eq!(run(&mut c, &["EXISTS", "a", "b"]).unwrap(), Value::Int(0));
+    // The first command that crosses is the one refused.
+    assert_eq!(run(&mut c, &["MULTI"]).unwrap(), Value::Okay);
+    assert!(
+        matches!(run(&mut c, &["SET", "a", "1"]).unwrap(), Value::SimpleString(ref s) if s == "QUEUED")
+    );
+    assert_eq!(
+        error_text(run(&mut c, &["SET", "b", "1"])),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    assert!(error_text(run(&mut c, &["EXEC"])).starts_with("EXECABORT"));
+}
+
+#[test]
+fn cross_slot_transaction_emulated_runs_on_every_shard() {
+    let env = Env::with(3, 0, emulate);
+    let mut c = env.client();
+    let keys: Vec<String> = (0..30).map(|i| format!("tx:{i}")).collect();
+    let mut p = redis::pipe();
+    p.atomic();
+    for k in &keys {
+        p.cmd("INCRBY").arg(k).arg(5);
+    }
+    p.cmd("PING");
+    p.cmd("MGET").arg(&keys[0]);
+    let (incrs, pong, got): (Vec<i64>, String, Vec<i64>) = {
+        let v: Vec<Value> = p.query(&mut c).unwrap();
+        let incrs = v[..30]
+            .iter()
+            .map(|x| redis::from_redis_value(x).unwrap())
+            .collect();
+        (
+            incrs,
+            redis::from_redis_value(&v[30]).unwrap(),
+            redis::from_redis_value(&v[31]).unwrap(),
+        )
+    };
+    assert_eq!(incrs, vec![5; 30]);
+    assert_eq!(pong, "PONG");
+    assert_eq!(got, vec![5]);
+    // Every master holds its share.
+    for m in env.cluster.master_addrs() {
+        let mut n = hive_tests::connect(&node_url(&m));
+        let dbsize: i64 = redis::cmd("DBSIZE").query(&mut n).unwrap();
+        assert!(dbsize > 0, "{m} has none of the keys");
+    }
+}
+
+#[test]
+fn cross_slot_watch_across_shards_aborts_whole_transaction() {
+    let env = Env::with(3, 0, emulate);
+    let mut c = env.client();
+    let mut other = env.client();
+    // Refused without emulation is covered above; here: a change on either shard aborts.
+    for changed in ["a", "b"] {
+        assert_eq!(run(&mut c, &["WATCH", "a", "b"]).unwrap(), Value::Okay);
+        let _: () = redis::cmd("SET")
+            .arg(changed)
+            .arg("x")
+            .query(&mut other)
+            .unwrap();
+        run(&mut c, &["MULTI"]).unwrap();
+        run(&mut c, &["SET", "a", "mine"]).unwrap();
+        run(&mut c, &["SET", "b", "mine"]).unwrap();
+        run(&mut c, &["SET", "c", "mine"]).unwrap();
+        assert_eq!(
+            run(&mut c, &["EXEC"]).unwrap(),
+            Value::Nil,
+            "{changed} changed"
+        );
+        assert_eq!(run(&mut c, &["EXISTS", "c"]).unwrap(), Value::Int(0));
+    }
+    // Unchanged: applied everywhere.
+    assert_eq!(run(&mut c, &["WATCH", "a", "b"]).unwrap(), Value::Okay);
+    run(&mut c, &["MULTI"]).unwrap();
+    run(&mut c, &["SET", "a", "mine"]).unwrap();
+    run(&mut c, &["SET", "b", "mine"]).unwrap();
+    let v = run(&mut c, &["EXEC"]).unwrap();
+    assert_eq!(v, Value::Array(vec![Value::Okay, Value::Okay]));
+    let got: Vec<String> = redis::cmd("MGET").arg("a").arg("b").query(&mut c).unwrap();
+    assert_eq!(got, ["mine", "mine"]);
+}
