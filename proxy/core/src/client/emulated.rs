@@ -65,6 +65,7 @@ impl Conn {
             push: false,
             cmd: NO_CMD,
             at: 0,
+            silent: false,
         });
         let tx = self.reply_tx();
         // A current-thread runtime: the task stays on this worker, with its connection pool.

@@ -31,8 +31,12 @@ impl Conn {
         if n == 0 {
             return self.push_error(&no_topology());
         }
-        if req.arg(0).eq_ignore_ascii_case(b"script") && req.arg(1).eq_ignore_ascii_case(b"load") {
-            self.shared.scripts.record(req.arg(2));
+        if req.arg(0).eq_ignore_ascii_case(b"script") {
+            if req.arg(1).eq_ignore_ascii_case(b"load") {
+                self.shared.scripts.record(req.arg(2));
+            } else if req.arg(1).eq_ignore_ascii_case(b"flush") {
+                self.shared.scripts.clear();
+            }
         }
         let kind = match kind {
             MergeKind::Random(_) => {

@@ -12,6 +12,7 @@ mod blocking;
 mod emulated;
 mod fanout;
 mod forward;
+mod keyspace;
 mod large;
 mod limits;
 mod observe;
@@ -106,6 +107,8 @@ struct Conn {
     /// `backend.read_your_writes` as of this connection's start, and its writes.
     ryw: bool,
     writes: Writes,
+    /// CLIENT REPLY.
+    replies: observe::Replies,
 }
 
 /// Takes a new client's slot at once (so the accept loop counts it against `max_clients`)
@@ -167,6 +170,7 @@ async fn serve<S>(
         clock: crate::metrics::worker::clock().clone(),
         ryw: live.backend.read_your_writes,
         writes: Writes::default(),
+        replies: Default::default(),
     };
     conn.session.read_from = live.backend.read_from;
     // Buffers start empty: an idle client holds no buffer pages.

@@ -1,13 +1,57 @@
 //! Where a request is seen: it is classified and run, then its reply is tagged for the
-//! per-command counters and the slow log (`pending::flush` counts it), and MONITOR is shown it.
+//! per-command counters and the slow log (`pending::flush` counts it), and MONITOR is shown it;
+//! CLIENT REPLY OFF/SKIP mark the replies that are dropped.
 
+use bytes::Bytes;
 use hive_common::command::flag;
 use hive_common::resp::Request;
 
 use super::Conn;
-use crate::command::classify::classify_spec;
+use crate::command::classify::{classify_spec, Action};
+use crate::error::ProxyError;
+
+/// CLIENT REPLY's state.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Replies {
+    #[default]
+    On,
+    Off,
+    /// SKIP was the last command: the next one's reply is dropped.
+    SkipNext,
+}
+
+impl Replies {
+    /// Whether the reply of the command now being dispatched is dropped; a SKIP is used up.
+    fn silent(&mut self) -> bool {
+        match *self {
+            Replies::On => false,
+            Replies::Off => true,
+            Replies::SkipNext => {
+                *self = Replies::On;
+                true
+            }
+        }
+    }
+}
 
 impl Conn {
+    /// CLIENT REPLY ON|OFF|SKIP, as Redis: only ON is answered.
+    fn client_reply(&mut self, req: &Request) {
+        let arg = req.get(2).unwrap_or_default();
+        if arg.eq_ignore_ascii_case(b"on") {
+            self.replies = Replies::On;
+            self.push_done(Bytes::from_static(b"+OK\r\n"));
+        } else if arg.eq_ignore_ascii_case(b"off") {
+            self.replies = Replies::Off;
+        } else if arg.eq_ignore_ascii_case(b"skip") {
+            if self.replies != Replies::Off {
+                self.replies = Replies::SkipNext;
+            }
+        } else if !self.replies.silent() {
+            self.push_error(&ProxyError::invalid("syntax error"));
+        }
+    }
+
     /// Classifies and runs one request, then tags its reply for the per-command counters and
     /// shows it to MONITOR (unless it waits: it comes back here then).
     pub(super) fn dispatch(&mut self, req: Request) {
@@ -17,9 +61,18 @@ impl Conn {
         let shown = spec.filter(|s| !s.has(flag::ADMIN));
         let monitored = (shown.is_some() && self.shared.monitors.active()).then(|| req.clone());
         self.read_route(&mut action, spec);
+        if let Action::Local("client|reply") = action {
+            return self.client_reply(&req);
+        }
+        let silent = self.replies.silent();
         self.dispatch_action(req, action);
         if self.held.is_some() {
             return;
+        }
+        if silent {
+            for p in self.pending.range_mut(before..) {
+                p.silent = true;
+            }
         }
         if let (Some(spec), Some(p)) = (spec, self.pending.get_mut(before)) {
             p.cmd = spec.id;

@@ -84,6 +84,9 @@ pub(super) enum Shape {
     Exec,
     /// One reply per node, `+OK` only when every node said it.
     Nodes(Box<NodeReplies>),
+    /// PUBLISH: the nodes' count (merged when several), corrected by `add` to count every
+    /// subscriber reached through Hive once.
+    Count { merge: Option<Box<Merge>>, add: i64 },
 }
 
 pub(super) struct Pending {
@@ -97,6 +100,8 @@ pub(super) struct Pending {
     pub cmd: u16,
     /// `metrics::worker::clock()`'s raw reading; 0 when not timed.
     pub at: u64,
+    /// CLIENT REPLY OFF or SKIP: the reply is dropped instead of written.
+    pub silent: bool,
 }
 
 /// `Pending::cmd` of entries that answer no counted request.
@@ -111,6 +116,7 @@ impl Pending {
             push: false,
             cmd: NO_CMD,
             at: 0,
+            silent: false,
         }
     }
 }
@@ -138,6 +144,7 @@ impl Conn {
             push: false,
             cmd: NO_CMD,
             at: 0,
+            silent: false,
         });
         self.send(seq, 0);
     }
@@ -153,6 +160,7 @@ impl Conn {
             push: false,
             cmd: NO_CMD,
             at: 0,
+            silent: false,
         });
         for part in 0..n {
             self.send(seq, part);
@@ -199,6 +207,13 @@ impl Conn {
                     p.reply = Some(out);
                 }
             }
+            Shape::Count { merge, add } => {
+                let out = match merge {
+                    Some(m) => m.add(tag.part as usize, frame),
+                    None => Some(frame),
+                };
+                p.reply = out.map(|f| corrected(f, *add));
+            }
         }
         if let Some(r) = &p.reply {
             self.done_bytes += r.len();
@@ -227,7 +242,9 @@ impl Conn {
                 errors += 1;
                 self.worker.errors[error_code(r)].add(1);
             }
-            out.push(r);
+            if !p.silent {
+                out.push(r);
+            }
             if p.at != 0 && p.cmd != NO_CMD {
                 let now = *now.get_or_insert_with(|| self.clock.raw());
                 let us = self.clock.delta_as_nanos(p.at, now) / 1000;
@@ -269,6 +286,18 @@ impl Conn {
             self.entry.peer.to_string(),
             name.unwrap_or_default(),
         );
+    }
+}
+
+/// An integer reply plus `add` (never below 0); other replies (errors) as they are.
+fn corrected(frame: Bytes, add: i64) -> Bytes {
+    let n = frame
+        .strip_prefix(b":")
+        .and_then(|r| r.strip_suffix(b"\r\n"))
+        .and_then(hive_common::resp::parse_i64);
+    match n {
+        Some(n) => Bytes::from(format!(":{}\r\n", (n + add).max(0))),
+        None => frame,
     }
 }
 

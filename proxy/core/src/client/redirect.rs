@@ -45,6 +45,7 @@ impl Conn {
             Inbox::Lost => self.schedule_resubscribe(),
             Inbox::Resubscribe => self.resubscribe(),
             Inbox::Done { seq, frame } => self.on_done(seq, frame),
+            Inbox::Topology => self.on_topology(),
         }
     }
 

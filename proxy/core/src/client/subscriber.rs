@@ -12,11 +12,13 @@ use hive_common::Slot;
 use smallvec::SmallVec;
 
 use super::pending::{Shape, Unit};
+use super::keyspace::IndexGuard;
 use super::transaction::no_master_for;
 use super::Conn;
 use crate::command::classify::Action;
 use crate::command::merge::{Merge, MergeKind};
 use crate::command::pubsub::{subscribed_pong, Family, Subscriptions};
+use crate::command::pubsub_index::{is_keyspace_channel, may_match_keyspace, Part};
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::ProxyError;
@@ -29,13 +31,20 @@ use crate::upstream::{Inbox, Job, Proto, Tag};
 pub const INTERNAL: u64 = u64::MAX;
 
 pub(super) struct Subscriber {
-    subs: Subscriptions,
+    pub subs: Subscriptions,
     /// Channels and patterns live on one master: its shard and the connection.
-    home: Option<(usize, Arc<Backend>)>,
+    pub home: Option<(usize, Arc<Backend>)>,
     /// Shard channels live on the master owning their slot.
     shard_conns: Vec<Arc<Backend>>,
     pub sink: PushSink,
     resub_scheduled: bool,
+    /// Keyspace notifications: connections to every other master (`keyspace`).
+    pub keyspace: Vec<Arc<Backend>>,
+    /// A task forwards topology changes (the keyspace connections follow the masters).
+    pub following: bool,
+    /// What the proxy-wide index holds for this client.
+    pub part: Part,
+    pub index: IndexGuard,
 }
 
 impl Conn {
@@ -62,15 +71,44 @@ impl Conn {
         }
     }
 
+    /// PUBLISH, answering how many subscribers it reached through Hive: the nodes count
+    /// Hive's subscriber connections they hold (a client with keyspace connections holds
+    /// several), so their count is corrected by the proxy-wide subscription index.
     pub(super) fn publish(&mut self, req: Request) {
-        if self.shared.config.backend.mode == Mode::Cluster {
-            // The cluster bus delivers it to subscribers on every node. One node per channel
-            // keeps a publisher's messages in order.
-            let slot = Slot::for_key(req.arg(1));
-            self.forward(req, Route::Slot(slot));
+        let topo = self.shared.topology.load();
+        let cluster = self.shared.config.backend.mode == Mode::Cluster;
+        let slot = Slot::for_key(req.arg(1));
+        // In a cluster the bus delivers it to subscribers on every node, and one node per
+        // channel keeps a publisher's messages in order; elsewhere every master gets it.
+        let nodes: Vec<String> = if cluster {
+            topo.map
+                .shard_of(slot)
+                .map(|i| topo.map.shards()[i].master.clone())
+                .into_iter()
+                .collect()
         } else {
-            self.fan_out(req, MergeKind::Sum);
+            topo.map.shards().iter().map(|s| s.master.clone()).collect()
+        };
+        drop(topo);
+        let (clients, conns) = self.shared.pubsub.receivers(req.arg(1), &nodes);
+        let add = clients - conns;
+        if cluster {
+            let unit = Unit::new(req, Route::Slot(slot));
+            return self.push_unit(unit, Shape::Count { merge: None, add });
         }
+        let n = nodes.len();
+        if n == 0 {
+            return self.push_error(&no_master_for(None));
+        }
+        let units = (0..n).map(|i| Unit::new(req.clone(), Route::Master(i))).collect();
+        let merge = Merge::new(MergeKind::Sum, n, Vec::new());
+        self.push_merge(
+            units,
+            Shape::Count {
+                merge: Some(Box::new(merge)),
+                add,
+            },
+        );
     }
 
     fn subscriber(&mut self) -> &mut Subscriber {
@@ -80,6 +118,7 @@ impl Conn {
                 queued: Arc::new(AtomicUsize::new(0)),
                 limit: self.shared.live.load().proxy.subscriber_output_limit_bytes,
                 kill: self.entry.signal.clone(),
+                keyspace_only: false,
             };
             self.subs = Some(Box::new(Subscriber {
                 subs: Subscriptions::default(),
@@ -87,6 +126,12 @@ impl Conn {
                 shard_conns: Vec::new(),
                 sink,
                 resub_scheduled: false,
+                keyspace: Vec::new(),
+                following: false,
+                part: Part::default(),
+                index: IndexGuard {
+                    shared: self.shared.clone(),
+                },
             }));
         }
         self.subs.as_mut().expect("just set")
@@ -143,6 +188,11 @@ impl Conn {
             return self.push_error(&no_master_for(slot));
         };
         let sub = self.subscriber();
+        let before = match family {
+            Family::Channel => sub.subs.channels.iter().filter(|c| is_keyspace_channel(c)).count(),
+            Family::Pattern => sub.subs.patterns.iter().filter(|p| may_match_keyspace(p)).count(),
+            Family::Shard => 0,
+        };
         let frames = sub.subs.apply(family, on, &args);
         let (c, p, s) = (
             sub.subs.channels.len(),
@@ -161,6 +211,7 @@ impl Conn {
         unit.pinned = Some(conn);
         unit.wire = Some((data, frames));
         self.push_unit(unit, Shape::Single);
+        self.keyspace_apply(family, on, &args, before);
     }
 
     /// SUNSUBSCRIBE with no arguments while shard channels live on several masters: one
@@ -220,6 +271,7 @@ impl Conn {
         sub.resub_scheduled = false;
         sub.home = None;
         sub.shard_conns.clear();
+        sub.keyspace.clear();
         let plain: Vec<(Family, Vec<Bytes>)> = [
             (Family::Channel, sub.subs.channels.iter().cloned().collect()),
             (Family::Pattern, sub.subs.patterns.iter().cloned().collect()),
@@ -254,5 +306,7 @@ impl Conn {
                 reply: tx.clone(),
             });
         }
+        self.keyspace_connect();
+        self.publish_part();
     }
 }

@@ -227,7 +227,7 @@ impl Conn {
             ));
         }
         if m.spread || watch.as_ref().is_some_and(|w| !w.more.is_empty()) {
-            return self.exec_shards(m, watch);
+            return self.exec_shards(*m, watch);
         }
         let mut wire = BytesMut::new();
         wire.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");

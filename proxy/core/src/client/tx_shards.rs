@@ -92,7 +92,7 @@ impl Conn {
     }
 
     /// EXEC of a transaction that spans nodes or watches keys on several.
-    pub(super) fn exec_shards(&mut self, m: Box<Multi>, watch: Option<Watch>) {
+    pub(super) fn exec_shards(&mut self, m: Multi, watch: Option<Watch>) {
         let cluster = self.shared.config.backend.mode == Mode::Cluster;
         let topo = self.shared.topology.load();
         // One group per node: per slot in a cluster (Redis Cluster runs a transaction in one

@@ -190,9 +190,7 @@ fn route(
         full if full.starts_with("acl|") => {
             return refused(full, "Hive answers ACL WHOAMI, USERS, CAT, LIST, GETUSER, SETUSER, DELUSER, LOG, DRYRUN, SAVE and LOAD for its own users")
         }
-        "client|reply" => {
-            return refused(full, "replies are always sent, so pipelines stay in step")
-        }
+        "client|reply" => return Action::Local(full),
         // The slot argument says where the keys are.
         "cluster|countkeysinslot" | "cluster|getkeysinslot" => {
             return match parse_i64(req.arg(2))

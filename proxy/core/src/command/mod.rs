@@ -9,6 +9,7 @@ pub mod every_node;
 pub mod local;
 pub mod merge;
 pub mod pubsub;
+pub mod pubsub_index;
 pub mod route;
 pub mod scan_cursor;
 pub mod scripts;

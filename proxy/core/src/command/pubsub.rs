@@ -104,6 +104,40 @@ pub fn is_message(frame: &[u8]) -> bool {
     )
 }
 
+/// The channel a `message` or `pmessage` frame was published on.
+pub fn message_channel(frame: &[u8]) -> Option<&[u8]> {
+    let skip = match frame_kind(frame)? {
+        b"message" | b"smessage" => 1,
+        b"pmessage" => 2,
+        _ => return None,
+    };
+    // Header line, then `skip` bulk strings (the kind, and the pattern of a pmessage).
+    let mut at = memchr::memchr(b'\n', frame)? + 1;
+    for _ in 0..=skip {
+        let (body, next) = bulk_at(frame, at)?;
+        let _ = body;
+        at = next;
+    }
+    bulk_at(frame, at).map(|(b, _)| b)
+}
+
+/// The bulk string starting at `at` and where the next element starts.
+fn bulk_at(frame: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let rest = frame.get(at..)?.strip_prefix(b"$")?;
+    let nl = memchr::memchr(b'\n', rest)?;
+    let len: usize = std::str::from_utf8(rest.get(..nl.checked_sub(1)?)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let start = at + 1 + nl + 1;
+    Some((frame.get(start..start + len)?, start + len + 2))
+}
+
+/// Whether a message frame is a keyspace notification.
+pub fn carries_keyspace(frame: &[u8]) -> bool {
+    message_channel(frame).is_some_and(super::pubsub_index::is_keyspace_channel)
+}
+
 /// The reply Redis gives to PING from a RESP2 client in subscribed state.
 pub fn subscribed_pong(msg: Option<&[u8]>) -> Bytes {
     let mut out = bytes::BytesMut::new();
@@ -132,6 +166,16 @@ mod tests {
         assert_eq!(s.apply(Family::Channel, false, &[b("zz")]), 1);
         assert_eq!(s.apply(Family::Channel, false, &[]), 2);
         assert!(!s.active());
+    }
+
+    #[test]
+    fn message_channels_found() {
+        let m = b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n";
+        assert_eq!(message_channel(m), Some(&b"news"[..]));
+        let p = b">4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$22\r\n__keyevent@0__:expired\r\n$1\r\nk\r\n";
+        assert_eq!(message_channel(p), Some(&b"__keyevent@0__:expired"[..]));
+        assert!(carries_keyspace(p));
+        assert!(!carries_keyspace(m));
     }
 
     #[test]

@@ -43,6 +43,14 @@ impl Scripts {
         }
     }
 
+    /// Forgets every script (SCRIPT FLUSH): an EVALSHA of a flushed script must get NOSCRIPT,
+    /// as from Redis, not be healed.
+    pub fn clear(&self) {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        c.by_sha.clear();
+        c.bytes = 0;
+    }
+
     /// `SCRIPT LOAD <body>` for a known SHA, ready to send before a retried EVALSHA.
     pub fn load_request(&self, sha: &[u8]) -> Option<Bytes> {
         let key: [u8; 40] = sha.to_ascii_lowercase().try_into().ok()?;

@@ -41,6 +41,8 @@ pub struct Shared {
     /// Script bodies by SHA1 (from SCRIPT LOAD and EVAL), to reload one on a node that
     /// answers NOSCRIPT after a failover or restart.
     pub scripts: Scripts,
+    /// Every subscription of Hive's clients, for PUBLISH's count.
+    pub pubsub: crate::command::pubsub_index::PubsubIndex,
     /// The proxy's own users (never the backend's credentials) and the ACL LOG.
     pub auth: AuthState,
     /// The TLS acceptor for `proxy.tls_listen`; `reload` re-reads its files (SIGHUP).
@@ -97,6 +99,7 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             clients: Registry::default(),
             scripts: Scripts::default(),
+            pubsub: Default::default(),
             auth: AuthState::new(users),
             tls,
             pause: PauseState::default(),

@@ -20,7 +20,7 @@ use super::control::ControlConn;
 use super::reply_error::qualify;
 use super::{Auth, Inbox, Job, Proto, ReplyTx, Tag};
 use crate::client::stop::{Signal, Stop};
-use crate::command::pubsub::is_message;
+use crate::command::pubsub::{carries_keyspace, is_message};
 use crate::error::{ProxyError, UpstreamReason};
 use crate::metrics::backends::ConnState;
 use crate::metrics::Stats;
@@ -56,6 +56,9 @@ pub struct PushSink {
     pub limit: usize,
     /// Disconnects the client once `queued` passes `limit`.
     pub kill: Arc<Signal>,
+    /// A connection made only for keyspace notifications: other messages (which the home
+    /// connection delivers already) are dropped.
+    pub keyspace_only: bool,
 }
 
 /// Handle to a backend connection task. Cloning the `Arc` is the only per-request cost.
@@ -392,6 +395,9 @@ impl Task {
                     }
                     if let Some(p) = &push {
                         if is_message(&frame) {
+                            if p.keyspace_only && !carries_keyspace(&frame) {
+                                continue;
+                            }
                             let total = p.queued.fetch_add(frame.len(), Ordering::Relaxed);
                             if total + frame.len() > p.limit {
                                 p.kill.raise(Stop::Kill);

@@ -32,6 +32,8 @@ pub enum Inbox {
     /// The reply of entry `seq`, made by a task of the proxy's own (a command run across
     /// shards).
     Done { seq: u64, frame: Bytes },
+    /// The topology changed (sent to subscribers with keyspace connections).
+    Topology,
 }
 
 /// The protocol a connection speaks, chosen by the client with `HELLO`.

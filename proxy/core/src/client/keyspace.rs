@@ -1,0 +1,208 @@
+//! Keyspace notifications from every master: a node publishes `__keyspace@*` and
+//! `__keyevent@*` messages only to its own subscribers, so a subscription that can match them
+//! is also made on every other master, on connections that pass on only those messages (the
+//! home connection delivers everything else, once). Those connections follow failovers and
+//! reshards. Also keeps the proxy-wide subscription index PUBLISH counts with.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hive_common::resp::Request;
+
+use super::subscriber::{Subscriber, INTERNAL};
+use super::Conn;
+use crate::command::pubsub::Family;
+use crate::command::pubsub_index::{is_keyspace_channel, may_match_keyspace, Part};
+use crate::server::Shared;
+use crate::upstream::backend::PushSink;
+use crate::upstream::topology::NO_MASTER;
+use crate::upstream::{Inbox, Job, Tag};
+
+const TAG: Tag = Tag {
+    seq: INTERNAL,
+    part: 0,
+};
+
+impl Conn {
+    /// After a SUBSCRIBE/PSUBSCRIBE/(P)UNSUBSCRIBE on the home connection: the same for the
+    /// keyspace-capable channels or patterns on every other master.
+    pub(super) fn keyspace_apply(&mut self, family: Family, on: bool, args: &[Bytes], before: usize) {
+        if !matches!(family, Family::Channel | Family::Pattern) {
+            return;
+        }
+        let capable = |a: &Bytes| match family {
+            Family::Channel => is_keyspace_channel(a),
+            _ => may_match_keyspace(a),
+        };
+        let picked: Vec<&Bytes> = args.iter().filter(|a| capable(a)).collect();
+        let Some(sub) = self.subs.as_mut() else {
+            return;
+        };
+        if sub.keyspace_wanted().is_empty() {
+            sub.keyspace.clear();
+            return self.publish_part();
+        }
+        if !sub.keyspace.is_empty() && (!picked.is_empty() || (!on && args.is_empty())) {
+            let mut words: Vec<&[u8]> = vec![command(family, on)];
+            words.extend(picked.iter().map(|a| &a[..]));
+            // A reply frame per channel named, or per channel held for a bare UNSUBSCRIBE.
+            let frames = if picked.is_empty() { before.max(1) } else { picked.len() };
+            let data = Request::from_args(&words).raw().clone();
+            for c in &sub.keyspace {
+                c.send(job(data.clone(), frames, sub));
+            }
+        }
+        self.keyspace_connect();
+        self.publish_part();
+    }
+
+    /// Makes the keyspace connections the current topology needs (every master but home's),
+    /// each subscribed to everything keyspace-capable; drops those to former masters.
+    pub(super) fn keyspace_connect(&mut self) {
+        let topo = self.shared.topology.load();
+        let masters: Vec<String> = topo
+            .map
+            .shards()
+            .iter()
+            .map(|s| s.master.clone())
+            .filter(|m| m != NO_MASTER)
+            .collect();
+        let proto = self.session.proto;
+        let shared = self.shared.clone();
+        let follow = self.reply_tx();
+        let Some(sub) = self.subs.as_mut() else {
+            return;
+        };
+        let (channels, patterns) = sub.keyspace_wanted_split();
+        if channels.is_empty() && patterns.is_empty() {
+            sub.keyspace.clear();
+            return;
+        }
+        let home = sub.home_addr();
+        sub.keyspace
+            .retain(|c| masters.iter().any(|m| **m == *c.addr) && Some(&*c.addr) != home.as_deref());
+        for m in &masters {
+            if Some(m.as_str()) == home.as_deref() || sub.keyspace.iter().any(|c| &*c.addr == m) {
+                continue;
+            }
+            let sink = PushSink {
+                keyspace_only: true,
+                ..sub.sink.clone()
+            };
+            let c = shared.connector.dedicated(m, proto, Some(sink));
+            for (family, items) in [(Family::Channel, &channels), (Family::Pattern, &patterns)] {
+                if items.is_empty() {
+                    continue;
+                }
+                let mut words: Vec<&[u8]> = vec![command(family, true)];
+                words.extend(items.iter().map(|a| &a[..]));
+                c.send(job(Request::from_args(&words).raw().clone(), items.len(), sub));
+            }
+            sub.keyspace.push(c);
+        }
+        if !sub.following {
+            sub.following = true;
+            let mut changed = shared.topology.changes();
+            tokio::spawn(async move {
+                while changed.changed().await.is_ok() {
+                    if follow.send(Inbox::Topology).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
+    /// The topology changed: a subscriber whose home is no longer a master subscribes again
+    /// everywhere; otherwise only the keyspace connections are brought up to date.
+    pub(super) fn on_topology(&mut self) {
+        let topo = self.shared.topology.load();
+        let Some(sub) = self.subs.as_ref() else {
+            return;
+        };
+        let home_ok = sub
+            .home_addr()
+            .is_none_or(|h| topo.map.shards().iter().any(|s| s.master == h));
+        drop(topo);
+        if !home_ok {
+            return self.resubscribe();
+        }
+        self.keyspace_connect();
+        self.publish_part();
+    }
+
+    /// Records this client's subscriptions in the proxy-wide index.
+    pub(super) fn publish_part(&mut self) {
+        let Some(sub) = self.subs.as_mut() else {
+            return;
+        };
+        let part = Part {
+            channels: sub.subs.channels.iter().cloned().collect(),
+            patterns: sub.subs.patterns.iter().cloned().collect(),
+            home: sub.home_addr(),
+            keyspace_nodes: sub.keyspace.iter().map(|c| c.addr.to_string()).collect(),
+        };
+        self.shared.pubsub.replace(&sub.part, &part);
+        sub.part = part;
+    }
+}
+
+fn command(family: Family, on: bool) -> &'static [u8] {
+    match (family, on) {
+        (Family::Pattern, true) => b"PSUBSCRIBE",
+        (Family::Pattern, false) => b"PUNSUBSCRIBE",
+        (_, true) => b"SUBSCRIBE",
+        (_, false) => b"UNSUBSCRIBE",
+    }
+}
+
+fn job(data: Bytes, frames: usize, sub: &Subscriber) -> Job {
+    Job {
+        data,
+        prefix: None,
+        frames: frames as u32,
+        tag: TAG,
+        reply: sub.sink.tx.clone(),
+    }
+}
+
+/// Takes a subscriber's part out of the index when it goes (RESET, disconnect).
+pub(super) struct IndexGuard {
+    pub shared: Arc<Shared>,
+}
+
+impl Subscriber {
+    pub(super) fn home_addr(&self) -> Option<String> {
+        self.home.as_ref().map(|(_, c)| c.addr.to_string())
+    }
+
+    /// Keyspace-capable channels and patterns held now.
+    pub(super) fn keyspace_wanted(&self) -> Vec<Bytes> {
+        let (mut c, p) = self.keyspace_wanted_split();
+        c.extend(p);
+        c
+    }
+
+    fn keyspace_wanted_split(&self) -> (Vec<Bytes>, Vec<Bytes>) {
+        (
+            self.subs
+                .channels
+                .iter()
+                .filter(|c| is_keyspace_channel(c))
+                .cloned()
+                .collect(),
+            self.subs
+                .patterns
+                .iter()
+                .filter(|p| may_match_keyspace(p))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.index.shared.pubsub.replace(&self.part, &Part::default());
+    }
+}
