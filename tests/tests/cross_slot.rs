@@ -190,3 +190,42 @@ fn cross_slot_watch_across_shards_aborts_whole_transaction() {
     let got: Vec<String> = redis::cmd("MGET").arg("a").arg("b").query(&mut c).unwrap();
     assert_eq!(got, ["mine", "mine"]);
 }
+
+#[test]
+fn cross_slot_redis_py_pipeline_refused_or_emulated() {
+    let python =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyvenv/bin/python");
+    let script = r#"
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+p = r.pipeline()              # transaction=True: MULTI/EXEC
+for i in range(20):
+    p.set(f"py:{i}", i)
+try:
+    print("applied", p.execute())
+except redis.exceptions.ResponseError as e:
+    print("error", str(e).split()[0])
+print("count", sum(r.exists(f"py:{i}") for i in range(20)))
+"#;
+    for (mode, want) in [
+        (CrossSlot::Refuse, "error"),
+        (CrossSlot::Emulate, "applied"),
+    ] {
+        let env = Env::with(3, 0, |c| c.proxy.cross_slot = mode);
+        let out = std::process::Command::new(&python)
+            .arg("-c")
+            .arg(script)
+            .arg(env.port().to_string())
+            .output()
+            .expect("run redis-py");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.starts_with(want), "{mode:?}: {text}");
+        let count = if mode == CrossSlot::Refuse { 0 } else { 20 };
+        assert!(text.contains(&format!("count {count}")), "{mode:?}: {text}");
+    }
+}

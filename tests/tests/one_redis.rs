@@ -18,11 +18,23 @@ fn script_flush_forgets_scripts_on_every_master_and_in_hive() {
         .arg("return 7")
         .query(&mut c)
         .unwrap();
-    let _: i64 = redis::cmd("EVAL").arg("return 8").arg(0).query(&mut c).unwrap();
-    let exists: Vec<i64> = redis::cmd("SCRIPT").arg("EXISTS").arg(&sha).query(&mut c).unwrap();
+    let _: i64 = redis::cmd("EVAL")
+        .arg("return 8")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    let exists: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&sha)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(exists, [1]);
     assert_eq!(run(&mut c, &["SCRIPT", "FLUSH"]).unwrap(), Value::Okay);
-    let exists: Vec<i64> = redis::cmd("SCRIPT").arg("EXISTS").arg(&sha).query(&mut c).unwrap();
+    let exists: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&sha)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(exists, [0]);
     // Hive does not heal a flushed script: the app sees NOSCRIPT, as from Redis, on every
     // shard's keys.
@@ -105,9 +117,17 @@ fn publish_counts(addr: std::net::SocketAddr, url: &str) {
     // keyspace notifications); it still counts once.
     let all = subscriber(addr, &["PSUBSCRIBE", "*"]);
     let mut c = hive_tests::connect(url);
-    let n: i64 = redis::cmd("PUBLISH").arg("news").arg("hi").query(&mut c).unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("hi")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(n, 8);
-    let n: i64 = redis::cmd("PUBLISH").arg("other").arg("hi").query(&mut c).unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("other")
+        .arg("hi")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(n, 1);
     drop(subs);
     drop(pats);
@@ -115,7 +135,11 @@ fn publish_counts(addr: std::net::SocketAddr, url: &str) {
     // Gone subscribers leave the count (once the proxy has seen them close).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let n: i64 = redis::cmd("PUBLISH").arg("news").arg("hi").query(&mut c).unwrap();
+        let n: i64 = redis::cmd("PUBLISH")
+            .arg("news")
+            .arg("hi")
+            .query(&mut c)
+            .unwrap();
         if n == 0 {
             break;
         }
@@ -136,4 +160,135 @@ fn publish_counts_every_hive_subscriber_in_sentinel_and_static_modes() {
     publish_counts(env.proxy.addr, &env.url());
     let env = GroupEnv::statik(3, |_| {});
     publish_counts(env.proxy.addr, &env.url());
+}
+
+/// Reads messages from `r` until `want` keys each have an event (or the time is up); returns
+/// how many events each key got.
+fn collect_events(
+    r: &mut BufReader<TcpStream>,
+    event: &str,
+    want: usize,
+    limit: Duration,
+) -> std::collections::HashMap<String, usize> {
+    let mut seen = std::collections::HashMap::new();
+    let deadline = Instant::now() + limit;
+    r.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // pmessage frames: *4, $8, pmessage, $n, pattern, $n, channel, $n, key
+    let mut lines: Vec<String> = Vec::new();
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => lines.push(line.trim_end().to_string()),
+            Err(_) => {
+                if seen.len() >= want {
+                    // Quiet for a moment with every key seen: duplicates would have come.
+                    break;
+                }
+                continue;
+            }
+        }
+        if lines.len() == 9 {
+            if lines[6].ends_with(&format!(":{event}")) {
+                *seen.entry(lines[8].clone()).or_insert(0) += 1;
+            }
+            lines.clear();
+        }
+    }
+    seen
+}
+
+fn keyspace_events_once(env: &Env, round: &str) {
+    let mut r = subscriber(env.proxy.addr, &["PSUBSCRIBE", "__keyevent@0__:*"]);
+    // The keyspace connections are made with the subscription; wait until every master has it.
+    hive_tests::module_cluster::wait_for(
+        "a pattern on every master",
+        Duration::from_secs(10),
+        || {
+            env.proxy
+                .shared
+                .topology
+                .load()
+                .map
+                .shards()
+                .iter()
+                .all(|s| {
+                    let mut n = hive_tests::connect(&hive_tests::node_url(&s.master));
+                    let v: i64 = redis::cmd("PUBSUB")
+                        .arg("NUMPAT")
+                        .query(&mut n)
+                        .unwrap_or(0);
+                    v >= 1
+                })
+        },
+    );
+    let mut c = env.client();
+    let keys: Vec<String> = (0..1000).map(|i| format!("{round}:{i}")).collect();
+    let mut p = redis::pipe();
+    for k in &keys {
+        p.cmd("SET").arg(k).arg(1).arg("PX").arg(300).ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+    let sets = collect_events(&mut r, "set", 1000, Duration::from_secs(20));
+    assert_eq!(
+        sets.len(),
+        1000,
+        "{round}: set events for {} of 1000 keys",
+        sets.len()
+    );
+    assert!(sets.values().all(|&n| n == 1), "a set event came twice");
+    let expired = collect_events(&mut r, "expired", 1000, Duration::from_secs(30));
+    assert_eq!(
+        expired.len(),
+        1000,
+        "expired events for {} keys",
+        expired.len()
+    );
+    assert!(
+        expired.values().all(|&n| n == 1),
+        "an expired event came twice"
+    );
+}
+
+#[test]
+fn keyspace_notifications_from_every_master_exactly_once_also_after_failover() {
+    let env = Env::with(3, 1, |_| {});
+    // As in each node's redis.conf.
+    for a in env.cluster.addrs() {
+        let mut n = hive_tests::connect(&hive_tests::node_url(&a));
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg("KEA")
+            .query(&mut n)
+            .unwrap();
+    }
+    keyspace_events_once(&env, "before");
+    // A replica takes over; its old master becomes a replica.
+    let masters = env.cluster.master_addrs();
+    let replica = env
+        .cluster
+        .addrs()
+        .into_iter()
+        .find(|a| !masters.contains(a))
+        .unwrap();
+    let mut r = hive_tests::connect(&hive_tests::node_url(&replica));
+    let _: () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut r).unwrap();
+    hive_tests::module_cluster::wait_for(
+        "the promotion seen by Hive",
+        Duration::from_secs(20),
+        || {
+            env.proxy
+                .shared
+                .topology
+                .load()
+                .map
+                .shards()
+                .iter()
+                .any(|s| s.master == replica)
+        },
+    );
+    keyspace_events_once(&env, "after");
 }

@@ -26,7 +26,13 @@ const TAG: Tag = Tag {
 impl Conn {
     /// After a SUBSCRIBE/PSUBSCRIBE/(P)UNSUBSCRIBE on the home connection: the same for the
     /// keyspace-capable channels or patterns on every other master.
-    pub(super) fn keyspace_apply(&mut self, family: Family, on: bool, args: &[Bytes], before: usize) {
+    pub(super) fn keyspace_apply(
+        &mut self,
+        family: Family,
+        on: bool,
+        args: &[Bytes],
+        before: usize,
+    ) {
         if !matches!(family, Family::Channel | Family::Pattern) {
             return;
         }
@@ -46,7 +52,11 @@ impl Conn {
             let mut words: Vec<&[u8]> = vec![command(family, on)];
             words.extend(picked.iter().map(|a| &a[..]));
             // A reply frame per channel named, or per channel held for a bare UNSUBSCRIBE.
-            let frames = if picked.is_empty() { before.max(1) } else { picked.len() };
+            let frames = if picked.is_empty() {
+                before.max(1)
+            } else {
+                picked.len()
+            };
             let data = Request::from_args(&words).raw().clone();
             for c in &sub.keyspace {
                 c.send(job(data.clone(), frames, sub));
@@ -79,8 +89,9 @@ impl Conn {
             return;
         }
         let home = sub.home_addr();
-        sub.keyspace
-            .retain(|c| masters.iter().any(|m| **m == *c.addr) && Some(&*c.addr) != home.as_deref());
+        sub.keyspace.retain(|c| {
+            masters.iter().any(|m| **m == *c.addr) && Some(&*c.addr) != home.as_deref()
+        });
         for m in &masters {
             if Some(m.as_str()) == home.as_deref() || sub.keyspace.iter().any(|c| &*c.addr == m) {
                 continue;
@@ -96,7 +107,11 @@ impl Conn {
                 }
                 let mut words: Vec<&[u8]> = vec![command(family, true)];
                 words.extend(items.iter().map(|a| &a[..]));
-                c.send(job(Request::from_args(&words).raw().clone(), items.len(), sub));
+                c.send(job(
+                    Request::from_args(&words).raw().clone(),
+                    items.len(),
+                    sub,
+                ));
             }
             sub.keyspace.push(c);
         }
@@ -203,6 +218,9 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        self.index.shared.pubsub.replace(&self.part, &Part::default());
+        self.index
+            .shared
+            .pubsub
+            .replace(&self.part, &Part::default());
     }
 }

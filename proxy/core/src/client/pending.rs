@@ -86,7 +86,10 @@ pub(super) enum Shape {
     Nodes(Box<NodeReplies>),
     /// PUBLISH: the nodes' count (merged when several), corrected by `add` to count every
     /// subscriber reached through Hive once.
-    Count { merge: Option<Box<Merge>>, add: i64 },
+    Count {
+        merge: Option<Box<Merge>>,
+        add: i64,
+    },
 }
 
 pub(super) struct Pending {

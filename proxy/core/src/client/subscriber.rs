@@ -11,8 +11,8 @@ use hive_common::resp::Request;
 use hive_common::Slot;
 use smallvec::SmallVec;
 
-use super::pending::{Shape, Unit};
 use super::keyspace::IndexGuard;
+use super::pending::{Shape, Unit};
 use super::transaction::no_master_for;
 use super::Conn;
 use crate::command::classify::Action;
@@ -100,7 +100,9 @@ impl Conn {
         if n == 0 {
             return self.push_error(&no_master_for(None));
         }
-        let units = (0..n).map(|i| Unit::new(req.clone(), Route::Master(i))).collect();
+        let units = (0..n)
+            .map(|i| Unit::new(req.clone(), Route::Master(i)))
+            .collect();
         let merge = Merge::new(MergeKind::Sum, n, Vec::new());
         self.push_merge(
             units,
@@ -189,8 +191,18 @@ impl Conn {
         };
         let sub = self.subscriber();
         let before = match family {
-            Family::Channel => sub.subs.channels.iter().filter(|c| is_keyspace_channel(c)).count(),
-            Family::Pattern => sub.subs.patterns.iter().filter(|p| may_match_keyspace(p)).count(),
+            Family::Channel => sub
+                .subs
+                .channels
+                .iter()
+                .filter(|c| is_keyspace_channel(c))
+                .count(),
+            Family::Pattern => sub
+                .subs
+                .patterns
+                .iter()
+                .filter(|p| may_match_keyspace(p))
+                .count(),
             Family::Shard => 0,
         };
         let frames = sub.subs.apply(family, on, &args);

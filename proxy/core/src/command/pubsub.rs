@@ -113,10 +113,8 @@ pub fn message_channel(frame: &[u8]) -> Option<&[u8]> {
     };
     // Header line, then `skip` bulk strings (the kind, and the pattern of a pmessage).
     let mut at = memchr::memchr(b'\n', frame)? + 1;
-    for _ in 0..=skip {
-        let (body, next) = bulk_at(frame, at)?;
-        let _ = body;
-        at = next;
+    for _ in 0..skip {
+        at = bulk_at(frame, at)?.1;
     }
     bulk_at(frame, at).map(|(b, _)| b)
 }

@@ -54,7 +54,10 @@ struct Counts {
 
 impl Counts {
     fn add(&mut self, channels: &[Bytes], patterns: &[Bytes], by: i64) {
-        for (map, items) in [(&mut self.channels, channels), (&mut self.patterns, patterns)] {
+        for (map, items) in [
+            (&mut self.channels, channels),
+            (&mut self.patterns, patterns),
+        ] {
             for i in items {
                 let e = map.entry(i.clone()).or_insert(0);
                 *e = (*e as i64 + by).max(0) as u32;
@@ -150,7 +153,14 @@ mod tests {
 
     #[test]
     fn keyspace_patterns_recognised() {
-        for p in ["*", "__key*", "__keyspace@0__:*", "__keyevent@*__:expired", "_*", "?_key*"] {
+        for p in [
+            "*",
+            "__key*",
+            "__keyspace@0__:*",
+            "__keyevent@*__:expired",
+            "_*",
+            "?_key*",
+        ] {
             assert!(may_match_keyspace(p.as_bytes()), "{p}");
         }
         for p in ["news*", "__keyspace", "__keyx*", "user:*"] {
