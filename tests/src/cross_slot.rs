@@ -117,6 +117,43 @@ pub const KEYS: &[&str] = &[
     "k1", "k2", "l1", "l2", "r1", "r2", "n1", "c1", "m1", "m2", "m3", "sd", "bd", "g1", "gd", "gs",
 ];
 
+/// SORT with BY/GET patterns that name keys of other shards.
+pub const SORT_SETUP: &[&[&str]] = &[
+    &["RPUSH", "sl", "3", "1", "2"],
+    &["SADD", "ss", "b", "a", "c"],
+    &[
+        "MSET", "w_1", "30", "w_2", "10", "w_3", "20", "w_a", "2", "w_b", "1",
+    ],
+    &["HSET", "o_1", "n", "one"],
+    &["HSET", "o_2", "n", "two"],
+    &["HSET", "o_3", "n", "three"],
+];
+
+pub const SORT_COMMANDS: &[&[&str]] = &[
+    &["SORT", "sl", "BY", "w_*", "GET", "#", "GET", "o_*->n"],
+    &[
+        "SORT", "sl", "BY", "w_*", "DESC", "LIMIT", "0", "2", "GET", "o_*->n",
+    ],
+    &["SORT", "ss", "ALPHA", "GET", "w_*", "GET", "#"],
+    &["SORT", "sl", "BY", "w_*", "STORE", "sdst"],
+    &["SORT_RO", "sl", "BY", "w_*", "GET", "#"],
+    &["SORT", "sl", "BY", "nosort", "GET", "o_*->n"],
+    &["SORT", "k1", "BY", "w_*"],
+];
+
+/// Runs SORT_SETUP and SORT_COMMANDS on Hive and on a standalone Redis and compares.
+pub fn sort_patterns_match_standalone(hive: &str, single: &str) {
+    let mut h = connect(hive);
+    let mut s = connect(single);
+    for cmd in SORT_SETUP.iter().chain(SORT_COMMANDS) {
+        let (a, b) = (run(&mut h, cmd), run(&mut s, cmd));
+        assert_eq!(text(a, true), text(b, true), "{cmd:?}");
+    }
+    assert_eq!(value(&mut h, "sdst"), value(&mut s, "sdst"));
+    let scratch: Vec<String> = redis::cmd("KEYS").arg("*hive:x:*").query(&mut h).unwrap();
+    assert!(scratch.is_empty(), "{scratch:?}");
+}
+
 /// Runs SETUP and COMMANDS on Hive (`hive`) and on a standalone Redis (`single`) and compares.
 pub fn matches_standalone(hive: &str, single: &str) {
     let mut h = connect(hive);

@@ -22,6 +22,10 @@ fn cross_slot_emulated_matches_standalone_in_cluster_mode() {
     let env = Env::with(3, 1, emulate);
     let (_d, _n, single) = standalone();
     cross_slot::matches_standalone(&env.url(), &single);
+    // A cluster node refuses SORT's BY/GET patterns itself (Redis 7.0); Hive passes that on.
+    let mut c = env.client();
+    let e = error_text(run(&mut c, &["SORT", "sl", "BY", "w_*"]));
+    assert_eq!(e, "ERR BY option of SORT denied in Cluster mode.");
 }
 
 #[test]
@@ -29,6 +33,7 @@ fn cross_slot_emulated_matches_standalone_in_sentinel_mode() {
     let env = GroupEnv::sentinel(3, None, emulate);
     let (_d, _n, single) = standalone();
     cross_slot::matches_standalone(&env.url(), &single);
+    cross_slot::sort_patterns_match_standalone(&env.url(), &single);
 }
 
 #[test]
@@ -36,12 +41,11 @@ fn cross_slot_emulated_matches_standalone_in_static_mode() {
     let env = GroupEnv::statik(3, emulate);
     let (_d, _n, single) = standalone();
     cross_slot::matches_standalone(&env.url(), &single);
+    cross_slot::sort_patterns_match_standalone(&env.url(), &single);
 }
 
-#[test]
-fn cross_slot_refused_by_default_with_redis_error() {
-    let env = Env::with(3, 0, |_| {});
-    let mut c = env.client();
+fn refused_everywhere(url: &str) {
+    let mut c = hive_tests::connect(url);
     for (cmd, _) in cross_slot::COMMANDS {
         let r = run(&mut c, cmd);
         assert_eq!(
@@ -50,6 +54,25 @@ fn cross_slot_refused_by_default_with_redis_error() {
             "{cmd:?}"
         );
     }
+}
+
+#[test]
+fn cross_slot_refused_by_default_with_redis_error() {
+    let env = Env::with(3, 0, |_| {});
+    refused_everywhere(&env.url());
+}
+
+#[test]
+fn cross_slot_refused_by_default_in_sentinel_and_static_modes() {
+    let env = GroupEnv::sentinel(3, None, |_| {});
+    refused_everywhere(&env.url());
+    let mut c = env.client();
+    // Keys its patterns name may live on any shard.
+    let e = error_text(run(&mut c, &["SORT", "sl", "BY", "w_*"]));
+    assert_eq!(e, "CROSSSLOT Keys in request don't hash to the same slot");
+    drop(env);
+    let env = GroupEnv::statik(3, |_| {});
+    refused_everywhere(&env.url());
 }
 
 #[test]

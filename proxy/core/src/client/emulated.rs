@@ -9,9 +9,11 @@ use hive_common::resp::Request;
 use super::pending::{Pending, NO_CMD};
 use super::Conn;
 use crate::command::classify::{crossslot, crossslot_because, NotEmulated};
-use crate::config::CrossSlot;
+use crate::command::route::Route;
+use crate::config::{CrossSlot, Mode};
 use crate::emulate::{run, Plan, Router};
 use crate::upstream::Inbox;
+use hive_common::Slot;
 
 impl Conn {
     /// Whether `proxy.cross_slot = "emulate"` (as of now: a reload applies at once).
@@ -21,6 +23,15 @@ impl Conn {
 
     /// A command whose keys hash to several slots.
     pub(super) fn cross_slot(&mut self, req: Request, plan: Option<Box<Plan>>, why: NotEmulated) {
+        if let Some(p) = plan.as_ref().filter(|p| !p.patterns.is_empty()) {
+            // A cluster node refuses SORT's BY/GET patterns itself (Redis Cluster's answer),
+            // and a single shard holds every key they may name.
+            if self.shared.config.backend.mode == Mode::Cluster
+                || self.shared.topology.load().map.shards().len() == 1
+            {
+                return self.forward(req, Route::Slot(Slot::for_key(p.req.arg(1))));
+            }
+        }
         if !self.emulating() {
             return self.push_error(&crossslot());
         }
@@ -29,7 +40,7 @@ impl Conn {
         };
         if self.one_shard(&plan) {
             // A standalone master takes keys of any slot.
-            return self.forward(req, crate::command::route::Route::Slot(plan.target));
+            return self.forward(req, Route::Slot(plan.target));
         }
         let max = self.shared.live.load().proxy.cross_slot_max_bytes.0 as u64;
         let router = self.router();
@@ -39,7 +50,7 @@ impl Conn {
 
     /// Outside a cluster, whether every key of `plan` lives on the target's shard.
     fn one_shard(&self, plan: &Plan) -> bool {
-        if self.shared.config.backend.mode == crate::config::Mode::Cluster {
+        if self.shared.config.backend.mode == Mode::Cluster || !plan.patterns.is_empty() {
             return false;
         }
         let topo = self.shared.topology.load();

@@ -238,6 +238,14 @@ fn route(
         };
     };
     let slot = Slot::for_key(req.arg(first as usize));
+    // SORT's BY/GET patterns name keys of any slot.
+    if matches!(full, "sort" | "sort_ro") && !crate::emulate::plan::sort_patterns(req).is_empty() {
+        let plan = crate::emulate::plan::plan(spec, req).map(Box::new);
+        return Action::CrossSlot {
+            plan,
+            why: NotEmulated::No,
+        };
+    }
     if keys[1..]
         .iter()
         .any(|&k| Slot::for_key(req.arg(k as usize)) != slot)

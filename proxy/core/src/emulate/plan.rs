@@ -46,6 +46,9 @@ pub struct Plan {
     /// them back); otherwise they expire after `SCRATCH_TTL_MS` in case the proxy dies midway.
     pub exact_ttl: bool,
     pub unchanged: Unchanged,
+    /// SORT's BY and GET patterns that name other keys (argument indexes): each element's
+    /// keys are copied beside the sorted key and the patterns renamed to match.
+    pub patterns: SmallVec<[u32; 2]>,
 }
 
 /// Scratch keys that are only read expire after this, should the proxy never delete them.
@@ -145,19 +148,73 @@ pub fn plan(spec: &CommandSpec, req: &Request) -> Option<Plan> {
             | "lmpop"
             | "zmpop"
     );
+    let patterns = match name {
+        "sort" | "sort_ro" => sort_patterns(req),
+        _ => SmallVec::new(),
+    };
     Some(Plan {
         req: req.clone(),
         target,
         remotes,
         exact_ttl,
         unchanged,
+        patterns,
     })
+}
+
+/// SORT's BY patterns with a `*` and GET patterns other than `#`: the arguments that make it
+/// read keys its key specs do not name.
+pub fn sort_patterns(req: &Request) -> SmallVec<[u32; 2]> {
+    let mut out = SmallVec::new();
+    let mut i = 2;
+    while i < req.argc() {
+        let a = req.arg(i);
+        let next = req.get(i + 1);
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 3;
+            continue;
+        }
+        if a.eq_ignore_ascii_case(b"store") {
+            i += 2;
+            continue;
+        }
+        match next {
+            Some(p) if a.eq_ignore_ascii_case(b"by") && p.contains(&b'*') => out.push(i as u32 + 1),
+            Some(p) if a.eq_ignore_ascii_case(b"get") && p != b"#" => out.push(i as u32 + 1),
+            _ => {}
+        }
+        if a.eq_ignore_ascii_case(b"by") || a.eq_ignore_ascii_case(b"get") {
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The key a SORT pattern names for `element` (Redis's `lookupKeyByPattern`): the first `*`
+/// replaced by the element, without a `->field` suffix. `None` when it names no key.
+pub fn pattern_key(pattern: &[u8], element: &[u8]) -> Option<Vec<u8>> {
+    if pattern == b"#" {
+        return None;
+    }
+    let star = pattern.iter().position(|&c| c == b'*')?;
+    let rest = &pattern[star + 1..];
+    let suffix = match memchr::memmem::find(rest, b"->") {
+        Some(f) if f + 2 < rest.len() => &rest[..f],
+        _ => rest,
+    };
+    let mut k = Vec::with_capacity(pattern.len() + element.len());
+    k.extend_from_slice(&pattern[..star]);
+    k.extend_from_slice(element);
+    k.extend_from_slice(suffix);
+    Some(k)
 }
 
 impl Plan {
     /// The command with each remote key replaced by its scratch name (`scratch[i]` for
-    /// `remotes[i]`).
-    pub fn rewritten(&self, scratch: &[Vec<u8>]) -> Request {
+    /// `remotes[i]`) and each SORT pattern prefixed with `prefix`.
+    pub fn rewritten(&self, scratch: &[Vec<u8>], prefix: &[u8]) -> Request {
         let argc = self.req.argc();
         let mut b = RequestBuilder::new(argc);
         for i in 0..argc {
@@ -167,6 +224,9 @@ impl Plan {
                 .position(|r| r.args.contains(&(i as u32)));
             match at {
                 Some(r) => b.arg(&scratch[r]),
+                None if self.patterns.contains(&(i as u32)) => {
+                    b.arg(&[prefix, self.req.arg(i)].concat())
+                }
                 None => b.arg(self.req.arg(i)),
             };
         }
@@ -232,9 +292,29 @@ mod tests {
     fn plan_rewrites_every_occurrence() {
         let p = plan_of(&["sunion", "a", "b", "b"]).unwrap();
         assert_eq!(p.remotes.len(), 1);
-        let r = p.rewritten(&[b"t".to_vec()]);
+        let r = p.rewritten(&[b"t".to_vec()], b"");
         let args: Vec<&[u8]> = r.args().collect();
         assert_eq!(args, [&b"sunion"[..], b"a", b"t", b"t"]);
+    }
+
+    #[test]
+    fn plan_finds_sort_patterns_and_their_keys() {
+        let p = plan_of(&[
+            "sort", "l", "LIMIT", "0", "5", "BY", "w_*", "GET", "#", "GET", "h_*->f", "BY",
+            "nosort",
+        ])
+        .unwrap();
+        assert_eq!(&p.patterns[..], &[6, 10]);
+        let r = p.rewritten(&[], b"P:");
+        let args: Vec<&[u8]> = r.args().collect();
+        assert_eq!(args[6], b"P:w_*");
+        assert_eq!(args[8], b"#");
+        assert_eq!(args[10], b"P:h_*->f");
+        assert_eq!(pattern_key(b"w_*", b"3").unwrap(), b"w_3");
+        assert_eq!(pattern_key(b"h_*_x->f", b"3").unwrap(), b"h_3_x");
+        assert_eq!(pattern_key(b"h_*->", b"3").unwrap(), b"h_3->");
+        assert!(pattern_key(b"const", b"3").is_none());
+        assert!(pattern_key(b"#", b"3").is_none());
     }
 
     #[test]

@@ -5,41 +5,112 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use hive_common::resp::{parse_i64, Request};
 
-use super::plan::{Plan, SCRATCH_TTL_MS};
+use hive_common::Slot;
+
+use super::plan::{pattern_key, Plan, SCRATCH_TTL_MS};
 use super::router::Router;
 use super::tags::scratch_key;
 use crate::error::{ClientReason, ProxyError, UpstreamReason};
 
+/// One value copied to the target slot before the command runs.
+struct Copy {
+    key: Vec<u8>,
+    slot: Slot,
+    scratch: Vec<u8>,
+}
+
 /// Runs `plan` and returns the client's reply (Redis's own, or the error that stopped it).
 /// `unique` makes this run's scratch keys unique in the proxy's lifetime.
 pub async fn run(router: &Router, plan: &Plan, unique: &str, max_bytes: u64) -> Bytes {
+    let base = format!("{}:{unique}", boot());
     let scratch: Vec<Vec<u8>> = (0..plan.remotes.len())
-        .map(|i| scratch_key(plan.target, &format!("{}:{unique}:{i}", boot())))
+        .map(|i| scratch_key(plan.target, &format!("{base}:{i}")))
         .collect();
-    match run_plan(router, plan, &scratch, max_bytes).await {
+    // SORT patterns become `<prefix><pattern>`, so the key a pattern names for an element is
+    // found under `<prefix><key>`.
+    let prefix = scratch_key(plan.target, &format!("{base}:p:"));
+    let mut made = scratch.clone();
+    match run_plan(router, plan, &scratch, &prefix, &mut made, max_bytes).await {
         Ok(reply) => reply,
         Err(e) => {
             // Best effort: scratch keys that only hold copies expire on their own anyway.
-            let _ = router.call(plan.target, vec![unlink(&scratch)]).await;
+            let _ = router.call(plan.target, vec![unlink(&made)]).await;
             e.frame()
         }
     }
+}
+
+/// The keys SORT's patterns name for the sorted key's elements, read from its owner.
+async fn pattern_copies(
+    router: &Router,
+    plan: &Plan,
+    prefix: &[u8],
+) -> Result<Result<Vec<Copy>, Bytes>, ProxyError> {
+    let src = plan.req.arg(1);
+    let out = router
+        .call(
+            Slot::for_key(src),
+            vec![req(&[b"SORT_RO", src, b"BY", b"nosort"])],
+        )
+        .await?;
+    let Some(elements) = array(&out[0]) else {
+        // WRONGTYPE and the like: Redis's own answer.
+        return Ok(Err(out[0].clone()));
+    };
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for &i in &plan.patterns {
+        for e in &elements {
+            if let Some(k) = pattern_key(plan.req.arg(i as usize), e) {
+                keys.push(k);
+            }
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(Ok(keys
+        .into_iter()
+        .map(|k| Copy {
+            slot: Slot::for_key(&k),
+            scratch: [prefix, &k].concat(),
+            key: k,
+        })
+        .collect()))
 }
 
 async fn run_plan(
     router: &Router,
     plan: &Plan,
     scratch: &[Vec<u8>],
+    prefix: &[u8],
+    made: &mut Vec<Vec<u8>>,
     max_bytes: u64,
 ) -> Result<Bytes, ProxyError> {
-    let copies: Vec<usize> = (0..plan.remotes.len())
-        .filter(|&i| plan.remotes[i].copy_in)
+    let mut copies: Vec<Copy> = plan
+        .remotes
+        .iter()
+        .zip(scratch)
+        .filter(|(r, _)| r.copy_in)
+        .map(|(r, s)| Copy {
+            key: r.key.clone(),
+            slot: r.slot,
+            scratch: s.clone(),
+        })
         .collect();
+    if !plan.patterns.is_empty() {
+        match pattern_copies(router, plan, prefix).await? {
+            Ok(more) => {
+                made.extend(more.iter().map(|c| c.scratch.clone()));
+                copies.extend(more);
+            }
+            Err(reply) => return Ok(reply),
+        }
+    }
     // What the values would cost before any of them is read: one huge key must not be.
-    let usage = join_all(copies.iter().map(|&i| {
-        let r = &plan.remotes[i];
-        router.call(r.slot, vec![req(&[b"MEMORY", b"USAGE", &r.key])])
-    }))
+    let usage = join_all(
+        copies
+            .iter()
+            .map(|c| router.call(c.slot, vec![req(&[b"MEMORY", b"USAGE", &c.key])])),
+    )
     .await;
     let mut estimate: u64 = 0;
     for u in usage {
@@ -48,17 +119,16 @@ async fn run_plan(
     if estimate > max_bytes {
         return Err(too_big(estimate, max_bytes));
     }
-    let dumps = join_all(copies.iter().map(|&i| {
-        let r = &plan.remotes[i];
+    let dumps = join_all(copies.iter().map(|c| {
         router.call(
-            r.slot,
-            vec![req(&[b"DUMP", &r.key]), req(&[b"PTTL", &r.key])],
+            c.slot,
+            vec![req(&[b"DUMP", &c.key]), req(&[b"PTTL", &c.key])],
         )
     }))
     .await;
     let mut restores = Vec::new();
     let mut bytes: u64 = 0;
-    for (&i, d) in copies.iter().zip(dumps) {
+    for (c, d) in copies.iter().zip(dumps) {
         let d = d?;
         let Some(payload) = bulk(&d[0]) else {
             // No such key: the scratch name stays missing, as the key is.
@@ -71,7 +141,7 @@ async fn run_plan(
             (true, _) => 0,
             (false, _) => SCRATCH_TTL_MS,
         };
-        restores.push(restore(&scratch[i], ttl, &payload));
+        restores.push(restore(&c.scratch, ttl, &payload));
     }
     if bytes > max_bytes {
         return Err(too_big(bytes, max_bytes));
@@ -88,12 +158,12 @@ async fn run_plan(
     let backs: Vec<usize> = (0..plan.remotes.len())
         .filter(|&i| plan.remotes[i].write_back)
         .collect();
-    let mut batch = vec![plan.rewritten(scratch)];
+    let mut batch = vec![plan.rewritten(scratch, prefix)];
     for &i in &backs {
         batch.push(req(&[b"DUMP", &scratch[i]]));
         batch.push(req(&[b"PTTL", &scratch[i]]));
     }
-    batch.push(unlink(scratch));
+    batch.push(unlink(made));
     let out = router.call(plan.target, batch).await?;
     let reply = unname(&out[0], plan, scratch);
     if backs.is_empty() || plan.nothing_changed(&reply) {
@@ -203,6 +273,17 @@ fn bulk(frame: &Bytes) -> Option<Bytes> {
     Some(frame.slice(start..start + n))
 }
 
+/// The bulk strings of an array reply (RESP2 `*` or RESP3 `~`/`*`); `None` for anything else.
+fn array(frame: &Bytes) -> Option<Vec<Bytes>> {
+    if !matches!(frame.first(), Some(b'*' | b'~')) {
+        return None;
+    }
+    let nl = memchr::memchr(b'\n', frame)?;
+    let n: usize = parse_i64(&frame[1..nl.checked_sub(1)?])?.try_into().ok()?;
+    let items = super::router::split_frames(&frame.slice(nl + 1..), n);
+    items.iter().map(bulk).collect()
+}
+
 /// An integer reply's value.
 fn int(frame: &[u8]) -> Option<i64> {
     let rest = frame.strip_prefix(b":")?;
@@ -222,6 +303,9 @@ mod tests {
         assert!(bulk(&Bytes::from_static(b"$-1\r\n")).is_none());
         assert!(bulk(&Bytes::from_static(b"_\r\n")).is_none());
         assert_eq!(int(b":-2\r\n"), Some(-2));
+        let a = array(&Bytes::from_static(b"*2\r\n$1\r\na\r\n$2\r\nbc\r\n")).unwrap();
+        assert_eq!(a, [&b"a"[..], b"bc"]);
+        assert!(array(&Bytes::from_static(b"-WRONGTYPE x\r\n")).is_none());
         assert_eq!(int(b"$1\r\n1\r\n"), None);
     }
 }
