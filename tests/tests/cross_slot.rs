@@ -252,3 +252,65 @@ print("count", sum(r.exists(f"py:{i}") for i in range(20)))
         assert!(text.contains(&format!("count {count}")), "{mode:?}: {text}");
     }
 }
+
+#[test]
+fn cross_slot_emulation_keeps_acl_key_rules() {
+    let env = Env::with(3, 0, |c| {
+        emulate(c);
+        c.proxy.users = vec!["app on >apppw ~app:* +@all".into()];
+    });
+    let mut app = hive_tests::connect(&format!("redis://app:apppw@{}/", env.proxy.addr));
+    let mut admin = env.client();
+    let _: i64 = redis::cmd("SADD")
+        .arg("secret")
+        .arg("s")
+        .query(&mut admin)
+        .unwrap();
+    let _: i64 = redis::cmd("SADD")
+        .arg("app:a")
+        .arg("x")
+        .query(&mut app)
+        .unwrap();
+    let nokey = "NOPERM this user has no permissions to access one of the keys used as arguments";
+    assert_eq!(
+        error_text(run(&mut app, &["SUNION", "app:a", "secret"])),
+        nokey
+    );
+    assert_eq!(
+        error_text(run(&mut app, &["RENAME", "secret", "app:b"])),
+        nokey
+    );
+    assert_eq!(
+        error_text(run(&mut app, &["SUNIONSTORE", "secret", "app:a"])),
+        nokey
+    );
+    assert_eq!(
+        run(&mut admin, &["SMEMBERS", "secret"]).unwrap(),
+        Value::Array(vec![Value::BulkString(b"s".to_vec())])
+    );
+    // SORT's patterns read keys no key spec names: only for users with every key, as Redis.
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("app:l")
+        .arg(2)
+        .arg(1)
+        .query(&mut app)
+        .unwrap();
+    assert_eq!(
+        error_text(run(&mut app, &["SORT", "app:l", "BY", "secret_*"])),
+        "ERR BY option of SORT denied due to insufficient ACL permissions."
+    );
+    assert_eq!(
+        error_text(run(
+            &mut app,
+            &["SORT", "app:l", "LIMIT", "0", "1", "GET", "#"]
+        )),
+        "ERR GET option of SORT denied due to insufficient ACL permissions."
+    );
+    let sorted: Vec<i64> = redis::cmd("SORT").arg("app:l").query(&mut app).unwrap();
+    assert_eq!(sorted, [1, 2]);
+    // Its own keys across slots work.
+    assert_eq!(
+        run(&mut app, &["SUNIONSTORE", "app:c", "app:a", "app:zz"]).unwrap(),
+        Value::Int(1)
+    );
+}

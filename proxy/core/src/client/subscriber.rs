@@ -75,9 +75,12 @@ impl Conn {
     /// Hive's subscriber connections they hold (a client with keyspace connections holds
     /// several), so their count is corrected by the proxy-wide subscription index.
     pub(super) fn publish(&mut self, req: Request) {
-        let topo = self.shared.topology.load();
         let cluster = self.shared.config.backend.mode == Mode::Cluster;
         let slot = Slot::for_key(req.arg(1));
+        if cluster && self.shared.pubsub.is_empty() {
+            return self.forward(req, Route::Slot(slot));
+        }
+        let topo = self.shared.topology.load();
         // In a cluster the bus delivers it to subscribers on every node, and one node per
         // channel keeps a publisher's messages in order; elsewhere every master gets it.
         let nodes: Vec<String> = if cluster {

@@ -4,6 +4,7 @@
 //! reached through Hive". Also which channels and patterns can see keyspace notifications.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -84,6 +85,8 @@ impl Counts {
 #[derive(Debug, Default)]
 pub struct PubsubIndex {
     inner: Mutex<Inner>,
+    /// Subscribers in the index, so a PUBLISH with none through Hive takes no lock.
+    parts: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -93,8 +96,22 @@ struct Inner {
 }
 
 impl PubsubIndex {
+    /// No client of the proxy subscribes to a channel or pattern.
+    pub fn is_empty(&self) -> bool {
+        self.parts.load(Ordering::Relaxed) == 0
+    }
+
     /// Replaces one subscriber's `old` part by `new`.
     pub fn replace(&self, old: &Part, new: &Part) {
+        let empty = |p: &Part| p.channels.is_empty() && p.patterns.is_empty();
+        if empty(old) && empty(new) {
+            return;
+        }
+        match (empty(old), empty(new)) {
+            (true, false) => self.parts.fetch_add(1, Ordering::Relaxed),
+            (false, true) => self.parts.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for (part, by) in [(old, -1), (new, 1)] {
             g.clients.add(&part.channels, &part.patterns, by);
@@ -116,6 +133,9 @@ impl PubsubIndex {
     /// `(Hive's clients that receive a message on channel, Hive's own subscriber connections
     /// on `nodes` that the nodes count for it)`.
     pub fn receivers(&self, channel: &[u8], nodes: &[String]) -> (i64, i64) {
+        if self.is_empty() {
+            return (0, 0);
+        }
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let clients = g.clients.receivers(channel);
         let conns = nodes
