@@ -156,21 +156,39 @@ fn cross_slot_transaction_emulated_runs_on_every_shard() {
     }
     p.cmd("PING");
     p.cmd("MGET").arg(&keys[0]);
-    let (incrs, pong, got): (Vec<i64>, String, Vec<i64>) = {
-        let v: Vec<Value> = p.query(&mut c).unwrap();
-        let incrs = v[..30]
-            .iter()
-            .map(|x| redis::from_redis_value(x).unwrap())
-            .collect();
-        (
-            incrs,
-            redis::from_redis_value(&v[30]).unwrap(),
-            redis::from_redis_value(&v[31]).unwrap(),
-        )
-    };
+    // Split commands across slots inside the transaction: one part per slot, merged.
+    p.cmd("MSET")
+        .arg("tx:a")
+        .arg("A")
+        .arg("tx:b")
+        .arg("B")
+        .arg("tx:c")
+        .arg("C");
+    p.cmd("MGET")
+        .arg("tx:c")
+        .arg(&keys[3])
+        .arg("tx:none")
+        .arg("tx:a");
+    p.cmd("DEL").arg("tx:a").arg("tx:b").arg("tx:none");
+    let v: Vec<Value> = p.query(&mut c).unwrap();
+    let incrs: Vec<i64> = v[..30]
+        .iter()
+        .map(|x| redis::from_redis_value(x).unwrap())
+        .collect();
     assert_eq!(incrs, vec![5; 30]);
-    assert_eq!(pong, "PONG");
-    assert_eq!(got, vec![5]);
+    assert_eq!(redis::from_redis_value::<String>(&v[30]).unwrap(), "PONG");
+    assert_eq!(
+        redis::from_redis_value::<Vec<i64>>(&v[31]).unwrap(),
+        vec![5]
+    );
+    assert_eq!(v[32], Value::Okay);
+    let got: Vec<Option<String>> = redis::from_redis_value(&v[33]).unwrap();
+    assert_eq!(
+        got,
+        [Some("C".into()), Some("5".into()), None, Some("A".into())]
+    );
+    assert_eq!(v[34], Value::Int(2));
+    assert_eq!(v.len(), 35);
     // Every master holds its share.
     for m in env.cluster.master_addrs() {
         let mut n = hive_tests::connect(&node_url(&m));

@@ -23,13 +23,15 @@ use crate::upstream::topology::NO_MASTER;
 pub(super) struct Multi {
     pub queued: Vec<Request>,
     /// Bytes of `queued`, bounded by `client_query_buffer_limit`.
-    bytes: usize,
-    slot: Option<Slot>,
-    dirty: bool,
+    pub bytes: usize,
+    pub slot: Option<Slot>,
+    pub dirty: bool,
     /// `proxy.cross_slot = "emulate"` and the commands touch several nodes: EXEC runs one
     /// MULTI/EXEC per node (`tx_shards`), with each command's slot in `slots`.
     pub spread: bool,
     pub slots: Vec<Option<Slot>>,
+    /// MGET/MSET/DEL/... across slots, split per slot (`proxy.cross_slot = "emulate"`).
+    pub splits: Vec<Option<Box<super::tx_shards::TxSplit>>>,
 }
 
 /// WATCH pins the client to a connection of its own on the node that owns the watched slot.
@@ -124,6 +126,16 @@ impl Conn {
             Action::Reset | Action::Local("quit") => return self.run(req, action),
             _ => {}
         }
+        let req = match action {
+            // Split per slot; one slot: queued as any command.
+            Action::Split { kind, step } if self.emulating() => {
+                match self.queue_split(req, kind, step) {
+                    Some(req) => req,
+                    None => return,
+                }
+            }
+            _ => req,
+        };
         match self.tx_slot(&req, action) {
             Ok(slot) => {
                 let pinned = self.watch.as_ref().map(|w| w.slot);
@@ -159,6 +171,7 @@ impl Conn {
                     m.bytes += req.raw().len();
                     m.queued.push(req);
                     m.slots.push(slot);
+                    m.splits.push(None);
                     m.spread |= spread;
                 }
                 self.push_done(Bytes::from_static(b"+QUEUED\r\n"));

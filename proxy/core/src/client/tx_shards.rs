@@ -25,7 +25,75 @@ use crate::error::{ClientReason, ProxyError};
 use crate::upstream::backend::Backend;
 use crate::upstream::Proto;
 
+/// A split command queued in a transaction across shards: one part per slot, merged back.
+pub(super) struct TxSplit {
+    kind: MergeKind,
+    parts: Vec<(Slot, Request)>,
+    positions: Vec<SmallVec<[u32; 4]>>,
+}
+
 impl Conn {
+    /// Queues MGET/MSET/DEL/... whose keys span slots as one part per slot; gives the request
+    /// back when its keys share one slot (queued as any command then).
+    pub(super) fn queue_split(
+        &mut self,
+        req: Request,
+        kind: MergeKind,
+        step: usize,
+    ) -> Option<Request> {
+        let argc = req.argc();
+        if !(argc - 1).is_multiple_of(step) {
+            return Some(req);
+        }
+        let first = Slot::for_key(req.arg(1));
+        if (1..argc)
+            .step_by(step)
+            .all(|i| Slot::for_key(req.arg(i)) == first)
+        {
+            return Some(req);
+        }
+        let mut by_slot: Vec<(Slot, Vec<usize>)> = Vec::new();
+        for i in (1..argc).step_by(step) {
+            let s = Slot::for_key(req.arg(i));
+            match by_slot.iter_mut().find(|(x, _)| *x == s) {
+                Some((_, v)) => v.push(i),
+                None => by_slot.push((s, vec![i])),
+            }
+        }
+        let mut parts = Vec::with_capacity(by_slot.len());
+        let mut positions = Vec::with_capacity(by_slot.len());
+        for (slot, idx) in by_slot {
+            let mut args: Vec<&[u8]> = vec![req.arg(0)];
+            for &i in &idx {
+                args.extend((0..step).map(|j| req.arg(i + j)));
+            }
+            parts.push((slot, Request::from_args(&args)));
+            positions.push(idx.iter().map(|&i| ((i - 1) / step) as u32).collect());
+        }
+        let limit = self.shared.live.load().proxy.client_query_buffer_limit.0;
+        let m = self.multi.as_mut()?;
+        if m.bytes + req.raw().len() > limit {
+            // As for any queued command: the transaction cannot be sent.
+            m.dirty = true;
+            self.push_error(&ProxyError::invalid(
+                "Hive: the transaction's queued commands are over proxy.client_query_buffer_limit",
+            ));
+            return None;
+        }
+        m.bytes += req.raw().len();
+        m.slot.get_or_insert(first);
+        m.spread = true;
+        m.queued.push(req);
+        m.slots.push(Some(first));
+        m.splits.push(Some(Box::new(TxSplit {
+            kind,
+            parts,
+            positions,
+        })));
+        self.push_done(Bytes::from_static(b"+QUEUED\r\n"));
+        None
+    }
+
     /// WATCH of keys that live on several nodes (or on another node than earlier WATCHes).
     pub(super) fn watch_shards(&mut self, req: Request) {
         if !self.emulating() {
@@ -106,9 +174,40 @@ impl Conn {
                     .map_or(1 << 16 | s.get() as u32, |i| i as u32)
             }
         };
+        // Every command becomes one piece, or one per slot when split.
+        let mut pieces: Vec<Request> = Vec::new();
+        let mut slots: Vec<Option<Slot>> = Vec::new();
+        let mut shape: Vec<Pieces> = Vec::new();
+        for ((req, slot), split) in m.queued.into_iter().zip(m.slots).zip(m.splits) {
+            match split {
+                Some(sp) => {
+                    let TxSplit {
+                        kind,
+                        parts,
+                        positions,
+                    } = *sp;
+                    shape.push(Pieces {
+                        pieces: parts.len(),
+                        merge: Some((kind, positions)),
+                    });
+                    for (s, r) in parts {
+                        pieces.push(r);
+                        slots.push(Some(s));
+                    }
+                }
+                None => {
+                    shape.push(Pieces {
+                        pieces: 1,
+                        merge: None,
+                    });
+                    pieces.push(req);
+                    slots.push(slot);
+                }
+            }
+        }
         let mut groups: Vec<(u32, Slot, Vec<usize>)> = Vec::new();
-        let first = m.slots.iter().flatten().next().copied();
-        for (i, s) in m.slots.iter().enumerate() {
+        let first = slots.iter().flatten().next().copied();
+        for (i, s) in slots.iter().enumerate() {
             // Keyless commands (PING, ...) run with the first command that has a key.
             let Some(s) = s.or(first) else { continue };
             let g = group_of(s);
@@ -126,14 +225,20 @@ impl Conn {
             })
             .unwrap_or_default();
         let router = self.router();
-        let queued = m.queued;
-        self.spawn_reply(async move { run(router, queued, groups, watched).await });
+        self.spawn_reply(async move { run(router, pieces, shape, groups, watched).await });
     }
+}
+
+/// How many pieces a queued command became, and how they merge back.
+struct Pieces {
+    pieces: usize,
+    merge: Option<(MergeKind, Vec<SmallVec<[u32; 4]>>)>,
 }
 
 async fn run(
     router: Router,
     queued: Vec<Request>,
+    shape: Vec<Pieces>,
     groups: Vec<(u32, Slot, Vec<usize>)>,
     watched: Vec<Arc<Backend>>,
 ) -> Bytes {
@@ -201,9 +306,23 @@ async fn run(
         .frame();
     }
     let mut out = BytesMut::new();
-    write_array_header(&mut out, n);
-    for r in replies.into_iter().flatten() {
-        out.extend_from_slice(&r);
+    write_array_header(&mut out, shape.len());
+    let mut replies = replies.into_iter().flatten();
+    for sh in shape {
+        let parts: Vec<Bytes> = replies.by_ref().take(sh.pieces).collect();
+        match sh.merge {
+            None => parts.iter().for_each(|r| out.extend_from_slice(r)),
+            Some((kind, positions)) => {
+                let mut m = Merge::new(kind, sh.pieces, positions);
+                let mut done = None;
+                for (j, r) in parts.into_iter().enumerate() {
+                    done = m.add(j, r);
+                }
+                if let Some(r) = done {
+                    out.extend_from_slice(&r);
+                }
+            }
+        }
     }
     out.freeze()
 }
