@@ -5,6 +5,7 @@
 mod action;
 mod admin;
 pub mod classify;
+mod cross_slot;
 pub mod every_node;
 pub mod local;
 pub mod merge;
