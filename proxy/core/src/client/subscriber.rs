@@ -77,8 +77,13 @@ impl Conn {
     pub(super) fn publish(&mut self, req: Request) {
         let cluster = self.shared.config.backend.mode == Mode::Cluster;
         let slot = Slot::for_key(req.arg(1));
-        if cluster && self.shared.pubsub.is_empty() {
-            return self.forward(req, Route::Slot(slot));
+        if self.shared.pubsub.is_empty() {
+            // No client of the proxy subscribes: the nodes' own count is the answer.
+            return if cluster {
+                self.forward(req, Route::Slot(slot))
+            } else {
+                self.fan_out(req, MergeKind::Sum)
+            };
         }
         let topo = self.shared.topology.load();
         // In a cluster the bus delivers it to subscribers on every node, and one node per
