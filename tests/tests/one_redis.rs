@@ -200,6 +200,12 @@ fn collect_events(
     seen
 }
 
+/// The masters the proxy routes to now.
+fn masters(env: &Env) -> Vec<String> {
+    let topo = env.proxy.shared.topology.load();
+    topo.map.shards().iter().map(|s| s.master.clone()).collect()
+}
+
 fn keyspace_events_once(env: &Env, round: &str) {
     let mut r = subscriber(env.proxy.addr, &["PSUBSCRIBE", "__keyevent@0__:*"]);
     // The keyspace connections are made with the subscription; wait until every master has it.
@@ -207,21 +213,14 @@ fn keyspace_events_once(env: &Env, round: &str) {
         "a pattern on every master",
         Duration::from_secs(10),
         || {
-            env.proxy
-                .shared
-                .topology
-                .load()
-                .map
-                .shards()
-                .iter()
-                .all(|s| {
-                    let mut n = hive_tests::connect(&hive_tests::node_url(&s.master));
-                    let v: i64 = redis::cmd("PUBSUB")
-                        .arg("NUMPAT")
-                        .query(&mut n)
-                        .unwrap_or(0);
-                    v >= 1
-                })
+            masters(env).iter().all(|m| {
+                let mut n = hive_tests::connect(&hive_tests::node_url(m));
+                let v: i64 = redis::cmd("PUBSUB")
+                    .arg("NUMPAT")
+                    .query(&mut n)
+                    .unwrap_or(0);
+                v >= 1
+            })
         },
     );
     let mut c = env.client();
@@ -267,28 +266,19 @@ fn keyspace_notifications_from_every_master_exactly_once_also_after_failover() {
     }
     keyspace_events_once(&env, "before");
     // A replica takes over; its old master becomes a replica.
-    let masters = env.cluster.master_addrs();
+    let before = masters(&env);
     let replica = env
         .cluster
         .addrs()
         .into_iter()
-        .find(|a| !masters.contains(a))
+        .find(|a| !before.contains(a))
         .unwrap();
     let mut r = hive_tests::connect(&hive_tests::node_url(&replica));
     let _: () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut r).unwrap();
     hive_tests::module_cluster::wait_for(
         "the promotion seen by Hive",
         Duration::from_secs(20),
-        || {
-            env.proxy
-                .shared
-                .topology
-                .load()
-                .map
-                .shards()
-                .iter()
-                .any(|s| s.master == replica)
-        },
+        || masters(&env).contains(&replica),
     );
     keyspace_events_once(&env, "after");
 }

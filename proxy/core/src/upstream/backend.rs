@@ -6,7 +6,7 @@
 //! reconnects.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,8 @@ use tracing::{debug, warn};
 use super::control::ControlConn;
 use super::reply_error::qualify;
 use super::{Auth, Inbox, Job, Proto, ReplyTx, Tag};
-use crate::client::stop::{Signal, Stop};
-use crate::command::pubsub::{carries_keyspace, is_message};
+use crate::client::stop::Stop;
+use crate::command::pubsub::is_message;
 use crate::error::{ProxyError, UpstreamReason};
 use crate::metrics::backends::ConnState;
 use crate::metrics::Stats;
@@ -46,20 +46,7 @@ pub struct BackendOpts {
     pub readonly: bool,
 }
 
-/// Where a subscriber connection sends the messages it receives, and the bound on how many
-/// bytes of them may wait for the client (Redis's `client-output-buffer-limit pubsub`).
-#[derive(Debug, Clone)]
-pub struct PushSink {
-    pub tx: ReplyTx,
-    /// Message bytes received and not yet written to the client; the client subtracts.
-    pub queued: Arc<AtomicUsize>,
-    pub limit: usize,
-    /// Disconnects the client once `queued` passes `limit`.
-    pub kill: Arc<Signal>,
-    /// A connection made only for keyspace notifications: other messages (which the home
-    /// connection delivers already) are dropped.
-    pub keyspace_only: bool,
-}
+pub use super::sink::PushSink;
 
 /// Handle to a backend connection task. Cloning the `Arc` is the only per-request cost.
 #[derive(Debug)]
@@ -395,7 +382,7 @@ impl Task {
                     }
                     if let Some(p) = &push {
                         if is_message(&frame) {
-                            if p.keyspace_only && !carries_keyspace(&frame) {
+                            if !p.passes(&frame) {
                                 continue;
                             }
                             let total = p.queued.fetch_add(frame.len(), Ordering::Relaxed);

@@ -11,6 +11,7 @@ pub mod pool;
 pub mod push;
 pub mod replicas;
 pub mod reply_error;
+pub mod sink;
 pub mod topology;
 
 pub use auth::Auth;
