@@ -282,3 +282,36 @@ fn keyspace_notifications_from_every_master_exactly_once_also_after_failover() {
     );
     keyspace_events_once(&env, "after");
 }
+
+#[test]
+fn publish_counts_follow_subscriptions_one_at_a_time() {
+    let env = Env::with(3, 0, |_| {});
+    let mut s = TcpStream::connect(env.proxy.addr).unwrap();
+    // 2,000 SUBSCRIBEs of one channel each, then UNSUBSCRIBE of half of them, pipelined.
+    let mut batch = String::new();
+    for i in 0..2000 {
+        batch += &cmd(&["SUBSCRIBE", &format!("ch:{i}")]);
+    }
+    for i in (0..2000).step_by(2) {
+        batch += &cmd(&["UNSUBSCRIBE", &format!("ch:{i}")]);
+    }
+    batch += &cmd(&["PSUBSCRIBE", "ch:1*"]);
+    s.write_all(batch.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Read up to the PSUBSCRIBE confirmation: every command before it has been handled.
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    while !line.starts_with("psubscribe") {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+    }
+    let mut c = env.client();
+    let count = |c: &mut redis::Connection, ch: &str| -> i64 {
+        redis::cmd("PUBLISH").arg(ch).arg("x").query(c).unwrap()
+    };
+    assert_eq!(count(&mut c, "ch:0"), 0);
+    assert_eq!(count(&mut c, "ch:3"), 1);
+    assert_eq!(count(&mut c, "ch:11"), 2, "channel and pattern");
+    assert_eq!(count(&mut c, "ch:10"), 1, "pattern only");
+    drop(r);
+}

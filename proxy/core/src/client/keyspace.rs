@@ -12,7 +12,9 @@ use hive_common::resp::Request;
 use super::subscriber::{Subscriber, INTERNAL};
 use super::Conn;
 use crate::command::pubsub::Family;
-use crate::command::pubsub_index::{is_keyspace_channel, may_match_keyspace, Part};
+use crate::command::pubsub_index::{
+    is_keyspace_channel, keyspace_only, may_match_keyspace, Placement,
+};
 use crate::server::Shared;
 use crate::upstream::backend::PushSink;
 use crate::upstream::topology::NO_MASTER;
@@ -44,9 +46,9 @@ impl Conn {
         let Some(sub) = self.subs.as_mut() else {
             return;
         };
-        if sub.keyspace_wanted().is_empty() {
+        if sub.ks == [0, 0] {
             sub.keyspace.clear();
-            return self.publish_part();
+            return self.sync_place();
         }
         if !sub.keyspace.is_empty() && (!picked.is_empty() || (!on && args.is_empty())) {
             let mut words: Vec<&[u8]> = vec![command(family, on)];
@@ -63,7 +65,6 @@ impl Conn {
             }
         }
         self.keyspace_connect();
-        self.publish_part();
     }
 
     /// Makes the keyspace connections the current topology needs (every master but home's),
@@ -83,25 +84,30 @@ impl Conn {
         let Some(sub) = self.subs.as_mut() else {
             return;
         };
-        let (channels, patterns) = sub.keyspace_wanted_split();
-        if channels.is_empty() && patterns.is_empty() {
+        if sub.ks == [0, 0] {
             sub.keyspace.clear();
-            return;
+            return self.sync_place();
         }
         let home = sub.home_addr();
         sub.keyspace.retain(|c| {
             masters.iter().any(|m| **m == *c.addr) && Some(&*c.addr) != home.as_deref()
         });
+        let mut wanted: Option<(Vec<Bytes>, Vec<Bytes>)> = None;
         for m in &masters {
             if Some(m.as_str()) == home.as_deref() || sub.keyspace.iter().any(|c| &*c.addr == m) {
                 continue;
             }
+            let (channels, patterns) = wanted.get_or_insert_with(|| {
+                let channels: Vec<Bytes> = sub.subs.channels.iter().cloned().collect();
+                let patterns: Vec<Bytes> = sub.subs.patterns.iter().cloned().collect();
+                keyspace_only(&channels, &patterns)
+            });
             let sink = PushSink {
                 keyspace_only: true,
                 ..sub.sink.clone()
             };
             let c = shared.connector.dedicated(m, proto, Some(sink));
-            for (family, items) in [(Family::Channel, &channels), (Family::Pattern, &patterns)] {
+            for (family, items) in [(Family::Channel, &*channels), (Family::Pattern, &*patterns)] {
                 if items.is_empty() {
                     continue;
                 }
@@ -126,6 +132,7 @@ impl Conn {
                 }
             });
         }
+        self.sync_place();
     }
 
     /// The topology changed: a subscriber whose home is no longer a master subscribes again
@@ -143,22 +150,39 @@ impl Conn {
             return self.resubscribe();
         }
         self.keyspace_connect();
-        self.publish_part();
     }
 
-    /// Records this client's subscriptions in the proxy-wide index.
-    pub(super) fn publish_part(&mut self) {
+    /// Moves this client's subscriptions in the proxy-wide index when its connections changed
+    /// nodes (a new home, keyspace connections made or dropped).
+    pub(super) fn sync_place(&mut self) {
         let Some(sub) = self.subs.as_mut() else {
             return;
         };
-        let part = Part {
-            channels: sub.subs.channels.iter().cloned().collect(),
-            patterns: sub.subs.patterns.iter().cloned().collect(),
+        let place = Placement {
             home: sub.home_addr(),
             keyspace_nodes: sub.keyspace.iter().map(|c| c.addr.to_string()).collect(),
         };
-        self.shared.pubsub.replace(&sub.part, &part);
-        sub.part = part;
+        if place != sub.place {
+            let (channels, patterns) = sub.all();
+            self.shared
+                .pubsub
+                .moved(&sub.place, &place, &channels, &patterns);
+            sub.place = place;
+        }
+    }
+
+    /// Records what a (un)subscription changed in the proxy-wide index.
+    pub(super) fn index_change(&mut self, family: Family, on: bool, changed: &[Bytes]) {
+        let Some(sub) = self.subs.as_ref() else {
+            return;
+        };
+        let by = if on { 1 } else { -1 };
+        let index = &self.shared.pubsub;
+        match family {
+            Family::Channel => index.add(&sub.place, changed, &[], by),
+            Family::Pattern => index.add(&sub.place, &[], changed, by),
+            Family::Shard => {}
+        }
     }
 }
 
@@ -191,36 +215,44 @@ impl Subscriber {
         self.home.as_ref().map(|(_, c)| c.addr.to_string())
     }
 
-    /// Keyspace-capable channels and patterns held now.
-    pub(super) fn keyspace_wanted(&self) -> Vec<Bytes> {
-        let (mut c, p) = self.keyspace_wanted_split();
-        c.extend(p);
-        c
+    /// Keyspace-capable channels (`Family::Channel`) or patterns held now.
+    pub(super) fn ks_count(&self, family: Family) -> usize {
+        match family {
+            Family::Channel => self.ks[0],
+            Family::Pattern => self.ks[1],
+            Family::Shard => 0,
+        }
     }
 
-    fn keyspace_wanted_split(&self) -> (Vec<Bytes>, Vec<Bytes>) {
+    /// Counts the keyspace-capable items a (un)subscription added or removed.
+    pub(super) fn count_keyspace(&mut self, family: Family, on: bool, changed: &[Bytes]) {
+        let (i, n) = match family {
+            Family::Channel => (0, changed.iter().filter(|c| is_keyspace_channel(c)).count()),
+            Family::Pattern => (1, changed.iter().filter(|p| may_match_keyspace(p)).count()),
+            Family::Shard => return,
+        };
+        self.ks[i] = if on {
+            self.ks[i] + n
+        } else {
+            self.ks[i].saturating_sub(n)
+        };
+    }
+
+    /// Every channel and pattern held.
+    fn all(&self) -> (Vec<Bytes>, Vec<Bytes>) {
         (
-            self.subs
-                .channels
-                .iter()
-                .filter(|c| is_keyspace_channel(c))
-                .cloned()
-                .collect(),
-            self.subs
-                .patterns
-                .iter()
-                .filter(|p| may_match_keyspace(p))
-                .cloned()
-                .collect(),
+            self.subs.channels.iter().cloned().collect(),
+            self.subs.patterns.iter().cloned().collect(),
         )
     }
 }
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        let (channels, patterns) = self.all();
         self.index
             .shared
             .pubsub
-            .replace(&self.part, &Part::default());
+            .add(&self.place, &channels, &patterns, -1);
     }
 }

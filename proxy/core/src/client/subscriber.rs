@@ -18,7 +18,7 @@ use super::Conn;
 use crate::command::classify::Action;
 use crate::command::merge::{Merge, MergeKind};
 use crate::command::pubsub::{subscribed_pong, Family, Subscriptions};
-use crate::command::pubsub_index::{is_keyspace_channel, may_match_keyspace, Part};
+use crate::command::pubsub_index::Placement;
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::ProxyError;
@@ -42,8 +42,10 @@ pub(super) struct Subscriber {
     pub keyspace: Vec<Arc<Backend>>,
     /// A task forwards topology changes (the keyspace connections follow the masters).
     pub following: bool,
-    /// What the proxy-wide index holds for this client.
-    pub part: Part,
+    /// Where the proxy-wide index holds this client's subscriptions.
+    pub place: Placement,
+    /// Keyspace-capable channels and patterns held (`Family::Channel`, `Family::Pattern`).
+    pub ks: [usize; 2],
     pub index: IndexGuard,
 }
 
@@ -138,7 +140,8 @@ impl Conn {
                 resub_scheduled: false,
                 keyspace: Vec::new(),
                 following: false,
-                part: Part::default(),
+                place: Placement::default(),
+                ks: [0; 2],
                 index: IndexGuard {
                     shared: self.shared.clone(),
                 },
@@ -197,23 +200,13 @@ impl Conn {
         let Some(conn) = self.sub_conn(slot) else {
             return self.push_error(&no_master_for(slot));
         };
+        // The home connection may be new: the index follows it before counting the change.
+        self.sync_place();
         let sub = self.subscriber();
-        let before = match family {
-            Family::Channel => sub
-                .subs
-                .channels
-                .iter()
-                .filter(|c| is_keyspace_channel(c))
-                .count(),
-            Family::Pattern => sub
-                .subs
-                .patterns
-                .iter()
-                .filter(|p| may_match_keyspace(p))
-                .count(),
-            Family::Shard => 0,
-        };
-        let frames = sub.subs.apply(family, on, &args);
+        let before = sub.ks_count(family);
+        let mut changed = Vec::new();
+        let frames = sub.subs.apply(family, on, &args, &mut changed);
+        sub.count_keyspace(family, on, &changed);
         let (c, p, s) = (
             sub.subs.channels.len(),
             sub.subs.patterns.len(),
@@ -231,6 +224,7 @@ impl Conn {
         unit.pinned = Some(conn);
         unit.wire = Some((data, frames));
         self.push_unit(unit, Shape::Single);
+        self.index_change(family, on, &changed);
         self.keyspace_apply(family, on, &args, before);
     }
 
@@ -248,7 +242,8 @@ impl Conn {
             units.push(u);
         }
         let sub = self.subscriber();
-        sub.subs.apply(Family::Shard, false, &channels);
+        sub.subs
+            .apply(Family::Shard, false, &channels, &mut Vec::new());
         self.entry.update(|e| e.ssub = 0);
         let n = units.len();
         if n == 0 {
@@ -327,6 +322,5 @@ impl Conn {
             });
         }
         self.keyspace_connect();
-        self.publish_part();
     }
 }

@@ -57,20 +57,25 @@ impl Subscriptions {
     /// Records a (un)subscription and returns how many reply frames Redis sends for it: one
     /// per argument, or for an argument-less unsubscribe one per subscription dropped (at
     /// least one).
-    pub fn apply(&mut self, f: Family, subscribe: bool, args: &[Bytes]) -> u32 {
+    /// `changed` gets the items actually added or removed.
+    pub fn apply(
+        &mut self,
+        f: Family,
+        subscribe: bool,
+        args: &[Bytes],
+        changed: &mut Vec<Bytes>,
+    ) -> u32 {
         let set = self.set(f);
         if subscribe {
-            set.extend(args.iter().cloned());
+            changed.extend(args.iter().filter(|a| set.insert((*a).clone())).cloned());
             return args.len() as u32;
         }
         if args.is_empty() {
             let n = set.len().max(1) as u32;
-            set.clear();
+            changed.extend(std::mem::take(set));
             return n;
         }
-        for a in args {
-            set.remove(a);
-        }
+        changed.extend(args.iter().filter(|a| set.remove(*a)).cloned());
         args.len() as u32
     }
 
@@ -157,12 +162,25 @@ mod tests {
     fn subscriptions_count_frames_as_redis() {
         let mut s = Subscriptions::default();
         assert!(!s.active());
-        assert_eq!(s.apply(Family::Channel, true, &[b("a"), b("b"), b("a")]), 3);
+        let mut changed = Vec::new();
+        assert_eq!(
+            s.apply(
+                Family::Channel,
+                true,
+                &[b("a"), b("b"), b("a")],
+                &mut changed
+            ),
+            3
+        );
+        assert_eq!(changed, [b("a"), b("b")]);
         assert_eq!(s.channels.len(), 2);
         assert!(s.active());
-        assert_eq!(s.apply(Family::Pattern, false, &[]), 1);
-        assert_eq!(s.apply(Family::Channel, false, &[b("zz")]), 1);
-        assert_eq!(s.apply(Family::Channel, false, &[]), 2);
+        changed.clear();
+        assert_eq!(s.apply(Family::Pattern, false, &[], &mut changed), 1);
+        assert_eq!(s.apply(Family::Channel, false, &[b("zz")], &mut changed), 1);
+        assert!(changed.is_empty());
+        assert_eq!(s.apply(Family::Channel, false, &[], &mut changed), 2);
+        assert_eq!(changed, [b("a"), b("b")]);
         assert!(!s.active());
     }
 

@@ -1,4 +1,4 @@
-//! Every subscription Hive's clients hold, for PUBLISH's count: by client (what Redis would
+//! Every subscription Hive's clients hold, for PUBLISH's count, kept by changes: by client (what Redis would
 //! count had they all been on one node) and by node (what each node counts of Hive's own
 //! subscriber connections), so the nodes' answer can be corrected to "every subscriber
 //! reached through Hive". Also which channels and patterns can see keyspace notifications.
@@ -37,12 +37,10 @@ pub fn may_match_keyspace(pattern: &[u8]) -> bool {
     })
 }
 
-/// One subscriber's part: its channels and patterns, the node its home connection is on, and
-/// the nodes of its keyspace connections (which carry only keyspace-capable ones).
+/// Where one subscriber's subscriptions live: the node of its home connection (all of them)
+/// and the nodes of its keyspace connections (the keyspace-capable ones).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Part {
-    pub channels: Vec<Bytes>,
-    pub patterns: Vec<Bytes>,
+pub struct Placement {
     pub home: Option<String>,
     pub keyspace_nodes: Vec<String>,
 }
@@ -85,8 +83,8 @@ impl Counts {
 #[derive(Debug, Default)]
 pub struct PubsubIndex {
     inner: Mutex<Inner>,
-    /// Subscribers in the index, so a PUBLISH with none through Hive takes no lock.
-    parts: AtomicUsize,
+    /// Subscriptions in the index, so a PUBLISH with none through Hive takes no lock.
+    entries: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -98,36 +96,46 @@ struct Inner {
 impl PubsubIndex {
     /// No client of the proxy subscribes to a channel or pattern.
     pub fn is_empty(&self) -> bool {
-        self.parts.load(Ordering::Relaxed) == 0
+        self.entries.load(Ordering::Relaxed) == 0
     }
 
-    /// Replaces one subscriber's `old` part by `new`.
-    pub fn replace(&self, old: &Part, new: &Part) {
-        let empty = |p: &Part| p.channels.is_empty() && p.patterns.is_empty();
-        if empty(old) && empty(new) {
+    /// Adds (`by` 1) or removes (`by` -1) one subscriber's `channels` and `patterns`, held at
+    /// `place`. Called with what changed, so a client subscribing to many channels one at a
+    /// time costs the index one entry each, not its whole list each time.
+    pub fn add(&self, place: &Placement, channels: &[Bytes], patterns: &[Bytes], by: i64) {
+        let n = channels.len() + patterns.len();
+        if n == 0 {
             return;
         }
-        match (empty(old), empty(new)) {
-            (true, false) => self.parts.fetch_add(1, Ordering::Relaxed),
-            (false, true) => self.parts.fetch_sub(1, Ordering::Relaxed),
-            _ => 0,
-        };
+        if by > 0 {
+            self.entries.fetch_add(n, Ordering::Relaxed);
+        } else {
+            self.entries.fetch_sub(n, Ordering::Relaxed);
+        }
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        for (part, by) in [(old, -1), (new, 1)] {
-            g.clients.add(&part.channels, &part.patterns, by);
-            if let Some(h) = &part.home {
-                g.nodes
-                    .entry(h.clone())
-                    .or_default()
-                    .add(&part.channels, &part.patterns, by);
-            }
-            let (kc, kp) = keyspace_only(part);
-            for n in &part.keyspace_nodes {
-                g.nodes.entry(n.clone()).or_default().add(&kc, &kp, by);
+        g.clients.add(channels, patterns, by);
+        if let Some(h) = &place.home {
+            g.nodes
+                .entry(h.clone())
+                .or_default()
+                .add(channels, patterns, by);
+        }
+        if !place.keyspace_nodes.is_empty() {
+            let (kc, kp) = keyspace_only(channels, patterns);
+            for node in &place.keyspace_nodes {
+                g.nodes.entry(node.clone()).or_default().add(&kc, &kp, by);
             }
         }
         g.nodes
             .retain(|_, c| !c.channels.is_empty() || !c.patterns.is_empty());
+    }
+
+    /// Moves one subscriber's subscriptions from `old` to `new` (a connection changed nodes).
+    pub fn moved(&self, old: &Placement, new: &Placement, channels: &[Bytes], patterns: &[Bytes]) {
+        if old != new {
+            self.add(old, channels, patterns, -1);
+            self.add(new, channels, patterns, 1);
+        }
     }
 
     /// `(Hive's clients that receive a message on channel, Hive's own subscriber connections
@@ -148,14 +156,14 @@ impl PubsubIndex {
 }
 
 /// The channels and patterns a keyspace connection carries.
-pub fn keyspace_only(part: &Part) -> (Vec<Bytes>, Vec<Bytes>) {
+pub fn keyspace_only(channels: &[Bytes], patterns: &[Bytes]) -> (Vec<Bytes>, Vec<Bytes>) {
     (
-        part.channels
+        channels
             .iter()
             .filter(|c| is_keyspace_channel(c))
             .cloned()
             .collect(),
-        part.patterns
+        patterns
             .iter()
             .filter(|p| may_match_keyspace(p))
             .cloned()
@@ -193,26 +201,33 @@ mod tests {
     #[test]
     fn index_counts_clients_and_connections() {
         let idx = PubsubIndex::default();
-        let a = Part {
-            channels: vec![b("news")],
-            patterns: vec![b("*")],
+        let a = Placement {
             home: Some("n1".into()),
             keyspace_nodes: vec!["n2".into(), "n3".into()],
         };
-        idx.replace(&Part::default(), &a);
-        let c = Part {
-            channels: vec![b("news")],
+        idx.add(&a, &[b("news")], &[b("*")], 1);
+        let c = Placement {
             home: Some("n2".into()),
-            ..Part::default()
+            ..Placement::default()
         };
-        idx.replace(&Part::default(), &c);
+        idx.add(&c, &[b("news")], &[], 1);
         let nodes = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         // Two clients on "news", plus a's pattern: 3 receivers through Hive.
         assert_eq!(idx.receivers(b"news", &[]).0, 3);
         // Node n2 counts c's channel and a's keyspace connection's "*".
         assert_eq!(idx.receivers(b"news", &nodes(&["n2"])).1, 2);
         assert_eq!(idx.receivers(b"news", &nodes(&["n1", "n2", "n3"])).1, 5);
-        idx.replace(&a, &Part::default());
+        // c's home moves to n3.
+        let c3 = Placement {
+            home: Some("n3".into()),
+            ..Placement::default()
+        };
+        idx.moved(&c, &c3, &[b("news")], &[]);
+        assert_eq!(idx.receivers(b"news", &nodes(&["n2"])).1, 1);
+        idx.add(&a, &[b("news")], &[b("*")], -1);
         assert_eq!(idx.receivers(b"news", &nodes(&["n1", "n2", "n3"])), (1, 1));
+        idx.add(&c3, &[b("news")], &[], -1);
+        assert!(idx.is_empty());
+        assert_eq!(idx.receivers(b"news", &nodes(&["n3"])), (0, 0));
     }
 }
