@@ -74,46 +74,20 @@ impl Conn {
                 None => SLOT_GROUPS + s.index() as u32,
             }
         };
-        // Argument indexes fit in u32: the decoder bounds the argument count
-        // (`max_multibulk_len`, validated below 2^31).
-        let mut keys: SmallVec<[(u32, Slot, u32); 8]> = (1..argc)
-            .step_by(step)
-            .map(|i| {
-                let s = Slot::for_key(req.arg(i));
-                (group_of(s), s, i as u32)
-            })
-            .collect();
-        let first = keys[0];
-        if keys.iter().all(|k| k.0 == first.0) {
-            return self.push_unit(Unit::new(req, Route::Slot(first.1)), Shape::Single);
-        }
-        // Stable: a part keeps its keys in request order.
-        keys.sort_by_key(|k| k.0);
-        // Sized up front: regrowing these was a visible share of malloc under split MSETs.
-        let parts = keys.chunk_by(|a, b| a.0 == b.0).count();
-        let mut units: SmallVec<[Unit; 1]> = SmallVec::with_capacity(parts);
-        let mut positions = Vec::with_capacity(parts);
-        for group in keys.chunk_by(|a, b| a.0 == b.0) {
-            let payload: usize = group
-                .iter()
-                .map(|&(_, _, i)| {
-                    (0..step)
-                        .map(|j| req.arg(i as usize + j).len())
-                        .sum::<usize>()
-                })
-                .sum();
-            let mut b =
-                RequestBuilder::with_payload(1 + group.len() * step, req.arg(0).len() + payload);
-            b.arg(req.arg(0));
-            let mut pos = SmallVec::new();
-            for &(_, _, i) in group {
-                for j in 0..step {
-                    b.arg(req.arg(i as usize + j));
-                }
-                pos.push((i - 1) / step as u32);
+        let mut units: SmallVec<[Unit; 1]> = SmallVec::new();
+        let mut positions = Vec::new();
+        let split = split_parts(&req, step, group_of, |n, slot, part, pos| {
+            // Sized up front: regrowing these was a visible share of malloc under split MSETs.
+            if units.is_empty() {
+                units.reserve_exact(n);
+                positions.reserve_exact(n);
             }
-            units.push(Unit::new(b.finish(), Route::Slot(group[0].1)));
+            units.push(Unit::new(part, Route::Slot(slot)));
             positions.push(pos);
+        });
+        if !split {
+            let slot = Slot::for_key(req.arg(1));
+            return self.push_unit(Unit::new(req, Route::Slot(slot)), Shape::Single);
         }
         let merge = Merge::new(kind, units.len(), positions);
         self.push_merge(units, Shape::Merge(Box::new(merge)));
@@ -183,4 +157,54 @@ impl Conn {
             .pause(mode, Duration::from_millis(ms as u64));
         self.every_node(req, true);
     }
+}
+
+/// Splits a command of `step` arguments per key into one part per group of `group_of`, each
+/// with its keys in request order: `emit(parts, slot, part, positions)` gets each part and
+/// where its keys sit in the reply. False (nothing emitted) when every key is in one group.
+pub(super) fn split_parts(
+    req: &Request,
+    step: usize,
+    group_of: impl Fn(Slot) -> u32,
+    mut emit: impl FnMut(usize, Slot, Request, SmallVec<[u32; 4]>),
+) -> bool {
+    let argc = req.argc();
+    // Argument indexes fit in u32: the decoder bounds the argument count
+    // (`max_multibulk_len`, validated below 2^31).
+    let mut keys: SmallVec<[(u32, Slot, u32); 8]> = (1..argc)
+        .step_by(step)
+        .map(|i| {
+            let s = Slot::for_key(req.arg(i));
+            (group_of(s), s, i as u32)
+        })
+        .collect();
+    let first = keys[0];
+    if keys.iter().all(|k| k.0 == first.0) {
+        return false;
+    }
+    // Stable: a part keeps its keys in request order.
+    keys.sort_by_key(|k| k.0);
+    let n = keys.chunk_by(|a, b| a.0 == b.0).count();
+    for group in keys.chunk_by(|a, b| a.0 == b.0) {
+        let payload: usize = group
+            .iter()
+            .map(|&(_, _, i)| {
+                (0..step)
+                    .map(|j| req.arg(i as usize + j).len())
+                    .sum::<usize>()
+            })
+            .sum();
+        let mut b =
+            RequestBuilder::with_payload(1 + group.len() * step, req.arg(0).len() + payload);
+        b.arg(req.arg(0));
+        let mut pos = SmallVec::new();
+        for &(_, _, i) in group {
+            for j in 0..step {
+                b.arg(req.arg(i as usize + j));
+            }
+            pos.push((i - 1) / step as u32);
+        }
+        emit(n, group[0].1, b.finish(), pos);
+    }
+    true
 }

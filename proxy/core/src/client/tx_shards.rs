@@ -12,6 +12,7 @@ use hive_common::resp::{write_array_header, Request};
 use hive_common::Slot;
 use smallvec::SmallVec;
 
+use super::fanout::split_parts;
 use super::pending::{Shape, Unit};
 use super::transaction::{no_master_for, Multi, Watch};
 use super::Conn;
@@ -46,29 +47,20 @@ impl Conn {
             return Some(req);
         }
         let first = Slot::for_key(req.arg(1));
-        if (1..argc)
-            .step_by(step)
-            .all(|i| Slot::for_key(req.arg(i)) == first)
-        {
+        let mut parts = Vec::new();
+        let mut positions = Vec::new();
+        // Per slot: a node's part of a cluster transaction must keep to one slot.
+        let split = split_parts(
+            &req,
+            step,
+            |s| s.get() as u32,
+            |_, slot, part, pos| {
+                parts.push((slot, part));
+                positions.push(pos);
+            },
+        );
+        if !split {
             return Some(req);
-        }
-        let mut by_slot: Vec<(Slot, Vec<usize>)> = Vec::new();
-        for i in (1..argc).step_by(step) {
-            let s = Slot::for_key(req.arg(i));
-            match by_slot.iter_mut().find(|(x, _)| *x == s) {
-                Some((_, v)) => v.push(i),
-                None => by_slot.push((s, vec![i])),
-            }
-        }
-        let mut parts = Vec::with_capacity(by_slot.len());
-        let mut positions = Vec::with_capacity(by_slot.len());
-        for (slot, idx) in by_slot {
-            let mut args: Vec<&[u8]> = vec![req.arg(0)];
-            for &i in &idx {
-                args.extend((0..step).map(|j| req.arg(i + j)));
-            }
-            parts.push((slot, Request::from_args(&args)));
-            positions.push(idx.iter().map(|&i| ((i - 1) / step) as u32).collect());
         }
         let limit = self.shared.live.load().proxy.client_query_buffer_limit.0;
         let m = self.multi.as_mut()?;
