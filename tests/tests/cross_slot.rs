@@ -6,6 +6,19 @@ use hive_proxy::config::{Config, CrossSlot, MemSize};
 use hive_tests::{cross_slot, error_text, node_url, run, single_node, Env, GroupEnv};
 use redis::Value;
 
+/// The shards the proxy puts `keys` on: the comparisons only test emulation when the keys of
+/// a command live apart.
+fn shards_of(env: &GroupEnv, keys: &[&str]) -> usize {
+    let topo = env.proxy.shared.topology.load();
+    let mut shards: Vec<_> = keys
+        .iter()
+        .map(|k| topo.map.shard_of(hive_common::Slot::for_key(k.as_bytes())))
+        .collect();
+    shards.sort();
+    shards.dedup();
+    shards.len()
+}
+
 fn emulate(c: &mut Config) {
     c.proxy.cross_slot = CrossSlot::Emulate;
 }
@@ -31,6 +44,8 @@ fn cross_slot_emulated_matches_standalone_in_cluster_mode() {
 #[test]
 fn cross_slot_emulated_matches_standalone_in_sentinel_mode() {
     let env = GroupEnv::sentinel(3, None, emulate);
+    assert_eq!(shards_of(&env, &["s1", "s2", "s3"]), 3);
+    assert_eq!(shards_of(&env, &["sl", "w_1", "o_1"]), 3);
     let (_d, _n, single) = standalone();
     cross_slot::matches_standalone(&env.url(), &single);
     cross_slot::sort_patterns_match_standalone(&env.url(), &single);
@@ -39,6 +54,8 @@ fn cross_slot_emulated_matches_standalone_in_sentinel_mode() {
 #[test]
 fn cross_slot_emulated_matches_standalone_in_static_mode() {
     let env = GroupEnv::statik(3, emulate);
+    assert_eq!(shards_of(&env, &["s1", "s2", "s3"]), 3);
+    assert_eq!(shards_of(&env, &["sl", "w_1", "o_1"]), 3);
     let (_d, _n, single) = standalone();
     cross_slot::matches_standalone(&env.url(), &single);
     cross_slot::sort_patterns_match_standalone(&env.url(), &single);
