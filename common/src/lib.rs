@@ -5,7 +5,9 @@
 pub mod addr;
 pub mod command;
 pub mod error;
+pub mod glob;
 pub mod info;
+pub mod pubsub;
 pub mod resp;
 pub mod slot;
 pub mod topology;

@@ -7,8 +7,8 @@ use hive_common::resp::Request;
 use smallvec::SmallVec;
 
 use super::User;
-use crate::command::scan_cursor::glob_match;
 use crate::error::{ClientReason, ProxyError};
+use hive_common::glob::glob_match;
 
 /// What a user was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,15 +9,9 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use super::scan_cursor::glob_match;
-
-const KEYSPACE: &[u8] = b"__keyspace@";
-const KEYEVENT: &[u8] = b"__keyevent@";
-
-/// Whether `channel` is a keyspace notification channel (made by each node for its own keys).
-pub fn is_keyspace_channel(channel: &[u8]) -> bool {
-    channel.starts_with(KEYSPACE) || channel.starts_with(KEYEVENT)
-}
+use hive_common::glob::glob_match;
+pub use hive_common::pubsub::is_keyspace_channel;
+use hive_common::pubsub::{KEYEVENT, KEYSPACE};
 
 /// Whether glob `pattern` can match some keyspace notification channel: its literal prefix
 /// (up to the first `*`, `?`, `[` or `\`) and one of the two prefixes agree.

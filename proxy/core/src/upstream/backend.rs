@@ -20,11 +20,11 @@ use super::control::ControlConn;
 use super::reply_error::qualify;
 use super::{Auth, Inbox, Job, Proto, ReplyTx, Tag};
 use crate::client::stop::Stop;
-use crate::command::pubsub::is_message;
 use crate::error::{ProxyError, UpstreamReason};
 use crate::metrics::backends::ConnState;
 use crate::metrics::Stats;
 use crate::stream::{BoxStream, Dialer};
+use hive_common::pubsub::is_message;
 
 #[derive(Clone)]
 pub struct BackendOpts {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::ReplyTx;
 use crate::client::stop::Signal;
-use crate::command::pubsub::carries_keyspace;
+use hive_common::pubsub::carries_keyspace;
 
 /// Where a subscriber connection sends the messages it receives, and the bound on how many
 /// bytes of them may wait for the client (Redis's `client-output-buffer-limit pubsub`).
