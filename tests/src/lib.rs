@@ -157,14 +157,14 @@ impl GroupEnv {
 
     /// The master the proxy currently routes shard `i` to.
     pub fn routed_master(&self, i: usize) -> String {
-        self.proxy.shared.topology.load().map.shards()[i]
+        self.proxy.shared.plane.topology.load().map.shards()[i]
             .master
             .clone()
     }
 
     /// A hash tag whose keys belong to shard `i`.
     pub fn tag_of(&self, i: usize) -> String {
-        let topo = self.proxy.shared.topology.load();
+        let topo = self.proxy.shared.plane.topology.load();
         (0..)
             .map(|n| format!("{{g{n}}}"))
             .find(|t| topo.map.shard_of(hive_common::Slot::for_key(t.as_bytes())) == Some(i))

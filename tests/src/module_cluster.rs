@@ -65,7 +65,7 @@ pub fn proxy_for(cluster: &LocalCluster, tweak: impl FnOnce(&mut Config)) -> Pro
     tweak(&mut config);
     let proxy = ProxyHandle::start(config).expect("proxy");
     wait_for("the topology", Duration::from_secs(10), || {
-        let t = proxy.shared.topology.load();
+        let t = proxy.shared.plane.topology.load();
         t.map.shards().len() == 3 && t.map.shards().iter().all(|s| !s.replicas.is_empty())
     });
     proxy
@@ -77,17 +77,17 @@ impl Deployment {
     }
 
     pub fn masters(&self) -> Vec<String> {
-        let t = self.proxy.shared.topology.load();
+        let t = self.proxy.shared.plane.topology.load();
         t.map.shards().iter().map(|s| s.master.clone()).collect()
     }
 
     pub fn replica_of(&self, i: usize) -> String {
-        self.proxy.shared.topology.load().map.shards()[i].replicas[0].clone()
+        self.proxy.shared.plane.topology.load().map.shards()[i].replicas[0].clone()
     }
 
     /// A hash tag whose keys shard `i` owns.
     pub fn tag_of(&self, i: usize) -> String {
-        let topo = self.proxy.shared.topology.load();
+        let topo = self.proxy.shared.plane.topology.load();
         (0..)
             .map(|n| format!("{{t{n}}}"))
             .find(|t| topo.map.shard_of(hive_common::Slot::for_key(t.as_bytes())) == Some(i))
@@ -97,7 +97,7 @@ impl Deployment {
     /// Waits until every shard has `n` replicas the read policy may use.
     pub fn wait_fresh(&self, n: usize) {
         wait_for("fresh replicas", Duration::from_secs(15), || {
-            let m = self.proxy.shared.reads.load();
+            let m = self.proxy.shared.plane.reads.load();
             m.shards.len() == 3 && m.shards.iter().all(|s| s.len() == n)
         });
     }

@@ -24,7 +24,7 @@ pub fn keys_land_on_owners(proxy: &ProxyHandle, password: Option<&str>) {
     for i in 0..1000 {
         let _: () = c.set(format!("key:{i}"), i).unwrap();
     }
-    let topo = proxy.shared.topology.load();
+    let topo = proxy.shared.plane.topology.load();
     let mut direct: HashMap<String, redis::Connection> = HashMap::new();
     for i in 0..1000 {
         let key = format!("key:{i}");

@@ -41,6 +41,7 @@ fn admin_config_set_reaches_every_node_for_permitted_users() {
     while env
         .proxy
         .shared
+        .plane
         .topology
         .load()
         .map

@@ -9,7 +9,7 @@ use redis::Value;
 /// The shards the proxy puts `keys` on: the comparisons only test emulation when the keys of
 /// a command live apart.
 fn shards_of(env: &GroupEnv, keys: &[&str]) -> usize {
-    let topo = env.proxy.shared.topology.load();
+    let topo = env.proxy.shared.plane.topology.load();
     let mut shards: Vec<_> = keys
         .iter()
         .map(|k| topo.map.shard_of(hive_common::Slot::for_key(k.as_bytes())))

@@ -68,7 +68,7 @@ fn drill_failover_reports_outage_errors_and_losses() {
 fn drill_failover_in_cluster_mode_uses_cluster_failover() {
     let _g = heavy();
     let env = Env::cluster();
-    let old = env.proxy.shared.topology.load().map.shards()[0]
+    let old = env.proxy.shared.plane.topology.load().map.shards()[0]
         .master
         .clone();
     let report = run_drill(env.proxy.addr, &["--group", &old]);

@@ -12,7 +12,7 @@ use hive_tests::{connect, module_so, node_url};
 use redis::Commands;
 
 fn masters_of(proxy: &ProxyHandle) -> Vec<String> {
-    let t = proxy.shared.topology.load();
+    let t = proxy.shared.plane.topology.load();
     t.map.shards().iter().map(|s| s.master.clone()).collect()
 }
 
@@ -77,14 +77,16 @@ fn sentinel_group() -> (tempfile::TempDir, LocalGroups, ProxyHandle) {
     config.backend.shards = groups.sentinel_shards();
     let proxy = ProxyHandle::start(config).expect("proxy");
     wait_for("the group and its replica", Duration::from_secs(15), || {
-        let t = proxy.shared.topology.load();
+        let t = proxy.shared.plane.topology.load();
         t.map.shards().len() == 1 && !t.map.shards()[0].replicas.is_empty()
     });
     (dir, groups, proxy)
 }
 
 fn routed_master(proxy: &ProxyHandle) -> String {
-    proxy.shared.topology.load().map.shards()[0].master.clone()
+    proxy.shared.plane.topology.load().map.shards()[0]
+        .master
+        .clone()
 }
 
 fn replicaof(addr: &str, master: Option<&str>) {
@@ -107,7 +109,7 @@ fn replicaof(addr: &str, master: Option<&str>) {
 fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
     let (_dir, _groups, proxy) = sentinel_group();
     let master = routed_master(&proxy);
-    let replica = proxy.shared.topology.load().map.shards()[0].replicas[0].clone();
+    let replica = proxy.shared.plane.topology.load().map.shards()[0].replicas[0].clone();
     // Subscriptions are made once the topology is in.
     std::thread::sleep(Duration::from_millis(1000));
 
@@ -127,22 +129,23 @@ fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
     });
     // Sentinel lists it as a replica again, and the proxy subscribes to it again.
     wait_for("the replica listed again", Duration::from_secs(15), || {
-        proxy.shared.topology.load().map.shards()[0]
+        proxy.shared.plane.topology.load().map.shards()[0]
             .replicas
             .contains(&replica)
     });
     eprintln!(
         "replicas: {:?}",
-        proxy.shared.topology.load().map.shards()[0].replicas
+        proxy.shared.plane.topology.load().map.shards()[0].replicas
     );
     std::thread::sleep(Duration::from_millis(1000));
 
     // A failover in progress with this replica selected (as `+selected-slave` records it).
     let shared = &proxy.shared;
     shared
+        .plane
         .topology
         .set_failover(0, Some(std::time::Instant::now() + Duration::from_secs(20)));
-    shared.topology.select_replica(0, &replica);
+    shared.plane.topology.select_replica(0, &replica);
     let promoted = Instant::now();
     replicaof(&replica, None);
     wait_for("the pushed promotion", Duration::from_secs(5), || {
@@ -168,7 +171,7 @@ fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
 #[test]
 fn failover_push_follows_a_sentinel_failover_from_the_promoted_node() {
     let (_dir, groups, proxy) = sentinel_group();
-    let replica = proxy.shared.topology.load().map.shards()[0].replicas[0].clone();
+    let replica = proxy.shared.plane.topology.load().map.shards()[0].replicas[0].clone();
     std::thread::sleep(Duration::from_millis(1000));
     let mut s = connect(&node_url(&groups.sentinel_addrs()[0]));
     let _: String = redis::cmd("SENTINEL")

@@ -202,7 +202,7 @@ fn collect_events(
 
 /// The masters the proxy routes to now.
 fn masters(env: &Env) -> Vec<String> {
-    let topo = env.proxy.shared.topology.load();
+    let topo = env.proxy.shared.plane.topology.load();
     topo.map.shards().iter().map(|s| s.master.clone()).collect()
 }
 

@@ -29,7 +29,7 @@ fn proxy_pipeline_across_shards_keeps_order() {
 #[test]
 fn proxy_cluster_on_ipv6_loopback_routes_and_follows_moved() {
     let env = Env::on("::1", 3, 0, |c| c.backend.refresh_interval_ms = 600_000);
-    let topo = env.proxy.shared.topology.load_full();
+    let topo = env.proxy.shared.plane.topology.load_full();
     assert_eq!(topo.map.shards().len(), 3);
     for s in topo.map.shards() {
         assert!(s.master.starts_with("[::1]:"), "{}", s.master);
@@ -61,12 +61,12 @@ fn proxy_cluster_on_ipv6_loopback_routes_and_follows_moved() {
     setslot(from, &["MIGRATING", &to_id]);
     setslot(to, &["NODE", &to_id]);
     setslot(from, &["NODE", &to_id]);
-    let moved_before = hive_proxy::metrics::Stats::get(&env.proxy.shared.stats.moved);
+    let moved_before = hive_proxy::metrics::Stats::get(&env.proxy.shared.stats.upstream.moved);
     let mut c = env.client();
     let _: () = c.set(key, "v6").unwrap();
     let got: String = node(to).get(key).unwrap();
     assert_eq!(got, "v6");
-    assert!(hive_proxy::metrics::Stats::get(&env.proxy.shared.stats.moved) > moved_before);
+    assert!(hive_proxy::metrics::Stats::get(&env.proxy.shared.stats.upstream.moved) > moved_before);
 }
 
 #[test]

@@ -72,6 +72,7 @@ fn replica_reads_follow_readonly_and_readwrite_per_connection() {
     let slot_shard = d
         .proxy
         .shared
+        .plane
         .topology
         .load()
         .map
@@ -120,7 +121,7 @@ fn replica_read_from_replica_refuses_when_none_is_fresh() {
     let replica = d.replica_of(0);
     break_master_link(&replica);
     wait_for("the replica set aside", Duration::from_secs(10), || {
-        d.proxy.shared.reads.load().shards[0].is_empty()
+        d.proxy.shared.plane.reads.load().shards[0].is_empty()
     });
     let e = error_text(run(&mut c, &["GET", &key]));
     assert!(e.starts_with("NOREPLICAS Hive: no replica of shard"), "{e}");
@@ -148,7 +149,7 @@ fn replica_with_master_link_down_gets_no_reads() {
     let replica = d.replica_of(1);
     break_master_link(&replica);
     wait_for("the link down seen", Duration::from_secs(10), || {
-        d.proxy.shared.reads.load().shards[1].is_empty()
+        d.proxy.shared.plane.reads.load().shards[1].is_empty()
     });
     // Written while the replica cannot see it: a read of it must come from the master.
     for i in 0..100 {
@@ -339,7 +340,7 @@ fn read_your_writes_never_returns_an_older_value() {
 fn replica_reads_in_static_mode_use_the_configured_replicas_by_offset() {
     let env = hive_tests::GroupEnv::statik(2, |c| c.backend.read_from = ReadFrom::PreferReplica);
     wait_for("fresh replicas", Duration::from_secs(15), || {
-        let m = env.proxy.shared.reads.load();
+        let m = env.proxy.shared.plane.reads.load();
         m.shards.len() == 2 && m.shards.iter().all(|s| s.len() == 1)
     });
     let mut c = env.client();

@@ -212,7 +212,7 @@ fn killed_master_only_affects_its_shard_and_recovers() {
     let mut env = Env::cluster();
     let victim = env.cluster.nodes[0].addr.clone();
     let owners: HashMap<u16, String> = {
-        let topo = env.proxy.shared.topology.load();
+        let topo = env.proxy.shared.plane.topology.load();
         (0..16384u16)
             .map(|s| {
                 let i = topo.map.shard_of(Slot::new(s).unwrap()).unwrap();
@@ -328,7 +328,7 @@ fn backend_death_mid_pipeline_answers_every_request() {
     let tag = (0..)
         .map(|i| format!("{{t{i}}}"))
         .find(|t| {
-            let topo = env.proxy.shared.topology.load();
+            let topo = env.proxy.shared.plane.topology.load();
             topo.map.shard_of(Slot::for_key(t.as_bytes())) == Some(0)
         })
         .unwrap();
@@ -350,7 +350,7 @@ fn backend_death_mid_pipeline_answers_every_request() {
         reqs.extend_from_slice(Request::from_args(&["SET", key, "v"]).raw());
     }
     let on_victim = |k: &str| {
-        let topo = env.proxy.shared.topology.load();
+        let topo = env.proxy.shared.plane.topology.load();
         topo.map.shard_of(Slot::for_key(k.as_bytes())) == Some(0)
     };
     let live_keys: Vec<bool> = keys.iter().map(|k| !on_victim(k)).collect();

@@ -52,7 +52,7 @@ fn static_mode_splits_one_part_per_shard() {
     let owners: std::collections::HashSet<usize> = keys
         .iter()
         .filter_map(|k| {
-            let topo = env.proxy.shared.topology.load();
+            let topo = env.proxy.shared.plane.topology.load();
             topo.map.shard_of(hive_common::Slot::for_key(k.as_bytes()))
         })
         .collect();
@@ -91,7 +91,7 @@ struct Seen {
 
 fn start_load(env: &GroupEnv, writers: usize) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
-    let shards = env.proxy.shared.topology.load().map.shards().len();
+    let shards = env.proxy.shared.plane.topology.load().map.shards().len();
     let tags: Vec<String> = (0..shards).map(|i| env.tag_of(i)).collect();
     let handles = (0..writers)
         .map(|w| {
@@ -269,7 +269,7 @@ fn killed_master_fails_over_and_other_groups_never_fail() {
         thread::spawn(move || {
             let mut routed_to_victim = false;
             while watching.load(Ordering::Relaxed) {
-                routed_to_victim |= shared.topology.load().map.shards()[0].master == victim;
+                routed_to_victim |= shared.plane.topology.load().map.shards()[0].master == victim;
                 thread::sleep(Duration::from_millis(10));
             }
             routed_to_victim
@@ -452,7 +452,7 @@ fn stale_sentinel_answer_is_refused() {
         *asked.lock().unwrap() >= 1,
         "the stale sentinel was asked first"
     );
-    let topo = proxy.shared.topology.load();
+    let topo = proxy.shared.plane.topology.load();
     let routed: Vec<&str> = topo
         .map
         .shards()

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
 use hive_common::info;
-use hive_proxy::facts::{collect, Snapshot};
-use hive_proxy::server::Shared;
-use hive_proxy::upstream::control::ControlConn;
+use hive_upstream::conn::control::ControlConn;
+use hive_upstream::facts::{collect, Snapshot};
+use hive_upstream::Backplane;
 
 use crate::error::{BackupError, Result};
 use crate::manifest::{self, Kind, Manifest};
@@ -40,9 +40,9 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Takes a backup of the deployment behind `shared` into `store`.
+/// Takes a backup of the deployment behind `plane` into `store`.
 pub async fn run(
-    shared: &Arc<Shared>,
+    plane: &Arc<Backplane>,
     store: &Store,
     opts: &Options,
     progress: &Progress,
@@ -53,7 +53,7 @@ pub async fn run(
         tag: opts.tag.clone(),
         created_ms: now,
         created: manifest::rfc3339(now),
-        mode: shared.config.backend.mode.as_str().to_string(),
+        mode: plane.config.mode.as_str().to_string(),
         state: "running".into(),
         kind: opts.kind,
         compressed: opts.compress,
@@ -61,7 +61,7 @@ pub async fn run(
         hive_version: env!("CARGO_PKG_VERSION").into(),
         ..Manifest::default()
     };
-    let plans = plan(shared, opts).await?;
+    let plans = plan(plane, opts).await?;
     for p in &plans {
         progress.say(&format!(
             "{}: {} {} by {} ({})",
@@ -73,7 +73,7 @@ pub async fn run(
         ));
     }
     store.put_manifest(&m).await?;
-    match take(shared, store, opts, progress, &plans, &mut m).await {
+    match take(plane, store, opts, progress, &plans, &mut m).await {
         Ok(()) => {
             m.state = "complete".into();
             m.finished_ms = Some(now_ms());
@@ -110,8 +110,8 @@ pub fn master_up(facts: &Snapshot, i: usize) -> Result<()> {
 }
 
 /// Which node of each shard, by which method.
-async fn plan(shared: &Arc<Shared>, opts: &Options) -> Result<Vec<Plan>> {
-    let facts = collect::collect(shared).await;
+async fn plan(plane: &Arc<Backplane>, opts: &Options) -> Result<Vec<Plan>> {
+    let facts = collect::collect(plane).await;
     if facts.shards.is_empty() {
         return Err(BackupError::Target(
             "no shard found: is the deployment up and the config right?".into(),
@@ -150,7 +150,7 @@ async fn plan(shared: &Arc<Shared>, opts: &Options) -> Result<Vec<Plan>> {
             reason: String::new(),
             root: None,
         };
-        snapshot::choose(shared, &mut p, opts.method).await?;
+        snapshot::choose(plane, &mut p, opts.method).await?;
         if opts.kind.aof() && !p.module {
             return Err(BackupError::node(
                 &p.node,
@@ -167,7 +167,7 @@ async fn plan(shared: &Arc<Shared>, opts: &Options) -> Result<Vec<Plan>> {
 }
 
 async fn take(
-    shared: &Arc<Shared>,
+    plane: &Arc<Backplane>,
     store: &Store,
     opts: &Options,
     progress: &Progress,
@@ -176,9 +176,9 @@ async fn take(
 ) -> Result<()> {
     let tag = opts.tag.clone().unwrap_or_else(|| m.id.clone());
     let aof = opts.kind.aof();
-    let starts = join_all(plans.iter().map(|p| snapshot::start(shared, p, &tag, aof)));
+    let starts = join_all(plans.iter().map(|p| snapshot::start(plane, p, &tag, aof)));
     let started: Vec<_> = if opts.consistent {
-        let (started, pause) = paused(shared, plans, starts).await?;
+        let (started, pause) = paused(plane, plans, starts).await?;
         progress.say(&format!(
             "writes paused on {} masters for {:.1} ms",
             plans.len(),
@@ -201,7 +201,7 @@ async fn take(
         started
             .into_iter()
             .zip(plans)
-            .map(|(s, p)| snapshot::transfer(shared, s, p, &dest, progress)),
+            .map(|(s, p)| snapshot::transfer(plane, s, p, &dest, progress)),
     )
     .await;
     m.shards = moved.into_iter().collect::<Result<Vec<_>>>()?;
@@ -216,13 +216,13 @@ const PAUSE_BOUND_MS: u64 = 10_000;
 /// whatever `f` or the wait returned, and is bounded by `PAUSE_BOUND_MS` even if this process
 /// dies. Returns `f`'s result and how long writes were paused.
 async fn paused<T>(
-    shared: &Arc<Shared>,
+    plane: &Arc<Backplane>,
     plans: &[Plan],
     f: impl std::future::Future<Output = T>,
 ) -> Result<(T, Duration)> {
     let mut masters = Vec::new();
     for p in plans {
-        masters.push(snapshot::connect(shared, &p.master).await?);
+        masters.push(snapshot::connect(plane, &p.master).await?);
     }
     let t0 = Instant::now();
     let bound = PAUSE_BOUND_MS.to_string();
@@ -235,7 +235,7 @@ async fn paused<T>(
     // Redis lifts the pause itself after PAUSE_BOUND_MS: the cut must be made well before.
     let limit = Duration::from_millis(PAUSE_BOUND_MS - 2_000);
     let result = match pauses.into_iter().collect::<Result<Vec<_>>>() {
-        Ok(_) => match caught_up(shared, plans, &mut masters).await {
+        Ok(_) => match caught_up(plane, plans, &mut masters).await {
             Ok(()) => tokio::time::timeout(limit.saturating_sub(t0.elapsed()), f)
                 .await
                 .map_err(|_| {
@@ -262,7 +262,7 @@ async fn paused<T>(
 
 /// With writes paused, waits (up to 5 s) until each replica planned has its master's offset.
 async fn caught_up(
-    shared: &Arc<Shared>,
+    plane: &Arc<Backplane>,
     plans: &[Plan],
     masters: &mut [ControlConn],
 ) -> Result<()> {
@@ -271,7 +271,7 @@ async fn caught_up(
             continue;
         }
         let want = offset(master, "master_repl_offset").await?;
-        let mut replica = snapshot::connect(shared, &p.node).await?;
+        let mut replica = snapshot::connect(plane, &p.node).await?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let at = offset(&mut replica, "slave_repl_offset").await?;

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 use hive_common::resp::{Request, Value};
-use hive_proxy::upstream::control::ControlConn;
+use hive_upstream::conn::control::ControlConn;
 
 use crate::error::{BackupError, Result};
 

@@ -163,8 +163,8 @@ pub fn run_backup(a: BackupArgs) -> Result<()> {
     let progress = Progress::new(false);
     let m = runtime()?.block_on(async {
         let store = Store::open(&a.dest)?;
-        let shared = a.target.connect().await?;
-        anyhow::Ok(backup::run(&shared, &store, &opts, &progress).await?)
+        let plane = a.target.connect().await?;
+        anyhow::Ok(backup::run(&plane, &store, &opts, &progress).await?)
     })?;
     if a.json {
         println!("{}", String::from_utf8_lossy(&m.to_json()).trim_end());
@@ -289,8 +289,8 @@ pub fn run_restore(a: RestoreArgs) -> Result<()> {
             }
         });
         let store = Store::open(&a.from)?;
-        let shared = a.target.connect().await?;
-        anyhow::Ok(restore::run(&store, &a.id, &shared, &opts, &progress, stop.clone()).await?)
+        let plane = a.target.connect().await?;
+        anyhow::Ok(restore::run(&store, &a.id, &plane, &opts, &progress, stop.clone()).await?)
     })?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

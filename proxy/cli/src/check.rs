@@ -11,8 +11,8 @@ use clap::Args;
 use comfy_table::{presets, Table};
 use hive_common::Slot;
 use hive_proxy::config::Mode;
-use hive_proxy::facts::Snapshot;
-use hive_proxy::server::Shared;
+use hive_upstream::facts::Snapshot;
+use hive_upstream::Backplane;
 use serde::Serialize;
 
 use crate::target::{poll, ProxyArg, Target};
@@ -59,9 +59,9 @@ pub fn run(a: CheckArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let checks = rt.block_on(async {
-        let shared = a.target.connect().await?;
-        let s = poll(&shared).await;
-        anyhow::Ok(suite(&a, &shared, &s).await)
+        let plane = a.target.connect().await?;
+        let s = poll(&plane).await;
+        anyhow::Ok(suite(&a, &plane, &s).await)
     })?;
     let failed = checks.iter().any(|c| c.result == "fail");
     if a.json {
@@ -80,7 +80,7 @@ pub fn run(a: CheckArgs) -> Result<()> {
     std::process::exit(i32::from(failed));
 }
 
-async fn suite(a: &CheckArgs, shared: &Shared, s: &Snapshot) -> Vec<Check> {
+async fn suite(a: &CheckArgs, plane: &Backplane, s: &Snapshot) -> Vec<Check> {
     let mut out = Vec::new();
     let down: Vec<String> = s
         .nodes
@@ -101,8 +101,8 @@ async fn suite(a: &CheckArgs, shared: &Shared, s: &Snapshot) -> Vec<Check> {
             hive_common::SLOT_COUNT
         ));
     }
-    if shared.config.backend.mode == Mode::Cluster {
-        slots.extend(open_slots(shared, s).await);
+    if plane.config.mode == Mode::Cluster {
+        slots.extend(open_slots(plane, s).await);
     }
     out.push(check(
         "slots covered, none open",
@@ -158,7 +158,7 @@ async fn suite(a: &CheckArgs, shared: &Shared, s: &Snapshot) -> Vec<Check> {
     }
     out.push(check(
         "persistence (AOF on, RDB save rules)",
-        persistence(shared, s).await,
+        persistence(plane, s).await,
         "every node has appendonly yes and save rules".into(),
     ));
     let missing: Vec<String> = s
@@ -184,11 +184,11 @@ async fn suite(a: &CheckArgs, shared: &Shared, s: &Snapshot) -> Vec<Check> {
 }
 
 /// Slots a master has marked migrating or importing (`[slot->-node]` in CLUSTER NODES).
-async fn open_slots(shared: &Shared, s: &Snapshot) -> Vec<String> {
-    let auth = shared.config.node_auth();
+async fn open_slots(plane: &Backplane, s: &Snapshot) -> Vec<String> {
+    let auth = plane.config.node_auth();
     let mut out = Vec::new();
     for sh in &s.shards {
-        let Ok(mut c) = shared.connector.control(&sh.master, auth.as_ref()).await else {
+        let Ok(mut c) = plane.connector.control(&sh.master, auth.as_ref()).await else {
             continue;
         };
         let Ok(v) = c.call(&["CLUSTER", "NODES"]).await else {
@@ -205,14 +205,14 @@ async fn open_slots(shared: &Shared, s: &Snapshot) -> Vec<String> {
 }
 
 /// Nodes whose persistence differs from the templates, grouped by what is wrong.
-async fn persistence(shared: &Shared, s: &Snapshot) -> Vec<String> {
-    let auth = shared.config.node_auth();
+async fn persistence(plane: &Backplane, s: &Snapshot) -> Vec<String> {
+    let auth = plane.config.node_auth();
     let (mut no_aof, mut no_rdb, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
     for n in s.nodes.iter().filter(|n| n.up) {
         if !n.aof_enabled {
             no_aof.push(n.addr.clone());
         }
-        let save = match shared.connector.control(&n.addr, auth.as_ref()).await {
+        let save = match plane.connector.control(&n.addr, auth.as_ref()).await {
             Ok(mut c) => c.call(&["CONFIG", "GET", "save"]).await.ok(),
             Err(_) => None,
         };

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use crossterm::event::{self, Event, KeyCode, KeyModifiers};
-use hive_proxy::facts::health::{self, Health, Thresholds};
-use hive_proxy::facts::Snapshot;
+use hive_upstream::facts::health::{self, Health, Thresholds};
+use hive_upstream::facts::Snapshot;
 use tokio::sync::{mpsc, watch};
 
 use crate::target::{poll, ProxyArg, Target};
@@ -112,7 +112,7 @@ pub fn run(a: MonitorArgs) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let shared = rt.block_on(a.target.connect())?;
+    let plane = rt.block_on(a.target.connect())?;
     let thresholds = Thresholds {
         expected_replicas: a.replicas,
         ..Thresholds::default()
@@ -121,17 +121,17 @@ pub fn run(a: MonitorArgs) -> Result<()> {
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<String>();
     let interval = Duration::from_millis(a.interval_ms.max(200));
     {
-        let (shared, proxy, user) = (
-            shared.clone(),
+        let (plane, proxy, user) = (
+            plane.clone(),
             a.proxy.proxy.clone(),
             a.proxy.proxy_user.clone(),
         );
         rt.spawn(async move {
             let mut subscribed = false;
             loop {
-                let s = poll(&shared).await;
+                let s = poll(&plane).await;
                 if !subscribed {
-                    events::subscribe_all(&shared, &s, ev_tx.clone());
+                    events::subscribe_all(&plane, &s, ev_tx.clone());
                     subscribed = true;
                 }
                 let p = match &proxy {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use comfy_table::{presets, Table};
-use hive_proxy::facts::health::{self, Thresholds};
-use hive_proxy::facts::Snapshot;
+use hive_upstream::facts::health::{self, Thresholds};
+use hive_upstream::facts::Snapshot;
 use serde_json::json;
 
 use crate::target::{poll, ProxyArg, Target};
@@ -47,8 +47,8 @@ pub fn run(a: StatusArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let (snapshot, proxy) = rt.block_on(async {
-        let shared = a.target.connect().await?;
-        let snapshot = poll(&shared).await;
+        let plane = a.target.connect().await?;
+        let snapshot = poll(&plane).await;
         let proxy = match &a.proxy.proxy {
             Some(p) => Some(
                 view::proxy_facts(p, a.proxy.proxy_user.as_deref(), Duration::from_millis(500))

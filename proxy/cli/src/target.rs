@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use hive_proxy::config::{Config, Mode, ShardConfig};
-use hive_proxy::facts::{collect, Snapshot};
-use hive_proxy::server::Shared;
-use hive_proxy::upstream::control::ControlConn;
-use hive_proxy::upstream::topology::source;
+use hive_upstream::conn::control::ControlConn;
+use hive_upstream::facts::{collect, Snapshot};
+use hive_upstream::topology::source;
+use hive_upstream::Backplane;
 
 #[derive(Args, Clone, Default)]
 pub struct Target {
@@ -69,18 +69,19 @@ impl Target {
     }
 
     /// Reads the topology the way the proxy would and returns what a poll of it says.
-    pub async fn connect(&self) -> Result<Arc<Shared>> {
+    pub async fn connect(&self) -> Result<Arc<Backplane>> {
         let (config, source) = self.config()?;
         config.validate(&source)?;
-        let shared = Shared::new(config)?;
-        source::initial(&shared).await;
-        Ok(shared)
+        let plane = Backplane::open(config.backend)
+            .map_err(|(key, reason)| anyhow::anyhow!("{}: {key}: {reason}", source.display()))?;
+        source::initial(&plane).await;
+        Ok(plane)
     }
 }
 
-/// One poll of the deployment behind `shared`.
-pub async fn poll(shared: &Shared) -> Snapshot {
-    collect::collect(shared).await
+/// One poll of the deployment behind `plane`.
+pub async fn poll(plane: &Backplane) -> Snapshot {
+    collect::collect(plane).await
 }
 
 /// A running proxy that `status`, `check` and `monitor` also talk to, as a client would.

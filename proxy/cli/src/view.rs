@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hive_proxy::facts::{NodeFacts, Snapshot};
+use hive_upstream::facts::{NodeFacts, Snapshot};
 use serde::Serialize;
 
 /// One node, as text cells.

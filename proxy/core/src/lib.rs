@@ -1,7 +1,7 @@
-//! hive-proxy: the data plane of Hive, a cluster-aware RESP proxy. `server` accepts clients,
-//! `auth` knows the proxy's users, `client` serves one connection, `command` classifies and answers, `upstream` talks to the
-//! Redis nodes and follows the topology, `config` reads hive.toml, `metrics` counts, `facts`
-//! polls the nodes, `admin` serves `/metrics` and the probes.
+//! hive-proxy: the data plane of Hive, a cluster-aware RESP proxy, on top of the backplane
+//! (`hive_upstream`, which talks to the nodes). `server` accepts clients, `auth` knows the
+//! proxy's users, `client` serves one connection, `command` classifies and answers, `config`
+//! reads hive.toml, `metrics` counts, `admin` serves `/metrics` and the probes.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -10,10 +10,9 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod emulate;
-pub mod error;
-pub mod facts;
 pub mod metrics;
 pub mod server;
-pub mod stream;
 pub mod tls;
-pub mod upstream;
+
+/// The primitives every floor uses, from the backplane's lowest floor.
+pub use hive_upstream::{error, stream};

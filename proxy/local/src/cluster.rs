@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use hive_common::info;
 use hive_common::topology::ShardMap;
-use hive_proxy::upstream::control::{query, ControlConn};
+use hive_upstream::conn::control::{query, ControlConn};
 
 use crate::process::{free_port_pair_on, RedisProcess};
 use crate::wait::{block_on, wait_until};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use hive_common::addr;
-use hive_proxy::upstream::control::{query, QueryError};
+use hive_upstream::conn::control::{query, QueryError};
 
 use crate::wait::block_on;
 

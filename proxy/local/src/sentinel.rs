@@ -9,9 +9,9 @@ use anyhow::{anyhow, Result};
 use hive_common::info;
 use hive_common::resp::Value;
 
-use hive_proxy::config::ShardConfig;
-use hive_proxy::upstream::control::ControlConn;
-use hive_proxy::upstream::Auth;
+use hive_upstream::config::ShardConfig;
+use hive_upstream::conn::control::ControlConn;
+use hive_upstream::Auth;
 
 use crate::process::{free_port_pair, RedisProcess};
 use crate::wait::{block_on, wait_until};

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use hive_common::resp::Value;
-use hive_proxy::upstream::control::ControlConn;
+use hive_upstream::conn::control::ControlConn;
 use rand::Rng;
 
+use super::target::Target;
 use crate::error::Result;
 use crate::pipe::batch;
 use crate::progress::Bar;
@@ -64,7 +65,7 @@ fn normal(kind: &str, v: Value) -> Value {
 /// Compares every key (`sample` = 1.0) or about that fraction of them.
 pub async fn compare(
     source: &mut ControlConn,
-    target: &mut ControlConn,
+    target: &Target,
     sample: f64,
     bar: &Bar,
     stop: &AtomicBool,
@@ -105,8 +106,8 @@ pub async fn compare(
                 ]
             })
             .collect();
-        let (want, got) = tokio::join!(batch(source, &reads), batch(target, &reads));
-        let (want, got) = (want?, got?);
+        let (want, got) = tokio::join!(batch(source, &reads), target.batch(&reads));
+        let want = want?;
         for ((k, kind), (w, g)) in chosen
             .iter()
             .zip(&kinds)

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use hive_common::resp::Value;
-use hive_proxy::upstream::control::ControlConn;
+use hive_upstream::conn::control::ControlConn;
 
+use super::target::Target;
 use crate::error::{BackupError, Result};
 use crate::pipe::{batch, call};
 use crate::progress::Bar;
@@ -143,7 +144,7 @@ async fn read_batch(source: &mut ControlConn, batch_keys: Vec<Bytes>) -> Result<
 /// to the target.
 pub async fn copy(
     source: &mut ControlConn,
-    target: &mut ControlConn,
+    target: &Target,
     bar: &Bar,
     stop: &AtomicBool,
 ) -> Result<Copied> {
@@ -167,7 +168,7 @@ pub async fn copy(
         while let Some(b) = rx.recv().await {
             out.expired += b.expired;
             out.bytes += b.bytes;
-            let replies = batch(target, &b.writes).await?;
+            let replies = target.batch(&b.writes).await;
             for (k, r) in b.keys.iter().zip(&replies) {
                 match r {
                     Value::Error(e) => {

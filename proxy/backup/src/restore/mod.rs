@@ -1,22 +1,21 @@
 //! `hive restore ID`: onto a running deployment of any shape. The backup's files are fetched
 //! and checked first (nothing is written to a target from a damaged backup); then each
 //! shard's snapshot is loaded into a private temporary redis-server and every key is copied,
-//! with its TTL, to its owner in the target through an in-process Hive proxy (so MOVED/ASK,
-//! credentials and TLS are handled as for any client); then the target is read back and
-//! compared with the snapshot.
+//! with its TTL, to its owner in the target through the backplane's router (so MOVED/ASK,
+//! failovers, credentials and TLS are handled as for a proxied request, without a proxy hop);
+//! then the target is read back from its masters and compared with the snapshot.
 
 pub mod compare;
 pub mod copy;
+pub mod target;
 pub mod temp;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hive_proxy::config::{Config, ReadFrom};
-use hive_proxy::facts::collect;
-use hive_proxy::server::{ProxyHandle, Shared};
-use hive_proxy::upstream::control::ControlConn;
+use hive_upstream::facts::collect;
+use hive_upstream::Backplane;
 use serde::Serialize;
 
 use crate::backup::{self, Options as BackupOptions};
@@ -26,6 +25,7 @@ use crate::progress::{Progress, Unit};
 use crate::store::Store;
 use crate::verify;
 
+use target::Target;
 use temp::{Source, TempServer};
 
 /// `--verify`.
@@ -84,26 +84,9 @@ pub struct Report {
     pub ok: bool,
 }
 
-/// The proxy a restore writes through: the target's backend settings, listening only on an
-/// ephemeral loopback port, with no client-side security (it never leaves this process).
-fn private_proxy_config(target: &Config) -> Config {
-    let mut c = target.clone();
-    c.proxy.listen = "127.0.0.1:0".into();
-    c.proxy.threads = 2;
-    c.proxy.tls_listen = None;
-    c.proxy.admin_listen = None;
-    c.proxy.requirepass = None;
-    c.proxy.users = Vec::new();
-    c.proxy.aclfile = None;
-    c.proxy.max_clients = 64;
-    // Verification reads what was written: from the masters, never a lagging replica.
-    c.backend.read_from = ReadFrom::Master;
-    c
-}
-
 /// Keys on the target's masters (db 0).
-async fn target_keys(shared: &Arc<Shared>) -> Result<u64> {
-    let facts = collect::collect(shared).await;
+async fn target_keys(plane: &Backplane) -> Result<u64> {
+    let facts = collect::collect(plane).await;
     let mut n = 0;
     for (i, s) in facts.shards.iter().enumerate() {
         backup::master_up(&facts, i)?;
@@ -115,7 +98,7 @@ async fn target_keys(shared: &Arc<Shared>) -> Result<u64> {
 pub async fn run(
     store: &Store,
     id: &str,
-    target: &Arc<Shared>,
+    target: &Arc<Backplane>,
     opts: &Options,
     progress: &Progress,
     stop: Arc<AtomicBool>,
@@ -153,7 +136,7 @@ pub async fn run(
     let mut report = Report {
         id: m.id.clone(),
         source_mode: m.mode.clone(),
-        target_mode: target.config.backend.mode.as_str().into(),
+        target_mode: target.config.mode.as_str().into(),
         ..Report::default()
     };
     let existing = target_keys(target).await?;
@@ -198,16 +181,11 @@ pub async fn run(
         _ if sample >= 1.0 => "full".into(),
         _ => format!("sample of about {:.0} keys", sample * total as f64),
     };
-    let proxy_config = private_proxy_config(&target.config);
-    let proxy = tokio::task::spawn_blocking(move || ProxyHandle::start(proxy_config))
-        .await
-        .map_err(|e| BackupError::Target(e.to_string()))?
-        .map_err(|e| BackupError::Target(format!("cannot start the restore's proxy: {e}")))?;
-    let proxy_addr = proxy.addr.to_string();
+    let to = Target::new(target.clone());
     let results = futures_util::future::join_all(m.shards.iter().enumerate().map(|(i, s)| {
         let work = work.path().to_path_buf();
-        let proxy_addr = proxy_addr.clone();
         let stop = stop.clone();
+        let to = &to;
         async move {
             let source = match &s.file {
                 Some(f) => work.join(verify::raw_name(f)),
@@ -228,13 +206,12 @@ pub async fn run(
                 ..ShardReport::default()
             };
             let mut from = temp.connect().await?;
-            let mut to = connect_proxy(&proxy_addr).await?;
             let bar = progress.bar(
                 &format!("restore {}", s.name),
                 Some(temp.loaded),
                 Unit::Keys,
             );
-            let c = copy::copy(&mut from, &mut to, &bar, &stop).await?;
+            let c = copy::copy(&mut from, to, &bar, &stop).await?;
             bar.finish(if c.interrupted {
                 "interrupted"
             } else {
@@ -248,7 +225,7 @@ pub async fn run(
             if !interrupted && sample > 0.0 {
                 let bar =
                     progress.bar(&format!("verify {}", s.name), Some(temp.loaded), Unit::Keys);
-                let v = compare::compare(&mut from, &mut to, sample, &bar, &stop).await?;
+                let v = compare::compare(&mut from, to, sample, &bar, &stop).await?;
                 bar.finish(if v.interrupted {
                     "interrupted"
                 } else {
@@ -270,7 +247,6 @@ pub async fn run(
         }
     }))
     .await;
-    let _ = tokio::task::spawn_blocking(move || drop(proxy)).await;
     for r in results {
         let (shard, bytes, interrupted) = r?;
         report.keys += shard.restored;
@@ -283,10 +259,4 @@ pub async fn run(
     report.mb_per_sec = report.bytes as f64 / 1e6 / report.seconds.max(1e-3);
     report.ok = !report.interrupted && report.shards.iter().all(|s| s.ok);
     Ok(report)
-}
-
-async fn connect_proxy(addr: &str) -> Result<ControlConn> {
-    ControlConn::connect(addr, std::time::Duration::from_secs(30))
-        .await
-        .map_err(|e| BackupError::node(addr, e))
 }

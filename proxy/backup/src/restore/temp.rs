@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use hive_common::info;
 use hive_local::process::{free_port_pair, RedisProcess};
-use hive_proxy::upstream::control::ControlConn;
-use hive_proxy::upstream::Auth;
+use hive_upstream::conn::control::ControlConn;
+use hive_upstream::Auth;
 
 use crate::error::{BackupError, Result};
 use crate::pipe::call;

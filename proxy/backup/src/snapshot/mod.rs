@@ -10,8 +10,8 @@ pub mod network;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hive_proxy::server::Shared;
-use hive_proxy::upstream::control::ControlConn;
+use hive_upstream::conn::control::ControlConn;
+use hive_upstream::Backplane;
 use tokio::io::AsyncReadExt;
 
 use crate::error::{BackupError, Result};
@@ -66,9 +66,9 @@ impl Plan {
 }
 
 /// Opens a control connection to `addr` the way the proxy would (credentials, TLS).
-pub async fn connect(shared: &Shared, addr: &str) -> Result<ControlConn> {
-    let auth = shared.config.node_auth();
-    shared
+pub async fn connect(plane: &Backplane, addr: &str) -> Result<ControlConn> {
+    let auth = plane.config.node_auth();
+    plane
         .connector
         .control(addr, auth.as_ref())
         .await
@@ -76,7 +76,7 @@ pub async fn connect(shared: &Shared, addr: &str) -> Result<ControlConn> {
 }
 
 /// Picks the method for `plan`'s node.
-pub async fn choose(shared: &Shared, plan: &mut Plan, method: Method) -> Result<()> {
+pub async fn choose(plane: &Backplane, plan: &mut Plan, method: Method) -> Result<()> {
     if method == Method::Network {
         plan.reason = "--method network".into();
         return Ok(());
@@ -91,7 +91,7 @@ pub async fn choose(shared: &Shared, plan: &mut Plan, method: Method) -> Result<
         plan.reason = "no hive-module on the node".into();
         return Ok(());
     }
-    let mut c = connect(shared, &plan.node).await?;
+    let mut c = connect(plane, &plan.node).await?;
     let root = module::root(&mut c).await?;
     // The module creates its directory on the first backup: its parent is enough. A path
     // that exists here but is another machine's is caught after the backup (its file is not
@@ -126,8 +126,8 @@ pub enum Started {
     Module { conn: ControlConn, id: String },
 }
 
-pub async fn start(shared: &Shared, plan: &Plan, tag: &str, aof: bool) -> Result<Started> {
-    let mut conn = connect(shared, &plan.node).await?;
+pub async fn start(plane: &Backplane, plan: &Plan, tag: &str, aof: bool) -> Result<Started> {
+    let mut conn = connect(plane, &plan.node).await?;
     if plan.module {
         let id = module::start(&mut conn, tag, aof).await?;
         return Ok(Started::Module { conn, id });
@@ -146,7 +146,7 @@ pub struct Dest<'a> {
 
 /// Moves a started snapshot into the destination and describes it.
 pub async fn transfer(
-    shared: &Shared,
+    plane: &Backplane,
     started: Started,
     plan: &Plan,
     dest: &Dest<'_>,
@@ -200,7 +200,7 @@ pub async fn transfer(
                     "hive-module backup {id} is done on the node, but {} is not its file here; streamed over the network",
                     rdb_path.display()
                 );
-                let s = network::start(connect(shared, &plan.node).await?).await?;
+                let s = network::start(connect(plane, &plan.node).await?).await?;
                 out.repl_offset = s.offset;
                 stream(s, dest, &file, &bar).await?
             } else {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use hive_common::resp::Request;
-use hive_proxy::stream::BoxStream;
-use hive_proxy::upstream::control::ControlConn;
+use hive_upstream::conn::control::ControlConn;
+use hive_upstream::stream::BoxStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{BackupError, Result};

@@ -15,8 +15,8 @@ use clap::{Args, Subcommand};
 use hive_common::info;
 use hive_common::resp::Value;
 use hive_common::Slot;
-use hive_proxy::upstream::control::ControlConn;
-use hive_proxy::upstream::Auth;
+use hive_upstream::conn::control::ControlConn;
+use hive_upstream::Auth;
 use tokio::sync::Mutex;
 
 #[derive(Subcommand)]

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hive_common::resp::Value;
-use hive_proxy::upstream::control::ControlConn;
-use hive_proxy::upstream::push::{has_module, Event, CHANNEL};
-use hive_proxy::upstream::Auth;
+use hive_upstream::conn::control::ControlConn;
+use hive_upstream::push::{has_module, Event, CHANNEL};
+use hive_upstream::Auth;
 use tokio::sync::Mutex;
 
 use super::unix_ms;
@@ -50,7 +50,7 @@ async fn follow(
     while tokio::time::Instant::now() < deadline {
         let v = match c.read(Duration::from_millis(500)).await {
             Ok(v) => v,
-            Err(hive_proxy::upstream::control::QueryError::Timeout { .. }) => continue,
+            Err(hive_upstream::conn::control::QueryError::Timeout { .. }) => continue,
             Err(_) => {
                 let closed = unix_ms();
                 let Some(next) = subscribe(&addr, auth.as_ref()).await else {

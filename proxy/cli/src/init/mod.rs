@@ -12,8 +12,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use hive_common::info;
 use hive_local::wait_until;
-use hive_proxy::upstream::control::ControlConn;
-use hive_proxy::upstream::Auth;
+use hive_upstream::conn::control::ControlConn;
+use hive_upstream::Auth;
 
 use plan::{Standalone, Step};
 

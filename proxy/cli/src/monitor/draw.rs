@@ -10,7 +10,7 @@ use ratatui::Frame;
 
 use super::State;
 use crate::view;
-use hive_proxy::facts::health::Health;
+use hive_upstream::facts::health::Health;
 
 fn health_style(h: Health) -> Style {
     let c = match h {

@@ -4,17 +4,17 @@
 use std::time::Duration;
 
 use hive_common::resp::Value;
-use hive_proxy::facts::Snapshot;
-use hive_proxy::server::Shared;
+use hive_upstream::facts::Snapshot;
+use hive_upstream::Backplane;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-pub fn subscribe_all(shared: &Arc<Shared>, s: &Snapshot, tx: mpsc::UnboundedSender<String>) {
+pub fn subscribe_all(plane: &Arc<Backplane>, s: &Snapshot, tx: mpsc::UnboundedSender<String>) {
     for n in s.nodes.iter().filter(|n| n.module_version.is_some()) {
-        let (shared, addr, tx) = (shared.clone(), n.addr.clone(), tx.clone());
+        let (plane, addr, tx) = (plane.clone(), n.addr.clone(), tx.clone());
         tokio::spawn(async move {
             loop {
-                let why = follow(&shared, &addr, &tx).await;
+                let why = follow(&plane, &addr, &tx).await;
                 if tx.is_closed() {
                     return;
                 }
@@ -26,9 +26,9 @@ pub fn subscribe_all(shared: &Arc<Shared>, s: &Snapshot, tx: mpsc::UnboundedSend
 }
 
 /// Follows one node's events until its connection fails.
-async fn follow(shared: &Shared, addr: &str, tx: &mpsc::UnboundedSender<String>) -> String {
-    let auth = shared.config.node_auth();
-    let mut c = match shared.connector.control(addr, auth.as_ref()).await {
+async fn follow(plane: &Backplane, addr: &str, tx: &mpsc::UnboundedSender<String>) -> String {
+    let auth = plane.config.node_auth();
+    let mut c = match plane.connector.control(addr, auth.as_ref()).await {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };

@@ -93,7 +93,7 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 /// Why the proxy is not ready to serve, if it is not: no topology, slots no shard serves, a
 /// shard without a master, or (from the last poll) a master that did not answer.
 pub fn not_ready(shared: &Shared) -> Option<String> {
-    let topo = shared.topology.load();
+    let topo = shared.plane.topology.load();
     let n = topo.map.shards().len();
     if n == 0 {
         return Some("no topology loaded yet".into());
@@ -104,7 +104,7 @@ pub fn not_ready(shared: &Shared) -> Option<String> {
     if let Some(i) = (0..n).find(|&i| !topo.has_master(i)) {
         return Some(format!("shard {} has no master", topo.shard_name(i)));
     }
-    if let Some(s) = shared.facts.latest() {
+    if let Some(s) = shared.plane.facts.latest() {
         if let Some(i) = (0..s.shards.len()).find(|&i| !s.master_up(i)) {
             return Some(format!(
                 "the master of shard {} ({}) did not answer the last poll",

@@ -26,7 +26,7 @@ impl Conn {
     /// WAIT on every master, each on the client's own connection after a replicated write;
     /// the answer is the smallest count, the one that holds for every shard.
     pub(super) fn wait(&mut self, req: Request) {
-        let n = self.shared.topology.load().map.shards().len();
+        let n = self.shared.plane.topology.load().map.shards().len();
         if n == 0 {
             // A merge of no parts would never complete.
             return self.push_error(&no_topology());

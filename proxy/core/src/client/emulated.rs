@@ -12,8 +12,8 @@ use crate::command::classify::{crossslot, crossslot_because, NotEmulated};
 use crate::command::route::Route;
 use crate::config::{CrossSlot, Mode};
 use crate::emulate::{run, Plan, Router};
-use crate::upstream::Inbox;
 use hive_common::Slot;
+use hive_upstream::Inbox;
 
 impl Conn {
     /// Whether `proxy.cross_slot = "emulate"` (as of now: a reload applies at once).
@@ -27,7 +27,7 @@ impl Conn {
             // A cluster node refuses SORT's BY/GET patterns itself (Redis Cluster's answer),
             // and a single shard holds every key they may name.
             if self.shared.config.backend.mode == Mode::Cluster
-                || self.shared.topology.load().map.shards().len() == 1
+                || self.shared.plane.topology.load().map.shards().len() == 1
             {
                 return self.forward(req, Route::Slot(Slot::for_key(p.req.arg(1))));
             }
@@ -53,7 +53,7 @@ impl Conn {
         if self.shared.config.backend.mode == Mode::Cluster || !plan.patterns.is_empty() {
             return false;
         }
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         let home = topo.map.shard_of(plan.target);
         home.is_some()
             && plan
@@ -63,7 +63,7 @@ impl Conn {
     }
 
     pub(super) fn router(&self) -> Router {
-        Router::new(self.shared.clone(), self.session.proto)
+        Router::new(self.shared.plane.clone(), self.session.proto)
     }
 
     /// Queues an entry answered by `work`.

@@ -19,15 +19,15 @@ use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::{ClientReason, ProxyError};
 use crate::server::pause::PauseMode;
-use crate::upstream::pool;
-use crate::upstream::topology::NO_MASTER;
+use hive_upstream::conn::pool;
+use hive_upstream::topology::NO_MASTER;
 
 /// Split groups above this are single slots (cluster mode, or a slot no shard owns).
 const SLOT_GROUPS: u32 = 1 << 16;
 
 impl Conn {
     pub(super) fn fan_out(&mut self, req: Request, kind: MergeKind) {
-        let n = self.shared.topology.load().map.shards().len();
+        let n = self.shared.plane.topology.load().map.shards().len();
         if n == 0 {
             return self.push_error(&no_topology());
         }
@@ -66,8 +66,8 @@ impl Conn {
         // Redis Cluster refuses a multi-key command across slots, so there a part holds one
         // slot. A standalone master takes any keys: one part per shard (a 10-key MSET over 3
         // masters is 3 parts, not 10).
-        let topo =
-            (self.shared.config.backend.mode != Mode::Cluster).then(|| self.shared.topology.load());
+        let topo = (self.shared.config.backend.mode != Mode::Cluster)
+            .then(|| self.shared.plane.topology.load());
         let group_of = |s: Slot| -> u32 {
             match topo.as_ref().and_then(|t| t.map.shard_of(s)) {
                 Some(shard) => shard as u32,
@@ -95,7 +95,7 @@ impl Conn {
 
     /// The request to every master and, unless `masters`, every replica too.
     pub(super) fn every_node(&mut self, req: Request, masters: bool) {
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         if topo.map.shards().is_empty() {
             return self.push_error(&no_topology());
         }
@@ -118,7 +118,7 @@ impl Conn {
         let units = nodes
             .iter()
             .map(|addr| {
-                let backend = pool::backend(&self.shared, addr, proto);
+                let backend = pool::backend(&self.shared.plane, addr, proto);
                 Unit::new(
                     req.clone(),
                     Route::Node {

@@ -13,9 +13,9 @@ use super::Conn;
 use crate::command::route::Route;
 use crate::error::{ProxyError, UpstreamReason};
 use crate::server::Shared;
-use crate::upstream::backend::Backend;
-use crate::upstream::topology::NO_MASTER;
-use crate::upstream::{pool, Job, Proto, Tag};
+use hive_upstream::conn::backend::Backend;
+use hive_upstream::topology::NO_MASTER;
+use hive_upstream::{conn::pool, Job, Proto, Tag};
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
@@ -61,7 +61,7 @@ impl Conn {
         let mut prefix = unit.prefix.clone();
         // Field borrows, not a clone of the `Arc`: this runs for every request.
         let shared = &self.shared;
-        let topo = shared.topology.load();
+        let topo = shared.plane.topology.load();
         let shard = match &route {
             Route::Slot(s) | Route::Replica { slot: s, .. } => topo.map.shard_of(*s),
             Route::Master(i) => Some(*i),
@@ -91,12 +91,12 @@ impl Conn {
             match &route {
                 Route::Replica { strict, .. } => {
                     let cover = self.must_cover();
-                    let reads = shared.reads.load();
+                    let reads = shared.plane.reads.load();
                     let fresh = shard.and_then(|i| reads.pick(&topo, i, rr, cover, pool::is_aside));
                     match fresh {
                         Some(r) => {
                             via = Some(r.addr.clone());
-                            Some(pool::replica(shared, &r.addr, proto))
+                            Some(pool::replica(&shared.plane, &r.addr, proto))
                         }
                         None if *strict => {
                             let name = shard.map_or("?", |i| topo.shard_name(i)).to_string();
@@ -104,13 +104,13 @@ impl Conn {
                             drop(topo);
                             return self.complete(tag, no_replica(&name).frame());
                         }
-                        None => shard.and_then(|i| pool::master(shared, &topo, i, proto)),
+                        None => shard.and_then(|i| pool::master(&shared.plane, &topo, i, proto)),
                     }
                 }
                 Route::Slot(_) | Route::Master(_) => {
-                    shard.and_then(|i| pool::master(shared, &topo, i, proto))
+                    shard.and_then(|i| pool::master(&shared.plane, &topo, i, proto))
                 }
-                Route::Any => pool::any_master(shared, &topo, rr, proto),
+                Route::Any => pool::any_master(&shared.plane, &topo, rr, proto),
                 Route::Node { backend, .. } => Some(backend.clone()),
             }
         };
@@ -141,7 +141,7 @@ impl Conn {
                     _ => no_master("any"),
                 };
                 drop(topo);
-                shared.refresh.notify_one();
+                shared.plane.refresh.notify_one();
                 self.hold(tag, err.frame());
             }
         }
@@ -165,7 +165,7 @@ fn own_conn(
     if let Some(b) = own.iter().find(|b| &*b.addr == addr) {
         return b.clone();
     }
-    let b = shared.connector.dedicated(addr, proto, None);
+    let b = shared.plane.connector.dedicated(addr, proto, None);
     own.push(b.clone());
     b
 }

@@ -16,9 +16,9 @@ use crate::command::pubsub_index::{
     is_keyspace_channel, keyspace_only, may_match_keyspace, Placement,
 };
 use crate::server::Shared;
-use crate::upstream::backend::PushSink;
-use crate::upstream::topology::NO_MASTER;
-use crate::upstream::{Inbox, Job, Tag};
+use hive_upstream::conn::backend::PushSink;
+use hive_upstream::topology::NO_MASTER;
+use hive_upstream::{Inbox, Job, Tag};
 
 const TAG: Tag = Tag {
     seq: INTERNAL,
@@ -70,7 +70,7 @@ impl Conn {
     /// Makes the keyspace connections the current topology needs (every master but home's),
     /// each subscribed to everything keyspace-capable; drops those to former masters.
     pub(super) fn keyspace_connect(&mut self) {
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         let masters: Vec<String> = topo
             .map
             .shards()
@@ -106,7 +106,7 @@ impl Conn {
                 keyspace_only: true,
                 ..sub.sink.clone()
             };
-            let c = shared.connector.dedicated(m, proto, Some(sink));
+            let c = shared.plane.connector.dedicated(m, proto, Some(sink));
             for (family, items) in [(Family::Channel, &*channels), (Family::Pattern, &*patterns)] {
                 if items.is_empty() {
                     continue;
@@ -123,7 +123,7 @@ impl Conn {
         }
         if !sub.following {
             sub.following = true;
-            let mut changed = shared.topology.changes();
+            let mut changed = shared.plane.topology.changes();
             tokio::spawn(async move {
                 while changed.changed().await.is_ok() {
                     if follow.send(Inbox::Topology).is_err() {
@@ -138,7 +138,7 @@ impl Conn {
     /// The topology changed: a subscriber whose home is no longer a master subscribes again
     /// everywhere; otherwise only the keyspace connections are brought up to date.
     pub(super) fn on_topology(&mut self) {
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         let Some(sub) = self.subs.as_ref() else {
             return;
         };

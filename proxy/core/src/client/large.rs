@@ -16,8 +16,8 @@ use crate::command::classify::Action;
 use crate::command::route::Route;
 use crate::metrics::Stats;
 use crate::server::Shared;
-use crate::upstream::backend::Backend;
-use crate::upstream::Proto;
+use hive_upstream::conn::backend::Backend;
+use hive_upstream::Proto;
 
 /// How long a client stays large after its last large request or reply.
 const LARGE_FOR: Duration = Duration::from_secs(1);
@@ -70,7 +70,7 @@ impl Large {
         if let Some(b) = self.conns.iter().find(|b| &*b.addr == addr) {
             return b.clone();
         }
-        let b = shared.connector.large(addr, proto);
+        let b = shared.plane.connector.large(addr, proto);
         self.conns.push(b.clone());
         b
     }

@@ -24,7 +24,7 @@ pub mod registry;
 mod scan;
 pub mod session;
 mod slot;
-pub mod stop;
+pub use hive_upstream::stop;
 mod subscriber;
 #[cfg(test)]
 mod tests;
@@ -53,8 +53,8 @@ use crate::metrics::worker::WorkerStats;
 use crate::metrics::Stats;
 use crate::server::pause::must_wait;
 use crate::server::Shared;
-use crate::upstream::backend::Backend;
-use crate::upstream::{Inbox, ReplyTx};
+use hive_upstream::conn::backend::Backend;
+use hive_upstream::{Inbox, ReplyTx};
 
 use large::Large;
 use limits::OutputGuard;
@@ -292,7 +292,7 @@ async fn serve<S>(
 }
 
 /// Bytes a task reads before it yields to the other tasks of its worker.
-pub(crate) const BURST: usize = 256 * 1024;
+pub(crate) use hive_upstream::BURST;
 
 /// The next reply, or never while no channel exists yet.
 async fn recv(rx: &mut Option<mpsc::UnboundedReceiver<Inbox>>) -> Option<Inbox> {

@@ -23,8 +23,8 @@ use crate::error::ProxyError;
 use crate::metrics::slowlog::trim_args;
 use crate::metrics::worker::error_code;
 use crate::metrics::Stats;
-use crate::upstream::backend::Backend;
-use crate::upstream::Tag;
+use hive_upstream::conn::backend::Backend;
+use hive_upstream::Tag;
 
 /// One request (or one part of a split request) on its way to a backend.
 pub(super) struct Unit {
@@ -309,8 +309,8 @@ fn corrected(frame: Bytes, add: i64) -> Bytes {
 fn held_succeeded(shared: &crate::server::Shared, home: &Route, since: Instant) {
     shared.stats.held.observe(since.elapsed());
     if let Route::Slot(s) = home {
-        if let Some(i) = shared.topology.load().map.shard_of(*s) {
-            shared.topology.clock.recovered(i);
+        if let Some(i) = shared.plane.topology.load().map.shard_of(*s) {
+            shared.plane.topology.clock.recovered(i);
         }
     }
 }

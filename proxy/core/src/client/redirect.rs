@@ -13,8 +13,8 @@ use super::Conn;
 use crate::command::route::Route;
 use crate::error::{ProxyError, UpstreamReason};
 use crate::metrics::Stats;
-use crate::upstream::reply_error::{Redirect, ReplyError};
-use crate::upstream::{pool, Inbox, Tag};
+use hive_upstream::reply_error::{Redirect, ReplyError};
+use hive_upstream::{conn::pool, Inbox, Tag};
 
 /// Replies of a replica that cannot serve reads now (loading, master link down with
 /// `replica-serve-stale-data no`, mid-failover).
@@ -117,7 +117,7 @@ impl Conn {
             ReplyError::TryAgain | ReplyError::Loading => return self.hold(tag, frame),
             ReplyError::ClusterDown | ReplyError::ReadOnly => {
                 // The map is stale (a failover happened): re-read it while waiting.
-                shared.refresh.notify_one();
+                shared.plane.refresh.notify_one();
                 return self.hold(tag, frame);
             }
         };
@@ -127,18 +127,18 @@ impl Conn {
         unit.redirects += 1;
         let (addr, asking) = match redirect {
             Redirect::Moved { addr, .. } => {
-                Stats::add(&shared.stats.moved, 1);
-                shared.refresh.notify_one();
+                Stats::add(&shared.stats.upstream.moved, 1);
+                shared.plane.refresh.notify_one();
                 (addr, false)
             }
             Redirect::Ask { addr, .. } => {
-                Stats::add(&shared.stats.ask, 1);
+                Stats::add(&shared.stats.upstream.ask, 1);
                 (addr, true)
             }
         };
         unit.replica = None;
         unit.route = Route::Node {
-            backend: pool::backend(&shared, &addr, proto),
+            backend: pool::backend(&shared.plane, &addr, proto),
             asking,
         };
         self.send(tag.seq, tag.part as usize);
@@ -157,8 +157,12 @@ impl Conn {
         if u.held_since.is_none() {
             // The shard's failover clock starts with the first request that has to wait.
             if let Route::Slot(s) = &u.home {
-                if let Some(i) = shared.topology.load().map.shard_of(*s) {
-                    shared.topology.clock.trouble(i, std::time::Instant::now());
+                if let Some(i) = shared.plane.topology.load().map.shard_of(*s) {
+                    shared
+                        .plane
+                        .topology
+                        .clock
+                        .trouble(i, std::time::Instant::now());
                 }
             }
         }
@@ -169,8 +173,8 @@ impl Conn {
         }
         u.attempts = u.attempts.saturating_add(1);
         let delay = Duration::from_millis((backoff << (u.attempts - 1).min(5)).min(500)).min(left);
-        Stats::add(&stats.retries, 1);
-        let mut changed = self.shared.topology.changes();
+        Stats::add(&stats.upstream.retries, 1);
+        let mut changed = self.shared.plane.topology.changes();
         tokio::spawn(async move {
             // Retry after the backoff, or as soon as a new topology (a new master) is in.
             tokio::select! {

@@ -65,7 +65,7 @@ impl Conn {
     }
 
     fn scan_nodes(&mut self, req: &Request, a: ScanArgs) {
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         let mut firsts: Vec<(u16, usize)> = topo
             .map
             .ranges()

@@ -9,7 +9,7 @@ use super::Conn;
 use crate::auth::{AuthState, User, Users};
 use crate::command::classify::Caller;
 use crate::config::ReadFrom;
-use crate::upstream::Proto;
+use hive_upstream::Proto;
 
 #[derive(Debug)]
 pub struct Session {

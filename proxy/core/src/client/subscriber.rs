@@ -22,9 +22,9 @@ use crate::command::pubsub_index::Placement;
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::ProxyError;
-use crate::upstream::backend::{Backend, PushSink};
-use crate::upstream::topology::NO_MASTER;
-use crate::upstream::{Inbox, Job, Proto, Tag};
+use hive_upstream::conn::backend::{Backend, PushSink};
+use hive_upstream::topology::NO_MASTER;
+use hive_upstream::{Inbox, Job, Proto, Tag};
 
 /// Tag sequence number of requests the proxy sends for itself (re-subscribing); their replies
 /// match no pending entry and are dropped.
@@ -87,7 +87,7 @@ impl Conn {
                 self.fan_out(req, MergeKind::Sum)
             };
         }
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         // In a cluster the bus delivers it to subscribers on every node, and one node per
         // channel keeps a publisher's messages in order; elsewhere every master gets it.
         let nodes: Vec<String> = if cluster {
@@ -152,13 +152,16 @@ impl Conn {
 
     /// The subscriber connection for channels and patterns, or for one shard channel slot.
     fn sub_conn(&mut self, slot: Option<Slot>) -> Option<Arc<Backend>> {
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         let proto = self.session.proto;
         let id = self.session.id as usize;
         let shared = self.shared.clone();
         let sub = self.subscriber();
         let dedicated = |addr: &str, sink: &PushSink| {
-            shared.connector.dedicated(addr, proto, Some(sink.clone()))
+            shared
+                .plane
+                .connector
+                .dedicated(addr, proto, Some(sink.clone()))
         };
         if let Some(s) = slot {
             let i = topo.map.shard_of(s)?;
@@ -260,7 +263,7 @@ impl Conn {
     /// changes (a failover finished).
     pub(super) fn schedule_resubscribe(&mut self) {
         let tx = self.reply_tx();
-        let mut changed = self.shared.topology.changes();
+        let mut changed = self.shared.plane.topology.changes();
         let Some(sub) = self.subs.as_mut() else {
             return;
         };

@@ -164,7 +164,7 @@ fn proxy(nodes: Vec<(&str, Node)>) -> (Arc<Shared>, Arc<Mutex<Vec<String>>>) {
         shard("127.0.0.3:7000", 8192, 16383),
     ])
     .unwrap();
-    shared.topology.install(map, Vec::new());
+    shared.plane.topology.install(map, Vec::new());
     (shared, log)
 }
 
@@ -256,8 +256,8 @@ async fn client_follows_moved_and_ask_without_showing_them() {
         .iter()
         .position(|l| *l == format!("127.0.0.3:7002 GET {ask}"));
     assert!(asking.is_some() && asking < get, "ASKING first: {log:?}");
-    assert_eq!(Stats::get(&shared.stats.moved), 1);
-    assert_eq!(Stats::get(&shared.stats.ask), 1);
+    assert_eq!(Stats::get(&shared.stats.upstream.moved), 1);
+    assert_eq!(Stats::get(&shared.stats.upstream.ask), 1);
 }
 
 #[tokio::test]

@@ -14,9 +14,9 @@ use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::{ClientReason, ProxyError, UpstreamReason};
 use crate::server::Shared;
-use crate::upstream::backend::Backend;
-use crate::upstream::reply_error::ReplyError;
-use crate::upstream::topology::NO_MASTER;
+use hive_upstream::conn::backend::Backend;
+use hive_upstream::reply_error::ReplyError;
+use hive_upstream::topology::NO_MASTER;
 
 /// A transaction being queued by the proxy; it is sent as one unit at EXEC.
 #[derive(Default)]
@@ -53,7 +53,7 @@ impl Conn {
         if self.shared.config.backend.mode == Mode::Cluster {
             return a == b;
         }
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         topo.map.shard_of(a) == topo.map.shard_of(b)
     }
 
@@ -86,10 +86,12 @@ impl Conn {
             Some(w) if !self.same_node(w.slot, slot) => return self.watch_shards(req),
             Some(w) => w.conn.clone(),
             None => match self.master_addr(slot) {
-                Some(addr) => self
-                    .shared
-                    .connector
-                    .dedicated(&addr, self.session.proto, None),
+                Some(addr) => {
+                    self.shared
+                        .plane
+                        .connector
+                        .dedicated(&addr, self.session.proto, None)
+                }
                 None => return self.push_error(&no_master_for(Some(slot))),
             },
         };
@@ -104,7 +106,7 @@ impl Conn {
     }
 
     fn master_addr(&self, slot: Slot) -> Option<String> {
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         let i = topo.map.shard_of(slot)?;
         let m = &topo.map.shards()[i].master;
         (m != NO_MASTER).then(|| m.clone())
@@ -289,7 +291,7 @@ pub(super) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
     let exec = frame.slice(last);
     match redirect {
         Some(r) if exec.starts_with(b"-EXECABORT") => {
-            shared.refresh.notify_one();
+            shared.plane.refresh.notify_one();
             let why = String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned();
             ProxyError::client(
                 ClientReason::ExecAbort,

@@ -20,11 +20,11 @@ use crate::command::classify::crossslot;
 use crate::command::merge::{Merge, MergeKind};
 use crate::command::route::Route;
 use crate::config::Mode;
-use crate::emulate::router::split_frames;
 use crate::emulate::Router;
 use crate::error::{ClientReason, ProxyError};
-use crate::upstream::backend::Backend;
-use crate::upstream::Proto;
+use hive_upstream::conn::backend::Backend;
+use hive_upstream::router::split_frames;
+use hive_upstream::Proto;
 
 /// A split command queued in a transaction across shards: one part per slot, merged back.
 pub(super) struct TxSplit {
@@ -128,14 +128,15 @@ impl Conn {
                 return Some(c.clone());
             }
         }
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         let i = topo.map.shard_of(slot)?;
         let addr = topo.map.shards()[i].master.clone();
-        if addr == crate::upstream::topology::NO_MASTER {
+        if addr == hive_upstream::topology::NO_MASTER {
             return None;
         }
         let conn = self
             .shared
+            .plane
             .connector
             .dedicated(&addr, self.session.proto, None);
         match &mut self.watch {
@@ -154,7 +155,7 @@ impl Conn {
     /// EXEC of a transaction that spans nodes or watches keys on several.
     pub(super) fn exec_shards(&mut self, m: Multi, watch: Option<Watch>) {
         let cluster = self.shared.config.backend.mode == Mode::Cluster;
-        let topo = self.shared.topology.load();
+        let topo = self.shared.plane.topology.load();
         // One group per node: per slot in a cluster (Redis Cluster runs a transaction in one
         // slot), per shard otherwise.
         let group_of = |s: Slot| -> u32 {

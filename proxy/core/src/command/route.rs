@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hive_common::Slot;
 
-use crate::upstream::backend::Backend;
+use hive_upstream::conn::backend::Backend;
 
 /// Where one request unit is sent.
 #[derive(Debug, Clone)]

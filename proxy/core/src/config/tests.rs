@@ -120,7 +120,7 @@ fn config_sentinel_and_static_modes() {
          [[backend.shards]]\nname = \"a\"\n[[backend.shards]]\nname = \"b\"\n",
     )
     .unwrap();
-    let r = c.shard_ranges().unwrap();
+    let r = c.backend.shard_ranges().unwrap();
     assert_eq!((r[0][0].start, r[0][0].end, r[1][0].end), (0, 8191, 16383));
     let c = parse(
         "[backend]\nmode = \"static\"\n\
@@ -128,7 +128,7 @@ fn config_sentinel_and_static_modes() {
          [[backend.shards]]\nmaster = \"127.0.0.1:7001\"\nslots = \"100-199\"\n",
     )
     .unwrap();
-    assert_eq!(c.shard_ranges().unwrap()[0].len(), 2);
+    assert_eq!(c.backend.shard_ranges().unwrap()[0].len(), 2);
 }
 
 #[test]

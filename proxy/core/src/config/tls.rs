@@ -5,8 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Config, ConfigError};
-use crate::stream::{Dialer, TcpDialer};
-use crate::tls::client::{ClientFiles, TlsDialer};
+use crate::stream::Dialer;
 use crate::tls::server::{Acceptor, ServerFiles};
 
 impl Config {
@@ -45,28 +44,10 @@ impl Config {
 
     /// How nodes and sentinels are reached: TLS with `backend.tls`, else TCP.
     pub fn dialer(&self, file: &Path) -> Result<Arc<dyn Dialer>, ConfigError> {
-        let b = &self.backend;
-        if !b.tls {
-            return Ok(Arc::new(TcpDialer));
-        }
-        let bad = |key: &str, reason: String| ConfigError::Invalid {
+        hive_upstream::tls::dialer(&self.backend).map_err(|(key, reason)| ConfigError::Invalid {
             file: file.into(),
             key: key.into(),
             reason,
-        };
-        let ca = b.tls_ca_cert_file.clone().ok_or_else(|| {
-            bad(
-                "backend.tls_ca_cert_file",
-                "backend.tls needs the CA that signs the nodes' certificates".into(),
-            )
-        })?;
-        let d = TlsDialer::load(&ClientFiles {
-            ca,
-            cert: b.tls_cert_file.clone(),
-            key: b.tls_key_file.clone(),
-            server_name: b.tls_server_name.clone(),
         })
-        .map_err(|reason| bad("backend.tls", reason))?;
-        Ok(Arc::new(d))
     }
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use hive_common::topology::{ShardMap, SlotRange};
+use hive_common::topology::ShardMap;
 use hive_common::SLOT_COUNT;
 
 use super::{Config, ConfigError, Mode};
@@ -213,6 +213,7 @@ impl Config {
             ));
         }
         let ranges = self
+            .backend
             .shard_ranges()
             .map_err(|(i, reason)| bad(format!("backend.shards[{i}].slots"), reason))?;
         let placeholder = |i: usize| hive_common::topology::Shard {
@@ -238,43 +239,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// Each shard's slot ranges: as configured, or an even split in order. `Err((shard, why))`.
-    pub fn shard_ranges(&self) -> Result<Vec<Vec<SlotRange>>, (usize, String)> {
-        let shards = &self.backend.shards;
-        if shards.iter().all(|s| s.slots.is_none()) {
-            return Ok(ShardMap::even_ranges(shards.len())
-                .into_iter()
-                .map(|r| vec![r])
-                .collect());
-        }
-        shards
-            .iter()
-            .enumerate()
-            .map(|(i, s)| parse_ranges(s.slots.as_deref().unwrap_or("")).map_err(|e| (i, e)))
-            .collect()
-    }
-}
-
-/// Parses `"0-5460,6000,7000-7010"`.
-fn parse_ranges(text: &str) -> Result<Vec<SlotRange>, String> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let num = |x: &str| {
-            x.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|n| *n < SLOT_COUNT)
-                .ok_or_else(|| format!("`{part}` is not a slot or slot range within 0-16383"))
-        };
-        let (start, end) = (num(a)?, num(b)?);
-        if start > end {
-            return Err(format!("`{part}`: the range starts after it ends"));
-        }
-        out.push(SlotRange { start, end });
-    }
-    Ok(out)
 }
 
 /// `host:port`, with an IPv6 host in brackets (`[::1]:7000`), as Hive writes addresses.

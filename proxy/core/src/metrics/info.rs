@@ -7,7 +7,7 @@ use crate::server::Shared;
 /// The `# Proxy` INFO section.
 pub fn proxy_section(shared: &Shared) -> String {
     let s = &shared.stats;
-    let topo = shared.topology.load();
+    let topo = shared.plane.topology.load();
     let mut out = format!(
         "# Proxy\r\nhive_version:{}\r\nbackend_mode:{}\r\nuptime_in_seconds:{}\r\n\
 connected_clients:{}\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
@@ -24,12 +24,12 @@ large_requests:{}\r\nlarge_reply_handoffs:{}\r\nmasters:{}\r\nunassigned_slots:{
         Stats::get(&s.rejected_connections),
         Stats::get(&s.commands_processed),
         Stats::get(&s.error_replies),
-        Stats::get(&s.moved),
-        Stats::get(&s.ask),
-        Stats::get(&s.retries),
-        Stats::get(&s.backend_failures),
-        Stats::get(&s.topology_refreshes),
-        Stats::get(&s.sentinel_events),
+        Stats::get(&s.upstream.moved),
+        Stats::get(&s.upstream.ask),
+        Stats::get(&s.upstream.retries),
+        Stats::get(&s.upstream.backend_failures),
+        Stats::get(&s.upstream.topology_refreshes),
+        Stats::get(&s.upstream.sentinel_events),
         Stats::get(&s.client_panics),
         Stats::get(&s.tls_handshake_failures),
         Stats::get(&s.client_buffers),
@@ -37,7 +37,7 @@ large_requests:{}\r\nlarge_reply_handoffs:{}\r\nmasters:{}\r\nunassigned_slots:{
         Stats::get(&s.query_limit_disconnects),
         Stats::get(&s.evicted_clients),
         Stats::get(&s.large_requests),
-        Stats::get(&s.large_reply_handoffs),
+        Stats::get(&s.upstream.large_reply_handoffs),
         (0..topo.map.shards().len())
             .filter(|&i| topo.has_master(i))
             .count(),
@@ -100,10 +100,10 @@ module_events:{}\r\nfailover_pushes:{}\r\n",
         } else {
             "no"
         },
-        Stats::get(&s.module_events),
-        Stats::get(&s.failover_pushes),
+        Stats::get(&s.upstream.module_events),
+        Stats::get(&s.upstream.failover_pushes),
     ));
-    for (n, v) in shared.reads.load().views.iter().enumerate() {
+    for (n, v) in shared.plane.reads.load().views.iter().enumerate() {
         let lag = v.lag_ms.map_or("?".to_string(), |l| l.to_string());
         let state = v
             .stale

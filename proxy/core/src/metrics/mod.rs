@@ -2,8 +2,7 @@
 //! per request only in their own worker's counters (`worker`). `info` renders them as INFO's
 //! `# Proxy` section, `prom` as Prometheus metrics.
 
-pub mod backends;
-pub mod events;
+pub use hive_upstream::stats::{backends, events};
 pub mod info;
 pub mod monitor;
 pub mod prom;
@@ -11,6 +10,9 @@ pub mod slowlog;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use hive_upstream::stats::UpstreamStats;
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -21,15 +23,6 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     pub commands_processed: AtomicU64,
     pub error_replies: AtomicU64,
-    pub moved: AtomicU64,
-    pub ask: AtomicU64,
-    pub retries: AtomicU64,
-    pub backend_failures: AtomicU64,
-    pub topology_refreshes: AtomicU64,
-    pub sentinel_events: AtomicU64,
-    /// `__hive__:events` messages received, and the promotions they made the proxy follow.
-    pub module_events: AtomicU64,
-    pub failover_pushes: AtomicU64,
     /// Client tasks that panicked (each closed its connection only).
     pub client_panics: AtomicU64,
     /// TLS clients whose handshake failed or timed out.
@@ -41,8 +34,6 @@ pub struct Stats {
     pub evicted_clients: AtomicU64,
     /// Requests sent over a client's own connection because they, or its replies, are large.
     pub large_requests: AtomicU64,
-    /// Shared connections set aside (for new requests) while a large reply streams on them.
-    pub large_reply_handoffs: AtomicU64,
     /// Buffer bytes held by all clients, as of the last check (`maxmemory_buffers`).
     pub client_buffers: AtomicU64,
     /// Clients refused at AUTH/HELLO (wrong password, unknown or disabled user).
@@ -51,8 +42,8 @@ pub struct Stats {
     pub workers: worker::Workers,
     /// How long requests waited for a shard to get a writable master.
     pub held: events::EventHistogram,
-    /// Backend connections per node and state.
-    pub backends: backends::BackendStates,
+    /// What the backplane counts (redirects, failures, failover events, connections).
+    pub upstream: Arc<UpstreamStats>,
 }
 
 impl Default for Stats {
@@ -64,26 +55,17 @@ impl Default for Stats {
             rejected_connections: AtomicU64::new(0),
             commands_processed: AtomicU64::new(0),
             error_replies: AtomicU64::new(0),
-            moved: AtomicU64::new(0),
-            ask: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            backend_failures: AtomicU64::new(0),
-            topology_refreshes: AtomicU64::new(0),
-            sentinel_events: AtomicU64::new(0),
-            module_events: AtomicU64::new(0),
-            failover_pushes: AtomicU64::new(0),
             client_panics: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             output_limit_disconnects: AtomicU64::new(0),
             query_limit_disconnects: AtomicU64::new(0),
             evicted_clients: AtomicU64::new(0),
             large_requests: AtomicU64::new(0),
-            large_reply_handoffs: AtomicU64::new(0),
             client_buffers: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             workers: worker::Workers::default(),
             held: events::EventHistogram::default(),
-            backends: backends::BackendStates::default(),
+            upstream: Arc::default(),
         }
     }
 }

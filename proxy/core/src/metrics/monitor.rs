@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::upstream::{Inbox, ReplyTx};
+use hive_upstream::{Inbox, ReplyTx};
 
 #[derive(Debug, Default)]
 pub struct Monitors {

@@ -10,10 +10,7 @@ use hive_common::command::CommandTable;
 /// The clock request latencies are read from: the CPU's counter where it is usable (a few
 /// instructions, calibrated once per process), else the monotonic clock. `std::time::Instant`
 /// cost ~300 instructions per request at P1 (two reads and a subtraction), 3.8% of a GET.
-pub fn clock() -> &'static quanta::Clock {
-    static CLOCK: std::sync::OnceLock<quanta::Clock> = std::sync::OnceLock::new();
-    CLOCK.get_or_init(quanta::Clock::new)
-}
+pub use hive_upstream::stats::clock;
 
 /// A counter with one writer. Reading from another thread sees a recent value.
 #[derive(Debug, Default)]

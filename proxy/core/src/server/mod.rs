@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use crate::config::Config;
-use crate::upstream::topology::source;
+use hive_upstream::topology::source;
 
 mod accept;
 mod evict;
@@ -138,7 +138,7 @@ fn worker(
     shutdown: watch::Receiver<bool>,
     ready: Arc<Barrier>,
 ) {
-    if i == 0 && !rt.block_on(source::initial(&shared)) {
+    if i == 0 && !rt.block_on(source::initial(&shared.plane)) {
         warn!(
             mode = shared.config.backend.mode.as_str(),
             "the topology is not complete yet; retrying in the background"
@@ -159,18 +159,24 @@ fn worker(
             tokio_listener(listeners.tls),
         );
         if i == 0 {
-            tokio::spawn(source::run(shared.clone(), shutdown.clone()));
+            tokio::spawn(source::run(shared.plane.clone(), shutdown.clone()));
             tokio::spawn(evict::run(shared.clone(), shutdown.clone()));
-            tokio::spawn(crate::upstream::replicas::poll::run(
-                shared.clone(),
+            tokio::spawn(hive_upstream::replicas::poll::run(
+                shared.plane.clone(),
                 shutdown.clone(),
             ));
             if shared.config.backend.failover_push {
-                tokio::spawn(crate::upstream::push::run(shared.clone(), shutdown.clone()));
+                tokio::spawn(hive_upstream::push::run(
+                    shared.plane.clone(),
+                    shutdown.clone(),
+                ));
             }
             if let Some(admin) = tokio_listener(listeners.admin) {
                 tokio::spawn(crate::admin::serve(admin, shared.clone(), shutdown.clone()));
-                tokio::spawn(crate::facts::run(shared.clone(), shutdown.clone()));
+                tokio::spawn(hive_upstream::facts::run(
+                    shared.plane.clone(),
+                    shutdown.clone(),
+                ));
             }
         }
         let plain = async {

@@ -148,6 +148,11 @@ impl Shared {
             merged.proxy.slowlog_slower_than_us,
             merged.proxy.slowlog_max_len,
         );
+        self.plane.live.store(Arc::new(merged.backend.clone()));
+        self.plane.node_poll_interval_ms.store(
+            merged.proxy.node_poll_interval_ms,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.live.store(Arc::new(merged));
         Ok(report)
     }

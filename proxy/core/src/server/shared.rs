@@ -1,40 +1,32 @@
-//! State shared by every client task of a proxy: config, the topology, the backend connector,
-//! the client registry, the script cache and the counters.
+//! State shared by every client task of a proxy: config, the backplane (topology, backend
+//! connector, replicas, facts), the client registry, the script cache and the counters.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use tokio::sync::Notify;
+use hive_upstream::Backplane;
 
 use super::pause::PauseState;
 use crate::auth::AuthState;
 use crate::client::registry::Registry;
 use crate::command::scripts::Scripts;
 use crate::config::{Config, ConfigError};
-use crate::facts::FactsCell;
 use crate::metrics::monitor::Monitors;
 use crate::metrics::slowlog::SlowLog;
 use crate::metrics::Stats;
 use crate::stream::Dialer;
 use crate::tls::server::Acceptor;
-use crate::upstream::backend::BackendOpts;
-use crate::upstream::connector::Connector;
-use crate::upstream::replicas::ReadState;
-use crate::upstream::topology::TopologyState;
-use crate::upstream::Proto;
 
 pub struct Shared {
     /// The config the proxy started with.
     pub config: Config,
     /// The config in effect: `config` with what reloads changed (`reload::LIVE_KEYS`).
     pub live: ArcSwap<Config>,
-    /// Where the slots are; read lock-free once per client batch.
-    pub topology: TopologyState,
-    pub connector: Connector,
+    /// Everything that reaches the nodes: topology, connector, replicas fit for reads, the
+    /// nodes' last poll.
+    pub plane: Arc<Backplane>,
     pub stats: Arc<Stats>,
-    /// Wakes the topology refresher (after MOVED, CLUSTERDOWN or a dead connection).
-    pub refresh: Arc<Notify>,
     pub next_client_id: AtomicU64,
     /// Connected clients, for CLIENT LIST / KILL.
     pub clients: Registry,
@@ -52,10 +44,6 @@ pub struct Shared {
     /// The proxy's slow requests (SLOWLOG) and the clients running MONITOR.
     pub slowlog: SlowLog,
     pub monitors: Monitors,
-    /// The nodes' and sentinels' last poll (with `admin_listen`).
-    pub facts: FactsCell,
-    /// The replicas fresh enough for reads (`backend.read_from`, READONLY).
-    pub reads: ReadState,
 }
 
 impl Shared {
@@ -73,29 +61,24 @@ impl Shared {
     ) -> Result<Arc<Shared>, ConfigError> {
         let users = config.users(std::path::Path::new("<config>"))?;
         let tls = config.tls_acceptor(std::path::Path::new("<config>"))?;
-        let stats = Arc::new(Stats::default());
-        let refresh = Arc::new(Notify::new());
-        let opts = BackendOpts {
-            connect_timeout: config.connect_timeout(),
-            command_timeout: Some(config.command_timeout()),
-            auth: config.node_auth(),
-            proto: Proto::Resp2,
-            push: None,
-            dialer,
-            hand_off_at: Some(config.backend.large_value_bytes.0),
-            readonly: false,
-        };
+        let plane = Backplane::with_dialer(config.backend.clone(), dialer);
+        plane.node_poll_interval_ms.store(
+            config.proxy.node_poll_interval_ms,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let stats = Arc::new(Stats {
+            upstream: plane.stats.clone(),
+            ..Stats::default()
+        });
         let slowlog = SlowLog::new(
             config.proxy.slowlog_slower_than_us,
             config.proxy.slowlog_max_len,
         );
         Ok(Arc::new(Shared {
-            connector: Connector::new(opts, refresh.clone(), stats.clone()),
+            plane,
             live: ArcSwap::from_pointee(config.clone()),
             config,
-            topology: TopologyState::default(),
             stats,
-            refresh,
             next_client_id: AtomicU64::new(1),
             clients: Registry::default(),
             scripts: Scripts::default(),
@@ -105,8 +88,6 @@ impl Shared {
             pause: PauseState::default(),
             slowlog,
             monitors: Monitors::default(),
-            facts: FactsCell::default(),
-            reads: ReadState::default(),
         }))
     }
 }

@@ -10,7 +10,7 @@ use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
-use super::{certs, key, provider, roots};
+use hive_upstream::tls::{certs, key, provider, roots};
 
 /// Whether clients must present a certificate the CA signed (Redis's `tls-auth-clients`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -24,7 +24,7 @@ pub fn node_id(local: &SocketAddr) -> String {
 }
 
 fn state(shared: &Shared) -> &'static str {
-    let topo = shared.topology.load();
+    let topo = shared.plane.topology.load();
     let n = topo.map.shards().len();
     if n > 0 && topo.map.unassigned() == 0 && (0..n).all(|i| topo.has_master(i)) {
         "ok"

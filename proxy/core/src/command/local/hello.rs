@@ -8,7 +8,7 @@ use hive_common::resp::{
 use super::{login, Ctx};
 use crate::client::session::Session;
 use crate::error::{ClientReason, ProxyError};
-use crate::upstream::Proto;
+use hive_upstream::Proto;
 
 fn err(m: impl Into<String>) -> ProxyError {
     ProxyError::invalid(m)

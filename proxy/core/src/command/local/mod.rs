@@ -71,7 +71,7 @@ pub fn answer(
                 ReadFrom::Replica => ReadFrom::Replica,
                 _ => ReadFrom::PreferReplica,
             };
-            ctx.shared.reads.want();
+            ctx.shared.plane.reads.want();
             write_simple(out, "OK");
         }
         "readwrite" => {

@@ -118,7 +118,7 @@ pub fn render(shared: &Shared) -> String {
     let mut f = Families::default();
     proxy::metrics(shared, &mut f);
     reads::metrics(shared, &mut f);
-    if let Some(s) = shared.facts.latest() {
+    if let Some(s) = shared.plane.facts.latest() {
         nodes::metrics(&s, &mut f);
     }
     f.encode()

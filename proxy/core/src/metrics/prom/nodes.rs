@@ -2,7 +2,7 @@
 //! the meaning is the same, with `addr` and `shard` labels since one proxy covers every node.
 
 use super::{bool01, Families};
-use crate::facts::Snapshot;
+use hive_upstream::facts::Snapshot;
 
 pub(super) fn metrics(s: &Snapshot, f: &mut Families) {
     f.gauge(

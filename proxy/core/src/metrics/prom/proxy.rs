@@ -146,19 +146,19 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         "hive_redirects_total",
         "MOVED and ASK redirects followed.",
         &[("type", "moved")],
-        g(&s.moved),
+        g(&s.upstream.moved),
     );
     f.counter(
         "hive_redirects_total",
         "MOVED and ASK redirects followed.",
         &[("type", "ask")],
-        g(&s.ask),
+        g(&s.upstream.ask),
     );
     f.counter(
         "hive_retries_total",
         "Retries of requests waiting for a writable master.",
         &[],
-        g(&s.retries),
+        g(&s.upstream.retries),
     );
     f.event_histogram(
         "hive_held_request_duration_seconds",
@@ -169,9 +169,9 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         "hive_backend_failures_total",
         "Backend connections that failed to connect or died.",
         &[],
-        g(&s.backend_failures),
+        g(&s.upstream.backend_failures),
     );
-    for (addr, state, n) in s.backends.all() {
+    for (addr, state, n) in s.upstream.backends.all() {
         f.gauge(
             "hive_backend_connections",
             "Backend connections, by node and state.",
@@ -183,15 +183,15 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         "hive_topology_refreshes_total",
         "Topology re-reads.",
         &[],
-        g(&s.topology_refreshes),
+        g(&s.upstream.topology_refreshes),
     );
     f.counter(
         "hive_sentinel_events_total",
         "Sentinel events received.",
         &[],
-        g(&s.sentinel_events),
+        g(&s.upstream.sentinel_events),
     );
-    let clock = &shared.topology.clock;
+    let clock = &shared.plane.topology.clock;
     f.counter(
         "hive_failovers_followed_total",
         "Shards whose master the proxy switched to a new node.",
@@ -239,7 +239,7 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         &[],
         g(&s.large_requests),
     );
-    let topo = shared.topology.load();
+    let topo = shared.plane.topology.load();
     for i in 0..topo.map.shards().len() {
         let has = if topo.has_master(i) { 1.0 } else { 0.0 };
         f.gauge(

@@ -19,15 +19,15 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         "hive_module_events_total",
         "hive-module events (__hive__:events) received.",
         &[],
-        Stats::get(&s.module_events) as f64,
+        Stats::get(&s.upstream.module_events) as f64,
     );
     f.counter(
         "hive_failover_pushes_total",
         "Promotions followed as soon as hive-module reported them.",
         &[],
-        Stats::get(&s.failover_pushes) as f64,
+        Stats::get(&s.upstream.failover_pushes) as f64,
     );
-    let map = shared.reads.load();
+    let map = shared.plane.reads.load();
     for v in &map.views {
         let shard = v.shard.to_string();
         let l = [("addr", v.addr.as_str()), ("shard", shard.as_str())];

@@ -15,7 +15,7 @@ use arc_swap::{ArcSwap, Guard};
 use hive_common::topology::ShardMap;
 use tokio::sync::watch;
 
-use crate::metrics::events::FailoverClock;
+use crate::stats::events::FailoverClock;
 
 /// The master address `ShardMap` carries for a shard with no usable master.
 pub const NO_MASTER: &str = "";

@@ -10,13 +10,13 @@ use hive_common::resp::Value;
 
 use super::{NodeFacts, SentinelFacts, SentinelMaster, ShardFacts, Snapshot};
 use crate::config::Mode;
-use crate::server::Shared;
-use crate::upstream::topology::NO_MASTER;
+use crate::topology::NO_MASTER;
+use crate::Backplane;
 
 /// Polls the deployment behind `shared` once.
-pub async fn collect(shared: &Shared) -> Snapshot {
+pub async fn collect(plane: &Backplane) -> Snapshot {
     let started = Instant::now();
-    let topo = shared.topology.load_full();
+    let topo = plane.topology.load_full();
     let mut shards = Vec::new();
     let mut targets: Vec<(String, usize, &'static str)> = Vec::new();
     let mut slots_assigned = 0;
@@ -43,10 +43,10 @@ pub async fn collect(shared: &Shared) -> Snapshot {
             targets.push((r.clone(), i, "replica"));
         }
     }
-    let cluster = shared.config.backend.mode == Mode::Cluster;
+    let cluster = plane.config.mode == Mode::Cluster;
     let polls = targets
         .iter()
-        .map(|(addr, _, _)| poll_node(shared, addr, cluster));
+        .map(|(addr, _, _)| poll_node(plane, addr, cluster));
     let results = join_all(polls).await;
     let mut infos: HashMap<String, String> = HashMap::new();
     let mut nodes = Vec::with_capacity(targets.len());
@@ -71,12 +71,11 @@ pub async fn collect(shared: &Shared) -> Snapshot {
         }
     }
     let sentinels = join_all(
-        shared
+        plane
             .config
-            .backend
             .sentinels
             .iter()
-            .map(|s| poll_sentinel(shared, s)),
+            .map(|s| poll_sentinel(plane, s)),
     )
     .await;
     let mut snapshot = Snapshot {
@@ -84,7 +83,7 @@ pub async fn collect(shared: &Shared) -> Snapshot {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
         poll_ms: 0,
-        mode: shared.config.backend.mode.as_str().to_string(),
+        mode: plane.config.mode.as_str().to_string(),
         shards,
         nodes,
         sentinels,
@@ -100,13 +99,13 @@ pub async fn collect(shared: &Shared) -> Snapshot {
 }
 
 /// One node's facts, and its INFO text for the lag of its replicas.
-async fn poll_node(shared: &Shared, addr: &str, cluster: bool) -> (NodeFacts, Option<String>) {
+async fn poll_node(plane: &Backplane, addr: &str, cluster: bool) -> (NodeFacts, Option<String>) {
     let mut n = NodeFacts {
         addr: addr.to_string(),
         ..NodeFacts::default()
     };
-    let limit = shared.config.connect_timeout() * 2 + Duration::from_millis(500);
-    match tokio::time::timeout(limit, query_node(shared, addr, cluster, &mut n)).await {
+    let limit = plane.config.connect_timeout() * 2 + Duration::from_millis(500);
+    match tokio::time::timeout(limit, query_node(plane, addr, cluster, &mut n)).await {
         Ok(Ok(info)) => {
             n.up = true;
             (n, Some(info))
@@ -123,13 +122,13 @@ async fn poll_node(shared: &Shared, addr: &str, cluster: bool) -> (NodeFacts, Op
 }
 
 async fn query_node(
-    shared: &Shared,
+    plane: &Backplane,
     addr: &str,
     cluster: bool,
     n: &mut NodeFacts,
 ) -> Result<String, String> {
-    let auth = shared.config.node_auth();
-    let mut c = shared
+    let auth = plane.config.node_auth();
+    let mut c = plane
         .connector
         .control(addr, auth.as_ref())
         .await
@@ -162,13 +161,13 @@ async fn query_node(
     Ok(text)
 }
 
-async fn poll_sentinel(shared: &Shared, addr: &str) -> SentinelFacts {
+async fn poll_sentinel(plane: &Backplane, addr: &str) -> SentinelFacts {
     let mut s = SentinelFacts {
         addr: addr.to_string(),
         ..SentinelFacts::default()
     };
-    let limit = shared.config.connect_timeout() * 2 + Duration::from_millis(500);
-    match tokio::time::timeout(limit, query_sentinel(shared, addr)).await {
+    let limit = plane.config.connect_timeout() * 2 + Duration::from_millis(500);
+    match tokio::time::timeout(limit, query_sentinel(plane, addr)).await {
         Ok(Ok(masters)) => {
             s.up = true;
             s.masters = masters;
@@ -179,9 +178,9 @@ async fn poll_sentinel(shared: &Shared, addr: &str) -> SentinelFacts {
     s
 }
 
-async fn query_sentinel(shared: &Shared, addr: &str) -> Result<Vec<SentinelMaster>, String> {
-    let auth = shared.config.sentinel_auth();
-    let mut c = shared
+async fn query_sentinel(plane: &Backplane, addr: &str) -> Result<Vec<SentinelMaster>, String> {
+    let auth = plane.config.sentinel_auth();
+    let mut c = plane
         .connector
         .control(addr, auth.as_ref())
         .await

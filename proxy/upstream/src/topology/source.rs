@@ -8,26 +8,26 @@ use tokio::sync::watch;
 
 use super::{cluster, sentinel};
 use crate::config::Mode;
-use crate::server::Shared;
+use crate::Backplane;
 
 /// Reads the first topology; false if no node or sentinel answered yet (the background task
 /// keeps trying, and requests wait or get `-CLUSTERDOWN`/`-TRYAGAIN` meanwhile).
-pub async fn initial(shared: &Shared) -> bool {
-    match shared.config.backend.mode {
-        Mode::Cluster => cluster::refresh_once(shared).await,
-        Mode::Sentinel => sentinel::refresh_all(shared).await,
+pub async fn initial(plane: &Backplane) -> bool {
+    match plane.config.mode {
+        Mode::Cluster => cluster::refresh_once(plane).await,
+        Mode::Sentinel => sentinel::refresh_all(plane).await,
         Mode::Static => {
-            shared.topology.install(static_map(shared), Vec::new());
+            plane.topology.install(static_map(plane), Vec::new());
             true
         }
     }
 }
 
 /// Keeps the topology current until shutdown.
-pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    match shared.config.backend.mode {
-        Mode::Cluster => cluster::run_refresher(shared, shutdown).await,
-        Mode::Sentinel => sentinel::run(shared, shutdown).await,
+pub async fn run(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
+    match plane.config.mode {
+        Mode::Cluster => cluster::run_refresher(plane, shutdown).await,
+        Mode::Sentinel => sentinel::run(plane, shutdown).await,
         // Fixed by configuration: nothing to follow.
         Mode::Static => {
             let _ = shutdown.changed().await;
@@ -36,11 +36,10 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// The configured static shards (validated at load time).
-fn static_map(shared: &Shared) -> ShardMap {
-    let cfg = &shared.config;
+fn static_map(plane: &Backplane) -> ShardMap {
+    let cfg = &plane.config;
     let ranges = cfg.shard_ranges().unwrap_or_default();
     let entries = cfg
-        .backend
         .shards
         .iter()
         .zip(ranges)

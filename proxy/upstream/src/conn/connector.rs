@@ -9,16 +9,16 @@ use tokio::sync::Notify;
 use super::backend::{Backend, BackendOpts, PushSink};
 use super::control::{ControlConn, QueryError};
 use super::{Auth, Proto};
-use crate::metrics::Stats;
+use crate::stats::UpstreamStats;
 
 pub struct Connector {
     opts: BackendOpts,
     on_failure: Arc<Notify>,
-    stats: Arc<Stats>,
+    stats: Arc<UpstreamStats>,
 }
 
 impl Connector {
-    pub fn new(opts: BackendOpts, on_failure: Arc<Notify>, stats: Arc<Stats>) -> Connector {
+    pub fn new(opts: BackendOpts, on_failure: Arc<Notify>, stats: Arc<UpstreamStats>) -> Connector {
         Connector {
             opts,
             on_failure,

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::backend::Backend;
 use super::Proto;
-use crate::server::Shared;
-use crate::upstream::topology::{Topology, NO_MASTER};
+use crate::topology::{Topology, NO_MASTER};
+use crate::Backplane;
 
 #[derive(Default)]
 struct Pool {
@@ -63,15 +63,15 @@ pub fn is_aside(addr: &str) -> bool {
 }
 
 /// This thread's read connection to replica `addr`.
-pub fn replica(shared: &Shared, addr: &Arc<str>, proto: Proto) -> Arc<Backend> {
+pub fn replica(plane: &Backplane, addr: &Arc<str>, proto: Proto) -> Arc<Backend> {
     with(proto, |l| {
         if let Some(b) = l.replicas.get(addr) {
             if !b.handed_off() {
                 return b.clone();
             }
         }
-        let cluster = shared.config.backend.mode == crate::config::Mode::Cluster;
-        let b = shared.connector.replica(addr, proto, cluster);
+        let cluster = plane.config.mode == crate::config::Mode::Cluster;
+        let b = plane.connector.replica(addr, proto, cluster);
         l.replicas.insert(addr.clone(), b.clone());
         b
     })
@@ -81,26 +81,26 @@ thread_local! {
     static LOCAL: RefCell<[Pool; 2]> = RefCell::new(Default::default());
 }
 
-fn get(l: &mut Pool, shared: &Shared, addr: &str, proto: Proto) -> Arc<Backend> {
+fn get(l: &mut Pool, plane: &Backplane, addr: &str, proto: Proto) -> Arc<Backend> {
     if let Some(b) = l.by_addr.get(addr) {
         if !b.handed_off() {
             return b.clone();
         }
     }
-    let b = shared.connector.spawn(addr, proto);
+    let b = plane.connector.spawn(addr, proto);
     l.by_addr.insert(addr.to_string(), b.clone());
     b
 }
 
 /// Shard `i`'s master connection, replaced by a fresh one if a large reply is streaming on
 /// it (the old one answers what it carries, then closes once its last holder lets go).
-fn master_of(l: &mut Pool, shared: &Shared, i: usize, proto: Proto) -> Option<Arc<Backend>> {
+fn master_of(l: &mut Pool, plane: &Backplane, i: usize, proto: Proto) -> Option<Arc<Backend>> {
     let b = l.masters.get(i)?.as_ref()?;
     if !b.handed_off() {
         return Some(b.clone());
     }
     let addr = b.addr.clone();
-    let fresh = get(l, shared, &addr, proto);
+    let fresh = get(l, plane, &addr, proto);
     l.masters[i] = Some(fresh.clone());
     Some(fresh)
 }
@@ -110,38 +110,38 @@ fn with<T>(proto: Proto, f: impl FnOnce(&mut Pool) -> T) -> T {
 }
 
 /// This thread's connection to `addr` (redirect targets).
-pub fn backend(shared: &Shared, addr: &str, proto: Proto) -> Arc<Backend> {
-    with(proto, |l| get(l, shared, addr, proto))
+pub fn backend(plane: &Backplane, addr: &str, proto: Proto) -> Arc<Backend> {
+    with(proto, |l| get(l, plane, addr, proto))
 }
 
 /// This thread's connection to shard `i`'s master in `topo`; `None` while it has none.
 pub fn master(
-    shared: &Shared,
+    plane: &Backplane,
     topo: &Arc<Topology>,
     i: usize,
     proto: Proto,
 ) -> Option<Arc<Backend>> {
     with(proto, |l| {
-        refresh(l, shared, topo, proto);
-        master_of(l, shared, i, proto)
+        refresh(l, plane, topo, proto);
+        master_of(l, plane, i, proto)
     })
 }
 
 /// Some master for keyless commands, spread by `rr`.
 pub fn any_master(
-    shared: &Shared,
+    plane: &Backplane,
     topo: &Arc<Topology>,
     rr: usize,
     proto: Proto,
 ) -> Option<Arc<Backend>> {
     with(proto, |l| {
-        refresh(l, shared, topo, proto);
+        refresh(l, plane, topo, proto);
         let n = l.masters.len();
-        (0..n).find_map(|k| master_of(l, shared, (rr + k) % n, proto))
+        (0..n).find_map(|k| master_of(l, plane, (rr + k) % n, proto))
     })
 }
 
-fn refresh(l: &mut Pool, shared: &Shared, topo: &Arc<Topology>, proto: Proto) {
+fn refresh(l: &mut Pool, plane: &Backplane, topo: &Arc<Topology>, proto: Proto) {
     if l.built_from.as_ref().is_some_and(|t| Arc::ptr_eq(t, topo)) {
         return;
     }
@@ -149,7 +149,7 @@ fn refresh(l: &mut Pool, shared: &Shared, topo: &Arc<Topology>, proto: Proto) {
         .map
         .shards()
         .iter()
-        .map(|s| (s.master != NO_MASTER).then(|| get(l, shared, &s.master, proto)))
+        .map(|s| (s.master != NO_MASTER).then(|| get(l, plane, &s.master, proto)))
         .collect();
     l.masters = masters;
     l.built_from = Some(topo.clone());

@@ -9,18 +9,18 @@ use hive_common::topology::{Shard, ShardMap, SlotRange};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::metrics::Stats;
-use crate::server::Shared;
-use crate::upstream::control::QueryError;
-use crate::upstream::Auth;
+use crate::conn::control::QueryError;
+use crate::conn::Auth;
+use crate::stats::UpstreamStats;
+use crate::Backplane;
 
 /// Reads the slot map from one node with `CLUSTER SLOTS`.
 pub async fn fetch_shard_map(
-    shared: &Shared,
+    plane: &Backplane,
     addr: &str,
     auth: Option<&Auth>,
 ) -> Result<ShardMap, QueryError> {
-    let mut c = shared.connector.control(addr, auth).await?;
+    let mut c = plane.connector.control(addr, auth).await?;
     let reply = c.call(&["CLUSTER", "SLOTS"]).await?;
     parse_cluster_slots(&reply, addr).map_err(|reason| QueryError::BadReply {
         addr: addr.into(),
@@ -91,15 +91,15 @@ fn node_addr(v: &Value, default_host: &str) -> Result<Option<String>, String> {
 /// Minimum gap between two refreshes, so a burst of MOVED replies causes one refresh.
 const MIN_REFRESH_GAP: Duration = Duration::from_millis(50);
 
-/// Keeps `shared.topology` current: on a timer and whenever `shared.refresh` is notified.
-pub async fn run_refresher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let interval = Duration::from_millis(shared.config.backend.refresh_interval_ms);
+/// Keeps `plane.topology` current: on a timer and whenever `plane.refresh` is notified.
+pub async fn run_refresher(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
+    let interval = Duration::from_millis(plane.config.refresh_interval_ms);
     loop {
-        refresh_once(&shared).await;
+        refresh_once(&plane).await;
         tokio::time::sleep(MIN_REFRESH_GAP).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = shared.refresh.notified() => {}
+            _ = plane.refresh.notified() => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -107,13 +107,13 @@ pub async fn run_refresher(shared: Arc<Shared>, mut shutdown: watch::Receiver<bo
 
 /// Reads the map from `addr` first (a node that just reported its promotion knows it before
 /// gossip reaches the others) and installs it; returns whether it changed anything.
-pub async fn refresh_from(shared: &Shared, addr: &str) -> bool {
-    let auth = shared.config.node_auth();
-    let current = shared.topology.load_full();
-    match fetch_shard_map(shared, addr, auth.as_ref()).await {
+pub async fn refresh_from(plane: &Backplane, addr: &str) -> bool {
+    let auth = plane.config.node_auth();
+    let current = plane.topology.load_full();
+    match fetch_shard_map(plane, addr, auth.as_ref()).await {
         Ok(map) if !map.shards().is_empty() && map != current.map => {
             info!(from = %addr, masters = map.shards().len(), "topology changed (pushed by hive-module)");
-            shared.topology.install(map, Vec::new());
+            plane.topology.install(map, Vec::new());
             true
         }
         Ok(_) => false,
@@ -126,10 +126,10 @@ pub async fn refresh_from(shared: &Shared, addr: &str) -> bool {
 
 /// Asks the known masters, then their replicas, then the seeds, and installs the first answer.
 /// Returns whether a map was read.
-pub async fn refresh_once(shared: &Shared) -> bool {
-    Stats::add(&shared.stats.topology_refreshes, 1);
-    let auth = shared.config.node_auth();
-    let current = shared.topology.load_full();
+pub async fn refresh_once(plane: &Backplane) -> bool {
+    UpstreamStats::add(&plane.stats.topology_refreshes, 1);
+    let auth = plane.config.node_auth();
+    let current = plane.topology.load_full();
     let mut candidates: Vec<String> = current
         .map
         .shards()
@@ -143,13 +143,13 @@ pub async fn refresh_once(shared: &Shared) -> bool {
             .iter()
             .flat_map(|s| s.replicas.iter().cloned()),
     );
-    for seed in &shared.live.load().backend.seeds {
+    for seed in &plane.live.load().seeds {
         if !candidates.contains(seed) {
             candidates.push(seed.clone());
         }
     }
     for addr in &candidates {
-        match fetch_shard_map(shared, addr, auth.as_ref()).await {
+        match fetch_shard_map(plane, addr, auth.as_ref()).await {
             Ok(map) if map.shards().is_empty() => continue,
             Ok(map) => {
                 if map != current.map {
@@ -159,7 +159,7 @@ pub async fn refresh_once(shared: &Shared) -> bool {
                         unassigned = map.unassigned(),
                         "topology changed"
                     );
-                    shared.topology.install(map, Vec::new());
+                    plane.topology.install(map, Vec::new());
                 }
                 return true;
             }

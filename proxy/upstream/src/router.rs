@@ -3,6 +3,7 @@
 //! this thread's shared connection, following MOVED and waiting out failovers like any client
 //! request (bounded by `backend.failover_hold_ms`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,28 +13,28 @@ use hive_common::Slot;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::conn::backend::Backend;
+use crate::conn::{pool, Inbox, Job, Proto, Tag};
 use crate::error::{ProxyError, UpstreamReason};
-use crate::server::Shared;
-use crate::upstream::backend::Backend;
-use crate::upstream::reply_error::{Redirect, ReplyError};
-use crate::upstream::{pool, Inbox, Job, Proto, Tag};
+use crate::reply_error::{Redirect, ReplyError};
+use crate::Backplane;
 
 /// Sends batches for one client's proxy-side command, in that client's protocol.
 #[derive(Clone)]
 pub struct Router {
-    pub shared: Arc<Shared>,
+    pub plane: Arc<Backplane>,
     pub proto: Proto,
 }
 
 impl Router {
-    pub fn new(shared: Arc<Shared>, proto: Proto) -> Router {
-        Router { shared, proto }
+    pub fn new(plane: Arc<Backplane>, proto: Proto) -> Router {
+        Router { plane, proto }
     }
 
     /// Runs `reqs` back to back on the master of `slot`; one reply frame per request.
     /// Redirected or held as a whole: every request of a batch names keys of `slot` only.
     pub async fn call(&self, slot: Slot, reqs: Vec<Request>) -> Result<Vec<Bytes>, ProxyError> {
-        let cfg = &self.shared.config.backend;
+        let cfg = &self.plane.config;
         let hold = Duration::from_millis(cfg.failover_hold_ms);
         let started = Instant::now();
         let mut attempts = 0u32;
@@ -53,8 +54,8 @@ impl Router {
                 Err(Retry::No(e)) => return Err(e),
                 Err(Retry::Moved(addr)) if redirects < cfg.max_redirects => {
                     redirects += 1;
-                    self.shared.refresh.notify_one();
-                    to = Some(pool::backend(&self.shared, &addr, self.proto));
+                    self.plane.refresh.notify_one();
+                    to = Some(pool::backend(&self.plane, &addr, self.proto));
                     continue;
                 }
                 Err(Retry::Moved(addr)) => ProxyError::upstream(
@@ -68,12 +69,55 @@ impl Router {
             }
             attempts += 1;
             let delay = Duration::from_millis((cfg.retry_backoff_ms << attempts.min(5)).min(500));
-            let mut changed = self.shared.topology.changes();
+            let mut changed = self.plane.topology.changes();
             tokio::select! {
                 _ = tokio::time::sleep(delay.min(hold.saturating_sub(started.elapsed()))) => {}
                 _ = changed.changed() => {}
             }
         }
+    }
+
+    /// Runs requests of any slots: grouped by slot, each group as one `call` (redirected and
+    /// held on its own), all groups at once. One result per request, in order; a group that
+    /// fails gives its error to each of its requests.
+    pub async fn scatter(&self, reqs: Vec<(Slot, Request)>) -> Vec<Result<Bytes, ProxyError>> {
+        let n = reqs.len();
+        let mut groups: HashMap<u16, (Slot, Vec<usize>, Vec<Request>)> = HashMap::new();
+        for (i, (slot, r)) in reqs.into_iter().enumerate() {
+            let g = groups
+                .entry(slot.get())
+                .or_insert_with(|| (slot, Vec::new(), Vec::new()));
+            g.1.push(i);
+            g.2.push(r);
+        }
+        let runs = groups
+            .into_values()
+            .map(|(slot, at, reqs)| async move { (at, self.call(slot, reqs).await) });
+        let mut out: Vec<Option<Result<Bytes, ProxyError>>> = (0..n).map(|_| None).collect();
+        for (at, res) in futures_util::future::join_all(runs).await {
+            match res {
+                Ok(frames) => {
+                    for (i, f) in at.into_iter().zip(frames) {
+                        out[i] = Some(Ok(f));
+                    }
+                }
+                Err(e) => {
+                    for i in at {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ProxyError::upstream(
+                        UpstreamReason::BadReply,
+                        "Hive: a node sent fewer replies than requests",
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Runs `reqs` on one given connection (a transaction's pinned WATCH connection).
@@ -93,9 +137,9 @@ impl Router {
     }
 
     fn master_of(&self, slot: Slot) -> Option<Arc<Backend>> {
-        let topo = self.shared.topology.load();
+        let topo = self.plane.topology.load();
         let i = topo.map.shard_of(slot)?;
-        pool::master(&self.shared, &topo, i, self.proto)
+        pool::master(&self.plane, &topo, i, self.proto)
     }
 
     async fn once(&self, backend: &Arc<Backend>, reqs: &[Request]) -> Result<Vec<Bytes>, Retry> {
@@ -142,7 +186,7 @@ impl Router {
             return Err(match e {
                 ReplyError::Redirect(Redirect::Moved { addr, .. }) => Retry::Moved(addr),
                 ReplyError::ClusterDown | ReplyError::ReadOnly => {
-                    self.shared.refresh.notify_one();
+                    self.plane.refresh.notify_one();
                     Retry::Wait(reply_error(&frames[0]))
                 }
                 // ASK (a migrating slot), TRYAGAIN, LOADING: wait until the slot settles.

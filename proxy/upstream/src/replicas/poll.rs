@@ -15,9 +15,9 @@ use tracing::debug;
 use super::lag::{judge, History, Probe};
 use super::{FreshReplica, ReadMap, ReplicaView};
 use crate::config::ReadFrom;
-use crate::server::Shared;
-use crate::upstream::control::{ControlConn, QueryError};
-use crate::upstream::topology::NO_MASTER;
+use crate::conn::control::{ControlConn, QueryError};
+use crate::topology::NO_MASTER;
+use crate::Backplane;
 
 /// The shortest a probe may take before its node counts as not answering.
 pub const PROBE_TIMEOUT_MIN: Duration = Duration::from_millis(250);
@@ -43,23 +43,23 @@ enum Answer {
     None,
 }
 
-pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    if shared.live.load().backend.read_from != ReadFrom::Master {
-        shared.reads.want();
+pub async fn run(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
+    if plane.live.load().read_from != ReadFrom::Master {
+        plane.reads.want();
     }
     tokio::select! {
-        _ = shared.reads.until_wanted() => {}
+        _ = plane.reads.until_wanted() => {}
         _ = shutdown.changed() => return,
     }
     let mut poller = Poller::default();
     loop {
-        let cfg = shared.live.load();
-        let interval = Duration::from_millis(cfg.backend.replica_poll_interval_ms);
-        let max_lag = cfg.backend.max_replica_lag_ms;
+        let cfg = plane.live.load();
+        let interval = Duration::from_millis(cfg.replica_poll_interval_ms);
+        let max_lag = cfg.max_replica_lag_ms;
         drop(cfg);
         let started = tokio::time::Instant::now();
-        let map = poller.once(&shared, interval, max_lag).await;
-        shared.reads.store(map);
+        let map = poller.once(&plane, interval, max_lag).await;
+        plane.reads.store(map);
         tokio::select! {
             _ = tokio::time::sleep_until(started + interval) => {}
             _ = shutdown.changed() => return,
@@ -68,9 +68,9 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
 }
 
 impl Poller {
-    async fn once(&mut self, shared: &Shared, interval: Duration, max_lag: u64) -> ReadMap {
-        let topo = shared.topology.load_full();
-        let clock = crate::metrics::worker::clock();
+    async fn once(&mut self, plane: &Backplane, interval: Duration, max_lag: u64) -> ReadMap {
+        let topo = plane.topology.load_full();
+        let clock = crate::stats::clock();
         let mut roles: HashMap<String, bool> = HashMap::new();
         for s in topo.map.shards() {
             if s.master != NO_MASTER {
@@ -92,7 +92,7 @@ impl Poller {
         let probes = self.nodes.iter_mut().map(|(addr, node)| {
             let master = roles.get(addr).copied().unwrap_or(false);
             async move {
-                let fut = probe(shared, addr, node, master, clock);
+                let fut = probe(plane, addr, node, master, clock);
                 match tokio::time::timeout(limit, fut).await {
                     Ok(Ok(a)) => (addr.clone(), a),
                     Ok(Err(e)) => {
@@ -158,15 +158,15 @@ impl Poller {
 /// One node's answer: a master's offset (with the time just before it was asked), or a
 /// replica's probe.
 async fn probe(
-    shared: &Shared,
+    plane: &Backplane,
     addr: &str,
     node: &mut Node,
     master: bool,
     clock: &quanta::Clock,
 ) -> Result<Answer, QueryError> {
     if node.conn.is_none() {
-        let auth = shared.config.node_auth();
-        node.conn = Some(shared.connector.control(addr, auth.as_ref()).await?);
+        let auth = plane.config.node_auth();
+        node.conn = Some(plane.connector.control(addr, auth.as_ref()).await?);
     }
     let Some(c) = node.conn.as_mut() else {
         return Ok(Answer::None);

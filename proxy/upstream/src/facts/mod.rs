@@ -17,7 +17,7 @@ use tracing::debug;
 pub use health::{Finding, Health};
 pub use node::NodeFacts;
 
-use crate::server::Shared;
+use crate::Backplane;
 
 /// A shard as the proxy routes it.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -101,16 +101,20 @@ impl FactsCell {
 
 /// Polls every `proxy.node_poll_interval_ms` (read again after each poll, so a reload
 /// changes it) until shutdown.
-pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let snapshot = collect::collect(&shared).await;
+        let snapshot = collect::collect(&plane).await;
         debug!(
             nodes = snapshot.nodes.len(),
             ms = snapshot.poll_ms,
             "nodes polled"
         );
-        shared.facts.store(snapshot);
-        let every = Duration::from_millis(shared.live.load().proxy.node_poll_interval_ms);
+        plane.facts.store(snapshot);
+        let every = Duration::from_millis(
+            plane
+                .node_poll_interval_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,

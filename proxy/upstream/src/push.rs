@@ -13,10 +13,10 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::config::Mode;
-use crate::metrics::Stats;
-use crate::server::Shared;
-use crate::upstream::control::{ControlConn, QueryError};
-use crate::upstream::topology::{cluster, sentinel, NO_MASTER};
+use crate::conn::control::{ControlConn, QueryError};
+use crate::stats::UpstreamStats;
+use crate::topology::{cluster, sentinel, NO_MASTER};
+use crate::Backplane;
 
 pub const CHANNEL: &str = "__hive__:events";
 
@@ -38,11 +38,11 @@ pub struct Event {
 const KEEP_AFTER_LEAVING: Duration = Duration::from_secs(600);
 
 /// Keeps one subscription per node of the topology (and of the recent ones) until shutdown.
-pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
     let mut tasks: HashMap<String, (JoinHandle<()>, Instant)> = HashMap::new();
-    let mut changes = shared.topology.changes();
+    let mut changes = plane.topology.changes();
     loop {
-        let topo = shared.topology.load_full();
+        let topo = plane.topology.load_full();
         let now = Instant::now();
         let nodes: HashSet<String> = topo
             .map
@@ -55,7 +55,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             match tasks.entry(addr) {
                 std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().1 = now,
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    let task = tokio::spawn(follow(shared.clone(), e.key().clone()));
+                    let task = tokio::spawn(follow(plane.clone(), e.key().clone()));
                     e.insert((task, now));
                 }
             }
@@ -91,12 +91,12 @@ enum End {
 /// Follows one node's events, reconnecting at once after a subscription that lived (Sentinel
 /// kills every client of the replica it promotes, in the same transaction as `REPLICAOF NO
 /// ONE`), else with a backoff.
-async fn follow(shared: Arc<Shared>, addr: String) {
+async fn follow(plane: Arc<Backplane>, addr: String) {
     let mut backoff = Duration::from_millis(10);
     // The role seen on the last connection: a change across a reconnect is an event missed.
     let mut role: Option<String> = None;
     loop {
-        match subscribe(&shared, &addr, &mut role).await {
+        match subscribe(&plane, &addr, &mut role).await {
             End::NoModule => {
                 debug!(%addr, "no hive-module on this node: no failover push from it");
                 tokio::time::sleep(NO_MODULE_RECHECK).await;
@@ -114,13 +114,13 @@ async fn follow(shared: Arc<Shared>, addr: String) {
     }
 }
 
-async fn subscribe(shared: &Shared, addr: &str, role: &mut Option<String>) -> End {
+async fn subscribe(plane: &Backplane, addr: &str, role: &mut Option<String>) -> End {
     let failed = |e| End::Failed {
         e,
         lasted: Duration::ZERO,
     };
-    let auth = shared.config.node_auth();
-    let mut c = match shared.connector.control(addr, auth.as_ref()).await {
+    let auth = plane.config.node_auth();
+    let mut c = match plane.connector.control(addr, auth.as_ref()).await {
         Ok(c) => c,
         Err(e) => return failed(e),
     };
@@ -142,7 +142,7 @@ async fn subscribe(shared: &Shared, addr: &str, role: &mut Option<String>) -> En
             role: now.into(),
             time_ms: 0,
         };
-        on_event(shared, addr, &ev).await;
+        on_event(plane, addr, &ev).await;
     }
     *role = Some(now.to_string());
     if let Err(e) = c.send(&["SUBSCRIBE", CHANNEL]).await {
@@ -182,7 +182,7 @@ async fn subscribe(shared: &Shared, addr: &str, role: &mut Option<String>) -> En
             if ev.event == "role_change" {
                 *role = Some(ev.role.clone());
             }
-            on_event(shared, addr, &ev).await;
+            on_event(plane, addr, &ev).await;
         }
     }
 }
@@ -196,27 +196,27 @@ pub async fn has_module(c: &mut ControlConn) -> Result<bool, QueryError> {
 }
 
 /// Acts on one event from the node at `addr`.
-pub async fn on_event(shared: &Shared, addr: &str, ev: &Event) {
-    Stats::add(&shared.stats.module_events, 1);
+pub async fn on_event(plane: &Backplane, addr: &str, ev: &Event) {
+    UpstreamStats::add(&plane.stats.module_events, 1);
     info!(node = %addr, event = %ev.event, role = %ev.role, "hive-module event");
     let promoted = ev.role == "master";
     match ev.event.as_str() {
         "role_change" => {
             // In a cluster both the promoted node and the demoted one know the new map first.
-            let followed = match shared.config.backend.mode {
-                Mode::Cluster => cluster::refresh_from(shared, addr).await,
-                Mode::Sentinel if promoted => sentinel::on_promoted(shared, addr).await,
+            let followed = match plane.config.mode {
+                Mode::Cluster => cluster::refresh_from(plane, addr).await,
+                Mode::Sentinel if promoted => sentinel::on_promoted(plane, addr).await,
                 _ => false,
             };
             if followed {
-                Stats::add(&shared.stats.failover_pushes, 1);
+                UpstreamStats::add(&plane.stats.failover_pushes, 1);
             } else {
-                shared.refresh.notify_one();
+                plane.refresh.notify_one();
             }
         }
         "master_link_down" => {
-            shared.reads.drop_replica(addr);
-            shared.refresh.notify_one();
+            plane.reads.drop_replica(addr);
+            plane.refresh.notify_one();
         }
         _ => {}
     }

@@ -17,12 +17,12 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{debug, warn};
 
 use super::control::ControlConn;
-use super::reply_error::qualify;
 use super::{Auth, Inbox, Job, Proto, ReplyTx, Tag};
-use crate::client::stop::Stop;
 use crate::error::{ProxyError, UpstreamReason};
-use crate::metrics::backends::ConnState;
-use crate::metrics::Stats;
+use crate::reply_error::qualify;
+use crate::stats::backends::ConnState;
+use crate::stats::UpstreamStats;
+use crate::stop::Stop;
 use crate::stream::{BoxStream, Dialer};
 use hive_common::pubsub::is_message;
 
@@ -65,7 +65,7 @@ impl Backend {
         addr: Arc<str>,
         opts: BackendOpts,
         on_failure: Arc<Notify>,
-        stats: Arc<Stats>,
+        stats: Arc<UpstreamStats>,
     ) -> Arc<Backend> {
         let (tx, rx) = mpsc::unbounded_channel();
         let handoff = Arc::new(AtomicBool::new(false));
@@ -115,7 +115,7 @@ struct Task {
     addr: Arc<str>,
     opts: BackendOpts,
     on_failure: Arc<Notify>,
-    stats: Arc<Stats>,
+    stats: Arc<UpstreamStats>,
     rx: mpsc::UnboundedReceiver<Job>,
     /// Taken from `rx` but not yet written; the next connection sends it first.
     carry: Option<Job>,
@@ -159,7 +159,7 @@ impl Task {
                 Err(reason) => {
                     warn!(backend = %self.addr, %reason, "connect failed");
                     set(Some(ConnState::Down), &self.addr);
-                    Stats::add(&self.stats.backend_failures, 1);
+                    UpstreamStats::add(&self.stats.backend_failures, 1);
                     self.on_failure.notify_one();
                     down_until = Some(Instant::now() + DOWN_HOLD);
                     let why = format!("unreachable: {reason}");
@@ -176,7 +176,7 @@ impl Task {
             set(None, &self.addr);
             let Some(reason) = reason else { return };
             warn!(backend = %self.addr, %reason, "connection lost");
-            Stats::add(&self.stats.backend_failures, 1);
+            UpstreamStats::add(&self.stats.backend_failures, 1);
             self.on_failure.notify_one();
             if let Some(p) = &self.opts.push {
                 // Subscriptions died with the connection; the client re-establishes them.
@@ -274,7 +274,7 @@ impl Task {
                 // A large request is written from the client's buffer, not copied.
                 if let Some(data) = large {
                     // In slices, letting the worker's other tasks run between them.
-                    for part in data.chunks(crate::client::BURST) {
+                    for part in data.chunks(crate::BURST) {
                         if let Err(e) = wr.write_all(part).await {
                             return Some(format!("write failed: {e}"));
                         }
@@ -316,7 +316,7 @@ impl Task {
                     rbuf.reserve(16 * 1024);
                 }
                 // One burst at most per read (as the client side reads, and why).
-                let mut window = (&mut rbuf).limit(crate::client::BURST);
+                let mut window = (&mut rbuf).limit(crate::BURST);
                 let n = tokio::select! {
                     biased;
                     r = rd.read_buf(&mut window) => match r {
@@ -339,7 +339,7 @@ impl Task {
                 };
                 debug_assert!(n > 0);
                 burst += n;
-                if burst >= crate::client::BURST {
+                if burst >= crate::BURST {
                     // As the client task does: a large reply must not keep the worker.
                     burst = 0;
                     tokio::task::yield_now().await;
@@ -367,7 +367,7 @@ impl Task {
                 if let Some(at) = hand_off {
                     if rbuf.len() >= at && !self_handoff.load(Ordering::Relaxed) {
                         self_handoff.store(true, Ordering::Relaxed);
-                        Stats::add(&stats.large_reply_handoffs, 1);
+                        UpstreamStats::add(&stats.large_reply_handoffs, 1);
                         debug!(backend = %addr, bytes = rbuf.len(), "large reply: new requests go to another connection");
                     }
                 }

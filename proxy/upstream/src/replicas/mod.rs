@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use crate::upstream::topology::Topology;
+use crate::topology::Topology;
 
 /// A replica that may serve reads.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use super::ReplyTx;
-use crate::client::stop::Signal;
+use crate::stop::Signal;
 use hive_common::pubsub::carries_keyspace;
 
 /// Where a subscriber connection sends the messages it receives, and the bound on how many

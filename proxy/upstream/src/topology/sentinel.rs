@@ -12,15 +12,14 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::NO_MASTER;
-use crate::config::Config;
-use crate::metrics::Stats;
-use crate::server::Shared;
-use crate::upstream::control::QueryError;
+use crate::config::BackendConfig;
+use crate::conn::control::QueryError;
+use crate::stats::UpstreamStats;
+use crate::Backplane;
 
 /// The Sentinel master names, in shard order.
-pub fn group_names(cfg: &Config) -> Vec<String> {
-    cfg.backend
-        .shards
+pub fn group_names(cfg: &BackendConfig) -> Vec<String> {
+    cfg.shards
         .iter()
         .map(|s| s.name.clone().unwrap_or_default())
         .collect()
@@ -29,12 +28,12 @@ pub fn group_names(cfg: &Config) -> Vec<String> {
 /// Asks the sentinels in order for `name`'s master and returns the first one the node itself
 /// confirms with `ROLE`, with the replicas Sentinel reports. A sentinel that is down, slow or
 /// stale is skipped.
-pub async fn discover(shared: &Shared, name: &str) -> Result<(String, Vec<String>), String> {
-    let cfg = &shared.config;
+pub async fn discover(plane: &Backplane, name: &str) -> Result<(String, Vec<String>), String> {
+    let cfg = &plane.config;
     let mut why = Vec::new();
-    for s in &cfg.backend.sentinels {
-        match ask_sentinel(shared, s, name).await {
-            Ok(Some((master, replicas))) => match confirm_master(shared, &master).await {
+    for s in &cfg.sentinels {
+        match ask_sentinel(plane, s, name).await {
+            Ok(Some((master, replicas))) => match confirm_master(plane, &master).await {
                 Ok(()) => return Ok((master, replicas)),
                 Err(e) => {
                     warn!(sentinel = %s, group = %name, %master, reason = %e, "refusing the reported master");
@@ -49,12 +48,12 @@ pub async fn discover(shared: &Shared, name: &str) -> Result<(String, Vec<String
 }
 
 async fn ask_sentinel(
-    shared: &Shared,
+    plane: &Backplane,
     sentinel: &str,
     name: &str,
 ) -> Result<Option<(String, Vec<String>)>, QueryError> {
-    let auth = shared.config.sentinel_auth();
-    let mut c = shared.connector.control(sentinel, auth.as_ref()).await?;
+    let auth = plane.config.sentinel_auth();
+    let mut c = plane.connector.control(sentinel, auth.as_ref()).await?;
     let v = c
         .call(&["SENTINEL", "get-master-addr-by-name", name])
         .await?;
@@ -91,9 +90,9 @@ fn healthy_replicas(v: &Value) -> Vec<String> {
 }
 
 /// `Ok` when the node answers `ROLE` as a master; it is never written to otherwise.
-pub async fn confirm_master(shared: &Shared, addr: &str) -> Result<(), String> {
-    let auth = shared.config.node_auth();
-    let mut c = shared
+pub async fn confirm_master(plane: &Backplane, addr: &str) -> Result<(), String> {
+    let auth = plane.config.node_auth();
+    let mut c = plane
         .connector
         .control(addr, auth.as_ref())
         .await
@@ -112,20 +111,20 @@ pub async fn confirm_master(shared: &Shared, addr: &str) -> Result<(), String> {
 /// Re-discovers every group and installs the result. A group whose master cannot be confirmed
 /// keeps its current master while that one still says it is a master; otherwise its requests
 /// wait (`NO_MASTER`). Returns whether every group has a master.
-pub async fn refresh_all(shared: &Shared) -> bool {
-    Stats::add(&shared.stats.topology_refreshes, 1);
-    let cfg = &shared.config;
-    let generation = shared.topology.generation();
-    let current = shared.topology.load_full();
+pub async fn refresh_all(plane: &Backplane) -> bool {
+    UpstreamStats::add(&plane.stats.topology_refreshes, 1);
+    let cfg = &plane.config;
+    let generation = plane.topology.generation();
+    let current = plane.topology.load_full();
     let names = group_names(cfg);
     let ranges = cfg.shard_ranges().unwrap_or_default();
     let mut entries = Vec::with_capacity(names.len());
     let mut complete = true;
     for (i, name) in names.iter().enumerate() {
-        if shared.topology.failing_over(i) {
+        if plane.topology.failing_over(i) {
             // Sentinel is moving this group's master: keep its requests waiting, unless the
             // replica it chose already reported its promotion (the failover push).
-            let promoted = shared.topology.promoted(i);
+            let promoted = plane.topology.promoted(i);
             complete &= promoted.is_some();
             let replicas = match current.map.shards().get(i) {
                 Some(s) if promoted.is_some() => s.replicas.clone(),
@@ -140,13 +139,13 @@ pub async fn refresh_all(shared: &Shared) -> bool {
             ));
             continue;
         }
-        let shard = match discover(shared, name).await {
+        let shard = match discover(plane, name).await {
             Ok((master, replicas)) => Shard { master, replicas },
             Err(why) => {
                 let kept = match current.map.shards().get(i) {
                     Some(s)
                         if s.master != NO_MASTER
-                            && confirm_master(shared, &s.master).await.is_ok() =>
+                            && confirm_master(plane, &s.master).await.is_ok() =>
                     {
                         Some(s.clone())
                     }
@@ -164,7 +163,7 @@ pub async fn refresh_all(shared: &Shared) -> bool {
     }
     match ShardMap::new(entries) {
         Ok(map) => {
-            if map != current.map && shared.topology.install_if(generation, map.clone(), names) {
+            if map != current.map && plane.topology.install_if(generation, map.clone(), names) {
                 info!(masters = ?map.shards().iter().map(|s| &s.master).collect::<Vec<_>>(), "sentinel topology installed");
             }
         }
@@ -175,8 +174,8 @@ pub async fn refresh_all(shared: &Shared) -> bool {
 
 /// Puts `master` in place for group `i` (after a confirmed `+switch-master`), or takes it out
 /// (`NO_MASTER`, when Sentinel agrees it is down) so requests wait instead of failing.
-fn set_master(shared: &Shared, i: usize, master: &str) {
-    let cur = shared.topology.load_full();
+fn set_master(plane: &Backplane, i: usize, master: &str) {
+    let cur = plane.topology.load_full();
     let Some(shard) = cur.map.shards().get(i) else {
         return;
     };
@@ -186,8 +185,8 @@ fn set_master(shared: &Shared, i: usize, master: &str) {
     let map = cur
         .map
         .with_master(i, master.to_string(), shard.replicas.clone());
-    let generation = shared.topology.generation();
-    shared
+    let generation = plane.topology.generation();
+    plane
         .topology
         .install_if(generation, map, cur.names.clone());
     info!(group = %cur.shard_name(i), %master, "group master changed");
@@ -197,57 +196,57 @@ fn set_master(shared: &Shared, i: usize, master: &str) {
 /// if it is the replica Sentinel selected (or, with no selection seen, one of the group's
 /// replicas) and `ROLE` confirms it, it takes the group's writes at once instead of after
 /// `+switch-master`. Returns whether it did.
-pub async fn on_promoted(shared: &Shared, addr: &str) -> bool {
-    let cur = shared.topology.load_full();
+pub async fn on_promoted(plane: &Backplane, addr: &str) -> bool {
+    let cur = plane.topology.load_full();
     let Some(i) = (0..cur.map.shards().len()).find(|&i| {
-        shared.topology.failing_over(i)
-            && match shared.topology.selected(i) {
+        plane.topology.failing_over(i)
+            && match plane.topology.selected(i) {
                 Some(sel) => sel == addr,
                 None => cur.map.shards()[i].replicas.iter().any(|r| r == addr),
             }
     }) else {
-        shared.refresh.notify_one();
+        plane.refresh.notify_one();
         return false;
     };
     if cur.map.shards()[i].master == addr {
         // Already followed (the reconnect after Sentinel's CLIENT KILL, then the event).
         return false;
     }
-    if let Err(e) = confirm_master(shared, addr).await {
+    if let Err(e) = confirm_master(plane, addr).await {
         warn!(%addr, reason = %e, "promotion pushed by hive-module not confirmed");
         return false;
     }
-    shared.topology.promote(i, addr);
-    set_master(shared, i, addr);
+    plane.topology.promote(i, addr);
+    set_master(plane, i, addr);
     true
 }
 
 /// Runs the watchers (one per sentinel) and the periodic re-check until shutdown.
-pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    for s in shared.config.backend.sentinels.clone() {
-        tokio::spawn(watch_sentinel(shared.clone(), s, shutdown.clone()));
+pub async fn run(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
+    for s in plane.config.sentinels.clone() {
+        tokio::spawn(watch_sentinel(plane.clone(), s, shutdown.clone()));
     }
-    let interval = Duration::from_millis(shared.config.backend.refresh_interval_ms);
+    let interval = Duration::from_millis(plane.config.refresh_interval_ms);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = shared.refresh.notified() => {}
+            _ = plane.refresh.notified() => {}
             _ = shutdown.changed() => return,
         }
-        refresh_all(&shared).await;
+        refresh_all(&plane).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Follows one sentinel's events, reconnecting whenever it goes away.
 async fn watch_sentinel(
-    shared: Arc<Shared>,
+    plane: Arc<Backplane>,
     sentinel: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            r = follow(&shared, &sentinel) => {
+            r = follow(&plane, &sentinel) => {
                 warn!(%sentinel, error = %r, "sentinel event stream lost; reconnecting");
             }
             _ = shutdown.changed() => return,
@@ -277,10 +276,10 @@ const CHANNELS: [&str; 11] = [
 ];
 
 /// Returns only on error: the reason the event stream ended.
-async fn follow(shared: &Shared, sentinel: &str) -> String {
-    let cfg = &shared.config;
+async fn follow(plane: &Backplane, sentinel: &str) -> String {
+    let cfg = &plane.config;
     let auth = cfg.sentinel_auth();
-    let mut c = match shared.connector.control(sentinel, auth.as_ref()).await {
+    let mut c = match plane.connector.control(sentinel, auth.as_ref()).await {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
@@ -313,15 +312,15 @@ async fn follow(shared: &Shared, sentinel: &str) -> String {
         let (Some(channel), Some(payload)) = (channel.as_str(), payload.as_str()) else {
             continue;
         };
-        on_event(shared, sentinel, channel, payload).await;
+        on_event(plane, sentinel, channel, payload).await;
     }
 }
 
-async fn on_event(shared: &Shared, sentinel: &str, channel: &str, payload: &str) {
-    let names = group_names(&shared.config);
+async fn on_event(plane: &Backplane, sentinel: &str, channel: &str, payload: &str) {
+    let names = group_names(&plane.config);
     let words: Vec<&str> = payload.split(' ').collect();
     info!(%sentinel, event = %channel, %payload, "sentinel event");
-    Stats::add(&shared.stats.sentinel_events, 1);
+    UpstreamStats::add(&plane.stats.sentinel_events, 1);
     match channel {
         // `<name> <old-ip> <old-port> <new-ip> <new-port>`
         "+switch-master" => {
@@ -335,14 +334,14 @@ async fn on_event(shared: &Shared, sentinel: &str, channel: &str, payload: &str)
                 return;
             };
             let addr = addr::join(ip, port);
-            match confirm_master(shared, &addr).await {
+            match confirm_master(plane, &addr).await {
                 Ok(()) => {
-                    shared.topology.set_failover(i, None);
-                    set_master(shared, i, &addr);
+                    plane.topology.set_failover(i, None);
+                    set_master(plane, i, &addr);
                 }
                 Err(e) => {
                     warn!(%addr, reason = %e, "+switch-master names a node that is not a master yet");
-                    shared.refresh.notify_one();
+                    plane.refresh.notify_one();
                 }
             }
         }
@@ -352,16 +351,16 @@ async fn on_event(shared: &Shared, sentinel: &str, channel: &str, payload: &str)
             let Some(i) = event_group(&words, &names) else {
                 return;
             };
-            let hold = Duration::from_millis(shared.config.backend.failover_hold_ms);
-            shared
+            let hold = Duration::from_millis(plane.config.failover_hold_ms);
+            plane
                 .topology
                 .set_failover(i, Some(std::time::Instant::now() + hold));
             if let (Some(&"slave"), Some(replica)) = (words.first(), words.get(1)) {
-                shared.topology.select_replica(i, replica);
+                plane.topology.select_replica(i, replica);
             }
             // The push may have come first: the promoted replica stays in place.
-            let master = shared.topology.promoted(i);
-            set_master(shared, i, master.as_deref().unwrap_or(NO_MASTER));
+            let master = plane.topology.promoted(i);
+            set_master(plane, i, master.as_deref().unwrap_or(NO_MASTER));
         }
         // Only an abort ends the hold early: `+failover-end` comes before `+switch-master`,
         // while the old master still takes writes.
@@ -369,9 +368,9 @@ async fn on_event(shared: &Shared, sentinel: &str, channel: &str, payload: &str)
         | "-failover-abort-no-good-slave"
         | "-failover-abort-slave-timeout" => {
             if let Some(i) = event_group(&words, &names) {
-                shared.topology.set_failover(i, None);
+                plane.topology.set_failover(i, None);
             }
-            shared.refresh.notify_one();
+            plane.refresh.notify_one();
         }
         // `master <name> <ip> <port> #quorum n/m`: Sentinel agrees the master is down, so
         // requests wait for the new one instead of failing against the dead one.
@@ -384,13 +383,13 @@ async fn on_event(shared: &Shared, sentinel: &str, channel: &str, payload: &str)
                 return;
             };
             let down = addr::join(ip, port);
-            let cur = shared.topology.load();
+            let cur = plane.topology.load();
             if cur.map.shards().get(i).is_some_and(|s| s.master == down) {
                 drop(cur);
-                set_master(shared, i, NO_MASTER);
+                set_master(plane, i, NO_MASTER);
             }
         }
-        "-odown" | "-sdown" => shared.refresh.notify_one(),
+        "-odown" | "-sdown" => plane.refresh.notify_one(),
         _ => {}
     }
 }

@@ -1,0 +1,81 @@
+//! `Backplane`: everything a caller needs to reach the nodes of one deployment (its backend
+//! config, the topology, the connector with node auth and TLS, the counters, the replicas fit
+//! for reads and the last facts poll). The proxy holds one; `hive backup`, `restore` and the
+//! operator commands build one without any client-side state.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+
+use crate::config::BackendConfig;
+use crate::conn::backend::BackendOpts;
+use crate::conn::connector::Connector;
+use crate::conn::Proto;
+use crate::facts::FactsCell;
+use crate::replicas::ReadState;
+use crate::stats::UpstreamStats;
+use crate::stream::Dialer;
+use crate::topology::TopologyState;
+
+/// How often the facts poller runs unless told otherwise (`proxy.node_poll_interval_ms`).
+pub const NODE_POLL_INTERVAL_MS: u64 = 2000;
+
+pub struct Backplane {
+    /// The backend config the deployment was opened with.
+    pub config: BackendConfig,
+    /// The backend config in effect: `config` with what reloads changed.
+    pub live: ArcSwap<BackendConfig>,
+    /// How often `facts::run` polls the nodes (reloadable).
+    pub node_poll_interval_ms: AtomicU64,
+    /// Where the slots are; read lock-free once per client batch.
+    pub topology: TopologyState,
+    pub connector: Connector,
+    pub stats: Arc<UpstreamStats>,
+    /// Wakes the topology refresher (after MOVED, CLUSTERDOWN or a dead connection).
+    pub refresh: Arc<Notify>,
+    /// The nodes' and sentinels' last poll.
+    pub facts: FactsCell,
+    /// The replicas fresh enough for reads (`backend.read_from`, READONLY).
+    pub reads: ReadState,
+}
+
+impl Backplane {
+    /// Nodes reached over TCP or TLS as `config` says. A TLS mistake names the key and why.
+    pub fn open(config: BackendConfig) -> Result<Arc<Backplane>, (&'static str, String)> {
+        let dialer = crate::tls::dialer(&config)?;
+        Ok(Backplane::with_dialer(config, dialer))
+    }
+
+    /// Nodes reached through `dialer` (TLS, or in-memory nodes in tests).
+    pub fn with_dialer(config: BackendConfig, dialer: Arc<dyn Dialer>) -> Arc<Backplane> {
+        let stats = Arc::new(UpstreamStats::default());
+        let refresh = Arc::new(Notify::new());
+        let opts = BackendOpts {
+            connect_timeout: config.connect_timeout(),
+            command_timeout: Some(config.command_timeout()),
+            auth: config.node_auth(),
+            proto: Proto::Resp2,
+            push: None,
+            dialer,
+            hand_off_at: Some(config.large_value_bytes.0),
+            readonly: false,
+        };
+        Arc::new(Backplane {
+            connector: Connector::new(opts, refresh.clone(), stats.clone()),
+            live: ArcSwap::from_pointee(config.clone()),
+            config,
+            node_poll_interval_ms: AtomicU64::new(NODE_POLL_INTERVAL_MS),
+            topology: TopologyState::default(),
+            stats,
+            refresh,
+            facts: FactsCell::default(),
+            reads: ReadState::default(),
+        })
+    }
+
+    pub fn node_poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.node_poll_interval_ms.load(Relaxed))
+    }
+}
