@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::future::join_all;
 use hive_common::info;
 use hive_upstream::conn::control::ControlConn;
-use hive_upstream::facts::{collect, Snapshot};
+use hive_upstream::facts::Snapshot;
+use hive_upstream::watch::collect;
 use hive_upstream::Backplane;
 
 use crate::error::{BackupError, Result};

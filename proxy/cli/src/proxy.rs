@@ -46,14 +46,14 @@ impl ProxyArgs {
         if let Some(a) = &self.admin {
             config.proxy.admin_listen = Some(a.clone());
         }
-        config.validate(&source)?;
+        server::check(&config, &source)?;
         Ok((config, source))
     }
 }
 
 pub fn run(a: ProxyArgs) -> Result<()> {
     if let Some(file) = &a.check_config {
-        Config::load(file)?;
+        server::check(&Config::load(file)?, file)?;
         println!("{}: the config is valid", file.display());
         return Ok(());
     }

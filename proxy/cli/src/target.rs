@@ -9,8 +9,9 @@ use anyhow::Result;
 use clap::Args;
 use hive_proxy::config::{Config, Mode, ShardConfig};
 use hive_upstream::conn::control::ControlConn;
-use hive_upstream::facts::{collect, Snapshot};
-use hive_upstream::topology::source;
+use hive_upstream::facts::Snapshot;
+use hive_upstream::watch::collect;
+use hive_upstream::watch::source;
 use hive_upstream::Backplane;
 
 #[derive(Args, Clone, Default)]

@@ -128,7 +128,7 @@ pub fn run(a: UpArgs) -> Result<()> {
             d
         }
     };
-    config.validate(std::path::Path::new("<hive up>"))?;
+    hive_proxy::server::check(&config, std::path::Path::new("<hive up>"))?;
     // The deployment as a config file, so `hive status/check/monitor --config` find it.
     let toml_path = dir.join("hive.toml");
     std::fs::write(&toml_path, toml::to_string(&config)?)

@@ -11,7 +11,9 @@ pub mod command;
 pub mod config;
 pub mod emulate;
 pub mod metrics;
+pub mod report;
 pub mod server;
+pub mod state;
 pub mod tls;
 
 /// The primitives every floor uses, from the backplane's lowest floor.

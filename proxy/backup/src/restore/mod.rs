@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hive_upstream::facts::collect;
+use hive_upstream::watch::collect;
 use hive_upstream::Backplane;
 use serde::Serialize;
 

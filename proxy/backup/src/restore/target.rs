@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hive_common::resp::{parse_value, Request, Value};
 use hive_common::Slot;
-use hive_upstream::router::Router;
+use hive_upstream::route::router::Router;
 use hive_upstream::{Backplane, Proto};
 
 /// The target deployment, reached without a proxy in between.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hive_common::resp::Value;
 use hive_upstream::conn::control::ControlConn;
-use hive_upstream::push::{has_module, Event, CHANNEL};
+use hive_upstream::watch::push::{has_module, Event, CHANNEL};
 use hive_upstream::Auth;
 use tokio::sync::Mutex;
 

@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::metrics::prom;
-use crate::server::Shared;
+use crate::report::prom;
+use crate::state::Shared;
 
 /// Serves until shutdown.
 pub async fn serve(

@@ -1,8 +1,9 @@
 //! The proxy's own users: `proxy.requirepass`, ACL users in Redis's rule syntax (inline in
 //! `proxy.users` or from `proxy.aclfile`), authentication, and the permission check made
-//! before routing. Backend credentials are elsewhere (`upstream::Auth`) and never mixed in.
+//! before routing. Backend credentials are elsewhere (`hive_upstream::Auth`) and never mixed in.
 
 mod check;
+mod config;
 mod describe;
 pub mod log;
 mod registry;

@@ -18,8 +18,8 @@ use crate::command::merge::{Merge, MergeKind};
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::{ClientReason, ProxyError};
-use crate::server::pause::PauseMode;
-use hive_upstream::conn::pool;
+use crate::state::pause::PauseMode;
+use hive_upstream::route::pool;
 use hive_upstream::topology::NO_MASTER;
 
 /// Split groups above this are single slots (cluster mode, or a slot no shard owns).

@@ -12,10 +12,10 @@ use super::redirect::{no_master, no_topology};
 use super::Conn;
 use crate::command::route::Route;
 use crate::error::{ProxyError, UpstreamReason};
-use crate::server::Shared;
+use crate::state::Shared;
 use hive_upstream::conn::backend::Backend;
 use hive_upstream::topology::NO_MASTER;
-use hive_upstream::{conn::pool, Job, Proto, Tag};
+use hive_upstream::{route::pool, Job, Proto, Tag};
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
@@ -175,7 +175,7 @@ pub(super) fn prepend_info(shared: &Shared, frame: Bytes) -> Bytes {
     let Some((body, verbatim)) = bulk_body(&frame) else {
         return frame;
     };
-    let mut text = crate::metrics::info::proxy_section(shared).into_bytes();
+    let mut text = crate::report::info::proxy_section(shared).into_bytes();
     text.extend_from_slice(body);
     let mut out = BytesMut::with_capacity(text.len() + 16);
     hive_common::resp::write_verbatim(&mut out, &text, verbatim);

@@ -12,10 +12,10 @@ use hive_common::resp::Request;
 use super::subscriber::{Subscriber, INTERNAL};
 use super::Conn;
 use crate::command::pubsub::Family;
-use crate::command::pubsub_index::{
+use crate::state::pubsub_index::{
     is_keyspace_channel, keyspace_only, may_match_keyspace, Placement,
 };
-use crate::server::Shared;
+use crate::state::Shared;
 use hive_upstream::conn::backend::PushSink;
 use hive_upstream::topology::NO_MASTER;
 use hive_upstream::{Inbox, Job, Tag};

@@ -15,7 +15,7 @@ use super::Conn;
 use crate::command::classify::Action;
 use crate::command::route::Route;
 use crate::metrics::Stats;
-use crate::server::Shared;
+use crate::state::Shared;
 use hive_upstream::conn::backend::Backend;
 use hive_upstream::Proto;
 

@@ -9,21 +9,21 @@
 //! 5. `flush` (in `pending`) writes every finished reply at the head of the queue.
 
 mod blocking;
+mod dispatch;
 mod emulated;
 mod fanout;
 mod forward;
 mod keyspace;
 mod large;
 mod limits;
-mod observe;
+pub mod local;
 mod outbox;
 mod pending;
+mod permit;
 mod reads;
 mod redirect;
-pub mod registry;
 mod scan;
 pub mod session;
-mod slot;
 pub use hive_upstream::stop;
 mod subscriber;
 #[cfg(test)]
@@ -47,23 +47,23 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::command::classify::Action;
-use crate::command::local::{self, After, Ctx};
 use crate::error::{ClientReason, ErrorKind, ProxyError};
 use crate::metrics::worker::WorkerStats;
 use crate::metrics::Stats;
-use crate::server::pause::must_wait;
-use crate::server::Shared;
+use crate::state::pause::must_wait;
+use crate::state::Shared;
 use hive_upstream::conn::backend::Backend;
 use hive_upstream::{Inbox, ReplyTx};
+use local::{After, Ctx};
 
+use crate::state::registry::ClientEntry;
 use large::Large;
 use limits::OutputGuard;
 use outbox::{Io, Outbox, ReadOrWrite};
 use pending::Pending;
+pub use permit::{guarded, ClientSlot};
 use reads::Writes;
-use registry::ClientEntry;
 use session::Session;
-pub use slot::{guarded, ClientSlot};
 use stop::Stop;
 use subscriber::Subscriber;
 use transaction::{Multi, Watch};
@@ -108,7 +108,7 @@ struct Conn {
     ryw: bool,
     writes: Writes,
     /// CLIENT REPLY.
-    replies: observe::Replies,
+    replies: dispatch::Replies,
 }
 
 /// Takes a new client's slot at once (so the accept loop counts it against `max_clients`)

@@ -20,9 +20,9 @@ use crate::command::merge::Merge;
 use crate::command::route::Route;
 use crate::command::scan_cursor::ScanMerge;
 use crate::error::ProxyError;
-use crate::metrics::slowlog::trim_args;
 use crate::metrics::worker::error_code;
 use crate::metrics::Stats;
+use crate::state::slowlog::trim_args;
 use hive_upstream::conn::backend::Backend;
 use hive_upstream::Tag;
 
@@ -306,7 +306,7 @@ fn corrected(frame: Bytes, add: i64) -> Bytes {
 
 /// A request that waited for a master got its answer: count how long it waited, and end the
 /// shard's failover clock.
-fn held_succeeded(shared: &crate::server::Shared, home: &Route, since: Instant) {
+fn held_succeeded(shared: &crate::state::Shared, home: &Route, since: Instant) {
     shared.stats.held.observe(since.elapsed());
     if let Route::Slot(s) = home {
         if let Some(i) = shared.plane.topology.load().map.shard_of(*s) {

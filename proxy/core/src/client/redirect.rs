@@ -14,7 +14,7 @@ use crate::command::route::Route;
 use crate::error::{ProxyError, UpstreamReason};
 use crate::metrics::Stats;
 use hive_upstream::reply_error::{Redirect, ReplyError};
-use hive_upstream::{conn::pool, Inbox, Tag};
+use hive_upstream::{route::pool, Inbox, Tag};
 
 /// Replies of a replica that cannot serve reads now (loading, master link down with
 /// `replica-serve-stale-data no`, mid-failover).

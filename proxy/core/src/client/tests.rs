@@ -14,11 +14,11 @@ use hive_common::Slot;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::watch;
 
-use super::registry::ClientEntry;
 use super::{guarded, start, ClientSlot};
 use crate::config::Config;
 use crate::metrics::Stats;
-use crate::server::Shared;
+use crate::state::registry::ClientEntry;
+use crate::state::Shared;
 use crate::stream::{BoxStream, DialFuture, Dialer};
 
 /// What a scripted node has seen on one connection.

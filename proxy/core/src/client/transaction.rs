@@ -13,7 +13,7 @@ use crate::command::classify::{crossslot, Action, TxCmd};
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::{ClientReason, ProxyError, UpstreamReason};
-use crate::server::Shared;
+use crate::state::Shared;
 use hive_upstream::conn::backend::Backend;
 use hive_upstream::reply_error::ReplyError;
 use hive_upstream::topology::NO_MASTER;

@@ -23,7 +23,7 @@ use crate::config::Mode;
 use crate::emulate::Router;
 use crate::error::{ClientReason, ProxyError};
 use hive_upstream::conn::backend::Backend;
-use hive_upstream::router::split_frames;
+use hive_upstream::route::router::split_frames;
 use hive_upstream::Proto;
 
 /// A split command queued in a transaction across shards: one part per slot, merged back.

@@ -165,7 +165,7 @@ fn route(
                 step: 1,
             }
         }
-        "config|set" => return super::admin::config_set(req),
+        "config|set" => return super::config_set::config_set(req),
         "config|resetstat" | "config|rewrite" => return Action::EveryNode { masters: false },
         "client|pause" => return Action::Pause { on: true },
         "client|unpause" => return Action::Pause { on: false },

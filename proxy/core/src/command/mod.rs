@@ -3,14 +3,11 @@
 //! the script cache, pub/sub bookkeeping, and `local/` for the commands Hive answers itself.
 
 mod action;
-mod admin;
 pub mod classify;
+mod config_set;
 mod cross_slot;
 pub mod every_node;
-pub mod local;
 pub mod merge;
 pub mod pubsub;
-pub mod pubsub_index;
 pub mod route;
 pub mod scan_cursor;
-pub mod scripts;

@@ -1,7 +1,5 @@
 //! Proxy configuration: the TOML file and its defaults. Validation lives in `validate.rs`.
 
-mod tls;
-mod users;
 mod validate;
 
 pub use hive_upstream::config::{
@@ -14,7 +12,6 @@ use std::time::Duration;
 
 use hive_common::resp::Limits;
 
-use crate::tls::server::AuthClients;
 use serde::{Deserialize, Serialize};
 
 /// A configuration mistake: where it is and what is wrong.
@@ -38,6 +35,15 @@ pub enum ConfigError {
         line: usize,
         reason: String,
     },
+}
+
+/// Whether clients must present a certificate the CA signed (Redis's `tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthClients {
+    Yes,
+    Optional,
+    No,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

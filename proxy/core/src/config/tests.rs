@@ -77,43 +77,6 @@ fn config_errors_name_file_key_and_reason() {
 }
 
 #[test]
-fn config_users_errors_name_the_entry_or_line() {
-    let e = parse("[proxy]\nusers = [\"app on >pw +get\", \"ops on +nosuch\"]\n").unwrap_err();
-    assert_eq!(
-        e,
-        "hive.toml: key `proxy.users[1]`: Error in ACL SETUSER modifier '+nosuch': Unknown command or category name in ACL"
-    );
-    let dir = std::env::temp_dir().join(format!("hive-acl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let acl = dir.join("users.acl");
-    std::fs::write(
-        &acl,
-        "user app on >pw ~app:* +@read\n\nuser bad on ~x bogus\n",
-    )
-    .unwrap();
-    let text = format!("[proxy]\naclfile = {:?}\n", acl.display().to_string());
-    let e = parse(&text).unwrap_err();
-    assert_eq!(
-        e,
-        format!(
-            "{}:3: Error in ACL SETUSER modifier 'bogus': Syntax error",
-            acl.display()
-        )
-    );
-    std::fs::write(&acl, "app on >pw\n").unwrap();
-    let e = parse(&text).unwrap_err();
-    assert!(e.ends_with(":1: should start with user keyword"), "{e}");
-    std::fs::write(&acl, "user app on >pw ~app:* +@read\n").unwrap();
-    let c = parse(&format!("{text}requirepass = \"x\"\n")).unwrap();
-    let users = c.users(Path::new("hive.toml")).unwrap();
-    assert!(users.authenticate(b"app", b"pw").is_some());
-    assert!(users.authenticate(b"default", b"x").is_some());
-    // The password is not in the config's Debug output.
-    assert!(!format!("{c:?}").contains("\"x\""));
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
 fn config_sentinel_and_static_modes() {
     let c = parse(
         "[backend]\nmode = \"sentinel\"\nsentinels = [\"127.0.0.1:26379\"]\n\

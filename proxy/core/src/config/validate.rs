@@ -46,8 +46,6 @@ impl Config {
                 "must be at least 100".into(),
             ));
         }
-        self.tls_acceptor(file)?;
-        self.dialer(file)?;
         self.validate_backend(file)?;
         if self.proxy.max_clients == 0 {
             return Err(bad("proxy.max_clients", "must be at least 1".into()));
@@ -122,7 +120,6 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        self.users(file)?;
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! slot (`tags`), over sub-requests of their own (`router`).
 
 pub mod plan;
-pub use hive_upstream::router;
+pub use hive_upstream::route::router;
 pub mod run;
 pub mod tags;
 

@@ -10,7 +10,7 @@ use hive_common::Slot;
 use super::plan::{pattern_key, Plan, SCRATCH_TTL_MS};
 use super::tags::scratch_key;
 use crate::error::{ClientReason, ProxyError, UpstreamReason};
-use hive_upstream::router::Router;
+use hive_upstream::route::router::Router;
 
 /// One value copied to the target slot before the command runs.
 struct Copy {
@@ -280,7 +280,7 @@ fn array(frame: &Bytes) -> Option<Vec<Bytes>> {
     }
     let nl = memchr::memchr(b'\n', frame)?;
     let n: usize = parse_i64(&frame[1..nl.checked_sub(1)?])?.try_into().ok()?;
-    let items = hive_upstream::router::split_frames(&frame.slice(nl + 1..), n);
+    let items = hive_upstream::route::router::split_frames(&frame.slice(nl + 1..), n);
     items.iter().map(bulk).collect()
 }
 

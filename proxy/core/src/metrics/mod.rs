@@ -1,12 +1,7 @@
 //! Process-wide counters; clients add to them once per batch, not per request, and count
-//! per request only in their own worker's counters (`worker`). `info` renders them as INFO's
-//! `# Proxy` section, `prom` as Prometheus metrics.
+//! per request only in their own worker's counters (`worker`). `report` renders them.
 
 pub use hive_upstream::stats::{backends, events};
-pub mod info;
-pub mod monitor;
-pub mod prom;
-pub mod slowlog;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -11,8 +11,8 @@ use tracing::{debug, info, warn};
 
 use super::Shared;
 use crate::client;
-use crate::client::stop::Stop;
 use crate::metrics::Stats;
+use hive_upstream::stop::Stop;
 
 /// A TLS handshake that takes longer than this is dropped (a client that connected and sent
 /// nothing; plaintext sent to the TLS port fails the handshake at once).

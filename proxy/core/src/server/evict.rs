@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::client::stop::Stop;
 use crate::metrics::Stats;
-use crate::server::Shared;
+use crate::state::Shared;
+use hive_upstream::stop::Stop;
 
 const EVERY: Duration = Duration::from_millis(100);
 

@@ -11,15 +11,15 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use crate::config::Config;
-use hive_upstream::topology::source;
+use hive_upstream::watch::source;
 
 mod accept;
+mod check;
 mod evict;
-pub mod pause;
 pub mod reload;
-mod shared;
 
-pub use shared::Shared;
+pub use crate::state::Shared;
+pub use check::check;
 
 /// A running proxy: its addresses, shared state and worker threads.
 pub struct Running {
@@ -161,19 +161,19 @@ fn worker(
         if i == 0 {
             tokio::spawn(source::run(shared.plane.clone(), shutdown.clone()));
             tokio::spawn(evict::run(shared.clone(), shutdown.clone()));
-            tokio::spawn(hive_upstream::replicas::poll::run(
+            tokio::spawn(hive_upstream::watch::replicas::run(
                 shared.plane.clone(),
                 shutdown.clone(),
             ));
             if shared.config.backend.failover_push {
-                tokio::spawn(hive_upstream::push::run(
+                tokio::spawn(hive_upstream::watch::push::run(
                     shared.plane.clone(),
                     shutdown.clone(),
                 ));
             }
             if let Some(admin) = tokio_listener(listeners.admin) {
                 tokio::spawn(crate::admin::serve(admin, shared.clone(), shutdown.clone()));
-                tokio::spawn(hive_upstream::facts::run(
+                tokio::spawn(hive_upstream::watch::collect::run(
                     shared.plane.clone(),
                     shutdown.clone(),
                 ));

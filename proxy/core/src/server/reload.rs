@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Keys a running proxy takes from a reloaded config. Limits apply to connections accepted
 /// from then on; the slow log, users and seeds at once.
@@ -95,7 +95,7 @@ impl Shared {
             )
         });
         if users_changed || new.proxy.aclfile.is_some() {
-            let users = new.users(file)?;
+            let users = crate::auth::Users::from_config(&new, file)?;
             self.auth
                 .change(|_| Ok::<_, String>((users, ())))
                 .map_err(|reason| ConfigError::Invalid {

@@ -12,14 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use hive_upstream::tls::{certs, key, provider, roots};
 
-/// Whether clients must present a certificate the CA signed (Redis's `tls-auth-clients`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthClients {
-    Yes,
-    Optional,
-    No,
-}
+pub use crate::config::AuthClients;
 
 #[derive(Debug, Clone)]
 pub struct ServerFiles {

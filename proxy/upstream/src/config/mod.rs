@@ -1,9 +1,11 @@
 //! The `[backend]` section of hive.toml as plain data: the backend mode, the nodes and
 //! sentinels to reach, their credentials, timeouts and TLS files, and read preferences.
 
+mod auth;
 mod memsize;
 mod secret;
 
+pub use auth::Auth;
 pub use memsize::{parse_memsize, MemSize, OutputLimit};
 pub use secret::Secret;
 
@@ -13,8 +15,6 @@ use std::time::Duration;
 use hive_common::topology::{ShardMap, SlotRange};
 use hive_common::SLOT_COUNT;
 use serde::{Deserialize, Serialize};
-
-use crate::conn::Auth;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,13 +1,11 @@
-//! Connections to Redis nodes: pipelined backend connections and their per-thread pool, the
-//! connector that opens them, and the control connection for one-off commands.
+//! Connections to Redis nodes: pipelined backend connections, the connector that opens them,
+//! and the control connection for one-off commands.
 
-mod auth;
 pub mod backend;
 pub mod connector;
 pub mod control;
 mod job;
-pub mod pool;
 pub mod sink;
 
-pub use auth::Auth;
+pub use crate::config::Auth;
 pub use job::{Inbox, Job, Proto, ReplyTx, Tag};

@@ -2,22 +2,16 @@
 //! `/metrics`, `/readyz`, `hive status`, `hive monitor` and `hive check` read, so what they
 //! show always agrees.
 
-pub mod collect;
 pub mod health;
 pub mod node;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
-use tokio::sync::watch;
-use tracing::debug;
 
 pub use health::{Finding, Health};
 pub use node::NodeFacts;
-
-use crate::Backplane;
 
 /// A shard as the proxy routes it.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -96,28 +90,5 @@ impl FactsCell {
 
     pub fn store(&self, s: Snapshot) {
         self.latest.store(Some(Arc::new(s)));
-    }
-}
-
-/// Polls every `proxy.node_poll_interval_ms` (read again after each poll, so a reload
-/// changes it) until shutdown.
-pub async fn run(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let snapshot = collect::collect(&plane).await;
-        debug!(
-            nodes = snapshot.nodes.len(),
-            ms = snapshot.poll_ms,
-            "nodes polled"
-        );
-        plane.facts.store(snapshot);
-        let every = Duration::from_millis(
-            plane
-                .node_poll_interval_ms
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
-        }
     }
 }

@@ -2,7 +2,6 @@
 //! `backend.replica_poll_interval_ms` from the rules in `lag`, and read lock-free by `send`.
 
 pub mod lag;
-pub mod poll;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -2,10 +2,6 @@
 //! batch, replaced whole by the task that follows the backend mode (`source`), with the shards
 //! that Sentinel is failing over.
 
-pub mod cluster;
-pub mod sentinel;
-pub mod source;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

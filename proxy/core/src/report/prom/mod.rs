@@ -13,8 +13,8 @@ use prometheus::proto::{
 };
 use prometheus::{Encoder, TextEncoder};
 
-use super::events::EventHistogram;
-use crate::server::Shared;
+use crate::metrics::events::EventHistogram;
+use crate::state::Shared;
 
 /// Metric families under construction, by name.
 #[derive(Default)]

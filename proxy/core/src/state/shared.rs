@@ -8,13 +8,13 @@ use arc_swap::ArcSwap;
 use hive_upstream::Backplane;
 
 use super::pause::PauseState;
-use crate::auth::AuthState;
-use crate::client::registry::Registry;
-use crate::command::scripts::Scripts;
+use crate::auth::{AuthState, Users};
 use crate::config::{Config, ConfigError};
-use crate::metrics::monitor::Monitors;
-use crate::metrics::slowlog::SlowLog;
 use crate::metrics::Stats;
+use crate::state::monitor::Monitors;
+use crate::state::registry::Registry;
+use crate::state::scripts::Scripts;
+use crate::state::slowlog::SlowLog;
 use crate::stream::Dialer;
 use crate::tls::server::Acceptor;
 
@@ -34,7 +34,7 @@ pub struct Shared {
     /// answers NOSCRIPT after a failover or restart.
     pub scripts: Scripts,
     /// Every subscription of Hive's clients, for PUBLISH's count.
-    pub pubsub: crate::command::pubsub_index::PubsubIndex,
+    pub pubsub: crate::state::pubsub_index::PubsubIndex,
     /// The proxy's own users (never the backend's credentials) and the ACL LOG.
     pub auth: AuthState,
     /// The TLS acceptor for `proxy.tls_listen`; `reload` re-reads its files (SIGHUP).
@@ -50,7 +50,7 @@ impl Shared {
     /// Backends over TCP or TLS as configured. Fails only on files that no longer read (the
     /// config was validated).
     pub fn new(config: Config) -> Result<Arc<Shared>, ConfigError> {
-        let dialer = config.dialer(std::path::Path::new("<config>"))?;
+        let dialer = crate::tls::dialer(&config, std::path::Path::new("<config>"))?;
         Shared::with_dialer(config, dialer)
     }
 
@@ -59,8 +59,8 @@ impl Shared {
         config: Config,
         dialer: Arc<dyn Dialer>,
     ) -> Result<Arc<Shared>, ConfigError> {
-        let users = config.users(std::path::Path::new("<config>"))?;
-        let tls = config.tls_acceptor(std::path::Path::new("<config>"))?;
+        let users = Users::from_config(&config, std::path::Path::new("<config>"))?;
+        let tls = Acceptor::from_config(&config, std::path::Path::new("<config>"))?;
         let plane = Backplane::with_dialer(config.backend.clone(), dialer);
         plane.node_poll_interval_ms.store(
             config.proxy.node_poll_interval_ms,

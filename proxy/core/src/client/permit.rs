@@ -8,9 +8,9 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use tracing::error;
 
-use super::registry::ClientEntry;
 use crate::metrics::Stats;
-use crate::server::Shared;
+use crate::state::registry::ClientEntry;
+use crate::state::Shared;
 
 /// Holds a client's place while its task runs: the `connected_clients` count (checked against
 /// `max_clients`) and its CLIENT LIST entry. Dropping it, on any exit including a panic,

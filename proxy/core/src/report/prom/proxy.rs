@@ -6,7 +6,7 @@ use hive_common::command::CommandTable;
 use super::Families;
 use crate::metrics::worker::{BUCKETS_US, ERROR_CODES};
 use crate::metrics::Stats;
-use crate::server::Shared;
+use crate::state::Shared;
 
 pub(super) fn metrics(shared: &Shared, f: &mut Families) {
     let s = &shared.stats;

@@ -11,10 +11,10 @@ use hive_common::topology::{Shard, ShardMap};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::NO_MASTER;
 use crate::config::BackendConfig;
 use crate::conn::control::QueryError;
 use crate::stats::UpstreamStats;
+use crate::topology::NO_MASTER;
 use crate::Backplane;
 
 /// The Sentinel master names, in shard order.

@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use hive_common::resp::{parse_i64, write_array_header, write_integer, write_simple, Request};
 
 use crate::error::ProxyError;
-use crate::server::Shared;
+use crate::state::Shared;
 
 const HELP: [&str; 10] = [
     "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

@@ -8,7 +8,7 @@ use hive_common::resp::{
     write_array_header, write_bulk, write_integer, write_map_header, write_verbatim,
 };
 
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// A stable 40-hex-digit node id derived from the address clients reach the proxy at.
 pub fn node_id(local: &SocketAddr) -> String {

@@ -3,13 +3,16 @@
 //! CKQUORUM), all at once, each bounded by the connect timeout.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
 use hive_common::resp::Value;
+use tokio::sync::watch;
+use tracing::debug;
 
-use super::{NodeFacts, SentinelFacts, SentinelMaster, ShardFacts, Snapshot};
 use crate::config::Mode;
+use crate::facts::{NodeFacts, SentinelFacts, SentinelMaster, ShardFacts, Snapshot};
 use crate::topology::NO_MASTER;
 use crate::Backplane;
 
@@ -212,4 +215,23 @@ async fn query_sentinel(plane: &Backplane, addr: &str) -> Result<Vec<SentinelMas
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// Polls every `proxy.node_poll_interval_ms` (read again after each poll, so a reload
+/// changes it) until shutdown.
+pub async fn run(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let snapshot = collect(&plane).await;
+        debug!(
+            nodes = snapshot.nodes.len(),
+            ms = snapshot.poll_ms,
+            "nodes polled"
+        );
+        plane.facts.store(snapshot);
+        let every = plane.node_poll_interval();
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }

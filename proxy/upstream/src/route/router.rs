@@ -14,9 +14,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::conn::backend::Backend;
-use crate::conn::{pool, Inbox, Job, Proto, Tag};
+use crate::conn::{Inbox, Job, Proto, Tag};
 use crate::error::{ProxyError, UpstreamReason};
 use crate::reply_error::{Redirect, ReplyError};
+use crate::route::pool;
 use crate::Backplane;
 
 /// Sends batches for one client's proxy-side command, in that client's protocol.

@@ -4,7 +4,7 @@
 //! line, a file of its own.
 
 mod acl;
-mod client;
+mod clients;
 pub mod cluster_view;
 mod command_info;
 mod hello;
@@ -14,11 +14,11 @@ use bytes::BytesMut;
 use hive_common::resp::{parse_i64, write_bulk, write_integer, write_simple, Request};
 use hive_common::Slot;
 
-use crate::client::registry::ClientEntry;
 use crate::client::session::Session;
 use crate::config::ReadFrom;
 use crate::error::{ClientReason, ProxyError};
-use crate::server::Shared;
+use crate::state::registry::ClientEntry;
+use crate::state::Shared;
 
 /// Whether the connection closes after this reply (QUIT).
 #[derive(Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub fn answer(
     let err = |m: &str| ProxyError::invalid(m);
     let resp3 = session.resp3();
     if cmd.starts_with("client|") {
-        client::answer(cmd, req, session, ctx.entry, ctx.shared, out)?;
+        clients::answer(cmd, req, session, ctx.entry, ctx.shared, out)?;
         return Ok(After::Continue);
     }
     match cmd {
@@ -152,7 +152,7 @@ mod tests {
         let mut out = BytesMut::new();
         let shared = Shared::new(crate::config::Config::default()).unwrap();
         let mut s = Session::new(7, &shared.auth);
-        let entry = crate::client::registry::ClientEntry::new(
+        let entry = crate::state::registry::ClientEntry::new(
             7,
             "127.0.0.1:5000".parse().unwrap(),
             "127.0.0.1:6380".parse().unwrap(),

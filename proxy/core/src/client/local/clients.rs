@@ -7,11 +7,11 @@ use hive_common::resp::{
 };
 
 use super::hello::valid_name;
-use crate::client::registry::ClientEntry;
 use crate::client::session::Session;
-use crate::client::stop::Stop;
 use crate::error::ProxyError;
-use crate::server::Shared;
+use crate::state::registry::ClientEntry;
+use crate::state::Shared;
+use hive_upstream::stop::Stop;
 
 fn err(m: impl Into<String>) -> ProxyError {
     ProxyError::invalid(m)

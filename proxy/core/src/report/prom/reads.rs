@@ -3,7 +3,7 @@
 
 use super::Families;
 use crate::metrics::Stats;
-use crate::server::Shared;
+use crate::state::Shared;
 
 pub(super) fn metrics(shared: &Shared, f: &mut Families) {
     let s = &shared.stats;

@@ -1,17 +1,17 @@
-//! TLS from the config: the client-facing acceptor (`proxy.tls_*`) and the dialer for nodes
-//! and sentinels (`backend.tls*`). Errors name the file, the key and the reason.
+//! TLS built from the config: the client-facing acceptor (`proxy.tls_*`) and the dialer for
+//! nodes and sentinels (`backend.tls*`). Errors name the file, the key and the reason.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Config, ConfigError};
+use super::server::{Acceptor, ServerFiles};
+use crate::config::{Config, ConfigError};
 use crate::stream::Dialer;
-use crate::tls::server::{Acceptor, ServerFiles};
 
-impl Config {
+impl Acceptor {
     /// The TLS acceptor, when `proxy.tls_listen` is set.
-    pub fn tls_acceptor(&self, file: &Path) -> Result<Option<Acceptor>, ConfigError> {
-        let p = &self.proxy;
+    pub fn from_config(config: &Config, file: &Path) -> Result<Option<Acceptor>, ConfigError> {
+        let p = &config.proxy;
         if p.tls_listen.is_none() {
             return Ok(None);
         }
@@ -41,13 +41,13 @@ impl Config {
         .map(Some)
         .map_err(|reason| bad("proxy.tls_listen", reason))
     }
+}
 
-    /// How nodes and sentinels are reached: TLS with `backend.tls`, else TCP.
-    pub fn dialer(&self, file: &Path) -> Result<Arc<dyn Dialer>, ConfigError> {
-        hive_upstream::tls::dialer(&self.backend).map_err(|(key, reason)| ConfigError::Invalid {
-            file: file.into(),
-            key: key.into(),
-            reason,
-        })
-    }
+/// How nodes and sentinels are reached: TLS with `backend.tls`, else TCP.
+pub fn dialer(config: &Config, file: &Path) -> Result<Arc<dyn Dialer>, ConfigError> {
+    hive_upstream::tls::dialer(&config.backend).map_err(|(key, reason)| ConfigError::Invalid {
+        file: file.into(),
+        key: key.into(),
+        reason,
+    })
 }

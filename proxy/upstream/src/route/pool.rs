@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::backend::Backend;
-use super::Proto;
+use crate::conn::backend::Backend;
+use crate::conn::Proto;
 use crate::topology::{Topology, NO_MASTER};
 use crate::Backplane;
 

@@ -12,10 +12,10 @@ use hive_common::info;
 use tokio::sync::watch;
 use tracing::debug;
 
-use super::lag::{judge, History, Probe};
-use super::{FreshReplica, ReadMap, ReplicaView};
 use crate::config::ReadFrom;
 use crate::conn::control::{ControlConn, QueryError};
+use crate::replicas::lag::{judge, History, Probe};
+use crate::replicas::{FreshReplica, ReadMap, ReplicaView};
 use crate::topology::NO_MASTER;
 use crate::Backplane;
 

@@ -15,7 +15,8 @@ use tracing::{debug, info};
 use crate::config::Mode;
 use crate::conn::control::{ControlConn, QueryError};
 use crate::stats::UpstreamStats;
-use crate::topology::{cluster, sentinel, NO_MASTER};
+use crate::topology::NO_MASTER;
+use crate::watch::{cluster, sentinel};
 use crate::Backplane;
 
 pub const CHANNEL: &str = "__hive__:events";

@@ -2,7 +2,7 @@
 //! topology as the proxy routes it.
 
 use crate::metrics::Stats;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// The `# Proxy` INFO section.
 pub fn proxy_section(shared: &Shared) -> String {

@@ -81,7 +81,7 @@ pub(super) fn answer(
             for c in ctx.shared.clients.all() {
                 let user = c.info.lock().map(|i| i.user.clone()).unwrap_or_default();
                 if names.contains(&user) {
-                    c.signal.raise(crate::client::stop::Stop::Kill);
+                    c.signal.raise(hive_upstream::stop::Stop::Kill);
                 }
             }
             write_integer(out, n as i64);
@@ -142,8 +142,7 @@ pub(super) fn answer(
             if cfg.proxy.aclfile.is_none() {
                 return Err(err(NO_ACLFILE));
             }
-            let fresh = cfg
-                .users(std::path::Path::new("<config>"))
+            let fresh = crate::auth::Users::from_config(cfg, std::path::Path::new("<config>"))
                 .map_err(|e| err(e.to_string()))?;
             auth.change(|_| Ok((fresh, ()))).map_err(err)?;
             write_simple(out, "OK");

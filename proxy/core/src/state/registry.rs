@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::client::stop::Signal;
+use hive_upstream::stop::Signal;
 
 /// What CLIENT LIST shows about one client, and the handle that disconnects it.
 #[derive(Debug)]

@@ -82,7 +82,7 @@ impl Conn {
         if let Some(req) = monitored {
             let peer = self.entry.peer.to_string();
             let args: Vec<&[u8]> = req.args().collect();
-            let args = crate::metrics::monitor::redacted(&args);
+            let args = crate::state::monitor::redacted(&args);
             self.shared.monitors.feed(&peer, args.into_iter());
         }
     }
