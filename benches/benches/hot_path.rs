@@ -10,7 +10,7 @@ use hive_common::command::{CommandTable, KeyPositions};
 use hive_common::resp::{ReplyScanner, Request, RequestDecoder};
 use hive_common::Slot;
 use hive_proxy::command::classify::classify;
-use hive_proxy::command::merge::{Merge, MergeKind};
+use hive_proxy::command::reply::merge::{Merge, MergeKind};
 use smallvec::smallvec;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 

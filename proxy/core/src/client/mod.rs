@@ -3,33 +3,23 @@
 //! 2. `dispatch` classifies it (`command::classify`) and `run` hands it to its handler:
 //!    `forward` (one slot), `fanout` (split or every master), `transaction`, `blocking`,
 //!    `subscriber`, `scan`, or a command answered locally (`command::local`);
-//! 3. `pending` queues it in request order and `forward::send` gives it to a backend;
+//! 3. `pending` queues it in request order and `send::forward::send` gives it to a backend;
 //! 4. the backend's reply comes back through `on_inbox` (`redirect`), which follows MOVED/ASK
 //!    and waits out failovers, then completes the pending entry;
 //! 5. `flush` (in `pending`) writes every finished reply at the head of the queue.
 
-mod blocking;
 mod dispatch;
-mod emulated;
-mod fanout;
-mod forward;
-mod keyspace;
-mod large;
 mod limits;
 pub mod local;
+mod modes;
 mod outbox;
 mod pending;
 mod permit;
-mod reads;
-mod redirect;
-mod scan;
+mod send;
 pub mod session;
 pub use hive_upstream::stop;
-mod subscriber;
 #[cfg(test)]
 mod tests;
-mod transaction;
-mod tx_shards;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -57,16 +47,16 @@ use hive_upstream::{Inbox, ReplyTx};
 use local::{After, Ctx};
 
 use crate::state::registry::ClientEntry;
-use large::Large;
 use limits::OutputGuard;
+use modes::subscriber::Subscriber;
+use modes::transaction::{Multi, Watch};
 use outbox::{Io, Outbox, ReadOrWrite};
 use pending::Pending;
 pub use permit::{guarded, ClientSlot};
-use reads::Writes;
+use send::large::Large;
+use send::reads::Writes;
 use session::Session;
 use stop::Stop;
-use subscriber::Subscriber;
-use transaction::{Multi, Watch};
 
 /// The proxy side of one client connection (the backend side is `upstream::backend::Backend`).
 struct Conn {

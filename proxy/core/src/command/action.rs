@@ -1,7 +1,7 @@
 //! `Action`: what `classify` decided to do with a request, and the transaction commands.
 
-use super::merge::MergeKind;
 use super::pubsub::Family;
+use super::reply::merge::MergeKind;
 use super::route::Route;
 use crate::emulate::Plan;
 use crate::error::ProxyError;

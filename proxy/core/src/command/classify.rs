@@ -5,8 +5,8 @@ use hive_common::command::{flag, CommandSpec, CommandTable, KeyPositions};
 use hive_common::resp::{parse_i64, Request};
 use hive_common::Slot;
 
-use super::merge::MergeKind;
 use super::pubsub::Family;
+use super::reply::merge::MergeKind;
 use super::route::Route;
 use crate::auth::{self, User};
 use crate::error::{ClientReason, ProxyError};

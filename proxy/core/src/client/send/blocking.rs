@@ -5,10 +5,10 @@ use bytes::Bytes;
 use hive_common::resp::Request;
 use smallvec::SmallVec;
 
-use super::pending::{Shape, Unit};
-use super::redirect::no_topology;
-use super::Conn;
-use crate::command::merge::{Merge, MergeKind};
+use crate::client::pending::{Shape, Unit};
+use crate::client::send::redirect::no_topology;
+use crate::client::Conn;
+use crate::command::reply::merge::{Merge, MergeKind};
 use crate::command::route::Route;
 
 /// The replicated write before WAIT: it moves the connection's replication offset past every
@@ -17,7 +17,7 @@ use crate::command::route::Route;
 const HEARTBEAT: &[u8] = b"*1\r\n$14\r\nHIVE.HEARTBEAT\r\n";
 
 impl Conn {
-    pub(super) fn blocking(&mut self, req: Request, route: Route) {
+    pub(crate) fn blocking(&mut self, req: Request, route: Route) {
         let mut unit = Unit::new(req, route);
         unit.own = true;
         self.push_unit(unit, Shape::Single);
@@ -25,7 +25,7 @@ impl Conn {
 
     /// WAIT on every master, each on the client's own connection after a replicated write;
     /// the answer is the smallest count, the one that holds for every shard.
-    pub(super) fn wait(&mut self, req: Request) {
+    pub(crate) fn wait(&mut self, req: Request) {
         let n = self.shared.plane.topology.load().map.shards().len();
         if n == 0 {
             // A merge of no parts would never complete.

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use hive_common::resp::parse_i64;
 
-use super::pending::{Shape, Unit};
-use super::redirect::{no_master, no_topology};
-use super::Conn;
-use crate::command::every_node::NodeReplies;
-use crate::command::merge::{Merge, MergeKind};
+use crate::client::pending::{Shape, Unit};
+use crate::client::send::redirect::{no_master, no_topology};
+use crate::client::Conn;
+use crate::command::reply::every_node::NodeReplies;
+use crate::command::reply::merge::{Merge, MergeKind};
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::{ClientReason, ProxyError};
@@ -26,7 +26,7 @@ use hive_upstream::topology::NO_MASTER;
 const SLOT_GROUPS: u32 = 1 << 16;
 
 impl Conn {
-    pub(super) fn fan_out(&mut self, req: Request, kind: MergeKind) {
+    pub(crate) fn fan_out(&mut self, req: Request, kind: MergeKind) {
         let n = self.shared.plane.topology.load().map.shards().len();
         if n == 0 {
             return self.push_error(&no_topology());
@@ -54,7 +54,7 @@ impl Conn {
     }
 
     /// MGET/MSET/DEL/...: one sub-request per slot, merged back in key order.
-    pub(super) fn split(&mut self, req: Request, kind: MergeKind, step: usize) {
+    pub(crate) fn split(&mut self, req: Request, kind: MergeKind, step: usize) {
         let argc = req.argc();
         if !(argc - 1).is_multiple_of(step) {
             let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
@@ -94,7 +94,7 @@ impl Conn {
     }
 
     /// The request to every master and, unless `masters`, every replica too.
-    pub(super) fn every_node(&mut self, req: Request, masters: bool) {
+    pub(crate) fn every_node(&mut self, req: Request, masters: bool) {
         let topo = self.shared.plane.topology.load();
         if topo.map.shards().is_empty() {
             return self.push_error(&no_topology());
@@ -133,7 +133,7 @@ impl Conn {
 
     /// CLIENT PAUSE timeout [WRITE|ALL] and CLIENT UNPAUSE: every master, and the proxy's own
     /// clients wait in the proxy meanwhile.
-    pub(super) fn pause(&mut self, req: Request, on: bool) {
+    pub(crate) fn pause(&mut self, req: Request, on: bool) {
         if !on {
             self.shared.pause.unpause();
             return self.every_node(req, true);
@@ -162,7 +162,7 @@ impl Conn {
 /// Splits a command of `step` arguments per key into one part per group of `group_of`, each
 /// with its keys in request order: `emit(parts, slot, part, positions)` gets each part and
 /// where its keys sit in the reply. False (nothing emitted) when every key is in one group.
-pub(super) fn split_parts(
+pub(crate) fn split_parts(
     req: &Request,
     step: usize,
     group_of: impl Fn(Slot) -> u32,

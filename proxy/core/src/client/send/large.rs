@@ -11,7 +11,7 @@ use std::time::Duration;
 use hive_common::resp::Request;
 use tokio::time::Instant;
 
-use super::Conn;
+use crate::client::Conn;
 use crate::command::classify::Action;
 use crate::command::route::Route;
 use crate::metrics::Stats;
@@ -23,7 +23,7 @@ use hive_upstream::Proto;
 const LARGE_FOR: Duration = Duration::from_secs(1);
 
 /// A client's large-traffic state.
-pub(super) struct Large {
+pub(crate) struct Large {
     /// `backend.large_value_bytes`.
     pub at: usize,
     /// Single-slot requests currently go over `conns`.
@@ -79,7 +79,7 @@ impl Large {
 impl Conn {
     /// Sets the lane for `req`. `false` when it must wait: the lane changes and earlier
     /// requests are still unanswered (the caller holds it and reads nothing after it).
-    pub(super) fn choose_lane(&mut self, req: &Request, action: &Action) -> bool {
+    pub(crate) fn choose_lane(&mut self, req: &Request, action: &Action) -> bool {
         let single = matches!(
             action,
             Action::Forward(Route::Slot(_) | Route::Replica { .. } | Route::Any)

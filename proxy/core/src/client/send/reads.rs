@@ -4,14 +4,14 @@
 
 use hive_common::command::{flag, CommandSpec};
 
-use super::Conn;
+use crate::client::Conn;
 use crate::command::classify::Action;
 use crate::command::route::Route;
 use crate::config::ReadFrom;
 
 /// A connection's write bookkeeping for read-your-writes.
 #[derive(Default)]
-pub(super) struct Writes {
+pub(crate) struct Writes {
     /// The newest write whose reply the client has not been sent yet (its sequence number).
     unacked: Option<u64>,
     /// When the last write was acknowledged (the clock's raw reading; 0: none).
@@ -23,7 +23,7 @@ impl Conn {
     /// from replicas, and notes writes for read-your-writes. In place: on the master path
     /// (the default) this is one compare per request.
     #[inline]
-    pub(super) fn read_route(&mut self, action: &mut Action, spec: Option<&CommandSpec>) {
+    pub(crate) fn read_route(&mut self, action: &mut Action, spec: Option<&CommandSpec>) {
         let from = self.session.read_from;
         if from == ReadFrom::Master {
             return;
@@ -55,7 +55,7 @@ impl Conn {
 
     /// After `flush`: the newest write's reply went out, so it is acknowledged from now on.
     #[inline]
-    pub(super) fn note_acked(&mut self) {
+    pub(crate) fn note_acked(&mut self) {
         if let Some(seq) = self.writes.unacked {
             if self.base > seq {
                 self.writes.unacked = None;
@@ -65,7 +65,7 @@ impl Conn {
     }
 
     /// The acknowledged write a replica must hold to serve this connection (0: any may).
-    pub(super) fn must_cover(&self) -> u64 {
+    pub(crate) fn must_cover(&self) -> u64 {
         if self.ryw {
             self.writes.acked_at
         } else {

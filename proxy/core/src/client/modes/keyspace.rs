@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hive_common::resp::Request;
 
-use super::subscriber::{Subscriber, INTERNAL};
-use super::Conn;
+use crate::client::modes::subscriber::{Subscriber, INTERNAL};
+use crate::client::Conn;
 use crate::command::pubsub::Family;
 use crate::state::pubsub_index::{
     is_keyspace_channel, keyspace_only, may_match_keyspace, Placement,
@@ -28,7 +28,7 @@ const TAG: Tag = Tag {
 impl Conn {
     /// After a SUBSCRIBE/PSUBSCRIBE/(P)UNSUBSCRIBE on the home connection: the same for the
     /// keyspace-capable channels or patterns on every other master.
-    pub(super) fn keyspace_apply(
+    pub(crate) fn keyspace_apply(
         &mut self,
         family: Family,
         on: bool,
@@ -69,7 +69,7 @@ impl Conn {
 
     /// Makes the keyspace connections the current topology needs (every master but home's),
     /// each subscribed to everything keyspace-capable; drops those to former masters.
-    pub(super) fn keyspace_connect(&mut self) {
+    pub(crate) fn keyspace_connect(&mut self) {
         let topo = self.shared.plane.topology.load();
         let masters: Vec<String> = topo
             .map
@@ -137,7 +137,7 @@ impl Conn {
 
     /// The topology changed: a subscriber whose home is no longer a master subscribes again
     /// everywhere; otherwise only the keyspace connections are brought up to date.
-    pub(super) fn on_topology(&mut self) {
+    pub(crate) fn on_topology(&mut self) {
         let topo = self.shared.plane.topology.load();
         let Some(sub) = self.subs.as_ref() else {
             return;
@@ -154,7 +154,7 @@ impl Conn {
 
     /// Moves this client's subscriptions in the proxy-wide index when its connections changed
     /// nodes (a new home, keyspace connections made or dropped).
-    pub(super) fn sync_place(&mut self) {
+    pub(crate) fn sync_place(&mut self) {
         let Some(sub) = self.subs.as_mut() else {
             return;
         };
@@ -172,7 +172,7 @@ impl Conn {
     }
 
     /// Records what a (un)subscription changed in the proxy-wide index.
-    pub(super) fn index_change(&mut self, family: Family, on: bool, changed: &[Bytes]) {
+    pub(crate) fn index_change(&mut self, family: Family, on: bool, changed: &[Bytes]) {
         let Some(sub) = self.subs.as_ref() else {
             return;
         };
@@ -206,17 +206,17 @@ fn job(data: Bytes, frames: usize, sub: &Subscriber) -> Job {
 }
 
 /// Takes a subscriber's part out of the index when it goes (RESET, disconnect).
-pub(super) struct IndexGuard {
+pub(crate) struct IndexGuard {
     pub shared: Arc<Shared>,
 }
 
 impl Subscriber {
-    pub(super) fn home_addr(&self) -> Option<String> {
+    pub(crate) fn home_addr(&self) -> Option<String> {
         self.home.as_ref().map(|(_, c)| c.addr.to_string())
     }
 
     /// Keyspace-capable channels (`Family::Channel`) or patterns held now.
-    pub(super) fn ks_count(&self, family: Family) -> usize {
+    pub(crate) fn ks_count(&self, family: Family) -> usize {
         match family {
             Family::Channel => self.ks[0],
             Family::Pattern => self.ks[1],
@@ -225,7 +225,7 @@ impl Subscriber {
     }
 
     /// Counts the keyspace-capable items a (un)subscription added or removed.
-    pub(super) fn count_keyspace(&mut self, family: Family, on: bool, changed: &[Bytes]) {
+    pub(crate) fn count_keyspace(&mut self, family: Family, on: bool, changed: &[Bytes]) {
         let (i, n) = match family {
             Family::Channel => (0, changed.iter().filter(|c| is_keyspace_channel(c)).count()),
             Family::Pattern => (1, changed.iter().filter(|p| may_match_keyspace(p)).count()),

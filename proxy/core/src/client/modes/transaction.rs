@@ -7,8 +7,8 @@ use bytes::{Bytes, BytesMut};
 use hive_common::resp::{ReplyScanner, Request};
 use hive_common::Slot;
 
-use super::pending::{Shape, Unit};
-use super::Conn;
+use crate::client::pending::{Shape, Unit};
+use crate::client::Conn;
 use crate::command::classify::{crossslot, Action, TxCmd};
 use crate::command::route::Route;
 use crate::config::Mode;
@@ -20,7 +20,7 @@ use hive_upstream::topology::NO_MASTER;
 
 /// A transaction being queued by the proxy; it is sent as one unit at EXEC.
 #[derive(Default)]
-pub(super) struct Multi {
+pub(crate) struct Multi {
     pub queued: Vec<Request>,
     /// Bytes of `queued`, bounded by `client_query_buffer_limit`.
     pub bytes: usize,
@@ -31,11 +31,11 @@ pub(super) struct Multi {
     pub spread: bool,
     pub slots: Vec<Option<Slot>>,
     /// MGET/MSET/DEL/... across slots, split per slot (`proxy.cross_slot = "emulate"`).
-    pub splits: Vec<Option<Box<super::tx_shards::TxSplit>>>,
+    pub splits: Vec<Option<Box<crate::client::modes::tx_shards::TxSplit>>>,
 }
 
 /// WATCH pins the client to a connection of its own on the node that owns the watched slot.
-pub(super) struct Watch {
+pub(crate) struct Watch {
     pub slot: Slot,
     pub conn: Arc<Backend>,
     /// Connections pinned on other nodes (`proxy.cross_slot = "emulate"`).
@@ -49,7 +49,7 @@ fn err(m: impl Into<String>) -> ProxyError {
 impl Conn {
     /// Whether two slots are served together: the same slot in a cluster (which is what Redis
     /// Cluster requires), the same shard in the other modes (which never move slots).
-    pub(super) fn same_node(&self, a: Slot, b: Slot) -> bool {
+    pub(crate) fn same_node(&self, a: Slot, b: Slot) -> bool {
         if self.shared.config.backend.mode == Mode::Cluster {
             return a == b;
         }
@@ -57,7 +57,7 @@ impl Conn {
         topo.map.shard_of(a) == topo.map.shard_of(b)
     }
 
-    pub(super) fn tx(&mut self, req: Request, cmd: TxCmd) {
+    pub(crate) fn tx(&mut self, req: Request, cmd: TxCmd) {
         match cmd {
             TxCmd::Multi => {
                 self.multi = Some(Box::default());
@@ -112,7 +112,7 @@ impl Conn {
         (m != NO_MASTER).then(|| m.clone())
     }
 
-    pub(super) fn queue_in_multi(&mut self, req: Request, action: Action) {
+    pub(crate) fn queue_in_multi(&mut self, req: Request, action: Action) {
         match action {
             Action::Tx(TxCmd::Exec) => return self.exec(),
             Action::Tx(TxCmd::Discard) => {
@@ -186,7 +186,7 @@ impl Conn {
     }
 
     /// Bytes queued in an open MULTI.
-    pub(super) fn multi_bytes(&self) -> usize {
+    pub(crate) fn multi_bytes(&self) -> usize {
         self.multi.as_ref().map_or(0, |m| m.bytes)
     }
 
@@ -261,7 +261,7 @@ impl Conn {
     }
 }
 
-pub(super) fn no_master_for(slot: Option<Slot>) -> ProxyError {
+pub(crate) fn no_master_for(slot: Option<Slot>) -> ProxyError {
     let what = slot.map_or("any shard".to_string(), |s| format!("slot {}", s.get()));
     ProxyError::upstream(
         UpstreamReason::NoMaster,
@@ -271,7 +271,7 @@ pub(super) fn no_master_for(slot: Option<Slot>) -> ProxyError {
 
 /// The client's answer to a MULTI ... EXEC unit: EXEC's own reply, or, when a queued command
 /// was redirected (the slot moved), an EXECABORT that says so. Nothing was applied then.
-pub(super) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
+pub(crate) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
     let mut at = 0;
     let mut last = 0..0;
     let mut redirect: Option<Bytes> = None;

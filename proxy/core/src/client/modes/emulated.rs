@@ -6,8 +6,8 @@ use std::future::Future;
 use bytes::Bytes;
 use hive_common::resp::Request;
 
-use super::pending::{Pending, NO_CMD};
-use super::Conn;
+use crate::client::pending::{Pending, NO_CMD};
+use crate::client::Conn;
 use crate::command::classify::{crossslot, crossslot_because, NotEmulated};
 use crate::command::route::Route;
 use crate::config::{CrossSlot, Mode};
@@ -17,12 +17,12 @@ use hive_upstream::Inbox;
 
 impl Conn {
     /// Whether `proxy.cross_slot = "emulate"` (as of now: a reload applies at once).
-    pub(super) fn emulating(&self) -> bool {
+    pub(crate) fn emulating(&self) -> bool {
         self.shared.live.load().proxy.cross_slot == CrossSlot::Emulate
     }
 
     /// A command whose keys hash to several slots.
-    pub(super) fn cross_slot(&mut self, req: Request, plan: Option<Box<Plan>>, why: NotEmulated) {
+    pub(crate) fn cross_slot(&mut self, req: Request, plan: Option<Box<Plan>>, why: NotEmulated) {
         if let Some(p) = plan.as_ref().filter(|p| !p.patterns.is_empty()) {
             // A cluster node refuses SORT's BY/GET patterns itself (Redis Cluster's answer),
             // and a single shard holds every key they may name.
@@ -62,16 +62,16 @@ impl Conn {
                 .all(|r| topo.map.shard_of(r.slot) == home)
     }
 
-    pub(super) fn router(&self) -> Router {
+    pub(crate) fn router(&self) -> Router {
         Router::new(self.shared.plane.clone(), self.session.proto)
     }
 
     /// Queues an entry answered by `work`.
-    pub(super) fn spawn_reply(&mut self, work: impl Future<Output = Bytes> + Send + 'static) {
+    pub(crate) fn spawn_reply(&mut self, work: impl Future<Output = Bytes> + Send + 'static) {
         let seq = self.next_seq();
         self.pending.push_back(Pending {
             units: Default::default(),
-            shape: super::pending::Shape::Single,
+            shape: crate::client::pending::Shape::Single,
             reply: None,
             push: false,
             cmd: NO_CMD,
@@ -87,7 +87,7 @@ impl Conn {
     }
 
     /// The end of a spawned entry's work.
-    pub(super) fn on_done(&mut self, seq: u64, frame: Bytes) {
+    pub(crate) fn on_done(&mut self, seq: u64, frame: Bytes) {
         let Some(idx) = seq.checked_sub(self.base) else {
             return;
         };

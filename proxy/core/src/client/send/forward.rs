@@ -7,9 +7,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use hive_common::resp::Request;
 
-use super::pending::{Shape, Unit};
-use super::redirect::{no_master, no_topology};
-use super::Conn;
+use crate::client::pending::{Shape, Unit};
+use crate::client::send::redirect::{no_master, no_topology};
+use crate::client::Conn;
 use crate::command::route::Route;
 use crate::error::{ProxyError, UpstreamReason};
 use crate::state::Shared;
@@ -20,7 +20,7 @@ use hive_upstream::{route::pool, Job, Proto, Tag};
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
 impl Conn {
-    pub(super) fn forward(&mut self, req: Request, route: Route) {
+    pub(crate) fn forward(&mut self, req: Request, route: Route) {
         if let Route::Any = route {
             self.note_script(&req);
         }
@@ -29,7 +29,7 @@ impl Conn {
         self.push_unit(unit, Shape::Single);
     }
 
-    pub(super) fn info(&mut self, req: Request) {
+    pub(crate) fn info(&mut self, req: Request) {
         self.push_unit(Unit::new(req, Route::Any), Shape::Info);
     }
 
@@ -43,7 +43,7 @@ impl Conn {
     }
 
     /// Sends unit `part` of request `seq` along its current route.
-    pub(super) fn send(&mut self, seq: u64, part: usize) {
+    pub(crate) fn send(&mut self, seq: u64, part: usize) {
         let tag = Tag {
             seq,
             part: part as u32,
@@ -171,7 +171,7 @@ fn own_conn(
 }
 
 /// INFO's reply: the proxy's `# Proxy` section, then the node's sections.
-pub(super) fn prepend_info(shared: &Shared, frame: Bytes) -> Bytes {
+pub(crate) fn prepend_info(shared: &Shared, frame: Bytes) -> Bytes {
     let Some((body, verbatim)) = bulk_body(&frame) else {
         return frame;
     };

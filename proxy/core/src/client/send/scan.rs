@@ -5,11 +5,13 @@ use hive_common::resp::Request;
 use hive_common::Slot;
 use smallvec::SmallVec;
 
-use super::pending::{Shape, Unit};
-use super::redirect::no_topology;
-use super::Conn;
+use crate::client::pending::{Shape, Unit};
+use crate::client::send::redirect::no_topology;
+use crate::client::Conn;
+use crate::command::reply::scan_cursor::{
+    slot_key, split_cursor, ScanArgs, ScanMerge, SLOT_SCRIPT,
+};
 use crate::command::route::Route;
-use crate::command::scan_cursor::{slot_key, split_cursor, ScanArgs, ScanMerge, SLOT_SCRIPT};
 use crate::config::Mode;
 use crate::error::ProxyError;
 
@@ -17,7 +19,7 @@ use crate::error::ProxyError;
 const MAX_SLOTS_PER_STEP: usize = 1024;
 
 impl Conn {
-    pub(super) fn scan(&mut self, req: Request) {
+    pub(crate) fn scan(&mut self, req: Request) {
         let args: Vec<&[u8]> = req.args().skip(1).collect();
         let a = match ScanArgs::parse(&args) {
             Ok(a) => a,

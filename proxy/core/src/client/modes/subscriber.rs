@@ -11,13 +11,13 @@ use hive_common::resp::Request;
 use hive_common::Slot;
 use smallvec::SmallVec;
 
-use super::keyspace::IndexGuard;
-use super::pending::{Shape, Unit};
-use super::transaction::no_master_for;
-use super::Conn;
+use crate::client::modes::keyspace::IndexGuard;
+use crate::client::modes::transaction::no_master_for;
+use crate::client::pending::{Shape, Unit};
+use crate::client::Conn;
 use crate::command::classify::Action;
-use crate::command::merge::{Merge, MergeKind};
 use crate::command::pubsub::{subscribed_pong, Family, Subscriptions};
+use crate::command::reply::merge::{Merge, MergeKind};
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::ProxyError;
@@ -30,7 +30,7 @@ use hive_upstream::{Inbox, Job, Proto, Tag};
 /// match no pending entry and are dropped.
 pub const INTERNAL: u64 = u64::MAX;
 
-pub(super) struct Subscriber {
+pub(crate) struct Subscriber {
     pub subs: Subscriptions,
     /// Channels and patterns live on one master: its shard and the connection.
     pub home: Option<(usize, Arc<Backend>)>,
@@ -50,16 +50,16 @@ pub(super) struct Subscriber {
 }
 
 impl Conn {
-    pub(super) fn subscribed(&self) -> bool {
+    pub(crate) fn subscribed(&self) -> bool {
         self.subs.as_ref().is_some_and(|s| s.subs.active())
     }
 
     /// RESP2 clients in subscribed state may only (un)subscribe, PING, QUIT and RESET.
-    pub(super) fn subscribed_resp2(&self) -> bool {
+    pub(crate) fn subscribed_resp2(&self) -> bool {
         self.session.proto == Proto::Resp2 && self.subscribed()
     }
 
-    pub(super) fn dispatch_subscribed(&mut self, req: Request, action: Action) {
+    pub(crate) fn dispatch_subscribed(&mut self, req: Request, action: Action) {
         match action {
             Action::Subscribe { .. } | Action::Reset | Action::Error(_) => self.run(req, action),
             Action::Local("quit") => self.run(req, action),
@@ -76,7 +76,7 @@ impl Conn {
     /// PUBLISH, answering how many subscribers it reached through Hive: the nodes count
     /// Hive's subscriber connections they hold (a client with keyspace connections holds
     /// several), so their count is corrected by the proxy-wide subscription index.
-    pub(super) fn publish(&mut self, req: Request) {
+    pub(crate) fn publish(&mut self, req: Request) {
         let cluster = self.shared.config.backend.mode == Mode::Cluster;
         let slot = Slot::for_key(req.arg(1));
         if self.shared.pubsub.is_empty() {
@@ -186,7 +186,7 @@ impl Conn {
         Some(c)
     }
 
-    pub(super) fn subscribe(&mut self, req: Request, family: Family, on: bool, route: Route) {
+    pub(crate) fn subscribe(&mut self, req: Request, family: Family, on: bool, route: Route) {
         let mut args: Vec<Bytes> = (1..req.argc()).map(|i| req.arg_bytes(i)).collect();
         if family == Family::Shard && !on && args.is_empty() {
             // Spell out the channels: they may live on several masters.
@@ -261,7 +261,7 @@ impl Conn {
 
     /// After a subscriber connection is lost, try again shortly or as soon as the topology
     /// changes (a failover finished).
-    pub(super) fn schedule_resubscribe(&mut self) {
+    pub(crate) fn schedule_resubscribe(&mut self) {
         let tx = self.reply_tx();
         let mut changed = self.shared.plane.topology.changes();
         let Some(sub) = self.subs.as_mut() else {
@@ -282,7 +282,7 @@ impl Conn {
 
     /// Re-creates every subscription on the masters of the current topology; the replies go
     /// nowhere (the client already saw its confirmations).
-    pub(super) fn resubscribe(&mut self) {
+    pub(crate) fn resubscribe(&mut self) {
         let Some(sub) = self.subs.as_mut() else {
             return;
         };

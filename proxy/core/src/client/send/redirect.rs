@@ -7,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::pending::Pending;
-use super::subscriber::INTERNAL;
-use super::Conn;
+use crate::client::modes::subscriber::INTERNAL;
+use crate::client::pending::Pending;
+use crate::client::Conn;
 use crate::command::route::Route;
 use crate::error::{ProxyError, UpstreamReason};
 use crate::metrics::Stats;
@@ -22,7 +22,7 @@ const REPLICA_UNAVAILABLE: [&[u8]; 4] =
     [b"-LOADING", b"-MASTERDOWN", b"-TRYAGAIN", b"-CLUSTERDOWN"];
 
 impl Conn {
-    pub(super) fn on_inbox(&mut self, msg: Inbox) {
+    pub(crate) fn on_inbox(&mut self, msg: Inbox) {
         match msg {
             Inbox::Reply { tag, frame } => self.on_reply(tag, frame),
             Inbox::Failed { tag, .. } if tag.seq == INTERNAL => self.schedule_resubscribe(),
@@ -146,7 +146,7 @@ impl Conn {
 
     /// Retries the unit with backoff while its shard has no writable master, for at most
     /// `failover_hold_ms`; then answers `frame`.
-    pub(super) fn hold(&mut self, tag: Tag, frame: Bytes) {
+    pub(crate) fn hold(&mut self, tag: Tag, frame: Bytes) {
         let cfg = &self.shared.config.backend;
         let limit = Duration::from_millis(cfg.failover_hold_ms);
         let backoff = cfg.retry_backoff_ms;
@@ -186,11 +186,11 @@ impl Conn {
     }
 }
 
-pub(super) fn no_topology() -> ProxyError {
+pub(crate) fn no_topology() -> ProxyError {
     ProxyError::upstream(UpstreamReason::SlotUnserved, "Hash slot not served")
 }
 
-pub(super) fn no_master(shard: &str) -> ProxyError {
+pub(crate) fn no_master(shard: &str) -> ProxyError {
     ProxyError::upstream(
         UpstreamReason::NoMaster,
         format!("Hive: shard '{shard}' has no writable master"),

@@ -12,12 +12,12 @@ use hive_common::resp::{write_array_header, Request};
 use hive_common::Slot;
 use smallvec::SmallVec;
 
-use super::fanout::split_parts;
-use super::pending::{Shape, Unit};
-use super::transaction::{no_master_for, Multi, Watch};
-use super::Conn;
+use crate::client::modes::transaction::{no_master_for, Multi, Watch};
+use crate::client::pending::{Shape, Unit};
+use crate::client::send::fanout::split_parts;
+use crate::client::Conn;
 use crate::command::classify::crossslot;
-use crate::command::merge::{Merge, MergeKind};
+use crate::command::reply::merge::{Merge, MergeKind};
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::emulate::Router;
@@ -27,7 +27,7 @@ use hive_upstream::route::router::split_frames;
 use hive_upstream::Proto;
 
 /// A split command queued in a transaction across shards: one part per slot, merged back.
-pub(super) struct TxSplit {
+pub(crate) struct TxSplit {
     kind: MergeKind,
     parts: Vec<(Slot, Request)>,
     positions: Vec<SmallVec<[u32; 4]>>,
@@ -36,7 +36,7 @@ pub(super) struct TxSplit {
 impl Conn {
     /// Queues MGET/MSET/DEL/... whose keys span slots as one part per slot; gives the request
     /// back when its keys share one slot (queued as any command then).
-    pub(super) fn queue_split(
+    pub(crate) fn queue_split(
         &mut self,
         req: Request,
         kind: MergeKind,
@@ -87,7 +87,7 @@ impl Conn {
     }
 
     /// WATCH of keys that live on several nodes (or on another node than earlier WATCHes).
-    pub(super) fn watch_shards(&mut self, req: Request) {
+    pub(crate) fn watch_shards(&mut self, req: Request) {
         if !self.emulating() {
             return self.push_error(&crossslot());
         }
@@ -153,7 +153,7 @@ impl Conn {
     }
 
     /// EXEC of a transaction that spans nodes or watches keys on several.
-    pub(super) fn exec_shards(&mut self, m: Multi, watch: Option<Watch>) {
+    pub(crate) fn exec_shards(&mut self, m: Multi, watch: Option<Watch>) {
         let cluster = self.shared.config.backend.mode == Mode::Cluster;
         let topo = self.shared.plane.topology.load();
         // One group per node: per slot in a cluster (Redis Cluster runs a transaction in one

@@ -1,0 +1,10 @@
+//! States a connection can be in beyond plain requests: subscribed (`subscriber`, with
+//! keyspace notifications from every master in `keyspace`), in a transaction (`transaction`,
+//! across shards in `tx_shards`), or running a command the proxy emulates across slots
+//! (`emulated`).
+
+pub(crate) mod emulated;
+pub(crate) mod keyspace;
+pub(crate) mod subscriber;
+pub(crate) mod transaction;
+pub(crate) mod tx_shards;
