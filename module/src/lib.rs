@@ -1,9 +1,9 @@
 //! hive-module: a Redis module giving Hive's proxy and CLI precise facts from inside each node:
 //! `HIVE.TOPOLOGY`, `HIVE.LAG` (with a replicated heartbeat), `HIVE.BACKUP` and role/link
-//! events on `__hive__:events`. The logic lives in `event`, `backup`, `backup_aof`, `backup_cmd`,
-//! `backup_job`, `backup_path` and `reply` (INFO parsing in hive-common), which do not touch Redis; `ffi` and
-//! `node` are the adapter, compiled out of unit tests (the Redis allocator aborts outside
-//! redis-server).
+//! events on `__hive__:events`. The logic lives in `event`, `backup/`, `shapes`, `reply` and
+//! `config` (INFO parsing in hive-common), which do not touch Redis; `register` (the table of
+//! commands and configs) and `node` (the handlers) are the adapter, compiled out of unit tests
+//! (the Redis allocator aborts outside redis-server).
 // Unit tests compile without the FFI adapter, the only caller of some pure helpers.
 #![cfg_attr(test, allow(dead_code))]
 
@@ -13,13 +13,11 @@
 compile_error!("hive-module needs panic = \"unwind\": its FFI entry points catch panics");
 
 mod backup;
-mod backup_aof;
-mod backup_cmd;
-mod backup_job;
-mod backup_path;
+mod config;
 mod event;
 #[cfg(not(test))]
-mod ffi;
-#[cfg(not(test))]
 mod node;
+#[cfg(not(test))]
+mod register;
 mod reply;
+mod shapes;

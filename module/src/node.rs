@@ -1,8 +1,8 @@
 //! Command handlers and the timer tick: read Redis state with `ctx.call`, hand it to the pure
-//! modules (INFO parsing in hive-common, `event`, `backup`, `backup_cmd`, `backup_job`,
-//! `reply`), and turn their answers into Redis values (RESP3 maps, flattened for RESP2).
+//! modules (INFO parsing in hive-common, `shapes`, `event`, `backup`, `reply`), and turn their
+//! answers into Redis values (RESP3 maps, flattened for RESP2).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -11,14 +11,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use redis_module::redisvalue::RedisValueKey;
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
+use crate::backup::aof as backup_aof;
+use crate::backup::cmd::{self as backup_cmd, BackupCmd};
+use crate::backup::job::{self as backup_job, Job, Step};
+use crate::backup::path as backup_path;
 use crate::backup::{self, Metadata};
-use crate::backup_aof;
-use crate::backup_cmd::{self, BackupCmd};
-use crate::backup_job::{self, Job, Step};
-use crate::backup_path;
+use crate::config::{BACKUP_DIR, BACKUP_DIRS_ALLOWED, BACKUP_HOOK, BACKUP_KEEP, HEARTBEAT_MS};
 use crate::event::{self, LinkState};
-use crate::ffi::{BACKUP_DIR, BACKUP_DIRS_ALLOWED, BACKUP_HOOK, BACKUP_KEEP, HEARTBEAT_MS};
 use crate::reply::Reply;
+use crate::shapes;
 use hive_common::info::{self, Replication};
 
 pub const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -85,15 +86,6 @@ fn call_text(ctx: &Context, cmd: &str, args: &[&str]) -> Result<String, RedisErr
     ctx.call(cmd, args).map(text)
 }
 
-fn map(pairs: Vec<(&str, RedisValue)>) -> RedisValue {
-    RedisValue::OrderedMap(
-        pairs
-            .into_iter()
-            .map(|(k, v)| (RedisValueKey::String(k.into()), v))
-            .collect::<BTreeMap<_, _>>(),
-    )
-}
-
 fn s(v: impl Into<String>) -> RedisValue {
     RedisValue::BulkString(v.into())
 }
@@ -129,59 +121,14 @@ pub fn topology(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let repl = replication(ctx)?;
     let server = call_text(ctx, "INFO", &["server"])?;
-    let sf = info::fields(&server);
+    let run_id = info::fields(&server).get("run_id").copied().unwrap_or("");
     let me = cluster_self(ctx)?;
-    let master = match &repl.master {
-        Some((host, port)) => map(vec![
-            ("host", s(host.clone())),
-            ("port", int(i64::from(*port))),
-            ("link_status", s(if repl.link_up { "up" } else { "down" })),
-            (
-                "last_io_age_ms",
-                match repl.last_io_s {
-                    Some(n) if n >= 0 => int(n * 1000),
-                    _ => RedisValue::Null,
-                },
-            ),
-        ]),
-        None => RedisValue::Null,
-    };
-    let replicas = repl
-        .replicas
-        .iter()
-        .map(|r| {
-            map(vec![
-                ("host", s(r.host.clone())),
-                ("port", int(i64::from(r.port))),
-                ("state", s(r.state.clone())),
-                ("offset", int(r.offset)),
-                ("lag_bytes", int(r.lag_bytes(repl.offset))),
-            ])
-        })
-        .collect();
-    Ok(map(vec![
-        ("role", s(repl.role.clone())),
-        ("run_id", s(sf.get("run_id").copied().unwrap_or(""))),
-        (
-            "node_id",
-            me.as_ref().map_or(RedisValue::Null, |m| s(m.id.clone())),
-        ),
-        ("repl_offset", int(repl.offset)),
-        ("master", master),
-        ("replicas", RedisValue::Array(replicas)),
-        ("cluster_enabled", RedisValue::Bool(me.is_some())),
-        (
-            "slots",
-            RedisValue::Array(
-                me.map(|m| m.slots)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(s)
-                    .collect(),
-            ),
-        ),
-        ("module_version", s(MODULE_VERSION)),
-    ]))
+    Ok(value(shapes::topology(
+        &repl,
+        run_id,
+        me.as_ref(),
+        MODULE_VERSION,
+    )))
 }
 
 /// `HIVE.LAG`
@@ -190,37 +137,14 @@ pub fn lag(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(RedisError::WrongArity);
     }
     let repl = replication(ctx)?;
-    if repl.role == "master" {
-        let replicas = repl
-            .replicas
-            .iter()
-            .map(|r| {
-                map(vec![
-                    ("host", s(r.host.clone())),
-                    ("port", int(i64::from(r.port))),
-                    ("lag_bytes", int(r.lag_bytes(repl.offset))),
-                    ("ack_age_ms", int(r.lag_s.max(0) * 1000)),
-                ])
-            })
-            .collect();
-        return Ok(map(vec![
-            ("role", s("master")),
-            ("replicas", RedisValue::Array(replicas)),
-        ]));
-    }
-    let now = now_ms();
     let st = state();
-    // Without any heartbeat yet, lag counts from module load: it grows, never reads 0.
-    let lag_ms = now.saturating_sub(st.hb_master_ms.unwrap_or(st.loaded_ms));
-    let since = now.saturating_sub(st.hb_local_ms.unwrap_or(st.loaded_ms));
-    Ok(map(vec![
-        ("role", s("replica")),
-        ("lag_ms", int(lag_ms as i64)),
-        ("since_last_heartbeat_ms", int(since as i64)),
-        ("link", s(if repl.link_up { "up" } else { "down" })),
-        // A replica cannot know the master's current offset.
-        ("lag_bytes", RedisValue::Null),
-    ]))
+    let hb = shapes::Heartbeats {
+        master_ms: st.hb_master_ms,
+        local_ms: st.hb_local_ms,
+        loaded_ms: st.loaded_ms,
+    };
+    drop(st);
+    Ok(value(shapes::lag(&repl, hb, now_ms())))
 }
 
 /// `HIVE.HEARTBEAT <unix_ms>`: replicated by the master's tick; recorded only when it arrives

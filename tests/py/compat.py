@@ -1,6 +1,6 @@
 """redis-py (from PyPI) pointed at a Hive proxy: the usage of a normal application, in
 redis.Redis and redis.RedisCluster modes, over RESP2 and RESP3. Exits non-zero on the first
-failed check. Run by tests/tests/clients.rs."""
+failed check. Run by tests/tests/proxy/clients.rs."""
 
 import argparse
 import subprocess

@@ -1,6 +1,6 @@
 """20 clients SET a 50 MB value each, at once, then exit 0 when all got +OK.
 
-Run by tests/tests/heavy.rs under `nice`, as the load of clients on other hosts would be: on a
+Run by tests/tests/proxy/heavy.rs under `nice`, as the load of clients on other hosts would be: on a
 two-core test machine, a load generator at the proxy's priority takes the CPU it measures.
 Usage: large_sets.py PORT KEY_PREFIX
 """

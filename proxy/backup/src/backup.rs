@@ -12,11 +12,11 @@ use hive_upstream::facts::Snapshot;
 use hive_upstream::watch::collect;
 use hive_upstream::Backplane;
 
+use crate::catalog::manifest::{self, Kind, Manifest};
+use crate::catalog::retention::{self, Policy};
 use crate::error::{BackupError, Result};
-use crate::manifest::{self, Kind, Manifest};
 use crate::pipe::call;
 use crate::progress::Progress;
-use crate::retention::{self, Policy};
 use crate::snapshot::{self, Method, Plan};
 use crate::store::Store;
 

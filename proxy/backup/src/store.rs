@@ -13,8 +13,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, WriteMultipart};
 use sha2::{Digest, Sha256};
 
+use crate::catalog::manifest::{self, Manifest, MANIFEST};
 use crate::error::{BackupError, Result};
-use crate::manifest::{self, Manifest, MANIFEST};
 
 pub struct Store {
     inner: Arc<dyn ObjectStore>,

@@ -1,20 +1,20 @@
-//! The `hive` binary: parses the command line and runs one subcommand, each in a file of its
-//! own (`proxy`, `up`, `drill`, `status`, `check`, `monitor`, `backup`, `init`). A new subcommand gets a file
-//! here and a line in `Cmd`.
+//! The `hive` binary: parses the command line and runs one subcommand, each in a file or folder
+//! of its own: serving (`serve/`: `proxy`, `up`), looking at a deployment (`inspect/`:
+//! `status`, `check`, `monitor`), `drill/`, `backup`, `init/`. A new subcommand gets a file in
+//! the folder of its role and a line in `Cmd`.
 #![forbid(unsafe_code)]
 
 mod backup;
-mod check;
 mod drill;
 mod init;
+mod inspect;
 mod logging;
 mod malloc;
-mod monitor;
-mod proxy;
-mod status;
+mod serve;
 mod target;
-mod up;
-mod view;
+
+use inspect::{check, monitor, status};
+use serve::{proxy, up};
 
 pub use logging::{init_logging, LogHandle};
 

@@ -19,11 +19,11 @@ use hive_upstream::Backplane;
 use serde::Serialize;
 
 use crate::backup::{self, Options as BackupOptions};
+use crate::catalog::manifest::Manifest;
+use crate::catalog::verify;
 use crate::error::{BackupError, Result};
-use crate::manifest::Manifest;
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
-use crate::verify;
 
 use target::Target;
 use temp::{Source, TempServer};

@@ -14,10 +14,10 @@ use hive_upstream::conn::control::ControlConn;
 use hive_upstream::Backplane;
 use tokio::io::AsyncReadExt;
 
+use crate::catalog::manifest::{ShardBackup, StoredFile};
+use crate::catalog::rdb;
 use crate::error::{BackupError, Result};
-use crate::manifest::{ShardBackup, StoredFile};
 use crate::progress::{Bar, Progress, Unit};
-use crate::rdb;
 use crate::store::{Sink, Store, Written};
 
 /// `--method`: chosen per node, or forced.

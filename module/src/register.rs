@@ -1,19 +1,15 @@
-//! The FFI adapter: registers the module's commands, configs and timer with Redis, and wraps
-//! every entry point so that a panic becomes an error reply instead of aborting redis-server.
+//! The registration table: the module's commands, configs and timer as Redis learns them
+//! (through `redis_module!`), each entry point wrapped so that a panic becomes an error reply
+//! instead of aborting redis-server.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis_module::configuration::{ConfigurationContext, ConfigurationFlags};
 use redis_module::{redis_module, Context, RedisError, RedisResult, RedisString, Status};
 
-pub static HEARTBEAT_MS: AtomicI64 = AtomicI64::new(100);
-pub static BACKUP_KEEP: AtomicI64 = AtomicI64::new(0);
-pub static BACKUP_DIR: Mutex<String> = Mutex::new(String::new());
-pub static BACKUP_HOOK: Mutex<String> = Mutex::new(String::new());
-pub static BACKUP_DIRS_ALLOWED: Mutex<String> = Mutex::new(String::new());
+use crate::config::{BACKUP_DIR, BACKUP_DIRS_ALLOWED, BACKUP_HOOK, BACKUP_KEEP, HEARTBEAT_MS};
 
 /// Runs a handler; a panic becomes an error reply instead of aborting redis-server.
 fn guarded(

@@ -14,8 +14,8 @@ use hive_upstream::facts::health::{self, Health, Thresholds};
 use hive_upstream::facts::Snapshot;
 use tokio::sync::{mpsc, watch};
 
+use crate::inspect::view::{self, ProxyFacts};
 use crate::target::{poll, ProxyArg, Target};
-use crate::view::{self, ProxyFacts};
 
 mod draw;
 mod events;

@@ -17,7 +17,7 @@ pub struct Job {
     /// `rdb_saves` before the BGSAVE, to tell whether it ran.
     pub saves_before: i64,
     /// The AOF set staged at START (`START … AOF`).
-    pub aof: Option<crate::backup_aof::Staged>,
+    pub aof: Option<crate::backup::aof::Staged>,
 }
 
 /// What one look at INFO persistence says about a running job.

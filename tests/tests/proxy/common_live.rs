@@ -87,7 +87,7 @@ fn command_table_matches_live_server() {
     }
     // Commands newer than the live server, added for clients that send them on connect.
     let added: Vec<serde_json::Value> =
-        serde_json::from_str(include_str!("../../common/data/commands_added.json")).unwrap();
+        serde_json::from_str(include_str!("../../../common/data/commands_added.json")).unwrap();
     for a in added {
         let name = a["name"].as_str().unwrap().to_string();
         live.entry(name).or_insert(a["arity"].as_i64().unwrap());

@@ -1,6 +1,11 @@
 //! Backups on disk: `DIR/<id>/dump.rdb` plus `metadata.json`, the sha256, the operator's hook,
 //! history and pruning. Plain std + serde: unit-tested without Redis.
 
+pub mod aof;
+pub mod cmd;
+pub mod job;
+pub mod path;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -107,14 +112,14 @@ pub fn capture(rdb: &Path, dir: &Path) -> std::io::Result<PathBuf> {
 pub fn finish(
     mut meta: Metadata,
     rdb: &Path,
-    aof: Option<&crate::backup_aof::Staged>,
+    aof: Option<&crate::backup::aof::Staged>,
     dir: &Path,
     hook: &str,
     keep: usize,
     now_ms: u64,
 ) -> Metadata {
     let aof_files = match aof {
-        Some(staged) => crate::backup_aof::copy_out(staged, &dir.join("aof")).map(Some),
+        Some(staged) => crate::backup::aof::copy_out(staged, &dir.join("aof")).map(Some),
         None => Ok(None),
     };
     let result = aof_files.and_then(|files| {

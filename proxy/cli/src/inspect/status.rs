@@ -11,8 +11,8 @@ use hive_upstream::facts::health::{self, Thresholds};
 use hive_upstream::facts::Snapshot;
 use serde_json::json;
 
+use crate::inspect::view::{self, ProxyFacts};
 use crate::target::{poll, ProxyArg, Target};
-use crate::view::{self, ProxyFacts};
 
 #[derive(Args)]
 pub struct StatusArgs {

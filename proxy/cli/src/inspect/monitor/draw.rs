@@ -9,7 +9,7 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::State;
-use crate::view;
+use crate::inspect::view;
 use hive_upstream::facts::health::Health;
 
 fn health_style(h: Health) -> Style {

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use serde::Serialize;
 
+use crate::catalog::manifest::Manifest;
 use crate::error::{BackupError, Result};
-use crate::manifest::Manifest;
 use crate::progress::{Progress, Unit};
 use crate::store::Store;
 

@@ -260,7 +260,7 @@ async fn data_checks(a: &CheckArgs, proxy: &str, s: &Snapshot) -> Vec<Check> {
     for i in 0..s.shards.len() {
         let name = format!(
             "SET/GET/DEL through the proxy, shard {}",
-            crate::view::shard_label(s, Some(i))
+            crate::inspect::view::shard_label(s, Some(i))
         );
         let Some(key) = key_for(s, i) else {
             out.push(check(

@@ -1,0 +1,10 @@
+//! What an operator runs and sees: the `hive` binary itself, administrative commands,
+//! `/metrics` and the probes, `hive status`/`check`/`monitor`, `hive init`, security and TLS.
+
+mod admin;
+mod binary;
+mod init;
+mod observe;
+mod operator;
+mod security;
+mod tls;
