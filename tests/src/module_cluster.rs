@@ -102,6 +102,28 @@ impl Deployment {
         });
     }
 
+    /// Waits until every shard's replica has every write its master had when this was called
+    /// (its `slave_repl_offset` reaches the master's offset read first; heartbeats keep moving
+    /// the masters' offsets, so "equal" would be a race).
+    pub fn wait_replicated(&self) {
+        let offset = |addr: &str, name: &str| {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut connect(&node_url(addr)))
+                .unwrap();
+            field(&info, name)
+        };
+        let masters = self.masters();
+        let wanted: Vec<u64> = masters
+            .iter()
+            .map(|m| offset(m, "master_repl_offset"))
+            .collect();
+        wait_for("the replicas to catch up", Duration::from_secs(15), || {
+            (0..masters.len())
+                .all(|i| offset(&self.replica_of(i), "slave_repl_offset") >= wanted[i])
+        });
+    }
+
     pub fn replica_reads(&self) -> u64 {
         let mut c = self.client();
         let info: String = redis::cmd("INFO").query(&mut c).unwrap();

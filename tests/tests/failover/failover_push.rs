@@ -21,6 +21,41 @@ fn info(proxy: &ProxyHandle) -> String {
     redis::cmd("INFO").query(&mut c).unwrap()
 }
 
+/// Every node the proxy routes to (masters and replicas).
+fn nodes_of(proxy: &ProxyHandle) -> Vec<String> {
+    let t = proxy.shared.plane.topology.load();
+    t.map
+        .shards()
+        .iter()
+        .flat_map(|s| std::iter::once(s.master.clone()).chain(s.replicas.iter().cloned()))
+        .collect()
+}
+
+/// Waits until the failover push is subscribed on every node of `addrs`, as each node counts
+/// its subscribers of `__hive__:events`.
+fn wait_subscribed(addrs: &[String]) {
+    for a in addrs {
+        let mut c = connect(&node_url(a));
+        wait_for(
+            "the failover push subscription",
+            Duration::from_secs(10),
+            || {
+                let (_, n): (String, i64) = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg("__hive__:events")
+                    .query(&mut c)
+                    .unwrap();
+                n >= 1
+            },
+        );
+    }
+}
+
+/// The proxy's `topology_refreshes` so far.
+fn refreshes(proxy: &ProxyHandle) -> u64 {
+    field(&info(proxy), "topology_refreshes")
+}
+
 /// Two proxies on one cluster that never re-read the topology on their own (60 s timer, no
 /// traffic): the one with the push follows a promotion at once; the one without still
 /// routes to the old master.
@@ -31,8 +66,7 @@ fn failover_push_follows_a_promotion_without_waiting_for_a_poll() {
         c.backend.refresh_interval_ms = 60_000;
         c.backend.failover_push = false;
     });
-    // Subscriptions are made once the topology is in.
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_subscribed(&nodes_of(&d.proxy));
     let old = d.masters()[0].clone();
     let replica = d.replica_of(0);
     let mut r = connect(&node_url(&replica));
@@ -110,15 +144,17 @@ fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
     let (_dir, _groups, proxy) = sentinel_group();
     let master = routed_master(&proxy);
     let replica = proxy.shared.plane.topology.load().map.shards()[0].replicas[0].clone();
-    // Subscriptions are made once the topology is in.
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_subscribed(&nodes_of(&proxy));
 
     // No failover in progress: the proxy re-asks Sentinel, which still names the master.
+    let before = refreshes(&proxy);
     replicaof(&replica, None);
     wait_for("the event", Duration::from_secs(5), || {
         field(&info(&proxy), "module_events") >= 1
     });
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("Sentinel asked again", Duration::from_secs(5), || {
+        refreshes(&proxy) > before
+    });
     assert_eq!(routed_master(&proxy), master);
     assert_eq!(field(&info(&proxy), "failover_pushes"), 0);
     replicaof(&replica, Some(&master));
@@ -133,11 +169,16 @@ fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
             .replicas
             .contains(&replica)
     });
-    eprintln!(
-        "replicas: {:?}",
-        proxy.shared.plane.topology.load().map.shards()[0].replicas
-    );
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_subscribed(std::slice::from_ref(&replica));
+    // Sentinel settles the group (it may re-point a replica it saw promoted on its own): the
+    // proxy asks it twice more and it still lists the replica.
+    let before = refreshes(&proxy);
+    wait_for("Sentinel asked twice more", Duration::from_secs(10), || {
+        refreshes(&proxy) >= before + 2
+            && proxy.shared.plane.topology.load().map.shards()[0]
+                .replicas
+                .contains(&replica)
+    });
 
     // A failover in progress with this replica selected (as `+selected-slave` records it).
     let shared = &proxy.shared;
@@ -157,7 +198,10 @@ fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
     );
     assert!(field(&info(&proxy), "failover_pushes") >= 1);
     // The periodic re-check (every second) keeps the promoted node while the failover lasts.
-    std::thread::sleep(Duration::from_millis(1500));
+    let before = refreshes(&proxy);
+    wait_for("two re-checks", Duration::from_secs(10), || {
+        refreshes(&proxy) >= before + 2
+    });
     assert_eq!(routed_master(&proxy), replica);
     let mut c = connect(&format!("redis://{}/", proxy.addr));
     let _: () = c.set("pushed", "yes").unwrap();
@@ -172,7 +216,7 @@ fn failover_push_in_sentinel_mode_follows_only_the_selected_replica() {
 fn failover_push_follows_a_sentinel_failover_from_the_promoted_node() {
     let (_dir, groups, proxy) = sentinel_group();
     let replica = proxy.shared.plane.topology.load().map.shards()[0].replicas[0].clone();
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_subscribed(&nodes_of(&proxy));
     let mut s = connect(&node_url(&groups.sentinel_addrs()[0]));
     let _: String = redis::cmd("SENTINEL")
         .arg("FAILOVER")

@@ -24,7 +24,7 @@ fn replica_reads_land_on_replicas_and_writes_on_masters() {
         let _: () = c.set(format!("k{i}"), i).unwrap();
     }
     // Replication of the writes, so every value below is the one just written.
-    thread::sleep(Duration::from_millis(300));
+    d.wait_replicated();
     let nodes = d.cluster.addrs();
     reset_stats(&nodes);
     for i in 0..300 {
@@ -47,7 +47,7 @@ fn replica_reads_land_on_replicas_and_writes_on_masters() {
     assert!(on_replicas.iter().all(|&n| n > 0), "{on_replicas:?}");
     assert_eq!(masters.iter().map(|m| calls(m, "set")).sum::<u64>(), 90);
     // Replicas run the masters' writes over replication, and no other.
-    thread::sleep(Duration::from_millis(200));
+    d.wait_replicated();
     assert_eq!(replicas.iter().map(|r| calls(r, "set")).sum::<u64>(), 90);
     // Inside MULTI every command goes to the master.
     redis::cmd("MULTI").query::<()>(&mut c).unwrap();
@@ -66,7 +66,7 @@ fn replica_reads_follow_readonly_and_readwrite_per_connection() {
     let _: () = plain.set("{t}k", "v").unwrap();
     let _: String = redis::cmd("READONLY").query(&mut reader).unwrap();
     d.wait_fresh(1);
-    thread::sleep(Duration::from_millis(200));
+    d.wait_replicated();
     let nodes = d.cluster.addrs();
     reset_stats(&nodes);
     let slot_shard = d
@@ -235,7 +235,11 @@ fn replica_frozen_stops_reads_and_staleness_stays_bounded() {
             }
         })
     };
-    thread::sleep(Duration::from_millis(800));
+    // Reads flow to the replica before it freezes.
+    let flowing = calls(&replica, "get");
+    wait_for("reads on the replica", Duration::from_secs(10), || {
+        calls(&replica, "get") > flowing + 50
+    });
     let frozen_at = Instant::now();
     let sleeper = {
         let replica = replica.clone();
@@ -325,8 +329,18 @@ fn read_your_writes_never_returns_an_older_value() {
         let (_, v): ((), i64) = redis::pipe().set(&key, -i).get(&key).query(&mut c).unwrap();
         assert_eq!(v, -i);
     }
-    // Once replicas hold the writes, this connection's reads go to them again.
-    thread::sleep(Duration::from_millis(600));
+    // Once replicas hold the writes (and the poller has seen it), this connection's reads go
+    // to them again.
+    d.wait_replicated();
+    wait_for(
+        "reads back on the replicas",
+        Duration::from_secs(10),
+        || {
+            let before = d.replica_reads();
+            let _: i64 = c.get("ryw0").unwrap();
+            d.replica_reads() > before
+        },
+    );
     let before = d.replica_reads();
     for i in 0..100 {
         let _: i64 = c.get(format!("ryw{}", i % 64)).unwrap();

@@ -72,7 +72,30 @@ fn lag_follows_heartbeats_and_grows_while_the_master_is_frozen() {
     };
     let rep = fields(reps[0].clone());
     assert_eq!(int(&rep["port"]), i64::from(replica.port));
-    assert!(int(&rep["lag_bytes"]) >= 0 && int(&rep["ack_age_ms"]) >= 0);
+    // With heartbeats off the master's offset stands still: the replica's next ACK (one a
+    // second) brings its lag to exactly 0 bytes, and its last ACK is never two seconds old.
+    let mut mc = connect(&node_url(&master.addr));
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hive.heartbeat-ms")
+        .arg("0")
+        .query(&mut mc)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let on_master = fields(redis::cmd("HIVE.LAG").query(&mut mc).unwrap());
+        let Value::Array(reps) = &on_master["replicas"] else {
+            panic!("replicas is an array")
+        };
+        let rep = fields(reps[0].clone());
+        let (bytes, age) = (int(&rep["lag_bytes"]), int(&rep["ack_age_ms"]));
+        assert!(age <= 2000, "the replica's last ACK is {age} ms old");
+        if bytes == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lag_bytes stayed at {bytes}");
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -340,19 +363,41 @@ fn master_restarts_cleanly_with_heartbeats_in_its_aof() {
         .arg("yes")
         .query(&mut m)
         .unwrap();
-    thread::sleep(Duration::from_millis(600));
-    // The heartbeats really are in the AOF.
+    // The heartbeats really reach the AOF (every 20 ms, flushed within a second).
     let aof_dir = dir.path().join(format!("appendonlydir-{}", master.port));
-    let in_aof = std::fs::read_dir(&aof_dir).unwrap().flatten().any(|e| {
-        std::fs::read(e.path())
-            .unwrap_or_default()
-            .windows(14)
-            .any(|w| w.eq_ignore_ascii_case(b"hive.heartbeat"))
-    });
-    assert!(in_aof, "no heartbeat in {}", aof_dir.display());
+    let in_aof = || {
+        std::fs::read_dir(&aof_dir).unwrap().flatten().any(|e| {
+            std::fs::read(e.path())
+                .unwrap_or_default()
+                .windows(14)
+                .any(|w| w.eq_ignore_ascii_case(b"hive.heartbeat"))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !in_aof() {
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat in {}",
+            aof_dir.display()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
     drop(m);
     master.restart().unwrap();
     let mut m = connect(&node_url(&master.addr));
+    // Replaying the AOF (heartbeats included) ends before the node answers commands.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut m).unwrap();
+        if info.lines().any(|l| l.trim() == "loading:0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the master never finished loading"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
     let v: String = redis::cmd("GET").arg("kept").query(&mut m).unwrap();
     assert_eq!(v, "yes");
     let t = fields(redis::cmd("HIVE.TOPOLOGY").query(&mut m).unwrap());

@@ -199,7 +199,8 @@ fn max_clients_is_enforced() {
     let env = Env::with(1, 0, |c| c.proxy.max_clients = 2);
     let _a = env.client();
     let _b = env.client();
-    std::thread::sleep(Duration::from_millis(100));
+    let clients = || Stats::get(&env.proxy.shared.stats.connected_clients);
+    wait_until("both clients admitted", || clients() == 2);
     let (out, closed) = exchange(env.proxy.addr, b"PING\r\n", Duration::from_secs(3));
     assert_eq!(
         String::from_utf8_lossy(&out),
@@ -207,7 +208,7 @@ fn max_clients_is_enforced() {
     );
     assert!(closed);
     drop(_a);
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("the first client's slot given back", || clients() == 1);
     ping_ok(&env);
 }
 
@@ -362,7 +363,13 @@ fn declared_bulk_sizes_are_not_reserved() {
             s
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // Every stalled client is in (with the one asking, 51), its declared size read.
+    let mut probe = hive_tests::connect(&format!("redis://{addr}/"));
+    wait_until("the stalled clients accepted", || {
+        let info: String = redis::cmd("INFO").query(&mut probe).unwrap();
+        hive_common::info::field(&info, "connected_clients") == Some("51")
+    });
+    drop(probe);
     assert!(hive.try_wait().unwrap().is_none(), "the proxy died");
     let mut c = hive_tests::connect(&format!("redis://{addr}/"));
     let _: () = redis::cmd("SET")
@@ -375,4 +382,13 @@ fn declared_bulk_sizes_are_not_reserved() {
     drop(stalled);
     let _ = hive.kill();
     let _ = hive.wait();
+}
+
+/// Polls `f` until it holds, for at most 10 s.
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -36,7 +36,7 @@ impl Replies {
 
 impl Conn {
     /// CLIENT REPLY ON|OFF|SKIP, as Redis: only ON is answered.
-    fn client_reply(&mut self, req: &Request) {
+    pub(super) fn client_reply(&mut self, req: &Request) {
         let arg = req.get(2).unwrap_or_default();
         if arg.eq_ignore_ascii_case(b"on") {
             self.replies = Replies::On;
@@ -61,7 +61,7 @@ impl Conn {
         let shown = spec.filter(|s| !s.has(flag::ADMIN));
         let monitored = (shown.is_some() && self.shared.monitors.active()).then(|| req.clone());
         self.read_route(&mut action, spec);
-        if let Action::Local("client|reply") = action {
+        if let Action::ClientReply = action {
             return self.client_reply(&req);
         }
         let silent = self.replies.silent();

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::command::classify::Action;
+use crate::command::local_cmd::LocalCmd;
 use crate::error::{ClientReason, ErrorKind, ProxyError};
 use crate::metrics::worker::WorkerStats;
 use crate::metrics::Stats;
@@ -385,6 +386,7 @@ impl Conn {
         match action {
             Action::Forward(route) => self.forward(req, route),
             Action::Local(cmd) => self.local(cmd, &req),
+            Action::ClientReply => self.client_reply(&req),
             Action::Error(e) => self.push_error(&e),
             Action::Info => self.info(req),
             Action::FanOut(kind) => self.fan_out(req, kind),
@@ -433,7 +435,7 @@ impl Conn {
         }
     }
 
-    fn local(&mut self, cmd: &'static str, req: &Request) {
+    fn local(&mut self, cmd: LocalCmd, req: &Request) {
         let mut out = BytesMut::new();
         let ctx = Ctx {
             shared: &self.shared,

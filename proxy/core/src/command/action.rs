@@ -1,5 +1,6 @@
 //! `Action`: what `classify` decided to do with a request, and the transaction commands.
 
+use super::local_cmd::LocalCmd;
 use super::pubsub::Family;
 use super::reply::merge::MergeKind;
 use super::route::Route;
@@ -16,8 +17,10 @@ pub enum Action {
     FanOut(MergeKind),
     /// INFO: the proxy's section, then one master's sections.
     Info,
-    /// Answered by the proxy (`command::local`); carries the command's full name.
-    Local(&'static str),
+    /// Answered by the proxy (`client::local`).
+    Local(LocalCmd),
+    /// CLIENT REPLY ON|OFF|SKIP: a change of the connection's reply mode.
+    ClientReply,
     /// Answered with an error without touching a backend.
     Error(ProxyError),
     /// A blocking command: runs on a connection of the client's own, so it cannot stall the

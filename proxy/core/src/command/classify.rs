@@ -5,6 +5,7 @@ use hive_common::command::{flag, CommandSpec, CommandTable, KeyPositions};
 use hive_common::resp::{parse_i64, Request};
 use hive_common::Slot;
 
+use super::local_cmd::LocalCmd;
 use super::pubsub::Family;
 use super::reply::merge::MergeKind;
 use super::route::Route;
@@ -127,15 +128,10 @@ fn route(
         }
     }
     let full: &'static str = spec.name.as_str();
+    if let Some(local) = LocalCmd::parse(full) {
+        return Action::Local(local);
+    }
     match full {
-        "ping" | "echo" | "quit" | "select" | "hello" | "auth" | "readonly" | "readwrite"
-        | "cluster|keyslot" | "cluster|slots" | "cluster|shards" | "cluster|nodes"
-        | "cluster|info" | "cluster|myid" | "client|setname" | "client|getname" | "client|id"
-        | "client|info" | "client|list" | "client|kill" | "client|no-evict" | "client|setinfo"
-        | "client|getredir" | "command" | "command|count" | "command|info" | "command|list"
-        | "command|getkeys" | "acl|whoami" | "acl|users" | "acl|cat" | "acl|setuser"
-        | "acl|deluser" | "acl|list" | "acl|getuser" | "acl|log" | "acl|dryrun" | "acl|save"
-        | "acl|load" => return Action::Local(full),
         "info" => return Action::Info,
         "dbsize" | "pubsub|numpat" => return Action::FanOut(MergeKind::Sum),
         "keys" => return Action::FanOut(MergeKind::Concat),
@@ -182,9 +178,6 @@ fn route(
         }
         "sync" | "psync" | "replconf" => return refused(full, REPLICATION),
         "monitor" => return Action::Monitor,
-        "slowlog|get" | "slowlog|len" | "slowlog|reset" | "slowlog|help" => {
-            return Action::Local(full)
-        }
         "migrate" => return refused(full, MIGRATE),
         "swapdb" => return refused(full, "Hive serves database 0 only, and swapping it on one master at a time would hide keys"),
         "asking" => return refused(full, "Hive follows ASK redirects itself; a client never needs ASKING"),
@@ -197,7 +190,7 @@ fn route(
         full if full.starts_with("acl|") => {
             return refused(full, "Hive answers ACL WHOAMI, USERS, CAT, LIST, GETUSER, SETUSER, DELUSER, LOG, DRYRUN, SAVE and LOAD for its own users")
         }
-        "client|reply" => return Action::Local(full),
+        "client|reply" => return Action::ClientReply,
         // The slot argument says where the keys are.
         "cluster|countkeysinslot" | "cluster|getkeysinslot" => {
             return match parse_i64(req.arg(2))
@@ -324,6 +317,7 @@ pub fn unknown_command(req: &Request) -> ProxyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::local_cmd::{ClusterSub, CommandSub, Plain};
 
     fn classify_args(args: &[&str]) -> Action {
         classify(&Request::from_args(args), &mut KeyPositions::new())
@@ -395,14 +389,17 @@ mod tests {
             classify_args(&["eval", "x", "9", "a"]),
             Action::Forward(Route::Any)
         ));
-        assert!(matches!(classify_args(&["PING"]), Action::Local("ping")));
+        assert!(matches!(
+            classify_args(&["PING"]),
+            Action::Local(LocalCmd::Plain(Plain::Ping))
+        ));
         assert!(matches!(
             classify_args(&["COMMAND"]),
-            Action::Local("command")
+            Action::Local(LocalCmd::Command(CommandSub::Bare))
         ));
         assert!(matches!(
             classify_args(&["cluster", "KEYSLOT", "a"]),
-            Action::Local("cluster|keyslot")
+            Action::Local(LocalCmd::Cluster(ClusterSub::KeySlot))
         ));
         assert!(matches!(
             classify_args(&["xread", "streams", "s", "0"]),

@@ -6,6 +6,7 @@ mod action;
 pub mod classify;
 mod config_set;
 mod cross_slot;
+pub mod local_cmd;
 pub mod pubsub;
 pub mod reply;
 pub mod route;

@@ -11,6 +11,7 @@ use hive_common::resp::{
 use super::Ctx;
 use crate::auth::{denied, User, CATEGORIES};
 use crate::client::session::Session;
+use crate::command::local_cmd::AclSub;
 use crate::error::ProxyError;
 
 fn err(m: impl Into<String>) -> ProxyError {
@@ -24,7 +25,7 @@ fn text(b: &[u8]) -> String {
 }
 
 pub(super) fn answer(
-    cmd: &str,
+    cmd: AclSub,
     req: &Request,
     session: &Session,
     ctx: &Ctx<'_>,
@@ -33,15 +34,15 @@ pub(super) fn answer(
     let auth = &ctx.shared.auth;
     let resp3 = session.resp3();
     match cmd {
-        "acl|whoami" => write_bulk(out, session.user.name.as_bytes()),
-        "acl|users" => {
+        AclSub::WhoAmI => write_bulk(out, session.user.name.as_bytes()),
+        AclSub::Users => {
             let users = auth.users();
             let names: Vec<&str> = users.names().collect();
             write_array_header(out, names.len());
             names.iter().for_each(|n| write_bulk(out, n.as_bytes()));
         }
-        "acl|cat" => cat(req, out)?,
-        "acl|list" => {
+        AclSub::Cat => cat(req, out)?,
+        AclSub::List => {
             let users = auth.users();
             let lines: Vec<String> = users
                 .all()
@@ -50,11 +51,11 @@ pub(super) fn answer(
             write_array_header(out, lines.len());
             lines.iter().for_each(|l| write_bulk(out, l.as_bytes()));
         }
-        "acl|getuser" => match auth.users().get(&text(req.arg(2))) {
+        AclSub::GetUser => match auth.users().get(&text(req.arg(2))) {
             None => write_null_of(out, resp3),
             Some(u) => getuser(u, resp3, out),
         },
-        "acl|setuser" => {
+        AclSub::SetUser => {
             let name = text(req.arg(2));
             if name.bytes().any(|b| b.is_ascii_whitespace() || b == 0) {
                 return Err(err("Usernames can't contain spaces or null characters"));
@@ -73,7 +74,7 @@ pub(super) fn answer(
             .map_err(err)?;
             write_simple(out, "OK");
         }
-        "acl|deluser" => {
+        AclSub::DelUser => {
             let names: Vec<String> = req.args().skip(2).map(text).collect();
             let n = auth.change(|users| users.without(&names)).map_err(err)?;
             // Connections of a deleted user close at their next batch (Session::refresh);
@@ -86,7 +87,7 @@ pub(super) fn answer(
             }
             write_integer(out, n as i64);
         }
-        "acl|dryrun" => {
+        AclSub::DryRun => {
             let users = auth.users();
             let name = text(req.arg(2));
             let user = users
@@ -111,8 +112,8 @@ pub(super) fn answer(
                 Some(d) => write_bulk(out, d.dryrun().as_bytes()),
             }
         }
-        "acl|log" => log(req, ctx, resp3, out)?,
-        "acl|save" => {
+        AclSub::Log => log(req, ctx, resp3, out)?,
+        AclSub::Save => {
             let path = ctx
                 .shared
                 .config
@@ -137,7 +138,7 @@ pub(super) fn answer(
                 .map_err(|e| err(format!("There was an error trying to save the ACLs. Please check the server logs for more information ({e})")))?;
             write_simple(out, "OK");
         }
-        "acl|load" => {
+        AclSub::Load => {
             let cfg = &ctx.shared.config;
             if cfg.proxy.aclfile.is_none() {
                 return Err(err(NO_ACLFILE));
@@ -146,11 +147,6 @@ pub(super) fn answer(
                 .map_err(|e| err(e.to_string()))?;
             auth.change(|_| Ok((fresh, ()))).map_err(err)?;
             write_simple(out, "OK");
-        }
-        other => {
-            return Err(ProxyError::internal(format!(
-                "no ACL handler for '{other}'"
-            )))
         }
     }
     Ok(())

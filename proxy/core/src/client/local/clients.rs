@@ -8,6 +8,7 @@ use hive_common::resp::{
 
 use super::hello::valid_name;
 use crate::client::session::Session;
+use crate::command::local_cmd::ClientSub;
 use crate::error::ProxyError;
 use crate::state::registry::ClientEntry;
 use crate::state::Shared;
@@ -19,7 +20,7 @@ fn err(m: impl Into<String>) -> ProxyError {
 
 /// The CLIENT subcommands answered by the proxy.
 pub fn answer(
-    sub: &str,
+    sub: ClientSub,
     req: &Request,
     session: &mut Session,
     entry: &ClientEntry,
@@ -28,26 +29,26 @@ pub fn answer(
 ) -> Result<(), ProxyError> {
     let resp3 = session.resp3();
     match sub {
-        "client|setname" => {
+        ClientSub::SetName => {
             let n = valid_name(req.arg(2), "Client names")?;
             session.name = n.clone();
             entry.update(|c| c.name = n);
             write_simple(out, "OK");
         }
-        "client|getname" => match &session.name {
+        ClientSub::GetName => match &session.name {
             Some(n) => write_bulk(out, n),
             None => write_null_of(out, resp3),
         },
-        "client|id" => write_integer(out, session.id as i64),
-        "client|getredir" => write_integer(out, -1),
-        "client|no-evict" => {
+        ClientSub::Id => write_integer(out, session.id as i64),
+        ClientSub::GetRedir => write_integer(out, -1),
+        ClientSub::NoEvict => {
             let v = req.arg(2);
             if !(v.eq_ignore_ascii_case(b"on") || v.eq_ignore_ascii_case(b"off")) {
                 return Err(err("syntax error"));
             }
             write_simple(out, "OK");
         }
-        "client|setinfo" => {
+        ClientSub::SetInfo => {
             let attr = req.arg(2);
             let val = req.arg(3);
             if attr.eq_ignore_ascii_case(b"lib-name") {
@@ -64,11 +65,11 @@ pub fn answer(
             }
             write_simple(out, "OK");
         }
-        "client|info" => {
+        ClientSub::Info => {
             let line = entry.line() + "\n";
             write_verbatim(out, line.as_bytes(), resp3);
         }
-        "client|list" => {
+        ClientSub::List => {
             let f = Filter::parse(req, 2)?;
             let mut text = String::new();
             for c in shared
@@ -82,7 +83,7 @@ pub fn answer(
             }
             write_verbatim(out, text.as_bytes(), resp3);
         }
-        "client|kill" => {
+        ClientSub::Kill => {
             if req.argc() == 3 {
                 // The old form: CLIENT KILL addr:port.
                 let target = String::from_utf8_lossy(req.arg(2)).into_owned();
@@ -109,7 +110,6 @@ pub fn answer(
                 write_integer(out, n);
             }
         }
-        other => return Err(ProxyError::internal(format!("no handler for '{other}'"))),
     }
     Ok(())
 }

@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use hive_common::resp::{
-    write_array_header, write_bulk, write_integer, write_map_header, write_verbatim,
+    write_array_header, write_bulk, write_integer, write_map_header, write_verbatim, Request,
 };
+use hive_common::Slot;
 
+use crate::command::local_cmd::ClusterSub;
 use crate::state::Shared;
 
 /// A stable 40-hex-digit node id derived from the address clients reach the proxy at.
@@ -34,13 +36,21 @@ fn state(shared: &Shared) -> &'static str {
 }
 
 /// Answers `cluster|<sub>`; `local` is the address this client connected to.
-pub fn answer(sub: &str, local: &SocketAddr, shared: &Shared, resp3: bool, out: &mut BytesMut) {
+pub fn answer(
+    sub: ClusterSub,
+    req: &Request,
+    local: &SocketAddr,
+    shared: &Shared,
+    resp3: bool,
+    out: &mut BytesMut,
+) {
     let id = node_id(local);
     let ip = local.ip().to_string();
     let port = i64::from(local.port());
     match sub {
-        "cluster|myid" => write_bulk(out, id.as_bytes()),
-        "cluster|slots" => {
+        ClusterSub::KeySlot => write_integer(out, i64::from(Slot::for_key(req.arg(2)).get())),
+        ClusterSub::MyId => write_bulk(out, id.as_bytes()),
+        ClusterSub::Slots => {
             write_array_header(out, 1);
             write_array_header(out, 3);
             write_integer(out, 0);
@@ -51,7 +61,7 @@ pub fn answer(sub: &str, local: &SocketAddr, shared: &Shared, resp3: bool, out: 
             write_bulk(out, id.as_bytes());
             write_map_header(out, 0, resp3);
         }
-        "cluster|shards" => {
+        ClusterSub::Shards => {
             write_array_header(out, 1);
             write_map_header(out, 2, resp3);
             write_bulk(out, b"slots");
@@ -81,11 +91,11 @@ pub fn answer(sub: &str, local: &SocketAddr, shared: &Shared, resp3: bool, out: 
                 },
             );
         }
-        "cluster|nodes" => {
+        ClusterSub::Nodes => {
             let line = format!("{id} {ip}:{port}@{port} myself,master - 0 0 1 connected 0-16383\n");
             write_verbatim(out, line.as_bytes(), resp3);
         }
-        _ => {
+        ClusterSub::Info => {
             let st = state(shared);
             let text = format!(
                 "cluster_state:{st}\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:{}\r\n\

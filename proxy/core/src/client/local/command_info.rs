@@ -7,28 +7,29 @@ use hive_common::resp::{
     write_array_header, write_bulk, write_integer, write_null_of, write_simple, Request,
 };
 
+use crate::command::local_cmd::CommandSub;
 use crate::error::ProxyError;
 
 /// Answers `command` and its subcommands.
 pub(super) fn answer(
-    cmd: &str,
+    cmd: CommandSub,
     req: &Request,
     resp3: bool,
     out: &mut BytesMut,
 ) -> Result<(), ProxyError> {
     match cmd {
-        "command" => {
+        CommandSub::Bare => {
             let t = CommandTable::get();
             write_array_header(out, t.len());
             t.iter().for_each(|c| write_command(out, c));
         }
-        "command|count" => write_integer(out, CommandTable::get().len() as i64),
-        "command|list" => {
+        CommandSub::Count => write_integer(out, CommandTable::get().len() as i64),
+        CommandSub::List => {
             let t = CommandTable::get();
             write_array_header(out, t.len());
             t.iter().for_each(|c| write_bulk(out, c.name.as_bytes()));
         }
-        "command|info" => {
+        CommandSub::Info => {
             let t = CommandTable::get();
             let names: Vec<&[u8]> = req.args().skip(2).collect();
             if names.is_empty() {
@@ -45,12 +46,7 @@ pub(super) fn answer(
                 }
             }
         }
-        "command|getkeys" => command_getkeys(req, out)?,
-        other => {
-            return Err(ProxyError::internal(format!(
-                "no COMMAND handler for '{other}'"
-            )))
-        }
+        CommandSub::GetKeys => command_getkeys(req, out)?,
     }
     Ok(())
 }

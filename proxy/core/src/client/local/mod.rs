@@ -1,7 +1,8 @@
-//! Commands the proxy answers itself. PING, ECHO, QUIT, SELECT, AUTH, READONLY/READWRITE and
-//! CLUSTER KEYSLOT are here; HELLO, CLIENT, COMMAND and the one-node CLUSTER view have a file
-//! each. A new locally answered command gets its arm in `answer` and, if it is more than a
-//! line, a file of its own.
+//! Commands the proxy answers itself, matched exhaustively on `LocalCmd` (a command without a
+//! handler does not compile). PING, ECHO, QUIT, SELECT, AUTH, READONLY/READWRITE and CLUSTER
+//! KEYSLOT are here; HELLO, CLIENT, ACL, COMMAND, SLOWLOG and the one-node CLUSTER view have
+//! a file each. A new one gets its name in `command::local_cmd`, its arm here and, if it is
+//! more than a line, a file of its own.
 
 mod acl;
 mod clients;
@@ -11,10 +12,10 @@ mod hello;
 mod slowlog;
 
 use bytes::BytesMut;
-use hive_common::resp::{parse_i64, write_bulk, write_integer, write_simple, Request};
-use hive_common::Slot;
+use hive_common::resp::{parse_i64, write_bulk, write_simple, Request};
 
 use crate::client::session::Session;
+use crate::command::local_cmd::{LocalCmd, Plain};
 use crate::config::ReadFrom;
 use crate::error::{ClientReason, ProxyError};
 use crate::state::registry::ClientEntry;
@@ -34,29 +35,46 @@ pub struct Ctx<'a> {
 }
 
 pub fn answer(
-    cmd: &'static str,
+    cmd: LocalCmd,
+    req: &Request,
+    session: &mut Session,
+    ctx: &Ctx<'_>,
+    out: &mut BytesMut,
+) -> Result<After, ProxyError> {
+    let resp3 = session.resp3();
+    match cmd {
+        LocalCmd::Plain(p) => return plain(p, req, session, ctx, out),
+        LocalCmd::Client(sub) => clients::answer(sub, req, session, ctx.entry, ctx.shared, out)?,
+        LocalCmd::Acl(sub) => acl::answer(sub, req, session, ctx, out)?,
+        LocalCmd::Cluster(sub) => {
+            cluster_view::answer(sub, req, &ctx.entry.local, ctx.shared, resp3, out)
+        }
+        LocalCmd::Command(sub) => command_info::answer(sub, req, resp3, out)?,
+        LocalCmd::Slowlog(sub) => slowlog::answer(sub, req, ctx.shared, out)?,
+    }
+    Ok(After::Continue)
+}
+
+/// The commands without subcommands.
+fn plain(
+    cmd: Plain,
     req: &Request,
     session: &mut Session,
     ctx: &Ctx<'_>,
     out: &mut BytesMut,
 ) -> Result<After, ProxyError> {
     let err = |m: &str| ProxyError::invalid(m);
-    let resp3 = session.resp3();
-    if cmd.starts_with("client|") {
-        clients::answer(cmd, req, session, ctx.entry, ctx.shared, out)?;
-        return Ok(After::Continue);
-    }
     match cmd {
-        "ping" => match req.get(1) {
+        Plain::Ping => match req.get(1) {
             None => write_simple(out, "PONG"),
             Some(msg) => write_bulk(out, msg),
         },
-        "echo" => write_bulk(out, req.arg(1)),
-        "quit" => {
+        Plain::Echo => write_bulk(out, req.arg(1)),
+        Plain::Quit => {
             write_simple(out, "OK");
             return Ok(After::Close);
         }
-        "select" => {
+        Plain::Select => {
             let db = parse_i64(req.arg(1))
                 .filter(|n| i32::try_from(*n).is_ok())
                 .ok_or_else(|| err("value is not an integer or out of range"))?;
@@ -66,7 +84,7 @@ pub fn answer(
             write_simple(out, "OK");
         }
         // Redis Cluster clients' read preference, per connection.
-        "readonly" => {
+        Plain::ReadOnly => {
             session.read_from = match ctx.shared.live.load().backend.read_from {
                 ReadFrom::Replica => ReadFrom::Replica,
                 _ => ReadFrom::PreferReplica,
@@ -74,11 +92,11 @@ pub fn answer(
             ctx.shared.plane.reads.want();
             write_simple(out, "OK");
         }
-        "readwrite" => {
+        Plain::ReadWrite => {
             session.read_from = ReadFrom::Master;
             write_simple(out, "OK");
         }
-        "auth" => {
+        Plain::Auth => {
             if req.argc() > 3 {
                 return Err(err("syntax error"));
             }
@@ -92,21 +110,7 @@ pub fn answer(
             login(session, ctx, name, password)?;
             write_simple(out, "OK");
         }
-        "hello" => hello::answer(req, session, ctx, out)?,
-        cmd if cmd.starts_with("acl|") => acl::answer(cmd, req, session, ctx, out)?,
-        "cluster|slots" | "cluster|shards" | "cluster|nodes" | "cluster|info" | "cluster|myid" => {
-            cluster_view::answer(cmd, &ctx.entry.local, ctx.shared, resp3, out)
-        }
-        "cluster|keyslot" => write_integer(out, i64::from(Slot::for_key(req.arg(2)).get())),
-        "command" | "command|count" | "command|list" | "command|info" | "command|getkeys" => {
-            command_info::answer(cmd, req, resp3, out)?
-        }
-        cmd if cmd.starts_with("slowlog|") => slowlog::answer(cmd, req, ctx.shared, out)?,
-        other => {
-            return Err(ProxyError::internal(format!(
-                "no local handler for '{other}'"
-            )))
-        }
+        Plain::Hello => hello::answer(req, session, ctx, out)?,
     }
     Ok(After::Continue)
 }
@@ -215,7 +219,15 @@ mod tests {
             run(&["client", "setinfo", "foo", "x"]).unwrap_err(),
             "ERR Unrecognized option 'foo'"
         );
-        assert!(run(&["client", "tracking", "on"]).is_err());
+        // CLIENT TRACKING is refused at classification, with the reason, before any handler.
+        let req = Request::from_args(&["client", "tracking", "on"]);
+        match classify(&req, &mut KeyPositions::new()) {
+            Action::Error(e) => assert_eq!(
+                e.to_string(),
+                "ERR Hive does not support 'client|tracking': client-side caching would need invalidations from every shard, which Hive does not relay"
+            ),
+            other => panic!("CLIENT TRACKING was not refused: {other:?}"),
+        }
         assert_eq!(
             run(&["client", "setname", "a b"]).unwrap_err(),
             "ERR Client names cannot contain spaces, newlines or special characters."

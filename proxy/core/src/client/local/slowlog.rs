@@ -4,6 +4,7 @@
 use bytes::BytesMut;
 use hive_common::resp::{parse_i64, write_array_header, write_integer, write_simple, Request};
 
+use crate::command::local_cmd::SlowlogSub;
 use crate::error::ProxyError;
 use crate::state::Shared;
 
@@ -21,13 +22,13 @@ const HELP: [&str; 10] = [
 ];
 
 pub fn answer(
-    cmd: &str,
+    cmd: SlowlogSub,
     req: &Request,
     shared: &Shared,
     out: &mut BytesMut,
 ) -> Result<(), ProxyError> {
     match cmd {
-        "slowlog|get" => {
+        SlowlogSub::Get => {
             let count = match req.get(2) {
                 None => Some(10),
                 Some(a) => {
@@ -44,12 +45,12 @@ pub fn answer(
             };
             shared.slowlog.write_get(count, out);
         }
-        "slowlog|len" => write_integer(out, shared.slowlog.len() as i64),
-        "slowlog|reset" => {
+        SlowlogSub::Len => write_integer(out, shared.slowlog.len() as i64),
+        SlowlogSub::Reset => {
             shared.slowlog.reset();
             write_simple(out, "OK");
         }
-        _ => {
+        SlowlogSub::Help => {
             write_array_header(out, HELP.len());
             for line in HELP {
                 write_simple(out, line);

@@ -16,6 +16,7 @@ use crate::client::modes::transaction::no_master_for;
 use crate::client::pending::{Shape, Unit};
 use crate::client::Conn;
 use crate::command::classify::Action;
+use crate::command::local_cmd::{LocalCmd, Plain};
 use crate::command::pubsub::{subscribed_pong, Family, Subscriptions};
 use crate::command::reply::merge::{Merge, MergeKind};
 use crate::command::route::Route;
@@ -62,8 +63,10 @@ impl Conn {
     pub(crate) fn dispatch_subscribed(&mut self, req: Request, action: Action) {
         match action {
             Action::Subscribe { .. } | Action::Reset | Action::Error(_) => self.run(req, action),
-            Action::Local("quit") => self.run(req, action),
-            Action::Local("ping") => self.push_done(subscribed_pong(req.get(1))),
+            Action::Local(LocalCmd::Plain(Plain::Quit)) => self.run(req, action),
+            Action::Local(LocalCmd::Plain(Plain::Ping)) => {
+                self.push_done(subscribed_pong(req.get(1)))
+            }
             _ => {
                 let name = String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
                 self.push_error(&ProxyError::invalid(format!(

@@ -10,6 +10,7 @@ use hive_common::Slot;
 use crate::client::pending::{Shape, Unit};
 use crate::client::Conn;
 use crate::command::classify::{crossslot, Action, TxCmd};
+use crate::command::local_cmd::{LocalCmd, Plain};
 use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::{ClientReason, ProxyError, UpstreamReason};
@@ -125,7 +126,9 @@ impl Conn {
             Action::Tx(TxCmd::Watch(_) | TxCmd::WatchShards) => {
                 return self.push_error(&err("WATCH inside MULTI is not allowed"))
             }
-            Action::Reset | Action::Local("quit") => return self.run(req, action),
+            Action::Reset | Action::Local(LocalCmd::Plain(Plain::Quit)) => {
+                return self.run(req, action)
+            }
             _ => {}
         }
         let req = match action {
@@ -209,7 +212,7 @@ impl Conn {
             Action::Error(e) => Err(e),
             Action::CrossSlot { .. } => Err(crossslot()),
             Action::Forward(Route::Slot(s)) | Action::Blocking(Route::Slot(s)) => Ok(Some(s)),
-            Action::Forward(_) | Action::Blocking(_) | Action::Local("ping" | "echo") => Ok(None),
+            Action::Forward(_) | Action::Blocking(_) | Action::Local(LocalCmd::Plain(Plain::Ping | Plain::Echo)) => Ok(None),
             Action::Publish if self.shared.config.backend.mode == Mode::Cluster => Ok(None),
             Action::Split { step, .. } => {
                 let slot = Slot::for_key(req.arg(1));
