@@ -39,6 +39,8 @@ pub enum ClientReason {
     WrongPass,
     /// The user may not run the command or touch a key or channel of it.
     NoPerm,
+    /// `max_clients` connections are open; the connection closes after the reply.
+    MaxClients,
 }
 
 /// Why a backend could not answer.

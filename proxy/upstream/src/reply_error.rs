@@ -1,5 +1,6 @@
-//! Backend error replies the proxy acts on instead of passing them to the client: MOVED and ASK
-//! redirects, TRYAGAIN, CLUSTERDOWN, READONLY and LOADING.
+//! The one classifier of backend error replies. Those the proxy acts on instead of passing them
+//! to the client (MOVED and ASK redirects, TRYAGAIN, CLUSTERDOWN, READONLY, LOADING), and those
+//! it reads before passing them on (MASTERDOWN from a replica, NOSCRIPT, EXECABORT).
 
 use bytes::{Bytes, BytesMut};
 use hive_common::addr;
@@ -25,6 +26,12 @@ pub enum ReplyError {
     ReadOnly,
     /// `-LOADING`: the node is loading its dataset after a restart.
     Loading,
+    /// `-MASTERDOWN`: a replica with its master link down and `replica-serve-stale-data no`.
+    MasterDown,
+    /// `-NOSCRIPT`: the node does not have the script (after a failover or a restart).
+    NoScript,
+    /// `-EXECABORT`: the node discarded a transaction because a queued command failed.
+    ExecAbort,
 }
 
 impl ReplyError {
@@ -45,6 +52,15 @@ impl ReplyError {
         if line.starts_with(b"LOADING") {
             return Some(ReplyError::Loading);
         }
+        if line.starts_with(b"MASTERDOWN") {
+            return Some(ReplyError::MasterDown);
+        }
+        if line.starts_with(b"NOSCRIPT") {
+            return Some(ReplyError::NoScript);
+        }
+        if line.starts_with(b"EXECABORT") {
+            return Some(ReplyError::ExecAbort);
+        }
         let (moved, rest) = redirect_parts(line)?;
         let mut parts = rest.splitn(2, |&b| b == b' ');
         let slot = parse_i64(parts.next()?)
@@ -62,6 +78,33 @@ impl ReplyError {
         } else {
             Redirect::Ask { slot, addr }
         }))
+    }
+}
+
+impl ReplyError {
+    /// Whether the proxy follows or waits out this reply instead of passing it on: a redirect,
+    /// or a node that cannot serve the slot now.
+    pub fn acted_on(&self) -> bool {
+        matches!(
+            self,
+            ReplyError::Redirect(_)
+                | ReplyError::TryAgain
+                | ReplyError::ClusterDown
+                | ReplyError::ReadOnly
+                | ReplyError::Loading
+        )
+    }
+
+    /// Whether a replica answering this cannot serve reads now (loading, master link down,
+    /// mid-failover), so a read it got goes elsewhere.
+    pub fn replica_unavailable(&self) -> bool {
+        matches!(
+            self,
+            ReplyError::Loading
+                | ReplyError::MasterDown
+                | ReplyError::TryAgain
+                | ReplyError::ClusterDown
+        )
     }
 }
 
@@ -108,6 +151,24 @@ pub fn qualify(frame: Bytes, answered_by: &str) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reply_error_classifies_what_the_proxy_reads_before_passing_on() {
+        let e = ReplyError::parse(b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n");
+        assert_eq!(e, Some(ReplyError::MasterDown));
+        assert!(e
+            .as_ref()
+            .is_some_and(|e| e.replica_unavailable() && !e.acted_on()));
+        let e = ReplyError::parse(b"-NOSCRIPT No matching script. Please use EVAL.\r\n");
+        assert_eq!(e, Some(ReplyError::NoScript));
+        assert!(!e.unwrap().acted_on());
+        let e =
+            ReplyError::parse(b"-EXECABORT Transaction discarded because of previous errors.\r\n");
+        assert_eq!(e, Some(ReplyError::ExecAbort));
+        assert!(ReplyError::TryAgain.acted_on() && ReplyError::TryAgain.replica_unavailable());
+        assert!(ReplyError::ReadOnly.acted_on() && !ReplyError::ReadOnly.replica_unavailable());
+        assert_eq!(ReplyError::parse(b"-ERR unknown command\r\n"), None);
+    }
 
     #[test]
     fn reply_error_parses_redirects_and_retryable_errors() {

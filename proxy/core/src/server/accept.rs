@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::Shared;
 use crate::client;
+use crate::error::{ClientReason, ProxyError};
 use crate::metrics::Stats;
 use hive_upstream::stop::Stop;
 
@@ -65,7 +66,7 @@ pub(super) async fn accept(
                 if Stats::get(&stats.connected_clients) >= shared.live.load().proxy.max_clients as u64 {
                     Stats::add(&stats.rejected_connections, 1);
                     tokio::spawn(async move {
-                        let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+                        let _ = sock.write_all(&max_clients_reached()).await;
                     });
                     continue;
                 }
@@ -80,6 +81,11 @@ pub(super) async fn accept(
     }
 }
 
+/// Redis's reply to a connection past `maxclients`, rendered where every error is.
+fn max_clients_reached() -> bytes::Bytes {
+    ProxyError::client(ClientReason::MaxClients, "max number of clients reached").frame()
+}
+
 /// Serves a client whose TLS handshake is done, or tells it that `max_clients` is reached.
 async fn serve_or_refuse<S>(
     mut s: S,
@@ -92,7 +98,7 @@ async fn serve_or_refuse<S>(
 {
     if Stats::get(&shared.stats.connected_clients) >= shared.live.load().proxy.max_clients as u64 {
         Stats::add(&shared.stats.rejected_connections, 1);
-        let _ = s.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = s.write_all(&max_clients_reached()).await;
         let _ = s.shutdown().await;
         return;
     }

@@ -183,7 +183,11 @@ impl Router {
             )));
         }
         // The first request's redirect speaks for the batch: all of it names one slot.
-        if let Some(e) = frames.first().and_then(|f| ReplyError::parse(f)) {
+        if let Some(e) = frames
+            .first()
+            .and_then(|f| ReplyError::parse(f))
+            .filter(ReplyError::acted_on)
+        {
             return Err(match e {
                 ReplyError::Redirect(Redirect::Moved { addr, .. }) => Retry::Moved(addr),
                 ReplyError::ClusterDown | ReplyError::ReadOnly => {

@@ -285,7 +285,7 @@ pub(crate) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
             return frame;
         };
         let f = frame.slice(at..at + len);
-        if redirect.is_none() && f.first() == Some(&b'-') && ReplyError::parse(&f).is_some() {
+        if redirect.is_none() && ReplyError::parse(&f).is_some_and(|e| e.acted_on()) {
             redirect = Some(f);
         }
         last = at..at + len;
@@ -293,7 +293,7 @@ pub(crate) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
     }
     let exec = frame.slice(last);
     match redirect {
-        Some(r) if exec.starts_with(b"-EXECABORT") => {
+        Some(r) if ReplyError::parse(&exec) == Some(ReplyError::ExecAbort) => {
             shared.plane.refresh.notify_one();
             let why = String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned();
             ProxyError::client(

@@ -16,11 +16,6 @@ use crate::metrics::Stats;
 use hive_upstream::reply_error::{Redirect, ReplyError};
 use hive_upstream::{route::pool, Inbox, Tag};
 
-/// Replies of a replica that cannot serve reads now (loading, master link down with
-/// `replica-serve-stale-data no`, mid-failover).
-const REPLICA_UNAVAILABLE: [&[u8]; 4] =
-    [b"-LOADING", b"-MASTERDOWN", b"-TRYAGAIN", b"-CLUSTERDOWN"];
-
 impl Conn {
     pub(crate) fn on_inbox(&mut self, msg: Inbox) {
         match msg {
@@ -50,16 +45,14 @@ impl Conn {
     }
 
     fn on_reply(&mut self, tag: Tag, frame: Bytes) {
-        if frame.first() == Some(&b'-') {
-            if REPLICA_UNAVAILABLE.iter().any(|p| frame.starts_with(p)) && self.replica_failed(tag)
-            {
+        if let Some(e) = ReplyError::parse(&frame) {
+            if e.replica_unavailable() && self.replica_failed(tag) {
                 return;
             }
-            if let Some(e) = ReplyError::parse(&frame) {
-                return self.on_reply_error(tag, e, frame);
-            }
-            if frame.starts_with(b"-NOSCRIPT") && self.heal_script(tag) {
-                return;
+            match e {
+                ReplyError::NoScript if self.heal_script(tag) => return,
+                e if e.acted_on() => return self.on_reply_error(tag, e, frame),
+                _ => {}
             }
         }
         self.complete(tag, frame);
@@ -119,6 +112,10 @@ impl Conn {
                 // The map is stale (a failover happened): re-read it while waiting.
                 shared.plane.refresh.notify_one();
                 return self.hold(tag, frame);
+            }
+            // Passed on as they are (`acted_on` is false for them).
+            ReplyError::MasterDown | ReplyError::NoScript | ReplyError::ExecAbort => {
+                return self.complete(tag, frame)
             }
         };
         if unit.redirects >= shared.config.backend.max_redirects {
