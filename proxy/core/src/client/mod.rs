@@ -54,6 +54,7 @@ use modes::transaction::{Multi, Watch};
 use outbox::{Io, Outbox, ReadOrWrite};
 use pending::Pending;
 pub use permit::{guarded, ClientSlot};
+use send::holds::Holds;
 use send::large::Large;
 use send::reads::Writes;
 use session::Session;
@@ -85,6 +86,8 @@ struct Conn {
     subs: Option<Box<Subscriber>>,
     /// A request waiting out CLIENT PAUSE; nothing after it is read until it goes.
     held: Option<Request>,
+    /// Units waiting out a failover; made with the first one.
+    holds: Option<Box<Holds>>,
     /// Bytes of replies that have arrived but wait behind an earlier, unanswered request.
     done_bytes: usize,
     large: Large,
@@ -153,6 +156,7 @@ async fn serve<S>(
         watch: None,
         subs: None,
         held: None,
+        holds: None,
         done_bytes: 0,
         large: Large::new(live.backend.large_value_bytes.0),
         worker: shared.stats.workers.current(),
@@ -220,6 +224,11 @@ async fn serve<S>(
                     conn.on_inbox(m);
                 }
             }
+            due = held_due(&mut conn.holds) => {
+                for tag in due {
+                    conn.retry(tag);
+                }
+            }
             r = io => match r {
                 Io::Read(Ok(0)) | Io::Read(Err(_)) | Io::Wrote(Err(_)) => break,
                 Io::Read(Ok(n)) => {
@@ -284,6 +293,14 @@ async fn serve<S>(
 
 /// Bytes a task reads before it yields to the other tasks of its worker.
 pub(crate) use hive_upstream::BURST;
+
+/// The held units due for another attempt, or never while none waits.
+async fn held_due(holds: &mut Option<Box<Holds>>) -> Vec<hive_upstream::Tag> {
+    match holds {
+        Some(h) if !h.is_empty() => h.due().await,
+        _ => std::future::pending().await,
+    }
+}
 
 /// The next reply, or never while no channel exists yet.
 async fn recv(rx: &mut Option<mpsc::UnboundedReceiver<Inbox>>) -> Option<Inbox> {

@@ -57,6 +57,11 @@ fn config_errors_name_file_key_and_reason() {
     assert!(e.contains("line 2"), "{e}");
     let e = parse("[proxy]\nlisen = \"x\"\n").unwrap_err();
     assert!(e.contains("unknown field `lisen`"), "{e}");
+    let e = parse("[backend]\nretry_backoff_ms = 100\nretry_backoff_max_ms = 50\n").unwrap_err();
+    assert_eq!(
+        e,
+        "hive.toml: key `backend.retry_backoff_max_ms`: must be at least backend.retry_backoff_ms (and at least 1)"
+    );
     let e = parse("[backend]\nseeds = []\n").unwrap_err();
     assert_eq!(
         e,

@@ -114,6 +114,12 @@ impl Config {
                 "must be between 10 and 60000".into(),
             ));
         }
+        if self.backend.retry_backoff_max_ms < self.backend.retry_backoff_ms.max(1) {
+            return Err(bad(
+                "backend.retry_backoff_max_ms",
+                "must be at least backend.retry_backoff_ms (and at least 1)".into(),
+            ));
+        }
         if self.backend.max_replica_lag_ms == 0 {
             return Err(bad(
                 "backend.max_replica_lag_ms",

@@ -97,8 +97,10 @@ pub struct BackendConfig {
     /// How long a request may wait, retrying, for its shard to have a writable master
     /// (failover, TRYAGAIN, CLUSTERDOWN, READONLY, unreachable master).
     pub failover_hold_ms: u64,
-    /// First retry delay while holding; doubled on each retry, capped at 500 ms.
+    /// First retry delay while holding; doubled on each retry up to `retry_backoff_max_ms`.
     pub retry_backoff_ms: u64,
+    /// The longest delay between two retries of a held request.
+    pub retry_backoff_max_ms: u64,
     /// Requests and replies at least this long go over a connection of the client's own, so
     /// they never queue other clients' requests behind them on a shared connection.
     pub large_value_bytes: MemSize,
@@ -165,6 +167,7 @@ impl Default for BackendConfig {
             max_redirects: 5,
             failover_hold_ms: 5000,
             retry_backoff_ms: 50,
+            retry_backoff_max_ms: 500,
             large_value_bytes: MemSize(1 << 20),
             tls: false,
             tls_ca_cert_file: None,

@@ -21,8 +21,6 @@ pub enum Inbox {
     Reply { tag: Tag, frame: Bytes },
     /// The request got no reply; `err.retry` says whether it was never sent.
     Failed { tag: Tag, err: ProxyError },
-    /// A backoff delay ended: route the unit again.
-    Retry { tag: Tag },
     /// A pub/sub message for a subscribed client.
     Push { frame: Bytes },
     /// A subscriber connection was lost: its subscriptions must be re-established.

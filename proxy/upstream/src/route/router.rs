@@ -69,7 +69,9 @@ impl Router {
                 return Err(why);
             }
             attempts += 1;
-            let delay = Duration::from_millis((cfg.retry_backoff_ms << attempts.min(5)).min(500));
+            let delay = Duration::from_millis(
+                (cfg.retry_backoff_ms << attempts.min(5)).min(cfg.retry_backoff_max_ms),
+            );
             let mut changed = self.plane.topology.changes();
             tokio::select! {
                 _ = tokio::time::sleep(delay.min(hold.saturating_sub(started.elapsed()))) => {}

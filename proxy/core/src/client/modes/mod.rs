@@ -1,8 +1,10 @@
-//! States a connection can be in beyond plain requests: subscribed (`subscriber`, with
+//! States a connection can be in beyond plain requests: holding a connection of its own for a
+//! blocking command (`blocking`), subscribed (`subscriber`, with
 //! keyspace notifications from every master in `keyspace`), in a transaction (`transaction`,
 //! across shards in `tx_shards`), or running a command the proxy emulates across slots
 //! (`emulated`).
 
+pub(crate) mod blocking;
 pub(crate) mod emulated;
 pub(crate) mod keyspace;
 pub(crate) mod subscriber;

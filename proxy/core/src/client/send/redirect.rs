@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::holds::Holds;
 use crate::client::modes::subscriber::INTERNAL;
 use crate::client::pending::Pending;
 use crate::client::Conn;
@@ -26,12 +27,6 @@ impl Conn {
             // Never sent: safe to wait for the shard to come back.
             Inbox::Failed { tag, err } if err.retry() => self.hold(tag, err.frame()),
             Inbox::Failed { tag, err } => self.complete(tag, err.frame()),
-            Inbox::Retry { tag } => {
-                if let Some(u) = self.unit(tag) {
-                    u.route = u.home.clone();
-                    self.send(tag.seq, tag.part as usize);
-                }
-            }
             Inbox::Push { frame } => {
                 let mut p = Pending::done(frame);
                 p.push = true;
@@ -146,9 +141,8 @@ impl Conn {
     pub(crate) fn hold(&mut self, tag: Tag, frame: Bytes) {
         let cfg = &self.shared.config.backend;
         let limit = Duration::from_millis(cfg.failover_hold_ms);
-        let backoff = cfg.retry_backoff_ms;
+        let (backoff, cap) = (cfg.retry_backoff_ms, cfg.retry_backoff_max_ms);
         let stats = self.shared.stats.clone();
-        let tx = self.reply_tx();
         let shared = self.shared.clone();
         let Some(u) = self.unit(tag) else { return };
         if u.held_since.is_none() {
@@ -169,17 +163,20 @@ impl Conn {
             return self.complete(tag, frame);
         }
         u.attempts = u.attempts.saturating_add(1);
-        let delay = Duration::from_millis((backoff << (u.attempts - 1).min(5)).min(500)).min(left);
+        let delay = Duration::from_millis((backoff << (u.attempts - 1).min(5)).min(cap)).min(left);
         Stats::add(&stats.upstream.retries, 1);
-        let mut changed = self.shared.plane.topology.changes();
-        tokio::spawn(async move {
-            // Retry after the backoff, or as soon as a new topology (a new master) is in.
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = changed.changed() => {}
-            }
-            let _ = tx.send(Inbox::Retry { tag });
-        });
+        // Retried after the backoff, or as soon as a new topology (a new master) is in.
+        self.holds
+            .get_or_insert_with(|| Box::new(Holds::new(shared.plane.topology.changes())))
+            .add(tag, delay);
+    }
+
+    /// Sends a held request again, along its original route.
+    pub(crate) fn retry(&mut self, tag: Tag) {
+        if let Some(u) = self.unit(tag) {
+            u.route = u.home.clone();
+            self.send(tag.seq, tag.part as usize);
+        }
     }
 }
 
