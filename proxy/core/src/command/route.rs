@@ -1,11 +1,10 @@
 //! Where one request unit goes: a slot's master or one of its fresh replicas, a given master,
-//! any master, or a node named by a redirect.
+//! any master, or a node named by its address. Plain data: the client resolves it to a
+//! connection when it sends.
 
 use std::sync::Arc;
 
 use hive_common::Slot;
-
-use hive_upstream::conn::backend::Backend;
 
 /// Where one request unit is sent.
 #[derive(Debug, Clone)]
@@ -19,6 +18,6 @@ pub enum Route {
     Master(usize),
     /// Any master: keyless commands.
     Any,
-    /// A node named by a redirect; `asking` sends `ASKING` first.
-    Node { backend: Arc<Backend>, asking: bool },
+    /// A node by address (a redirect's target, or every node); `asking` sends `ASKING` first.
+    Node { addr: Arc<str>, asking: bool },
 }

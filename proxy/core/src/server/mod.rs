@@ -1,6 +1,6 @@
-//! The listener: one single-threaded runtime per worker thread, each accepting clients within
-//! `max_clients` and owning its backend connections; thread 0 also keeps the topology. Shutdown
-//! is graceful: in-flight replies finish.
+//! The composition root: one single-threaded runtime per worker thread, each accepting
+//! clients within `max_clients` and owning its backend connections, and the control plane on
+//! a thread of its own (`control`). Shutdown is graceful: in-flight replies finish.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
@@ -11,10 +11,10 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use crate::config::Config;
-use hive_upstream::watch::source;
 
 mod accept;
 mod check;
+mod control;
 mod evict;
 pub mod reload;
 
@@ -35,7 +35,7 @@ pub struct Running {
 struct Listeners {
     plain: Option<std::net::TcpListener>,
     tls: Option<std::net::TcpListener>,
-    /// The admin HTTP listener; only worker 0 serves it.
+    /// The admin HTTP listener; the control thread serves it.
     admin: Option<std::net::TcpListener>,
 }
 
@@ -60,12 +60,13 @@ impl Listeners {
         Ok(Listeners { plain, tls, admin })
     }
 
-    fn try_clone(&self) -> std::io::Result<Listeners> {
+    /// A worker's copy: the client listeners (the admin one stays with the control thread).
+    fn for_worker(&self) -> std::io::Result<Listeners> {
         let c = |l: &Option<std::net::TcpListener>| l.as_ref().map(|l| l.try_clone()).transpose();
         Ok(Listeners {
             plain: c(&self.plain)?,
             tls: c(&self.tls)?,
-            admin: c(&self.admin)?,
+            admin: None,
         })
     }
 }
@@ -102,11 +103,22 @@ pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result
         t => t,
     };
     let shared = Shared::new(config).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let ready = Arc::new(Barrier::new(n + 1));
-    let mut threads = Vec::with_capacity(n);
+    let ready = Arc::new(Barrier::new(n + 2));
+    let mut threads = Vec::with_capacity(n + 1);
+    let admin = listeners
+        .admin
+        .as_ref()
+        .map(|l| l.try_clone())
+        .transpose()?;
+    threads.push(control::spawn(
+        shared.clone(),
+        admin,
+        shutdown.clone(),
+        ready.clone(),
+    )?);
     for i in 0..n {
         let (listeners, shared, shutdown, ready) = (
-            listeners.try_clone()?,
+            listeners.for_worker()?,
             shared.clone(),
             shutdown.clone(),
             ready.clone(),
@@ -117,7 +129,7 @@ pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result
         threads.push(
             std::thread::Builder::new()
                 .name(format!("hive-worker-{i}"))
-                .spawn(move || worker(i, rt, listeners, shared, shutdown, ready))?,
+                .spawn(move || worker(rt, listeners, shared, shutdown, ready))?,
         );
     }
     ready.wait();
@@ -131,19 +143,12 @@ pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result
 }
 
 fn worker(
-    i: usize,
     rt: tokio::runtime::Runtime,
     listeners: Listeners,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     ready: Arc<Barrier>,
 ) {
-    if i == 0 && !rt.block_on(source::initial(&shared.plane)) {
-        warn!(
-            mode = shared.config.backend.mode.as_str(),
-            "the topology is not complete yet; retrying in the background"
-        );
-    }
     ready.wait();
     rt.block_on(async move {
         let tokio_listener = |l: Option<std::net::TcpListener>| match l.map(TcpListener::from_std) {
@@ -158,27 +163,6 @@ fn worker(
             tokio_listener(listeners.plain),
             tokio_listener(listeners.tls),
         );
-        if i == 0 {
-            tokio::spawn(source::run(shared.plane.clone(), shutdown.clone()));
-            tokio::spawn(evict::run(shared.clone(), shutdown.clone()));
-            tokio::spawn(hive_upstream::watch::replicas::run(
-                shared.plane.clone(),
-                shutdown.clone(),
-            ));
-            if shared.config.backend.failover_push {
-                tokio::spawn(hive_upstream::watch::push::run(
-                    shared.plane.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            if let Some(admin) = tokio_listener(listeners.admin) {
-                tokio::spawn(crate::admin::serve(admin, shared.clone(), shutdown.clone()));
-                tokio::spawn(hive_upstream::watch::collect::run(
-                    shared.plane.clone(),
-                    shutdown.clone(),
-                ));
-            }
-        }
         let plain = async {
             if let Some(l) = plain {
                 accept::accept(l, false, &shared, shutdown.clone()).await;

@@ -19,7 +19,6 @@ use crate::command::route::Route;
 use crate::config::Mode;
 use crate::error::{ClientReason, ProxyError};
 use crate::state::pause::PauseMode;
-use hive_upstream::route::pool;
 use hive_upstream::topology::NO_MASTER;
 
 /// Split groups above this are single slots (cluster mode, or a slot no shard owns).
@@ -114,15 +113,13 @@ impl Conn {
             })
             .collect();
         drop(topo);
-        let proto = self.session.proto;
         let units = nodes
             .iter()
             .map(|addr| {
-                let backend = pool::backend(&self.shared.plane, addr, proto);
                 Unit::new(
                     req.clone(),
                     Route::Node {
-                        backend,
+                        addr: addr.as_str().into(),
                         asking: false,
                     },
                 )

@@ -73,7 +73,7 @@ impl Conn {
         } else if own || large {
             let n = topo.map.shards().len();
             let addr = match &route {
-                Route::Node { backend, .. } => Some(backend.addr.to_string()),
+                Route::Node { addr, .. } => Some(addr.to_string()),
                 Route::Any => (0..n)
                     .map(|k| (rr + k) % n)
                     .find(|&i| topo.has_master(i))
@@ -111,7 +111,7 @@ impl Conn {
                     shard.and_then(|i| pool::master(&shared.plane, &topo, i, proto))
                 }
                 Route::Any => pool::any_master(&shared.plane, &topo, rr, proto),
-                Route::Node { backend, .. } => Some(backend.clone()),
+                Route::Node { addr, .. } => Some(pool::backend(&shared.plane, addr, proto)),
             }
         };
         if let Route::Node { asking: true, .. } = route {

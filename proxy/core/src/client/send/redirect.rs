@@ -92,7 +92,6 @@ impl Conn {
     /// once the limits are used up.
     fn on_reply_error(&mut self, tag: Tag, e: ReplyError, frame: Bytes) {
         let shared = self.shared.clone();
-        let proto = self.session.proto;
         let Some(unit) = self.unit(tag) else { return };
         if unit.pinned.is_some() {
             return self.complete(tag, frame);
@@ -130,7 +129,7 @@ impl Conn {
         };
         unit.replica = None;
         unit.route = Route::Node {
-            backend: pool::backend(&shared.plane, &addr, proto),
+            addr: addr.into(),
             asking,
         };
         self.send(tag.seq, tag.part as usize);
