@@ -22,6 +22,8 @@ pub struct Topology {
     pub map: ShardMap,
     /// Shard names for messages: Sentinel master names, else the master address.
     pub names: Vec<String>,
+    /// When this map was installed (unix ms; 0 for none): how fast a change was followed.
+    pub installed_unix_ms: u64,
 }
 
 impl Topology {
@@ -29,6 +31,7 @@ impl Topology {
         Topology {
             map: ShardMap::empty(),
             names: Vec::new(),
+            installed_unix_ms: 0,
         }
     }
 
@@ -181,7 +184,15 @@ impl TopologyState {
         };
         let old = self.current.load_full();
         self.note_master_changes(&old.map, &map);
-        self.current.store(Arc::new(Topology { map, names }));
+        // Installs are rare (a refresh that found a change), so one clock read here is free.
+        let installed_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.current.store(Arc::new(Topology {
+            map,
+            names,
+            installed_unix_ms,
+        }));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.changed.send_replace(generation);
     }
