@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B runs against endpoints that are already running (two builds of hive, twemproxy, a Redis
 # node), interleaved over ROUNDS rounds. Prints each endpoint's median req/s and, when a pid is
-# given, its CPU seconds per million requests (from /proc). Judges nothing.
+# given, its CPU seconds per million requests (from /proc). The order rotates every round.
+# Judges nothing.
 # Usage: bash benches/ab.sh ROUNDS TEST PIPELINE NAME:PORT[:PID] ...
 #   e.g. bash benches/ab.sh 5 get 1 old:7761:1234 new:7763:1240 nut:7762:1100
 set -euo pipefail
@@ -12,8 +13,12 @@ n=100000
 [ "$P" -ge 16 ] && n=400000
 . "$(dirname "$0")/lib.sh"
 declare -A RPS CPU
-for _ in $(seq "$ROUNDS"); do
-  for e in "$@"; do
+EPS=("$@")
+for r in $(seq "$ROUNDS"); do
+  # Each round starts at the next endpoint, so no endpoint always runs first (on a loaded
+  # deployment, later runs in a round read lower: AOF growth, memory).
+  for k in $(seq 0 $((${#EPS[@]} - 1))); do
+    e=${EPS[$(( (k + r) % ${#EPS[@]} ))]}
     IFS=: read -r name port pid <<<"$e"
     b=$(cpu_ticks "${pid:-0}")
     rps=$(redis-benchmark -p "$port" -t "$TEST" -n "$n" -r 100000 -d 64 -c 50 -P "$P" --csv 2>/dev/null \
