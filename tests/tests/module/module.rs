@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hive_local::{ClusterOpts, LocalCluster, RedisProcess};
+use hive_tests::module_cluster::wait_for;
 use hive_tests::module_node::{fields, int, node, text};
 use hive_tests::{connect, module_so, node_url};
 use redis::Value;
@@ -81,8 +82,7 @@ fn lag_follows_heartbeats_and_grows_while_the_master_is_frozen() {
         .arg("0")
         .query(&mut mc)
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for("lag_bytes at 0", Duration::from_secs(10), || {
         let on_master = fields(redis::cmd("HIVE.LAG").query(&mut mc).unwrap());
         let Value::Array(reps) = &on_master["replicas"] else {
             panic!("replicas is an array")
@@ -90,12 +90,8 @@ fn lag_follows_heartbeats_and_grows_while_the_master_is_frozen() {
         let rep = fields(reps[0].clone());
         let (bytes, age) = (int(&rep["lag_bytes"]), int(&rep["ack_age_ms"]));
         assert!(age <= 2000, "the replica's last ACK is {age} ms old");
-        if bytes == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "lag_bytes stayed at {bytes}");
-        thread::sleep(Duration::from_millis(50));
-    }
+        bytes == 0
+    });
 }
 
 #[test]
@@ -373,31 +369,15 @@ fn master_restarts_cleanly_with_heartbeats_in_its_aof() {
                 .any(|w| w.eq_ignore_ascii_case(b"hive.heartbeat"))
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !in_aof() {
-        assert!(
-            Instant::now() < deadline,
-            "no heartbeat in {}",
-            aof_dir.display()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("a heartbeat in the AOF", Duration::from_secs(10), in_aof);
     drop(m);
     master.restart().unwrap();
     let mut m = connect(&node_url(&master.addr));
     // Replaying the AOF (heartbeats included) ends before the node answers commands.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for("the AOF loaded", Duration::from_secs(10), || {
         let info: String = redis::cmd("INFO").arg("persistence").query(&mut m).unwrap();
-        if info.lines().any(|l| l.trim() == "loading:0") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the master never finished loading"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+        info.lines().any(|l| l.trim() == "loading:0")
+    });
     let v: String = redis::cmd("GET").arg("kept").query(&mut m).unwrap();
     assert_eq!(v, "yes");
     let t = fields(redis::cmd("HIVE.TOPOLOGY").query(&mut m).unwrap());

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use hive_proxy::metrics::Stats;
+use hive_tests::module_cluster::wait_for;
 use hive_tests::Env;
 use rand::{Rng, SeedableRng};
 
@@ -200,7 +201,9 @@ fn max_clients_is_enforced() {
     let _a = env.client();
     let _b = env.client();
     let clients = || Stats::get(&env.proxy.shared.stats.connected_clients);
-    wait_until("both clients admitted", || clients() == 2);
+    wait_for("both clients admitted", Duration::from_secs(10), || {
+        clients() == 2
+    });
     let (out, closed) = exchange(env.proxy.addr, b"PING\r\n", Duration::from_secs(3));
     assert_eq!(
         String::from_utf8_lossy(&out),
@@ -208,7 +211,11 @@ fn max_clients_is_enforced() {
     );
     assert!(closed);
     drop(_a);
-    wait_until("the first client's slot given back", || clients() == 1);
+    wait_for(
+        "the first client's slot given back",
+        Duration::from_secs(10),
+        || clients() == 1,
+    );
     ping_ok(&env);
 }
 
@@ -365,10 +372,14 @@ fn declared_bulk_sizes_are_not_reserved() {
         .collect();
     // Every stalled client is in (with the one asking, 51), its declared size read.
     let mut probe = hive_tests::connect(&format!("redis://{addr}/"));
-    wait_until("the stalled clients accepted", || {
-        let info: String = redis::cmd("INFO").query(&mut probe).unwrap();
-        hive_common::info::field(&info, "connected_clients") == Some("51")
-    });
+    wait_for(
+        "the stalled clients accepted",
+        Duration::from_secs(10),
+        || {
+            let info: String = redis::cmd("INFO").query(&mut probe).unwrap();
+            hive_common::info::field(&info, "connected_clients") == Some("51")
+        },
+    );
     drop(probe);
     assert!(hive.try_wait().unwrap().is_none(), "the proxy died");
     let mut c = hive_tests::connect(&format!("redis://{addr}/"));
@@ -382,13 +393,4 @@ fn declared_bulk_sizes_are_not_reserved() {
     drop(stalled);
     let _ = hive.kill();
     let _ = hive.wait();
-}
-
-/// Polls `f` until it holds, for at most 10 s.
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
