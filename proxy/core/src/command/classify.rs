@@ -128,7 +128,7 @@ fn route(
         }
     }
     let full: &'static str = spec.name.as_str();
-    if let Some(local) = LocalCmd::parse(full) {
+    if let Some(local) = LocalCmd::of(spec) {
         return Action::Local(local);
     }
     match full {

@@ -2,6 +2,10 @@
 //! parses it once and `client::local::answer` matches the value exhaustively, so a command
 //! without a handler is a compile error, not a run-time `no local handler`.
 
+use std::sync::LazyLock;
+
+use hive_common::command::{CommandSpec, CommandTable};
+
 /// Defines a subcommand enum with its names: the only table of them.
 macro_rules! names {
     ($(#[$doc:meta])* $ty:ident { $($var:ident => $text:literal),* $(,)? }) => {
@@ -122,6 +126,20 @@ pub enum LocalCmd {
 }
 
 impl LocalCmd {
+    /// The local command `spec` is, if Hive answers it: one index into a table made once from
+    /// the command table, since classification asks it of every request.
+    pub fn of(spec: &CommandSpec) -> Option<LocalCmd> {
+        static BY_ID: LazyLock<Vec<Option<LocalCmd>>> = LazyLock::new(|| {
+            let table = CommandTable::get();
+            let mut by_id = vec![None; table.ids()];
+            for c in table.all() {
+                by_id[usize::from(c.id)] = LocalCmd::parse(&c.name);
+            }
+            by_id
+        });
+        BY_ID.get(usize::from(spec.id)).copied().flatten()
+    }
+
     /// The local command with the command table's full name `full`, if Hive answers it.
     pub fn parse(full: &str) -> Option<LocalCmd> {
         Plain::parse(full)
@@ -159,20 +177,18 @@ impl LocalCmd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hive_common::command::CommandTable;
 
     #[test]
     fn local_cmd_names_round_trip_and_are_in_the_command_table() {
         let table = CommandTable::get();
         for c in LocalCmd::all() {
             assert_eq!(LocalCmd::parse(c.name()), Some(c), "{}", c.name());
-            assert!(
-                table.lookup_full(c.name().as_bytes()).is_some(),
-                "{} is not a Redis command",
-                c.name()
-            );
+            let spec = table.lookup_full(c.name().as_bytes());
+            assert!(spec.is_some(), "{} is not a Redis command", c.name());
+            assert_eq!(LocalCmd::of(spec.unwrap()), Some(c), "{}", c.name());
         }
         assert_eq!(LocalCmd::parse("get"), None);
+        assert_eq!(LocalCmd::of(table.lookup(b"get").unwrap()), None);
         assert_eq!(LocalCmd::parse("client|tracking"), None);
     }
 }
