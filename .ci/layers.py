@@ -67,6 +67,26 @@ def strip_comments(line):
     return line if at < 0 else line[:at]
 
 
+def group_heads(group):
+    """The first path segment of each top-level element of `use crate::{...}`'s group:
+    `a::{B, c}, d` gives `a` and `d`."""
+    heads, depth, current = [], 0, ""
+    for ch in group + ",":
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            head = current.strip().split("::")[0].strip()
+            if head:
+                heads.append(head)
+            current = ""
+            continue
+        if depth == 0 or ch not in "{}":
+            current += ch if depth == 0 else ""
+    return heads
+
+
 def floor_of(table, module):
     for i, floor in enumerate(table):
         if module in floor:
@@ -96,10 +116,8 @@ def check_layers(root, table, items, problems):
                 found.append((code.count("\n", 0, m.start()) + 1, m.group(1)))
             for m in USE_GROUP.finditer(code):
                 line = code.count("\n", 0, m.start()) + 1
-                for part in re.split(r"[,\s]+", m.group(1)):
-                    head = part.split("::")[0].strip("{} ")
-                    if head:
-                        found.append((line, head))
+                for head in group_heads(m.group(1)):
+                    found.append((line, head))
             for line, target in found:
                 target = items.get(target, target)
                 if target == own or target in ("self", "super"):

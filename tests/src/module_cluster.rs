@@ -102,26 +102,15 @@ impl Deployment {
         });
     }
 
-    /// Waits until every shard's replica has every write its master had when this was called
-    /// (its `slave_repl_offset` reaches the master's offset read first; heartbeats keep moving
-    /// the masters' offsets, so "equal" would be a race).
+    /// Waits until every shard's replica has every write its master had when this was called.
     pub fn wait_replicated(&self) {
-        let offset = |addr: &str, name: &str| {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut connect(&node_url(addr)))
-                .unwrap();
-            field(&info, name)
-        };
-        let masters = self.masters();
-        let wanted: Vec<u64> = masters
-            .iter()
-            .map(|m| offset(m, "master_repl_offset"))
+        let pairs: Vec<(String, String)> = self
+            .masters()
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| (m, self.replica_of(i)))
             .collect();
-        wait_for("the replicas to catch up", Duration::from_secs(15), || {
-            (0..masters.len())
-                .all(|i| offset(&self.replica_of(i), "slave_repl_offset") >= wanted[i])
-        });
+        wait_caught_up(&pairs);
     }
 
     pub fn replica_reads(&self) -> u64 {
@@ -129,6 +118,29 @@ impl Deployment {
         let info: String = redis::cmd("INFO").query(&mut c).unwrap();
         field(&info, "replica_reads")
     }
+}
+
+/// Waits until each `(master, replica)` replica's `slave_repl_offset` reaches the offset its
+/// master had when this was called (heartbeats keep moving the masters' offsets, so waiting
+/// for "equal" would be a race).
+pub fn wait_caught_up(pairs: &[(String, String)]) {
+    let offset = |addr: &str, name: &str| {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut connect(&node_url(addr)))
+            .unwrap();
+        field(&info, name)
+    };
+    let wanted: Vec<u64> = pairs
+        .iter()
+        .map(|(m, _)| offset(m, "master_repl_offset"))
+        .collect();
+    wait_for("the replicas to catch up", Duration::from_secs(15), || {
+        pairs
+            .iter()
+            .zip(&wanted)
+            .all(|((_, r), w)| offset(r, "slave_repl_offset") >= *w)
+    });
 }
 
 pub fn field(info: &str, name: &str) -> u64 {

@@ -74,7 +74,7 @@ impl Target {
         let (config, source) = self.config()?;
         config.validate(&source)?;
         let plane = Backplane::open(config.backend)
-            .map_err(|(key, reason)| anyhow::anyhow!("{}: {key}: {reason}", source.display()))?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", source.display()))?;
         source::initial(&plane).await;
         Ok(plane)
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use crate::config::BackendConfig;
+use crate::config::{BackendConfig, BadSetting};
 use crate::conn::backend::BackendOpts;
 use crate::conn::connector::Connector;
 use crate::conn::Proto;
@@ -43,7 +43,7 @@ pub struct Backplane {
 
 impl Backplane {
     /// Nodes reached over TCP or TLS as `config` says. A TLS mistake names the key and why.
-    pub fn open(config: BackendConfig) -> Result<Arc<Backplane>, (&'static str, String)> {
+    pub fn open(config: BackendConfig) -> Result<Arc<Backplane>, BadSetting> {
         let dialer = crate::tls::dialer(&config)?;
         Ok(Backplane::with_dialer(config, dialer))
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hive_proxy::config::ReadFrom;
 use hive_tests::module_cluster::{
-    break_master_link, calls, deployment, field, mend_master_link, reset_stats, wait_for,
+    break_master_link, calls, deployment, mend_master_link, reset_stats, wait_caught_up, wait_for,
 };
 use hive_tests::{connect, error_text, heavy, node_url, run};
 use redis::Commands;
@@ -371,19 +371,12 @@ fn replica_reads_in_static_mode_use_the_configured_replicas_by_offset() {
     // Without read_your_writes a replica may lag by up to the staleness bound: wait until each
     // has its master's offset, so every value below must be there (a fixed sleep failed on a
     // loaded machine).
-    let offset = |addr: &str, name: &str| {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut connect(&node_url(addr)))
-            .unwrap();
-        field(&info, name)
-    };
-    wait_for("the replicas to catch up", Duration::from_secs(15), || {
-        masters
-            .iter()
-            .zip(&replicas)
-            .all(|(m, r)| offset(r, "slave_repl_offset") >= offset(m, "master_repl_offset"))
-    });
+    let pairs: Vec<(String, String)> = masters
+        .iter()
+        .cloned()
+        .zip(replicas.iter().cloned())
+        .collect();
+    wait_caught_up(&pairs);
     reset_stats(&replicas);
     reset_stats(&masters);
     for i in 0..100 {

@@ -45,9 +45,9 @@ impl Acceptor {
 
 /// How nodes and sentinels are reached: TLS with `backend.tls`, else TCP.
 pub fn dialer(config: &Config, file: &Path) -> Result<Arc<dyn Dialer>, ConfigError> {
-    hive_upstream::tls::dialer(&config.backend).map_err(|(key, reason)| ConfigError::Invalid {
+    hive_upstream::tls::dialer(&config.backend).map_err(|e| ConfigError::Invalid {
         file: file.into(),
-        key: key.into(),
-        reason,
+        key: e.key.into(),
+        reason: e.reason,
     })
 }

@@ -16,6 +16,15 @@ use hive_common::topology::{ShardMap, SlotRange};
 use hive_common::SLOT_COUNT;
 use serde::{Deserialize, Serialize};
 
+/// A backend setting that cannot be used (a TLS file that does not read, a missing CA): the key
+/// at fault and why. The caller adds the file it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}`: {reason}")]
+pub struct BadSetting {
+    pub key: &'static str,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {

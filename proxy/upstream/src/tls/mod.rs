@@ -45,20 +45,24 @@ pub fn roots(path: &Path) -> Result<RootCertStore, String> {
 /// the key at fault and the reason.
 pub fn dialer(
     b: &crate::config::BackendConfig,
-) -> Result<Arc<dyn crate::stream::Dialer>, (&'static str, String)> {
+) -> Result<Arc<dyn crate::stream::Dialer>, crate::config::BadSetting> {
+    use crate::config::BadSetting;
     if !b.tls {
         return Ok(Arc::new(crate::stream::TcpDialer));
     }
-    let ca = b.tls_ca_cert_file.clone().ok_or((
-        "backend.tls_ca_cert_file",
-        "backend.tls needs the CA that signs the nodes' certificates".to_string(),
-    ))?;
+    let ca = b.tls_ca_cert_file.clone().ok_or_else(|| BadSetting {
+        key: "backend.tls_ca_cert_file",
+        reason: "backend.tls needs the CA that signs the nodes' certificates".to_string(),
+    })?;
     let d = client::TlsDialer::load(&client::ClientFiles {
         ca,
         cert: b.tls_cert_file.clone(),
         key: b.tls_key_file.clone(),
         server_name: b.tls_server_name.clone(),
     })
-    .map_err(|reason| ("backend.tls", reason))?;
+    .map_err(|reason| BadSetting {
+        key: "backend.tls",
+        reason,
+    })?;
     Ok(Arc::new(d))
 }

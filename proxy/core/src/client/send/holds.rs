@@ -58,6 +58,8 @@ impl Holds {
                 self.queue.clear();
                 std::mem::take(&mut self.waiting)
             }
+            // The topology's sender is gone (the proxy is stopping): nothing more comes due.
+            else => std::future::pending().await,
         }
     }
 }
