@@ -330,15 +330,18 @@ fn read_your_writes_never_returns_an_older_value() {
         assert_eq!(v, -i);
     }
     // Once replicas hold the writes (and the poller has seen it), this connection's reads go
-    // to them again.
+    // to them again: on every shard, so each of the 64 keys is read until all land there (one
+    // key alone shows only its own shard's replica caught up).
     d.wait_replicated();
     wait_for(
-        "reads back on the replicas",
+        "reads back on every shard's replica",
         Duration::from_secs(10),
         || {
             let before = d.replica_reads();
-            let _: i64 = c.get("ryw0").unwrap();
-            d.replica_reads() > before
+            for i in 0..64 {
+                let _: i64 = c.get(format!("ryw{i}")).unwrap();
+            }
+            d.replica_reads() - before == 64
         },
     );
     let before = d.replica_reads();
