@@ -22,3 +22,15 @@ pub fn reply_stream(n: usize) -> Vec<u8> {
     }
     out
 }
+
+/// Inline `SET key:i vi` + `GET key:i` lines, as Redis's pipelining stresser sends them, up to
+/// at least `bytes` bytes.
+pub fn inline_pipeline(bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes + 64);
+    let mut i = 0u64;
+    while out.len() < bytes {
+        out.extend_from_slice(format!("SET key:{i} v{i}\r\nGET key:{i}\r\n").as_bytes());
+        i += 1;
+    }
+    out
+}

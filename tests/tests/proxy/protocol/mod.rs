@@ -1,6 +1,8 @@
 //! Bad input and connection limits: the proxy answers like Redis, closes where Redis closes,
 //! never panics, and other clients are unaffected.
 
+mod inline_pipeline;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
