@@ -32,6 +32,9 @@ pub enum ReplyError {
     NoScript,
     /// `-EXECABORT`: the node discarded a transaction because a queued command failed.
     ExecAbort,
+    /// `-UNBLOCKED`: a blocked command released because the node stopped being a master (or
+    /// by `CLIENT UNBLOCK ... ERROR`).
+    Unblocked,
 }
 
 impl ReplyError {
@@ -60,6 +63,9 @@ impl ReplyError {
         }
         if line.starts_with(b"EXECABORT") {
             return Some(ReplyError::ExecAbort);
+        }
+        if line.starts_with(b"UNBLOCKED") {
+            return Some(ReplyError::Unblocked);
         }
         let (moved, rest) = redirect_parts(line)?;
         let mut parts = rest.splitn(2, |&b| b == b' ');
@@ -93,6 +99,12 @@ impl ReplyError {
                 | ReplyError::ReadOnly
                 | ReplyError::Loading
         )
+    }
+
+    /// Whether a blocking command that got this should block again on the slot's current
+    /// master: the node moved the slot, lost or gave up its master role, or cannot serve now.
+    pub fn reblock(&self) -> bool {
+        self.acted_on() || matches!(self, ReplyError::Unblocked | ReplyError::MasterDown)
     }
 
     /// Whether a replica answering this cannot serve reads now (loading, master link down,
@@ -168,6 +180,12 @@ mod tests {
         assert!(ReplyError::TryAgain.acted_on() && ReplyError::TryAgain.replica_unavailable());
         assert!(ReplyError::ReadOnly.acted_on() && !ReplyError::ReadOnly.replica_unavailable());
         assert_eq!(ReplyError::parse(b"-ERR unknown command\r\n"), None);
+        let e = ReplyError::parse(
+            b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n",
+        );
+        assert_eq!(e, Some(ReplyError::Unblocked));
+        assert!(e.is_some_and(|e| e.reblock() && !e.acted_on()));
+        assert!(ReplyError::MasterDown.reblock() && !ReplyError::NoScript.reblock());
     }
 
     #[test]

@@ -96,10 +96,14 @@ fn cross_slot_refused_by_default_in_sentinel_and_static_modes() {
 fn cross_slot_blocking_and_scripts_refused_with_reason_when_emulating() {
     let env = Env::with(3, 0, emulate);
     let mut c = env.client();
-    let e = error_text(run(&mut c, &["BLPOP", "a", "b", "0"]));
+    // Blocking pops are run across shards (tests/proxy/blocking_pops.rs); XREAD BLOCK is not.
+    let e = error_text(run(
+        &mut c,
+        &["XREAD", "BLOCK", "0", "STREAMS", "a", "b", "0", "0"],
+    ));
     assert!(
         e.starts_with(
-            "CROSSSLOT Keys in request don't hash to the same slot ('blpop' blocks on one node"
+            "CROSSSLOT Keys in request don't hash to the same slot ('xread' blocks on one node"
         ),
         "{e}"
     );

@@ -2,6 +2,7 @@
 //! input and limits, real client libraries, heavy clients, commands across slots, what apps
 //! written for one Redis expect, and hive-common checked against a live redis-server.
 
+mod blocking_pops;
 mod clients;
 mod common_live;
 mod cross_slot;

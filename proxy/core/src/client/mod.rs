@@ -423,6 +423,7 @@ impl Conn {
             Action::Pause { on } => self.pause(req, on),
             Action::Monitor => self.monitor(),
             Action::CrossSlot { plan, why } => self.cross_slot(req, plan, why),
+            Action::BlockAcross(plan) => self.block_across(req, plan),
         }
     }
 

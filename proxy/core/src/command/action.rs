@@ -50,6 +50,9 @@ pub enum Action {
     Pause { on: bool },
     /// MONITOR: the proxy's own clients' commands, streamed to this client.
     Monitor,
+    /// A blocking pop over keys of several slots: `-CROSSSLOT`, or (`emulate`) blocked on every
+    /// shard at once; the plan, or the error Redis gives for its arguments.
+    BlockAcross(Result<Box<crate::emulate::blocking::BlockPlan>, ProxyError>),
     /// Keys of several slots: `-CROSSSLOT`, or run across shards (`proxy.cross_slot =
     /// "emulate"`) when `plan` says how.
     CrossSlot {

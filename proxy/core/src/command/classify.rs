@@ -253,6 +253,11 @@ fn route(
         if full == "watch" {
             return Action::Tx(TxCmd::WatchShards);
         }
+        if crate::emulate::blocking::POPS.contains(&full) {
+            return Action::BlockAcross(
+                crate::emulate::blocking::plan::plan(full, req).map(Box::new),
+            );
+        }
         let plan = if blocking {
             None
         } else {
@@ -357,6 +362,14 @@ mod tests {
         ));
         assert!(matches!(
             classify_args(&["blpop", "a", "b", "0"]),
+            Action::BlockAcross(Ok(_))
+        ));
+        assert!(matches!(
+            classify_args(&["blpop", "a", "b", "-1"]),
+            Action::BlockAcross(Err(_))
+        ));
+        assert!(matches!(
+            classify_args(&["xread", "block", "0", "streams", "a", "b", "0", "0"]),
             Action::CrossSlot {
                 plan: None,
                 why: NotEmulated::Blocking

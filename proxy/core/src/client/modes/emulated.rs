@@ -48,6 +48,48 @@ impl Conn {
         self.spawn_reply(async move { run::run(&router, &plan, &unique, max).await });
     }
 
+    /// A blocking pop over keys of several slots: blocked on every shard at once (`emulate`),
+    /// or on one standalone master when every key lives there.
+    pub(crate) fn block_across(
+        &mut self,
+        req: Request,
+        plan: Result<Box<crate::emulate::blocking::BlockPlan>, crate::error::ProxyError>,
+    ) {
+        if !self.emulating() {
+            return self.push_error(&crossslot());
+        }
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => return self.push_error(&e),
+        };
+        let cluster = self.shared.config.backend.mode == Mode::Cluster;
+        let first = Slot::for_key(&plan.keys[0]);
+        if !cluster {
+            let topo = self.shared.plane.topology.load();
+            let home = topo.map.shard_of(first);
+            let dst = match &plan.kind {
+                crate::emulate::blocking::plan::Kind::Move { dst, .. } => Some(Slot::for_key(dst)),
+                _ => None,
+            };
+            let one = home.is_some()
+                && plan
+                    .keys
+                    .iter()
+                    .map(|k| Slot::for_key(k))
+                    .chain(dst)
+                    .all(|s| topo.map.shard_of(s) == home);
+            if one {
+                drop(topo);
+                return self.blocking(req, Route::Slot(first));
+            }
+        }
+        let router = self.router();
+        let gone = self.reply_tx();
+        self.spawn_reply(async move {
+            crate::emulate::blocking::run::run(&router, &plan, &gone, cluster).await
+        });
+    }
+
     /// Outside a cluster, whether every key of `plan` lives on the target's shard.
     fn one_shard(&self, plan: &Plan) -> bool {
         if self.shared.config.backend.mode == Mode::Cluster || !plan.patterns.is_empty() {

@@ -210,7 +210,7 @@ impl Conn {
         let name = || String::from_utf8_lossy(req.arg(0)).to_ascii_lowercase();
         match action {
             Action::Error(e) => Err(e),
-            Action::CrossSlot { .. } => Err(crossslot()),
+            Action::CrossSlot { .. } | Action::BlockAcross(_) => Err(crossslot()),
             Action::Forward(Route::Slot(s)) | Action::Blocking(Route::Slot(s)) => Ok(Some(s)),
             Action::Forward(_) | Action::Blocking(_) | Action::Local(LocalCmd::Plain(Plain::Ping | Plain::Echo)) => Ok(None),
             Action::Publish if self.shared.config.backend.mode == Mode::Cluster => Ok(None),

@@ -108,9 +108,10 @@ impl Conn {
                 return self.hold(tag, frame);
             }
             // Passed on as they are (`acted_on` is false for them).
-            ReplyError::MasterDown | ReplyError::NoScript | ReplyError::ExecAbort => {
-                return self.complete(tag, frame)
-            }
+            ReplyError::MasterDown
+            | ReplyError::NoScript
+            | ReplyError::ExecAbort
+            | ReplyError::Unblocked => return self.complete(tag, frame),
         };
         if unit.redirects >= shared.config.backend.max_redirects {
             return self.complete(tag, frame);

@@ -1,6 +1,8 @@
 //! Commands across slots compared with a single standalone Redis: the same data and the same
 //! commands on both, every reply and every key's final value equal.
 
+pub mod blocking_pops;
+
 use redis::Value;
 
 use crate::connect;
