@@ -21,11 +21,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 python3 deploy/local/msrv.py
 # The end-to-end tests run the `hive` binary and load the module's .so, so build them first.
 cargo build --workspace
-# From PyPI: redis-py for the client-compatibility tests (tests/py/compat.py), moto's S3
+# From PyPI: redis-py for the client-compatibility tests (tests/py/compat.py), Celery for a
+# task queue blocking on several shards (tests/py/celery_queue.py), moto's S3
 # server on loopback for the S3 backup tests (tests/tests/backups/backup_store.rs), and
 # kubernetes-validate for the manifests (tests/tests/deploy/deploy.rs).
-if [ ! -x target/pyvenv/bin/kubernetes-validate ] || ! target/pyvenv/bin/python -c 'import redis, moto.server, boto3, yaml' 2>/dev/null; then
+if [ ! -x target/pyvenv/bin/kubernetes-validate ] || ! target/pyvenv/bin/python -c 'import redis, moto.server, boto3, yaml, celery' 2>/dev/null; then
   python3 -m venv target/pyvenv
-  target/pyvenv/bin/pip install --quiet 'redis>=5' 'moto[server]>=5' kubernetes-validate
+  target/pyvenv/bin/pip install --quiet 'redis>=5' 'moto[server]>=5' kubernetes-validate celery
 fi
 cargo test --workspace --no-fail-fast

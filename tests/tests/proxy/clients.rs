@@ -295,3 +295,41 @@ fn evalsha_is_healed_after_a_node_loses_its_scripts() {
         .unwrap_err();
     assert!(e.to_string().contains("No matching script"), "{e}");
 }
+
+/// Celery with its default priority steps (kombu's BRPOP over four lists, on several shards)
+/// through a 3-master cluster with `cross_slot = "emulate"`: every task's result comes back,
+/// across a worker restart in the middle (tests/py/celery_queue.py).
+#[test]
+fn celery_default_priority_queues_through_hive() {
+    let _g = heavy();
+    let env = Env::with(3, 0, |c| {
+        c.proxy.cross_slot = hive_proxy::config::CrossSlot::Emulate
+    });
+    // The lists of the default priority steps live on several shards.
+    let topo = env.proxy.shared.plane.topology.load();
+    let mut shards: Vec<_> = [
+        "celery",
+        "celery\x06\x163",
+        "celery\x06\x166",
+        "celery\x06\x169",
+    ]
+    .iter()
+    .map(|k| topo.map.shard_of(hive_common::Slot::for_key(k.as_bytes())))
+    .collect();
+    drop(topo);
+    shards.dedup();
+    assert!(shards.len() > 1, "{shards:?}");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/celery_queue.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(["--port", &env.proxy.addr.port().to_string()])
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success() && stdout.lines().any(|l| l.starts_with("ok: ")),
+        "celery through Hive failed:\n{stdout}\n{stderr}"
+    );
+}
