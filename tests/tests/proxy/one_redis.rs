@@ -105,6 +105,12 @@ fn subscriber(addr: std::net::SocketAddr, args: &[&str]) -> BufReader<TcpStream>
     r
 }
 
+fn standalone() -> (tempfile::TempDir, hive_local::RedisProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = hive_tests::single_node(&dir, false);
+    (dir, node)
+}
+
 fn publish_counts(addr: std::net::SocketAddr, url: &str) {
     // Subscribers land on different masters (by client id); each counts once.
     let subs: Vec<_> = (0..5)
@@ -129,6 +135,34 @@ fn publish_counts(addr: std::net::SocketAddr, url: &str) {
         .query(&mut c)
         .unwrap();
     assert_eq!(n, 1);
+    // PUBSUB counts the clients, as one Redis with the same subscribers would (Hive's own
+    // subscriber and keyspace connections on the nodes are not what a client asks about).
+    let (_d, node) = standalone();
+    let single = std::net::SocketAddr::from(([127, 0, 0, 1], node.port));
+    let same: Vec<_> = [
+        &["SUBSCRIBE", "news"][..],
+        &["SUBSCRIBE", "news"],
+        &["SUBSCRIBE", "news"],
+        &["SUBSCRIBE", "news"],
+        &["SUBSCRIBE", "news"],
+        &["PSUBSCRIBE", "ne*"],
+        &["PSUBSCRIBE", "ne*"],
+        &["PSUBSCRIBE", "*"],
+    ]
+    .iter()
+    .map(|a| subscriber(single, a))
+    .collect();
+    let mut o = hive_tests::connect(&hive_tests::node_url(&single.to_string()));
+    for args in [
+        &["PUBSUB", "NUMSUB", "news", "other", "ne*"][..],
+        &["PUBSUB", "NUMPAT"],
+    ] {
+        let (a, b) = (run(&mut c, args), run(&mut o, args));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{args:?}");
+    }
+    let n: i64 = redis::cmd("PUBSUB").arg("NUMPAT").query(&mut c).unwrap();
+    assert_eq!(n, 2);
+    drop(same);
     drop(subs);
     drop(pats);
     drop(all);

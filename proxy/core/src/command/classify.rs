@@ -133,7 +133,7 @@ fn route(
     }
     match full {
         "info" => return Action::Info,
-        "dbsize" | "pubsub|numpat" => return Action::FanOut(MergeKind::Sum),
+        "dbsize" => return Action::FanOut(MergeKind::Sum),
         "keys" => return Action::FanOut(MergeKind::Concat),
         "pubsub|channels" => return Action::FanOut(MergeKind::Union),
         "flushdb" | "flushall" | "script|flush" | "function|flush" | "function|delete"

@@ -114,6 +114,14 @@ names!(
     }
 );
 
+names!(
+    /// PUBSUB counts of the proxy's own clients' subscriptions.
+    PubsubSub {
+        NumSub => "pubsub|numsub",
+        NumPat => "pubsub|numpat",
+    }
+);
+
 /// A command Hive answers without a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocalCmd {
@@ -123,6 +131,7 @@ pub enum LocalCmd {
     Command(CommandSub),
     Acl(AclSub),
     Slowlog(SlowlogSub),
+    Pubsub(PubsubSub),
 }
 
 impl LocalCmd {
@@ -149,6 +158,7 @@ impl LocalCmd {
             .or_else(|| CommandSub::parse(full).map(LocalCmd::Command))
             .or_else(|| AclSub::parse(full).map(LocalCmd::Acl))
             .or_else(|| SlowlogSub::parse(full).map(LocalCmd::Slowlog))
+            .or_else(|| PubsubSub::parse(full).map(LocalCmd::Pubsub))
     }
 
     pub fn name(self) -> &'static str {
@@ -159,6 +169,7 @@ impl LocalCmd {
             LocalCmd::Command(c) => c.name(),
             LocalCmd::Acl(c) => c.name(),
             LocalCmd::Slowlog(c) => c.name(),
+            LocalCmd::Pubsub(c) => c.name(),
         }
     }
 
@@ -170,7 +181,8 @@ impl LocalCmd {
         let co = CommandSub::ALL.iter().map(|c| LocalCmd::Command(*c));
         let a = AclSub::ALL.iter().map(|c| LocalCmd::Acl(*c));
         let s = SlowlogSub::ALL.iter().map(|c| LocalCmd::Slowlog(*c));
-        p.chain(cl).chain(ci).chain(co).chain(a).chain(s)
+        let ps = PubsubSub::ALL.iter().map(|c| LocalCmd::Pubsub(*c));
+        p.chain(cl).chain(ci).chain(co).chain(a).chain(s).chain(ps)
     }
 }
 

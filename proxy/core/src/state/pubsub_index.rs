@@ -124,6 +124,24 @@ impl PubsubIndex {
             .retain(|_, c| !c.channels.is_empty() || !c.patterns.is_empty());
     }
 
+    /// PUBSUB NUMSUB: the proxy's clients subscribed to `channel` itself (patterns aside).
+    pub fn numsub(&self, channel: &[u8]) -> i64 {
+        if self.is_empty() {
+            return 0;
+        }
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.clients.channels.get(channel).copied().unwrap_or(0) as i64
+    }
+
+    /// PUBSUB NUMPAT: the distinct patterns the proxy's clients subscribe to.
+    pub fn numpat(&self) -> i64 {
+        if self.is_empty() {
+            return 0;
+        }
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.clients.patterns.len() as i64
+    }
+
     /// Moves one subscriber's subscriptions from `old` to `new` (a connection changed nodes).
     pub fn moved(&self, old: &Placement, new: &Placement, channels: &[Bytes], patterns: &[Bytes]) {
         if old != new {

@@ -1,7 +1,7 @@
 //! Commands the proxy answers itself, matched exhaustively on `LocalCmd` (a command without a
 //! handler does not compile). PING, ECHO, QUIT, SELECT, AUTH, READONLY/READWRITE and CLUSTER
-//! KEYSLOT are here; HELLO, CLIENT, ACL, COMMAND, SLOWLOG and the one-node CLUSTER view have
-//! a file each. A new one gets its name in `command::local_cmd`, its arm here and, if it is
+//! KEYSLOT are here; HELLO, CLIENT, ACL, COMMAND, SLOWLOG, PUBSUB's counts and the one-node
+//! CLUSTER view have a file each. A new one gets its name in `command::local_cmd`, its arm here and, if it is
 //! more than a line, a file of its own.
 
 mod acl;
@@ -9,6 +9,7 @@ mod clients;
 pub mod cluster_view;
 mod command_info;
 mod hello;
+mod pubsub;
 mod slowlog;
 
 use bytes::BytesMut;
@@ -51,6 +52,7 @@ pub fn answer(
         }
         LocalCmd::Command(sub) => command_info::answer(sub, req, resp3, out)?,
         LocalCmd::Slowlog(sub) => slowlog::answer(sub, req, ctx.shared, out)?,
+        LocalCmd::Pubsub(sub) => pubsub::answer(sub, req, ctx.shared, out),
     }
     Ok(After::Continue)
 }
