@@ -349,3 +349,64 @@ fn publish_counts_follow_subscriptions_one_at_a_time() {
     assert_eq!(count(&mut c, "ch:10"), 1, "pattern only");
     drop(r);
 }
+
+/// SLOWLOG through Hive follows `CONFIG SET slowlog-log-slower-than` / `slowlog-max-len` as one
+/// Redis does, and keeps arguments byte for byte (non-ASCII included).
+#[test]
+fn slowlog_follows_config_set_as_redis() {
+    let env = Env::with(2, 0, |_| {});
+    let (_d, node) = standalone();
+    let mut h = env.client();
+    let mut o = hive_tests::connect(&hive_tests::node_url(&format!("127.0.0.1:{}", node.port)));
+    for c in [&mut h, &mut o] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("slowlog-log-slower-than")
+            .arg(0)
+            .query(c)
+            .unwrap();
+        let _: () = redis::cmd("SLOWLOG").arg("RESET").query(c).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("k")
+            .arg("h\u{e9}llo\u{1}".as_bytes())
+            .query(c)
+            .unwrap();
+    }
+    let args = |c: &mut redis::Connection| -> Vec<Vec<u8>> {
+        let v: Vec<Value> = redis::cmd("SLOWLOG").arg("GET").arg(1).query(c).unwrap();
+        let Value::Array(entry) = &v[0] else {
+            panic!("{v:?}")
+        };
+        redis::from_redis_value(&entry[3]).unwrap()
+    };
+    let got = args(&mut h);
+    assert_eq!(got, args(&mut o));
+    assert_eq!(got[2], "h\u{e9}llo\u{1}".as_bytes());
+    for c in [&mut h, &mut o] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("slowlog-max-len")
+            .arg(2)
+            .query(c)
+            .unwrap();
+        for i in 0..5 {
+            let _: () = redis::cmd("SET").arg("k").arg(i).query(c).unwrap();
+        }
+    }
+    let len =
+        |c: &mut redis::Connection| -> i64 { redis::cmd("SLOWLOG").arg("LEN").query(c).unwrap() };
+    assert_eq!(len(&mut h), 2);
+    assert_eq!(len(&mut h), len(&mut o));
+    for c in [&mut h, &mut o] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("slowlog-log-slower-than")
+            .arg(-1)
+            .query(c)
+            .unwrap();
+        let _: () = redis::cmd("SLOWLOG").arg("RESET").query(c).unwrap();
+        let _: () = redis::cmd("SET").arg("k").arg(1).query(c).unwrap();
+    }
+    assert_eq!(len(&mut h), 0);
+    assert_eq!(len(&mut o), 0);
+}

@@ -84,6 +84,18 @@ impl SlowLog {
         log.entries.truncate(max_len);
     }
 
+    /// `CONFIG SET slowlog-log-slower-than` through the proxy (-1 turns the log off).
+    pub fn set_slower_than(&self, us: i64) {
+        self.slower_than.store(us, Relaxed);
+    }
+
+    /// `CONFIG SET slowlog-max-len` through the proxy.
+    pub fn set_max_len(&self, max_len: usize) {
+        self.max_len.store(max_len, Relaxed);
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.entries.truncate(max_len);
+    }
+
     /// The threshold in microseconds, `None` when the log is off (read once per batch).
     #[inline]
     pub fn threshold(&self) -> Option<u64> {

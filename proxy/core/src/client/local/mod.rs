@@ -8,6 +8,7 @@ mod acl;
 mod clients;
 pub mod cluster_view;
 mod command_info;
+pub mod config;
 mod hello;
 mod pubsub;
 mod slowlog;
