@@ -8,10 +8,9 @@ mod acl;
 mod clients;
 pub mod cluster_view;
 mod command_info;
-pub mod config;
 mod hello;
 mod pubsub;
-mod slowlog;
+pub mod slowlog;
 
 use bytes::BytesMut;
 use hive_common::resp::{parse_i64, write_bulk, write_simple, Request};

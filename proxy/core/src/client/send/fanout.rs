@@ -94,7 +94,7 @@ impl Conn {
 
     /// The request to every master and, unless `masters`, every replica too.
     pub(crate) fn every_node(&mut self, req: Request, masters: bool) {
-        crate::client::local::config::follow_config_set(&req, &self.shared);
+        crate::client::local::slowlog::follow_config_set(&req, &self.shared);
         let topo = self.shared.plane.topology.load();
         if topo.map.shards().is_empty() {
             return self.push_error(&no_topology());
