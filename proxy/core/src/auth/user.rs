@@ -20,6 +20,9 @@ pub struct User {
     pub(super) passwords: Vec<String>,
     /// Allowed commands and subcommands by `CommandSpec::id`.
     commands: Vec<u64>,
+    /// Set only by `+@all` (as Redis's reserved command bit): the user was given every
+    /// command, including any added later; ACL LIST then starts its rules from `+@all`.
+    all_commands: bool,
     pub keys: Vec<KeyPattern>,
     pub all_keys: bool,
     pub channels: Vec<Vec<u8>>,
@@ -82,6 +85,7 @@ impl User {
             nopass: false,
             passwords: Vec::new(),
             commands: vec![0; CommandTable::get().ids().div_ceil(64)],
+            all_commands: false,
             keys: Vec::new(),
             all_keys: false,
             channels: Vec::new(),
@@ -240,6 +244,7 @@ impl User {
             let cat = cat.to_ascii_lowercase();
             if cat == "all" {
                 table.all().for_each(|c| self.set(c, allow));
+                self.all_commands = allow;
                 return Ok(());
             }
             if !CATEGORIES.contains(&cat.as_str()) {
@@ -270,6 +275,11 @@ impl User {
         } else {
             self.commands[word] &= !bit;
         }
+    }
+
+    /// Whether `+@all` gave this user every command (and was not taken back by `-@all`).
+    pub fn all_commands(&self) -> bool {
+        self.all_commands
     }
 
     /// Whether the user may run this command or subcommand.
@@ -348,6 +358,48 @@ mod tests {
             User::new("x").describe(),
             "off resetkeys resetchannels -@all"
         );
+    }
+
+    #[test]
+    fn user_commands_rule_is_redis_compact_form() {
+        // What Redis 7.0.15 answers for the same SETUSER (its single commands come in its
+        // dictionary's order, so they are compared as a set).
+        let u = user("on >pw ~app:* &chan +get +@hash -hdel +client|id");
+        let mut got: Vec<String> = u.commands_rule().split(' ').map(String::from).collect();
+        assert_eq!(got[..2], ["-@all", "+@hash"]);
+        got.sort();
+        assert_eq!(got, ["+@hash", "+client|id", "+get", "-@all", "-hdel"]);
+        assert_eq!(user("+@all -get").commands_rule(), "+@all -get");
+        assert_eq!(
+            user("+@all -@dangerous").commands_rule(),
+            "+@all -@dangerous"
+        );
+        assert_eq!(
+            user("+@read +@write -@read").commands_rule(),
+            "-@all +@write"
+        );
+        let mut got: Vec<String> = user("+@read -get +set")
+            .commands_rule()
+            .split(' ')
+            .map(String::from)
+            .collect();
+        assert_eq!(got[..2], ["-@all", "+@read"]);
+        got.sort();
+        assert_eq!(got, ["+@read", "+set", "-@all", "-get"]);
+        let mut got: Vec<String> = user("+@all -get -@dangerous +flushall")
+            .commands_rule()
+            .split(' ')
+            .map(String::from)
+            .collect();
+        assert_eq!(got[..2], ["+@all", "-@admin"]);
+        got.sort();
+        let mut redis = "+@all -@admin -keys -sort -migrate -info -restore -sort_ro -get \
+            -restore-asking -swapdb -flushdb"
+            .split_whitespace()
+            .collect::<Vec<_>>();
+        redis.sort();
+        assert_eq!(got, redis);
+        assert_eq!(user("on nopass ~* &* +@all").flags(), ["on", "nopass"]);
     }
 
     #[test]

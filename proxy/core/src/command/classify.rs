@@ -181,14 +181,27 @@ fn route(
         "migrate" => return refused(full, MIGRATE),
         "swapdb" => return refused(full, "Hive serves database 0 only, and swapping it on one master at a time would hide keys"),
         "asking" => return refused(full, "Hive follows ASK redirects itself; a client never needs ASKING"),
+        // One key's encoding and refcount, on the node that holds it (read-only).
+        "debug" if req.argc() == 3 && req.arg(1).eq_ignore_ascii_case(b"object") => {
+            return Action::Forward(Route::Slot(Slot::for_key(req.arg(2))));
+        }
         "pfdebug" | "pfselftest" | "memory|purge" | "memory|doctor" | "debug" => {
             return refused(full, "it inspects or changes one node; run it on that node directly")
         }
-        "shutdown" | "replicaof" | "slaveof" | "failover" | "module" => {
-            return refused(full, TOPOLOGY)
+        // An operator's snapshot of the whole deployment: every master, the first reply
+        // when each started one, else the first error.
+        "bgsave" => return Action::FanOut(MergeKind::First),
+        // Every node loads the same modules (Hive's deployments do): one master's list.
+        "module|list" => return Action::Forward(Route::Any),
+        // Each master's samples cleared; the events reset, added up.
+        "latency|reset" => return Action::FanOut(MergeKind::Sum),
+        full if full.starts_with("latency|") && full != "latency|help" => {
+            return refused(full, "each node keeps its own latency samples and their events would mix; run it on each node (redis-cli -h <node> latency latest), or read the nodes' figures in Hive's /metrics")
         }
+        "shutdown" | "replicaof" | "slaveof" | "failover" | "module" | "module|load"
+        | "module|loadex" | "module|unload" => return refused(full, TOPOLOGY),
         full if full.starts_with("acl|") => {
-            return refused(full, "Hive answers ACL WHOAMI, USERS, CAT, LIST, GETUSER, SETUSER, DELUSER, LOG, DRYRUN, SAVE and LOAD for its own users")
+            return refused(full, "Hive answers ACL WHOAMI, USERS, CAT, LIST, GETUSER, SETUSER, DELUSER, LOG, DRYRUN, SAVE, LOAD, GENPASS and HELP for its own users")
         }
         "client|reply" => return Action::ClientReply,
         // The slot argument says where the keys are.
@@ -480,7 +493,7 @@ mod tests {
             &["asking"],
             &["pfdebug", "getreg", "k"],
             &["memory", "purge"],
-            &["acl", "genpass"],
+            &["pfselftest"],
             &["shutdown"],
         ] {
             let e = error_text(classify_args(cmd));

@@ -101,6 +101,8 @@ names!(
         DryRun => "acl|dryrun",
         Save => "acl|save",
         Load => "acl|load",
+        GenPass => "acl|genpass",
+        Help => "acl|help",
     }
 );
 

@@ -1,5 +1,6 @@
 //! The ACL subcommands, acting on the proxy's own users (never the nodes'): WHOAMI, USERS,
-//! CAT, LIST, GETUSER, SETUSER, DELUSER, DRYRUN, LOG, and SAVE/LOAD with `proxy.aclfile`.
+//! CAT, LIST, GETUSER, SETUSER, DELUSER, DRYRUN, LOG, SAVE/LOAD with `proxy.aclfile`,
+//! GENPASS and HELP.
 
 use bytes::BytesMut;
 use hive_common::command::CommandTable;
@@ -19,6 +20,60 @@ fn err(m: impl Into<String>) -> ProxyError {
 }
 
 const NO_ACLFILE: &str = "This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
+
+/// Redis 7.0's ACL HELP, line for line.
+const HELP: [&str; 29] = [
+    "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CAT [<category>]",
+    "    List all commands that belong to <category>, or all command categories",
+    "    when no category is specified.",
+    "DELUSER <username> [<username> ...]",
+    "    Delete a list of users.",
+    "DRYRUN <username> <command> [<arg> ...]",
+    "    Returns whether the user can execute the given command without executing the command.",
+    "GETUSER <username>",
+    "    Get the user's details.",
+    "GENPASS [<bits>]",
+    "    Generate a secure 256-bit user password. The optional `bits` argument can",
+    "    be used to specify a different size.",
+    "LIST",
+    "    Show users details in config file format.",
+    "LOAD",
+    "    Reload users from the ACL file.",
+    "LOG [<count> | RESET]",
+    "    Show the ACL log entries.",
+    "SAVE",
+    "    Save the current config to the ACL file.",
+    "SETUSER <username> <attribute> [<attribute> ...]",
+    "    Create or modify a user with the specified attributes.",
+    "USERS",
+    "    List all the registered usernames.",
+    "WHOAMI",
+    "    Return the current connection username.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// ACL GENPASS [bits]: `bits` (default 256) random bits from the OS, as hex.
+fn genpass(req: &Request, out: &mut BytesMut) -> Result<(), ProxyError> {
+    use rand::RngCore;
+    let bits = match req.get(2) {
+        None => 256,
+        Some(a) => {
+            let n = parse_i64(a).ok_or_else(|| err("value is not an integer or out of range"))?;
+            if !(1..=4096).contains(&n) {
+                return Err(err("ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096"));
+            }
+            n as usize
+        }
+    };
+    let chars = bits.div_ceil(4);
+    let mut bytes = vec![0u8; chars.div_ceil(2)];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_bulk(out, &hex.as_bytes()[..chars]);
+    Ok(())
+}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -113,6 +168,13 @@ pub(super) fn answer(
             }
         }
         AclSub::Log => log(req, ctx, resp3, out)?,
+        AclSub::GenPass => genpass(req, out)?,
+        AclSub::Help => {
+            write_array_header(out, HELP.len());
+            for line in HELP {
+                write_simple(out, line);
+            }
+        }
         AclSub::Save => {
             let path = ctx
                 .shared

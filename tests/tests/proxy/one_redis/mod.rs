@@ -2,6 +2,8 @@
 //! everywhere, CLIENT REPLY ON|OFF|SKIP, PUBLISH counting every subscriber reached, and
 //! keyspace notifications from every master, each exactly once.
 
+mod admin;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -1,0 +1,131 @@
+//! Administrative and ACL commands through Hive as one Redis answers them: ACL HELP, GENPASS
+//! and GETUSER's rules (compared with a standalone redis-server), BGSAVE on every master,
+//! MODULE LIST, LATENCY RESET and the LATENCY refusal, DEBUG OBJECT routed to the key's node.
+
+use hive_tests::{connect, error_text, node_url, run, Env};
+use redis::Value;
+
+use super::standalone;
+
+fn words(s: &str) -> Vec<&str> {
+    s.split(' ').collect()
+}
+
+/// ACL GETUSER's command rules as a set (Redis lists single commands in its dictionary's
+/// order), and its flags.
+fn getuser(c: &mut redis::Connection, name: &str) -> (Vec<String>, Value) {
+    let v: Vec<Value> = redis::cmd("ACL").arg("GETUSER").arg(name).query(c).unwrap();
+    let field = |k: &str| {
+        let at = v
+            .iter()
+            .position(|x| matches!(x, Value::BulkString(b) if b == k.as_bytes()))
+            .unwrap();
+        v[at + 1].clone()
+    };
+    let rules: String = redis::from_redis_value(&field("commands")).unwrap();
+    let mut rules: Vec<String> = rules.split(' ').map(String::from).collect();
+    rules[1..].sort();
+    (rules, field("flags"))
+}
+
+#[test]
+fn acl_help_genpass_and_getuser_as_redis() {
+    let env = Env::with(2, 0, |_| {});
+    let (_d, node) = standalone();
+    let mut h = env.client();
+    let mut o = connect(&node_url(&format!("127.0.0.1:{}", node.port)));
+    for cmd in [
+        "ACL HELP",
+        "ACL GENPASS 0",
+        "ACL GENPASS 4097",
+        "ACL GENPASS x",
+    ] {
+        assert_eq!(
+            format!("{:?}", run(&mut h, &words(cmd))),
+            format!("{:?}", run(&mut o, &words(cmd))),
+            "{cmd}"
+        );
+    }
+    let p: String = redis::cmd("ACL").arg("GENPASS").query(&mut h).unwrap();
+    assert!(
+        p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{p}"
+    );
+    let p2: String = redis::cmd("ACL").arg("GENPASS").query(&mut h).unwrap();
+    assert_ne!(p, p2);
+    let p: String = redis::cmd("ACL")
+        .arg("GENPASS")
+        .arg(5)
+        .query(&mut h)
+        .unwrap();
+    assert_eq!(p.len(), 2);
+    for (i, rules) in [
+        "on >pw ~app:* &chan +get +@hash -hdel +client|id",
+        "on nopass ~* &* +@all -@dangerous",
+        "+@read -get +set",
+        "+@all -get -@dangerous +flushall",
+        "+@read +@write -@read",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let name = format!("u{i}");
+        let mut cmd = vec!["ACL", "SETUSER", &name];
+        cmd.extend(rules.split(' '));
+        for c in [&mut h, &mut o] {
+            run(c, &cmd).unwrap();
+        }
+        assert_eq!(getuser(&mut h, &name), getuser(&mut o, &name), "{rules}");
+    }
+}
+
+#[test]
+fn admin_fan_outs_and_debug_object_as_stated() {
+    let env = Env::with(2, 0, |_| {});
+    let mut h = env.client();
+    let started: String = redis::cmd("BGSAVE").query(&mut h).unwrap();
+    assert_eq!(started, "Background saving started");
+    let master = env.cluster.master_addrs()[0].clone();
+    let mut m = connect(&node_url(&master));
+    assert_eq!(
+        format!("{:?}", run(&mut h, &["MODULE", "LIST"])),
+        format!("{:?}", run(&mut m, &["MODULE", "LIST"]))
+    );
+    let n: i64 = redis::cmd("LATENCY").arg("RESET").query(&mut h).unwrap();
+    assert!(n >= 0);
+    let e = error_text(run(&mut h, &["LATENCY", "LATEST"]));
+    assert!(
+        e.contains("latency latest") && e.contains("each node"),
+        "{e}"
+    );
+    let e = error_text(run(&mut h, &["MODULE", "LOAD", "/x.so"]));
+    assert!(
+        e.starts_with("ERR Hive does not support 'module|load'"),
+        "{e}"
+    );
+    // DEBUG OBJECT goes to the node that holds the key: the same answer as asking it.
+    let _: () = redis::cmd("SET").arg("dbg").arg("v").query(&mut h).unwrap();
+    let owner = {
+        let topo = env.proxy.shared.plane.topology.load();
+        let i = topo
+            .map
+            .shard_of(hive_common::Slot::for_key(b"dbg"))
+            .unwrap();
+        topo.map.shards()[i].master.clone()
+    };
+    let mut n = connect(&node_url(&owner));
+    let strip = |r: redis::RedisResult<Value>| {
+        // The serialized length and LRU fields are the same; only the LRU age may tick.
+        format!("{r:?}")
+            .split(' ')
+            .filter(|w| !w.starts_with("lru_seconds_idle"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        strip(run(&mut h, &["DEBUG", "OBJECT", "dbg"])),
+        strip(run(&mut n, &["DEBUG", "OBJECT", "dbg"]))
+    );
+    let e = error_text(run(&mut h, &["DEBUG", "SLEEP", "0"]));
+    assert!(e.starts_with("ERR Hive does not support 'debug'"), "{e}");
+}
