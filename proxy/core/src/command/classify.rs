@@ -188,12 +188,9 @@ fn route(
         "pfdebug" | "pfselftest" | "memory|purge" | "memory|doctor" | "debug" => {
             return refused(full, "it inspects or changes one node; run it on that node directly")
         }
-        // An operator's snapshot of the whole deployment: every master, the first reply
-        // when each started one, else the first error.
+        // A snapshot of every master; every node loads the same modules; samples cleared.
         "bgsave" => return Action::FanOut(MergeKind::First),
-        // Every node loads the same modules (Hive's deployments do): one master's list.
         "module|list" => return Action::Forward(Route::Any),
-        // Each master's samples cleared; the events reset, added up.
         "latency|reset" => return Action::FanOut(MergeKind::Sum),
         full if full.starts_with("latency|") && full != "latency|help" => {
             return refused(full, "each node keeps its own latency samples and their events would mix; run it on each node (redis-cli -h <node> latency latest), or read the nodes' figures in Hive's /metrics")
