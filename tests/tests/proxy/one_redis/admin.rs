@@ -129,3 +129,48 @@ fn admin_fan_outs_and_debug_object_as_stated() {
     let e = error_text(run(&mut h, &["DEBUG", "SLEEP", "0"]));
     assert!(e.starts_with("ERR Hive does not support 'debug'"), "{e}");
 }
+
+#[test]
+fn command_list_and_getkeys_as_redis() {
+    let env = Env::with(1, 0, |_| {});
+    let (_d, node) = standalone();
+    let mut h = env.client();
+    let mut o = connect(&node_url(&format!("127.0.0.1:{}", node.port)));
+    let sorted = |c: &mut redis::Connection, cmd: &str| -> Vec<String> {
+        let mut v: Vec<String> = redis::cmd("COMMAND")
+            .arg(words(cmd)[1..].to_vec())
+            .query(c)
+            .unwrap();
+        v.sort();
+        v
+    };
+    // Hive's table also has CLIENT SETINFO (Redis 7.2, which Hive answers for redis-py 5).
+    let mut all = sorted(&mut h, "COMMAND LIST");
+    all.retain(|n| n != "client|setinfo");
+    assert_eq!(all, sorted(&mut o, "COMMAND LIST"));
+    assert!(all.iter().any(|n| n == "acl|genpass") && all.iter().any(|n| n == "migrate"));
+    for cmd in [
+        "COMMAND LIST FILTERBY ACLCAT hash",
+        "COMMAND LIST FILTERBY PATTERN acl*",
+        "COMMAND LIST FILTERBY MODULE x",
+        "COMMAND LIST FILTERBY ACLCAT nosuch",
+    ] {
+        assert_eq!(sorted(&mut h, cmd), sorted(&mut o, cmd), "{cmd}");
+    }
+    for cmd in [
+        "COMMAND LIST FILTERBY FOO x",
+        "COMMAND LIST x",
+        "COMMAND GETKEYS EVAL x 0",
+        "COMMAND GETKEYS FCALL f 0",
+        "COMMAND GETKEYS EVAL x 2 a b",
+        "COMMAND GETKEYS CONFIG GET x",
+        "COMMAND GETKEYS GET a b",
+        "COMMAND GETKEYS NOSUCH a",
+    ] {
+        assert_eq!(
+            format!("{:?}", run(&mut h, &words(cmd))),
+            format!("{:?}", run(&mut o, &words(cmd))),
+            "{cmd}"
+        );
+    }
+}
