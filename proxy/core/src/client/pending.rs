@@ -90,6 +90,13 @@ pub(super) enum Shape {
         merge: Option<Box<Merge>>,
         add: i64,
     },
+    /// SSUBSCRIBE/SUNSUBSCRIBE: the nodes count per connection, the client wants its own
+    /// total, so their confirmations (merged when several) are replaced by `reply`, unless a
+    /// node answered an error.
+    Confirm {
+        merge: Option<Box<Merge>>,
+        reply: Bytes,
+    },
 }
 
 pub(super) struct Pending {
@@ -216,6 +223,19 @@ impl Conn {
                     None => Some(frame),
                 };
                 p.reply = out.map(|f| corrected(f, *add));
+            }
+            Shape::Confirm { merge, reply } => {
+                let out = match merge {
+                    Some(m) => m.add(tag.part as usize, frame),
+                    None => Some(frame),
+                };
+                p.reply = out.map(|f| {
+                    if f.first() == Some(&b'-') {
+                        f
+                    } else {
+                        reply.clone()
+                    }
+                });
             }
         }
         if let Some(r) = &p.reply {

@@ -208,8 +208,11 @@ impl Conn {
         };
         // The home connection may be new: the index follows it before counting the change.
         self.sync_place();
+        let resp3 = self.session.resp3();
         let sub = self.subscriber();
         let before = sub.ks_count(family);
+        let confirm = (family == Family::Shard && !args.is_empty())
+            .then(|| shard_confirmations(&sub.subs.shard, on, &args, resp3));
         let mut changed = Vec::new();
         let frames = sub.subs.apply(family, on, &args, &mut changed);
         sub.count_keyspace(family, on, &changed);
@@ -229,7 +232,11 @@ impl Conn {
         let mut unit = Unit::new(req, route);
         unit.pinned = Some(conn);
         unit.wire = Some((data, frames));
-        self.push_unit(unit, Shape::Single);
+        let shape = match confirm {
+            Some(reply) => Shape::Confirm { merge: None, reply },
+            None => Shape::Single,
+        };
+        self.push_unit(unit, shape);
         self.index_change(family, on, &changed);
         self.keyspace_apply(family, on, &args, before);
     }
@@ -247,7 +254,9 @@ impl Conn {
             u.pinned = Some(conn);
             units.push(u);
         }
+        let resp3 = self.session.resp3();
         let sub = self.subscriber();
+        let reply = shard_confirmations(&sub.subs.shard, false, &channels, resp3);
         sub.subs
             .apply(Family::Shard, false, &channels, &mut Vec::new());
         self.entry.update(|e| e.ssub = 0);
@@ -256,10 +265,8 @@ impl Conn {
             // A merge of no parts would never complete.
             return self.push_error(&no_master_for(None));
         }
-        self.push_merge(
-            units,
-            Shape::Merge(Box::new(Merge::new(MergeKind::Frames, n, Vec::new()))),
-        );
+        let merge = Some(Box::new(Merge::new(MergeKind::Frames, n, Vec::new())));
+        self.push_merge(units, Shape::Confirm { merge, reply });
     }
 
     /// After a subscriber connection is lost, try again shortly or as soon as the topology
@@ -329,4 +336,29 @@ impl Conn {
         }
         self.keyspace_connect();
     }
+}
+
+/// Redis's confirmations of SSUBSCRIBE (`on`) or SUNSUBSCRIBE of `channels`, one per channel,
+/// each with the client's count of shard channels after it, from the client's set before.
+/// Costs the channels named, not the set (a subscriber adding thousands one at a time).
+fn shard_confirmations(
+    before: &std::collections::BTreeSet<Bytes>,
+    on: bool,
+    channels: &[Bytes],
+    resp3: bool,
+) -> Bytes {
+    let mut n = before.len() as i64;
+    let mut seen: std::collections::HashSet<&Bytes> = std::collections::HashSet::new();
+    let mut out = bytes::BytesMut::new();
+    let kind: &[u8] = if on { b"ssubscribe" } else { b"sunsubscribe" };
+    for c in channels {
+        if seen.insert(c) && before.contains(c) != on {
+            n += if on { 1 } else { -1 };
+        }
+        out.extend_from_slice(if resp3 { b">3\r\n" } else { b"*3\r\n" });
+        hive_common::resp::write_bulk(&mut out, kind);
+        hive_common::resp::write_bulk(&mut out, c);
+        hive_common::resp::write_integer(&mut out, n);
+    }
+    out.freeze()
 }

@@ -1,0 +1,100 @@
+//! SSUBSCRIBE and SUNSUBSCRIBE confirmations count the client's own shard channels, as one
+//! Redis does, however many masters its channels live on; byte for byte against a standalone
+//! redis-server, in RESP2 and RESP3.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use hive_common::resp::parse_value;
+use hive_tests::{Env, GroupEnv};
+
+use super::{cmd, standalone};
+
+/// Sends `args` and reads `frames` complete replies; their bytes.
+fn exchange(s: &mut TcpStream, args: &[&str], frames: usize) -> Vec<u8> {
+    s.write_all(cmd(args).as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let (mut at, mut n) = (0, 0);
+        while let Ok(Some((_, len))) = parse_value(&got[at..]) {
+            at += len;
+            n += 1;
+        }
+        if n >= frames {
+            return got;
+        }
+        let k = s.read(&mut buf).expect("a reply within 10 s");
+        assert!(k > 0, "closed");
+        got.extend_from_slice(&buf[..k]);
+    }
+}
+
+fn same_confirmations(proxy: &hive_proxy::server::ProxyHandle, single: SocketAddr) {
+    let topo = proxy.shared.plane.topology.load();
+    let mut shards: Vec<_> = ["sa", "sb", "sc"]
+        .iter()
+        .map(|c| topo.map.shard_of(hive_common::Slot::for_key(c.as_bytes())))
+        .collect();
+    drop(topo);
+    shards.sort();
+    shards.dedup();
+    assert!(shards.len() >= 2, "the channels live on several masters");
+    let hive = proxy.addr;
+    for resp3 in [false, true] {
+        let mut h = TcpStream::connect(hive).unwrap();
+        let mut o = TcpStream::connect(single).unwrap();
+        if resp3 {
+            for s in [&mut h, &mut o] {
+                exchange(s, &["HELLO", "3"], 1);
+            }
+        }
+        // Channels of different slots, hence (mostly) different masters through Hive.
+        let steps: [(&[&str], usize); 6] = [
+            (&["SSUBSCRIBE", "sa"], 1),
+            (&["SSUBSCRIBE", "sb"], 1),
+            (&["SSUBSCRIBE", "sc"], 1),
+            (&["SSUBSCRIBE", "sa"], 1),
+            (&["SUNSUBSCRIBE", "sb"], 1),
+            (&["SUNSUBSCRIBE"], 2),
+        ];
+        for (args, frames) in steps {
+            let (a, b) = (
+                exchange(&mut h, args, frames),
+                exchange(&mut o, args, frames),
+            );
+            if args.len() == 1 {
+                // Without arguments the order of the channels is each server's own.
+                let (mut a, mut b) = (lines(&a), lines(&b));
+                a.sort();
+                b.sort();
+                assert_eq!(a, b, "{args:?} resp3={resp3}");
+            } else {
+                assert_eq!(
+                    String::from_utf8_lossy(&a),
+                    String::from_utf8_lossy(&b),
+                    "{args:?} resp3={resp3}"
+                );
+            }
+        }
+    }
+}
+
+fn lines(b: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(b)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn shard_subscription_counts_are_the_clients_own() {
+    let (_d, node) = standalone();
+    let single = SocketAddr::from(([127, 0, 0, 1], node.port));
+    let env = GroupEnv::statik(3, |_| {});
+    same_confirmations(&env.proxy, single);
+    let env = Env::with(3, 0, |_| {});
+    same_confirmations(&env.proxy, single);
+}
