@@ -3,7 +3,7 @@
 //! keyspace notifications from every master, each exactly once.
 
 mod admin;
-mod shard_pubsub;
+mod pubsub;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

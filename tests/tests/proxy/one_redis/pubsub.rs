@@ -1,6 +1,7 @@
-//! SSUBSCRIBE and SUNSUBSCRIBE confirmations count the client's own shard channels, as one
-//! Redis does, however many masters its channels live on; byte for byte against a standalone
-//! redis-server, in RESP2 and RESP3.
+//! Subscribers as one Redis treats them: SSUBSCRIBE and SUNSUBSCRIBE confirmations count the
+//! client's own shard channels however many masters its channels live on (byte for byte
+//! against a standalone redis-server, in RESP2 and RESP3), and a subscriber closed by CLIENT
+//! KILL sees its connection closed.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -97,4 +98,31 @@ fn shard_subscription_counts_are_the_clients_own() {
     same_confirmations(&env.proxy, single);
     let env = Env::with(3, 0, |_| {});
     same_confirmations(&env.proxy, single);
+}
+
+/// A subscriber (RESP2 and RESP3) killed by ID or by TYPE pubsub is disconnected.
+#[test]
+fn subscriber_closed_by_client_kill_sees_its_connection_closed() {
+    let env = GroupEnv::statik(2, |_| {});
+    for (by_id, resp3) in [(true, false), (true, true), (false, false), (false, true)] {
+        let mut sub = TcpStream::connect(env.proxy.addr).unwrap();
+        if resp3 {
+            exchange(&mut sub, &["HELLO", "3"], 1);
+        }
+        let id = exchange(&mut sub, &["CLIENT", "ID"], 1);
+        let id = String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned();
+        exchange(&mut sub, &["SUBSCRIBE", "news", "more"], 2);
+        exchange(&mut sub, &["PSUBSCRIBE", "n*"], 1);
+        let mut killer = TcpStream::connect(env.proxy.addr).unwrap();
+        let killed = if by_id {
+            exchange(&mut killer, &["CLIENT", "KILL", "ID", &id], 1)
+        } else {
+            exchange(&mut killer, &["CLIENT", "KILL", "TYPE", "pubsub"], 1)
+        };
+        assert_eq!(killed, b":1\r\n", "by_id={by_id} resp3={resp3}");
+        sub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = sub.read(&mut buf).expect("closed, not timed out");
+        assert_eq!(n, 0, "by_id={by_id} resp3={resp3}");
+    }
 }
