@@ -41,7 +41,7 @@ use crate::command::local_cmd::LocalCmd;
 use crate::error::{ClientReason, ErrorKind, ProxyError};
 use crate::metrics::worker::WorkerStats;
 use crate::metrics::Stats;
-use crate::state::pause::must_wait;
+use crate::state::pause::{must_wait, PauseMode};
 use crate::state::Shared;
 use hive_upstream::conn::backend::Backend;
 use hive_upstream::{Inbox, ReplyTx};
@@ -86,6 +86,9 @@ struct Conn {
     subs: Option<Box<Subscriber>>,
     /// A request waiting out CLIENT PAUSE; nothing after it is read until it goes.
     held: Option<Request>,
+    /// `held` waits for CLIENT PAUSE: counted in INFO's `blocked_clients`, as Redis counts
+    /// paused clients.
+    paused: bool,
     /// Units waiting out a failover; made with the first one.
     holds: Option<Box<Holds>>,
     /// Bytes of replies that have arrived but wait behind an earlier, unanswered request.
@@ -156,6 +159,7 @@ async fn serve<S>(
         watch: None,
         subs: None,
         held: None,
+        paused: false,
         holds: None,
         done_bytes: 0,
         large: Large::new(live.backend.large_value_bytes.0),
@@ -317,6 +321,12 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.count_paused(false);
+    }
+}
+
 impl Conn {
     /// Decodes and dispatches every complete request the buffer holds, within the pending cap.
     fn pump(&mut self, rbuf: &mut BytesMut, max_pending: usize) {
@@ -330,10 +340,11 @@ impl Conn {
         // Read once per batch: no shared state is touched per request.
         let pause = self.shared.pause.current().map(|(mode, _)| mode);
         if let Some(req) = self.held.take() {
-            if pause.is_some_and(|m| must_wait(m, &req)) {
+            if pause.is_some_and(|m| self.must_wait(m, &req)) {
                 self.held = Some(req);
-                return;
+                return self.count_paused(true);
             }
+            self.count_paused(false);
             self.dispatch(req);
             if self.held.is_some() {
                 return;
@@ -347,8 +358,9 @@ impl Conn {
             match self.decoder.decode(rbuf) {
                 Ok(Some(req)) => {
                     decoded += 1;
-                    if pause.is_some_and(|m| must_wait(m, &req)) {
+                    if pause.is_some_and(|m| self.must_wait(m, &req)) {
                         self.held = Some(req);
+                        self.count_paused(true);
                         break;
                     }
                     self.dispatch(req);
@@ -366,6 +378,24 @@ impl Conn {
         }
         // One relaxed add per batch keeps INFO current without a per-request atomic.
         Stats::add(&self.shared.stats.commands_processed, decoded);
+    }
+
+    /// CLIENT PAUSE WRITE holds EXEC only when its transaction may write.
+    fn must_wait(&self, mode: PauseMode, req: &Request) -> bool {
+        must_wait(mode, req, self.multi.as_ref().map(|m| &m.queued[..]))
+    }
+
+    /// Keeps the proxy-wide count of clients held by CLIENT PAUSE.
+    fn count_paused(&mut self, on: bool) {
+        if on != self.paused {
+            self.paused = on;
+            let c = &self.shared.stats.paused_clients;
+            if on {
+                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                c.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
     }
 
     /// The reply channel's sender, created on first use.

@@ -33,6 +33,8 @@ pub struct Stats {
     pub client_buffers: AtomicU64,
     /// Clients refused at AUTH/HELLO (wrong password, unknown or disabled user).
     pub auth_failures: AtomicU64,
+    /// Clients whose next request waits for CLIENT PAUSE to end (INFO's `blocked_clients`).
+    pub paused_clients: AtomicU64,
     /// Per worker: commands, latency, errors by prefix, bytes.
     pub workers: worker::Workers,
     /// How long requests waited for a shard to get a writable master.
@@ -58,6 +60,7 @@ impl Default for Stats {
             large_requests: AtomicU64::new(0),
             client_buffers: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
+            paused_clients: AtomicU64::new(0),
             workers: worker::Workers::default(),
             held: events::EventHistogram::default(),
             upstream: Arc::default(),

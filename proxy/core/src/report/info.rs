@@ -4,6 +4,32 @@
 use crate::metrics::Stats;
 use crate::state::Shared;
 
+/// The node's INFO text with `blocked_clients` raised by the clients Hive holds for CLIENT
+/// PAUSE, as Redis counts its paused clients there.
+pub fn add_blocked(body: &[u8], held: u64) -> std::borrow::Cow<'_, [u8]> {
+    const FIELD: &[u8] = b"blocked_clients:";
+    if held == 0 {
+        return body.into();
+    }
+    let Some(at) = memchr::memmem::find(body, FIELD) else {
+        return body.into();
+    };
+    let start = at + FIELD.len();
+    let end = start
+        + body[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+    let n: u64 = std::str::from_utf8(&body[start..end])
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut out = body[..start].to_vec();
+    out.extend_from_slice((n + held).to_string().as_bytes());
+    out.extend_from_slice(&body[end..]);
+    out.into()
+}
+
 /// The `# Proxy` INFO section.
 pub fn proxy_section(shared: &Shared) -> String {
     let s = &shared.stats;
@@ -15,7 +41,7 @@ total_commands_processed:{}\r\nerror_replies:{}\r\nmoved_redirects:{}\r\nask_red
 retries:{}\r\nbackend_failures:{}\r\ntopology_refreshes:{}\r\nsentinel_events:{}\r\n\
 client_panics:{}\r\ntls_handshake_failures:{}\r\nclient_buffers_bytes:{}\r\n\
 output_limit_disconnects:{}\r\nquery_limit_disconnects:{}\r\nevicted_clients:{}\r\n\
-large_requests:{}\r\nlarge_reply_handoffs:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
+large_requests:{}\r\nlarge_reply_handoffs:{}\r\npaused_clients:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         shared.config.backend.mode.as_str(),
         s.started.elapsed().as_secs(),
@@ -38,6 +64,7 @@ large_requests:{}\r\nlarge_reply_handoffs:{}\r\nmasters:{}\r\nunassigned_slots:{
         Stats::get(&s.evicted_clients),
         Stats::get(&s.large_requests),
         Stats::get(&s.upstream.large_reply_handoffs),
+        Stats::get(&s.paused_clients),
         (0..topo.map.shards().len())
             .filter(|&i| topo.has_master(i))
             .count(),

@@ -64,8 +64,9 @@ impl PauseState {
 }
 
 /// Whether `req` waits while CLIENT PAUSE is in force: with WRITE, what may write or replicate
-/// (as Redis pauses it); with ALL, everything but what the proxy answers itself.
-pub fn must_wait(mode: PauseMode, req: &Request) -> bool {
+/// (as Redis pauses it), and EXEC only when its transaction (`queued`) holds such a command;
+/// with ALL, everything but what the proxy answers itself.
+pub fn must_wait(mode: PauseMode, req: &Request, queued: Option<&[Request]>) -> bool {
     let name = req.arg(0).to_ascii_lowercase();
     match mode {
         PauseMode::All => !matches!(
@@ -80,27 +81,41 @@ pub fn must_wait(mode: PauseMode, req: &Request) -> bool {
                 | b"acl"
                 | b"command"
         ),
-        PauseMode::Write => {
-            matches!(
-                &name[..],
-                b"eval"
-                    | b"evalsha"
-                    | b"fcall"
-                    | b"publish"
-                    | b"spublish"
-                    | b"pfcount"
-                    | b"wait"
-                    | b"exec"
-            ) || hive_common::command::CommandTable::get()
-                .lookup(&name)
-                .is_some_and(|c| c.has(hive_common::command::flag::WRITE))
+        PauseMode::Write if name == b"exec" => {
+            queued.is_some_and(|q| q.iter().any(|r| may_write(&r.arg(0).to_ascii_lowercase())))
         }
+        PauseMode::Write => may_write(&name),
     }
+}
+
+/// Redis's `CMD_WRITE | CMD_MAY_REPLICATE`: what CLIENT PAUSE WRITE holds.
+fn may_write(name: &[u8]) -> bool {
+    hive_common::command::CommandTable::get()
+        .lookup(name)
+        .is_some_and(|c| {
+            c.has(hive_common::command::flag::WRITE) || c.flags.iter().any(|f| f == "may_replicate")
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pause_write_holds_what_may_write_and_exec_only_of_writes() {
+        let r = |a: &[&str]| Request::from_args(a);
+        let w = PauseMode::Write;
+        assert!(must_wait(w, &r(&["SET", "k", "v"]), None));
+        assert!(must_wait(w, &r(&["eval", "return 1", "0"]), None));
+        assert!(must_wait(w, &r(&["PUBLISH", "c", "m"]), None));
+        assert!(!must_wait(w, &r(&["GET", "k"]), None));
+        let reads = [r(&["GET", "k"]), r(&["CONFIG", "GET", "x"])];
+        assert!(!must_wait(w, &r(&["EXEC"]), Some(&reads)));
+        let writes = [r(&["GET", "k"]), r(&["INCR", "k"])];
+        assert!(must_wait(w, &r(&["EXEC"]), Some(&writes)));
+        assert!(!must_wait(w, &r(&["EXEC"]), None));
+        assert!(must_wait(PauseMode::All, &r(&["GET", "k"]), None));
+    }
 
     #[test]
     fn pause_ends_by_time_or_unpause() {

@@ -176,7 +176,8 @@ pub(crate) fn prepend_info(shared: &Shared, frame: Bytes) -> Bytes {
         return frame;
     };
     let mut text = crate::report::info::proxy_section(shared).into_bytes();
-    text.extend_from_slice(body);
+    let paused = crate::metrics::Stats::get(&shared.stats.paused_clients);
+    text.extend_from_slice(&crate::report::info::add_blocked(body, paused));
     let mut out = BytesMut::with_capacity(text.len() + 16);
     hive_common::resp::write_verbatim(&mut out, &text, verbatim);
     out.freeze()
