@@ -212,3 +212,61 @@ fn admin_client_pause_holds_writes_in_the_proxy_until_unpause() {
         "ERR syntax error"
     );
 }
+
+/// A CLIENT PAUSE that one master refuses (busy running a script) is undone on the others and
+/// in the proxy, and the error names the master that refused.
+#[test]
+fn admin_client_pause_refused_by_one_master_is_undone_everywhere() {
+    let env = env();
+    let mut ops = connect(&format!("redis://ops:opspw@{}/", env.proxy.addr));
+    let masters = env.cluster.master_addrs();
+    let busy = masters[0].clone();
+    let mut node = hive_tests::connect(&hive_tests::node_url(&busy));
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg(10)
+        .query(&mut node)
+        .unwrap();
+    let script = "local t0 = redis.call('TIME') while true do local t = redis.call('TIME') \
+        if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1500000 then break end end return 1";
+    let runner = {
+        let busy = busy.clone();
+        std::thread::spawn(move || {
+            let mut c = hive_tests::connect(&hive_tests::node_url(&busy));
+            let _: i64 = redis::cmd("EVAL").arg(script).arg(0).query(&mut c).unwrap();
+        })
+    };
+    hive_tests::module_cluster::wait_for(
+        "the script holding the node",
+        Duration::from_secs(5),
+        || {
+            let mut probe = hive_tests::connect(&hive_tests::node_url(&busy));
+            matches!(run(&mut probe, &["PING"]), Err(e) if e.code() == Some("BUSY"))
+        },
+    );
+    let e = err(run(&mut ops, &["CLIENT", "PAUSE", "100000", "WRITE"]));
+    assert!(e.contains("Redis is busy running a script"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "refused by 1 of {} masters: {busy}",
+            masters.len()
+        )) && e.contains("undone on the others"),
+        "{e}"
+    );
+    runner.join().unwrap();
+    // No master and not the proxy stays paused: writes everywhere complete.
+    for m in &masters {
+        let mut c = hive_tests::connect(&hive_tests::node_url(m));
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let r: redis::RedisResult<()> = redis::cmd("SET").arg("direct:k").arg("x").query(&mut c);
+        // MOVED for a key of another slot still means the node answered.
+        assert!(
+            r.is_ok() || r.as_ref().unwrap_err().code() == Some("MOVED"),
+            "{m}: {r:?}"
+        );
+    }
+    let mut app = connect(&format!("redis://app:apppw@{}/", env.proxy.addr));
+    app.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let _: () = app.set("p:after", "1").unwrap();
+}

@@ -150,11 +150,88 @@ impl Conn {
         if req.argc() > 4 {
             return self.push_error(&ProxyError::invalid("syntax error"));
         }
+        let masters: Vec<String> = {
+            let topo = self.shared.plane.topology.load();
+            if let Some(i) = (0..topo.map.shards().len()).find(|&i| !topo.has_master(i)) {
+                return self.push_error(&no_master(topo.shard_name(i)));
+            }
+            topo.map.shards().iter().map(|s| s.master.clone()).collect()
+        };
+        if masters.is_empty() {
+            return self.push_error(&no_topology());
+        }
         self.shared
             .pause
             .pause(mode, Duration::from_millis(ms as u64));
-        self.every_node(req, true);
+        let (router, shared) = (self.router(), self.shared.clone());
+        self.spawn_reply(async move { pause_every_master(&router, &shared, req, masters).await });
     }
+}
+
+/// CLIENT PAUSE on every master. If one refuses (busy, loading, no permission), the pause is
+/// undone where it applied (CLIENT UNPAUSE) and in the proxy, so no master stays paused
+/// behind an error; the error names who refused.
+async fn pause_every_master(
+    router: &crate::emulate::Router,
+    shared: &crate::state::Shared,
+    req: Request,
+    masters: Vec<String>,
+) -> bytes::Bytes {
+    use hive_upstream::route::pool;
+    let calls = masters.iter().map(|m| {
+        let via = pool::backend(&router.plane, m, router.proto);
+        let req = req.clone();
+        async move { router.call_on(&via, vec![req]).await }
+    });
+    let replies = futures_util::future::join_all(calls).await;
+    let mut applied = Vec::new();
+    let mut refused: Vec<(String, String)> = Vec::new();
+    for (m, r) in masters.iter().zip(replies) {
+        match r {
+            Ok(f) if f[0].first() == Some(&b'+') => applied.push(m.clone()),
+            Ok(f) => refused.push((m.clone(), String::from_utf8_lossy(&f[0]).trim().to_string())),
+            Err(e) => refused.push((m.clone(), e.to_string())),
+        }
+    }
+    let Some((_, first)) = refused.first() else {
+        return bytes::Bytes::from_static(b"+OK\r\n");
+    };
+    shared.pause.unpause();
+    let unpause = Request::from_args(&["CLIENT", "UNPAUSE"]);
+    let undo = applied.iter().map(|m| {
+        let via = pool::backend(&router.plane, m, router.proto);
+        let req = unpause.clone();
+        async move { router.call_on(&via, vec![req]).await }
+    });
+    let undone = futures_util::future::join_all(undo).await;
+    let still: Vec<&String> = applied
+        .iter()
+        .zip(&undone)
+        .filter(|(_, r)| !matches!(r, Ok(f) if f[0].first() == Some(&b'+')))
+        .map(|(m, _)| m)
+        .collect();
+    let text = first.trim_start_matches('-');
+    let msg = text.split_once(' ').map_or(text, |(_, m)| m);
+    let names: Vec<&str> = refused.iter().map(|(n, _)| n.as_str()).collect();
+    let after = if still.is_empty() {
+        "the pause was undone on the others (CLIENT UNPAUSE) and in Hive".to_string()
+    } else {
+        let left: Vec<&str> = still.iter().map(|s| s.as_str()).collect();
+        format!(
+            "CLIENT UNPAUSE failed on {}, which stay paused",
+            left.join(", ")
+        )
+    };
+    ProxyError::upstream(
+        hive_upstream::error::UpstreamReason::Refused,
+        format!(
+            "{msg} (Hive: refused by {} of {} masters: {}; {after})",
+            names.len(),
+            masters.len(),
+            names.join(", ")
+        ),
+    )
+    .frame()
 }
 
 /// Splits a command of `step` arguments per key into one part per group of `group_of`, each

@@ -50,10 +50,21 @@ impl NodeReplies {
         // The node's message after its code (`ERR`, `NOPERM`, ...).
         let msg = text.split_once(' ').map_or(text, |(_, m)| m);
         let names: Vec<&str> = refused.iter().map(|(n, _)| *n).collect();
+        let applied: Vec<&str> = self
+            .nodes
+            .iter()
+            .map(|n| n.as_str())
+            .filter(|n| !names.contains(n))
+            .collect();
+        let applied = if applied.is_empty() {
+            "no node applied it".to_string()
+        } else {
+            format!("applied by {}", applied.join(", "))
+        };
         ProxyError::upstream(
             UpstreamReason::Refused,
             format!(
-                "{msg} (Hive: refused by {} of {} nodes: {}; the others applied it)",
+                "{msg} (Hive: refused by {} of {} nodes: {}; {applied})",
                 names.len(),
                 self.nodes.len(),
                 names.join(", ")
@@ -83,7 +94,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "-ERR Invalid argument 'x' (Hive: refused by 2 of 3 nodes: b:2, c:3; the others applied it)\r\n"
+            "-ERR Invalid argument 'x' (Hive: refused by 2 of 3 nodes: b:2, c:3; applied by a:1)\r\n"
         );
     }
 }
