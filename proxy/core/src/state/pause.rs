@@ -88,13 +88,15 @@ pub fn must_wait(mode: PauseMode, req: &Request, queued: Option<&[Request]>) -> 
     }
 }
 
-/// Redis's `CMD_WRITE | CMD_MAY_REPLICATE`: what CLIENT PAUSE WRITE holds.
+/// Redis's `CMD_WRITE | CMD_MAY_REPLICATE`: what CLIENT PAUSE WRITE holds. COMMAND does not
+/// show `may_replicate`, so those commands are named here.
 fn may_write(name: &[u8]) -> bool {
-    hive_common::command::CommandTable::get()
+    matches!(
+        name,
+        b"eval" | b"evalsha" | b"fcall" | b"publish" | b"spublish" | b"pfcount" | b"wait"
+    ) || hive_common::command::CommandTable::get()
         .lookup(name)
-        .is_some_and(|c| {
-            c.has(hive_common::command::flag::WRITE) || c.flags.iter().any(|f| f == "may_replicate")
-        })
+        .is_some_and(|c| c.has(hive_common::command::flag::WRITE))
 }
 
 #[cfg(test)]
