@@ -17,7 +17,6 @@ use crate::client::modes::transaction::exec_reply;
 use crate::client::send::forward::prepend_info;
 use crate::command::reply::every_node::NodeReplies;
 use crate::command::reply::merge::Merge;
-use crate::command::reply::scan_cursor::ScanMerge;
 use crate::command::route::Route;
 use crate::error::ProxyError;
 use crate::metrics::worker::error_code;
@@ -79,7 +78,6 @@ pub(super) enum Shape {
     /// INFO: prepend the proxy's section to the node's reply.
     Info,
     Merge(Box<Merge>),
-    Scan(Box<ScanMerge>),
     /// MULTI ... EXEC sent as one unit: the EXEC reply, unless a redirect aborted it.
     Exec,
     /// One reply per node, `+OK` only when every node said it.
@@ -203,11 +201,6 @@ impl Conn {
             Shape::Info => p.reply = Some(prepend_info(shared, frame)),
             Shape::Exec => p.reply = Some(exec_reply(shared, frame)),
             Shape::Merge(m) => {
-                if let Some(out) = m.add(tag.part as usize, frame) {
-                    p.reply = Some(out);
-                }
-            }
-            Shape::Scan(m) => {
                 if let Some(out) = m.add(tag.part as usize, frame) {
                     p.reply = Some(out);
                 }

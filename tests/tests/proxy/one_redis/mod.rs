@@ -4,6 +4,7 @@
 
 mod admin;
 mod pubsub;
+mod scan;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

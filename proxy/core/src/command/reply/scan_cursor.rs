@@ -103,115 +103,73 @@ pub fn join_cursor(node: u64, slot: u16) -> Option<u64> {
     (node < 1 << 50).then_some(node << 14 | u64::from(slot))
 }
 
-/// Collects the replies of one SCAN step.
-#[derive(Debug)]
-pub enum ScanMerge {
-    /// Cluster mode: one key list per slot read; `next` is the next slot (0 = done).
-    Slots {
-        next: u64,
-        pattern: Option<Bytes>,
-        parts: Vec<Option<Bytes>>,
-        left: usize,
-    },
-    /// Other modes: one node's SCAN reply; the shard's first slot, and the next shard's.
-    Node { slot: u16, next_slot: Option<u16> },
-}
-
-impl ScanMerge {
-    pub fn add(&mut self, part: usize, frame: Bytes) -> Option<Bytes> {
-        match self {
-            ScanMerge::Slots { parts, left, .. } => {
-                if let Some(p) = parts.get_mut(part) {
-                    *p = Some(frame);
-                }
-                *left = left.saturating_sub(1);
-                (*left == 0).then(|| self.finish())
-            }
-            ScanMerge::Node { slot, next_slot } => Some(node_reply(&frame, *slot, *next_slot)),
-        }
+/// The keys of one slot, from `SLOT_SCRIPT`'s reply; a node's error reply as it came.
+pub fn slot_keys(frame: &Bytes) -> Result<Vec<Bytes>, Bytes> {
+    if frame.first() == Some(&b'-') {
+        return Err(frame.clone());
     }
-
-    fn finish(&mut self) -> Bytes {
-        let ScanMerge::Slots {
-            next,
-            pattern,
-            parts,
-            ..
-        } = self
-        else {
-            return Bytes::new();
-        };
-        let mut keys: Vec<Bytes> = Vec::new();
-        for p in parts.iter().flatten() {
-            if p.first() == Some(&b'-') {
-                return p.clone();
-            }
-            match parse_value(p) {
-                Ok(Some((v, _))) => {
-                    let items = v.as_array().map(|a| a.to_vec()).unwrap_or_default();
-                    keys.extend(items.into_iter().filter_map(|k| match k {
-                        Value::Bulk(b) => Some(b),
-                        _ => None,
-                    }));
-                }
-                _ => return error("a node sent a bad slot key list"),
-            }
-        }
-        if let Some(pat) = pattern {
-            keys.retain(|k| glob_match(pat, k));
-        }
-        reply(*next, &keys)
+    match parse_value(frame) {
+        Ok(Some((v, _))) => Ok(v
+            .as_array()
+            .map(|a| a.to_vec())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|k| match k {
+                Value::Bulk(b) => Some(b),
+                _ => None,
+            })
+            .collect()),
+        _ => Err(error("a node sent a bad slot key list")),
     }
 }
 
-fn error(why: &str) -> Bytes {
+/// A node's SCAN reply: its next cursor and the keys; its error reply as it came.
+pub fn node_page(frame: &Bytes) -> Result<(u64, Vec<Bytes>), Bytes> {
+    if frame.first() == Some(&b'-') {
+        return Err(frame.clone());
+    }
+    let Ok(Some((v, _))) = parse_value(frame) else {
+        return Err(error("a node sent a bad SCAN reply"));
+    };
+    v.as_array()
+        .and_then(|a| {
+            let c = std::str::from_utf8(a.first()?.as_bytes()?)
+                .ok()?
+                .parse::<u64>()
+                .ok()?;
+            let keys: Vec<Bytes> = a
+                .get(1)?
+                .as_array()?
+                .iter()
+                .filter_map(|k| match k {
+                    Value::Bulk(b) => Some(b.clone()),
+                    _ => None,
+                })
+                .collect();
+            Some((c, keys))
+        })
+        .ok_or_else(|| error("a node sent a bad SCAN reply"))
+}
+
+/// Keeps the keys `pattern` matches (cluster mode reads whole slots, then filters).
+pub fn matching(keys: &mut Vec<Bytes>, pattern: Option<&Bytes>) {
+    if let Some(p) = pattern {
+        keys.retain(|k| glob_match(p, k));
+    }
+}
+
+pub fn error(why: &str) -> Bytes {
     ProxyError::upstream(UpstreamReason::BadReply, format!("Hive: {why}")).frame()
 }
 
-fn reply(cursor: u64, keys: &[Bytes]) -> Bytes {
+/// SCAN's reply: the next cursor and the keys.
+pub fn reply(cursor: u64, keys: &[Bytes]) -> Bytes {
     let mut out = BytesMut::new();
     write_array_header(&mut out, 2);
     write_bulk(&mut out, cursor.to_string().as_bytes());
     write_array_header(&mut out, keys.len());
     keys.iter().for_each(|k| write_bulk(&mut out, k));
     out.freeze()
-}
-
-fn node_reply(frame: &Bytes, slot: u16, next_slot: Option<u16>) -> Bytes {
-    if frame.first() == Some(&b'-') {
-        return frame.clone();
-    }
-    let Ok(Some((v, _))) = parse_value(frame) else {
-        return error("a node sent a bad SCAN reply");
-    };
-    let parsed = v.as_array().and_then(|a| {
-        let c = std::str::from_utf8(a.first()?.as_bytes()?)
-            .ok()?
-            .parse::<u64>()
-            .ok()?;
-        let keys: Vec<Bytes> = a
-            .get(1)?
-            .as_array()?
-            .iter()
-            .filter_map(|k| match k {
-                Value::Bulk(b) => Some(b.clone()),
-                _ => None,
-            })
-            .collect();
-        Some((c, keys))
-    });
-    let Some((c, keys)) = parsed else {
-        return error("a node sent a bad SCAN reply");
-    };
-    let next = if c != 0 {
-        join_cursor(c, slot)
-    } else {
-        Some(next_slot.map_or(0, |s| join_cursor(0, s).unwrap_or(0)))
-    };
-    match next {
-        Some(n) => reply(n, &keys),
-        None => error("a node's SCAN cursor is too large to encode"),
-    }
 }
 
 #[cfg(test)]
@@ -243,13 +201,16 @@ mod tests {
     }
 
     #[test]
-    fn node_cursor_round_trips_and_advances() {
+    fn node_cursor_round_trips_and_pages_parse() {
         let c = join_cursor(12345, 5461).unwrap();
         assert_eq!(split_cursor(c), (12345, 5461));
-        let frame = Bytes::from_static(b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n");
-        let out = node_reply(&frame, 0, Some(5461));
-        assert_eq!(&out[..], b"*2\r\n$4\r\n5461\r\n*1\r\n$1\r\nk\r\n");
-        let out = node_reply(&frame, 10923, None);
-        assert_eq!(&out[..], b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n");
+        let frame = Bytes::from_static(b"*2\r\n$2\r\n17\r\n*1\r\n$1\r\nk\r\n");
+        assert_eq!(node_page(&frame).unwrap(), (17, vec![Bytes::from("k")]));
+        let err = Bytes::from_static(b"-ERR x\r\n");
+        assert_eq!(node_page(&err).unwrap_err(), err);
+        let mut keys = vec![Bytes::from("ab"), Bytes::from("b")];
+        matching(&mut keys, Some(&Bytes::from("a*")));
+        assert_eq!(keys, vec![Bytes::from("ab")]);
+        assert_eq!(&reply(0, &keys)[..], b"*2\r\n$1\r\n0\r\n*1\r\n$2\r\nab\r\n");
     }
 }
