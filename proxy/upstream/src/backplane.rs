@@ -61,6 +61,7 @@ impl Backplane {
             dialer,
             hand_off_at: Some(config.large_value_bytes.0),
             readonly: false,
+            ask_id: false,
         };
         Arc::new(Backplane {
             connector: Connector::new(opts, refresh.clone(), stats.clone()),

@@ -123,3 +123,63 @@ fn blocking_pops_across_shards_survive_a_failover() {
     );
     wait_blocked(&env.proxy, &l, 0);
 }
+
+/// CLIENT UNBLOCK through Hive releases a client blocked on one slot and one blocked across
+/// shards, with Redis's replies (a null for TIMEOUT, `-UNBLOCKED` for ERROR).
+#[test]
+fn client_unblock_releases_blocked_clients_as_redis() {
+    let env = Env::with(3, 0, emulate);
+    let l = keys_apart(&env.proxy, "unblock", 3);
+    let url = env.url();
+    let mut admin = env.client();
+    let cases: [(Vec<String>, &str); 4] = [
+        (vec![l[0].clone()], "TIMEOUT"),
+        (vec![l[0].clone()], "ERROR"),
+        (l.clone(), "TIMEOUT"),
+        (l.clone(), "ERROR"),
+    ];
+    for (keys, mode) in cases {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let url = url.clone();
+        let cmd_keys = keys.clone();
+        let waiter = std::thread::spawn(move || {
+            let mut c = connect(&url);
+            let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut c).unwrap();
+            tx.send(id).unwrap();
+            let mut args: Vec<&str> = vec!["BLPOP"];
+            args.extend(cmd_keys.iter().map(|k| k.as_str()));
+            args.push("0");
+            run(&mut c, &args)
+        });
+        let id = rx.recv().unwrap();
+        wait_blocked(&env.proxy, &keys, 1);
+        let n: i64 = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(id)
+            .arg(mode)
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(n, 1, "{keys:?} {mode}");
+        let got = waiter.join().unwrap();
+        match mode {
+            "TIMEOUT" => assert_eq!(got.unwrap(), redis::Value::Nil, "{keys:?}"),
+            _ => assert_eq!(
+                error_text(got),
+                "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+                "{keys:?}"
+            ),
+        }
+        wait_blocked(&env.proxy, &keys, 0);
+    }
+    let me: i64 = redis::cmd("CLIENT").arg("ID").query(&mut admin).unwrap();
+    let n: i64 = redis::cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(me)
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(n, 0, "a client that is not blocked");
+    assert_eq!(
+        error_text(run(&mut admin, &["CLIENT", "UNBLOCK", "1", "LATER"])),
+        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+    );
+}

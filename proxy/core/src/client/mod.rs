@@ -41,7 +41,6 @@ use crate::command::local_cmd::LocalCmd;
 use crate::error::{ClientReason, ErrorKind, ProxyError};
 use crate::metrics::worker::WorkerStats;
 use crate::metrics::Stats;
-use crate::state::pause::{must_wait, PauseMode};
 use crate::state::Shared;
 use hive_upstream::conn::backend::Backend;
 use hive_upstream::{Inbox, ReplyTx};
@@ -321,12 +320,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.count_paused(false);
-    }
-}
-
 impl Conn {
     /// Decodes and dispatches every complete request the buffer holds, within the pending cap.
     fn pump(&mut self, rbuf: &mut BytesMut, max_pending: usize) {
@@ -378,24 +371,6 @@ impl Conn {
         }
         // One relaxed add per batch keeps INFO current without a per-request atomic.
         Stats::add(&self.shared.stats.commands_processed, decoded);
-    }
-
-    /// CLIENT PAUSE WRITE holds EXEC only when its transaction may write.
-    fn must_wait(&self, mode: PauseMode, req: &Request) -> bool {
-        must_wait(mode, req, self.multi.as_ref().map(|m| &m.queued[..]))
-    }
-
-    /// Keeps the proxy-wide count of clients held by CLIENT PAUSE.
-    fn count_paused(&mut self, on: bool) {
-        if on != self.paused {
-            self.paused = on;
-            let c = &self.shared.stats.paused_clients;
-            if on {
-                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            } else {
-                c.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
     }
 
     /// The reply channel's sender, created on first use.
@@ -452,6 +427,7 @@ impl Conn {
             Action::EveryNode { masters } => self.every_node(req, masters),
             Action::Pause { on } => self.pause(req, on),
             Action::Monitor => self.monitor(),
+            Action::ClientUnblock => self.client_unblock(&req),
             Action::CrossSlot { plan, why } => self.cross_slot(req, plan, why),
             Action::BlockAcross(plan) => self.block_across(req, plan),
         }

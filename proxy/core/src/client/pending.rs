@@ -234,6 +234,10 @@ impl Conn {
         if let Some(r) = &p.reply {
             self.done_bytes += r.len();
             self.large.saw_reply(r.len());
+            if p.units.first().is_some_and(|u| u.own) {
+                let mut b = self.entry.blocked.lock().unwrap_or_else(|p| p.into_inner());
+                *b = crate::state::registry::Blocked::No;
+            }
         }
     }
 

@@ -50,6 +50,8 @@ pub enum Action {
     Pause { on: bool },
     /// MONITOR: the proxy's own clients' commands, streamed to this client.
     Monitor,
+    /// CLIENT UNBLOCK id [TIMEOUT|ERROR] of a client of the proxy.
+    ClientUnblock,
     /// A blocking pop over keys of several slots: `-CROSSSLOT`, or (`emulate`) blocked on every
     /// shard at once; the plan, or the error Redis gives for its arguments.
     BlockAcross(Result<Box<crate::emulate::blocking::BlockPlan>, ProxyError>),

@@ -164,6 +164,7 @@ fn route(
         "config|set" => return super::config_set::config_set(req),
         "config|resetstat" | "config|rewrite" => return Action::EveryNode { masters: false },
         "client|pause" => return Action::Pause { on: true },
+        "client|unblock" => return Action::ClientUnblock,
         "client|unpause" => return Action::Pause { on: false },
         "multi" => return Action::Tx(TxCmd::Multi),
         "exec" => return Action::Tx(TxCmd::Exec),
@@ -181,7 +182,6 @@ fn route(
         "migrate" => return refused(full, MIGRATE),
         "swapdb" => return refused(full, "Hive serves database 0 only, and swapping it on one master at a time would hide keys"),
         "asking" => return refused(full, "Hive follows ASK redirects itself; a client never needs ASKING"),
-        // One key's encoding and refcount, on the node that holds it (read-only).
         "debug" if req.argc() == 3 && req.arg(1).eq_ignore_ascii_case(b"object") => {
             return Action::Forward(Route::Slot(Slot::for_key(req.arg(2))));
         }

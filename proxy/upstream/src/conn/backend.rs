@@ -6,7 +6,7 @@
 //! reconnects.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{debug, warn};
 
 use super::control::ControlConn;
-use super::{Auth, Inbox, Job, Proto, ReplyTx, Tag};
+use super::inflight::{lock, push_job, InFlight, Queue};
+use super::{Auth, Inbox, Job, Proto};
 use crate::error::{ProxyError, UpstreamReason};
 use crate::reply_error::qualify;
 use crate::stats::backends::ConnState;
@@ -44,6 +45,9 @@ pub struct BackendOpts {
     pub hand_off_at: Option<usize>,
     /// Sends `READONLY` first: a connection to a cluster replica that serves reads.
     pub readonly: bool,
+    /// Asks `CLIENT ID` on connect (a client's own connections), so a command blocked on it
+    /// can be released with `CLIENT UNBLOCK` from another connection.
+    pub ask_id: bool,
 }
 
 pub use super::sink::PushSink;
@@ -56,6 +60,8 @@ pub struct Backend {
     /// Set by the connection while a large reply streams on it; only this worker thread
     /// writes and reads it.
     handoff: Arc<AtomicBool>,
+    /// The node's id for this connection (`CLIENT ID`, with `ask_id`); -1 until known.
+    node_id: Arc<AtomicI64>,
 }
 
 impl Backend {
@@ -69,6 +75,7 @@ impl Backend {
     ) -> Arc<Backend> {
         let (tx, rx) = mpsc::unbounded_channel();
         let handoff = Arc::new(AtomicBool::new(false));
+        let node_id = Arc::new(AtomicI64::new(-1));
         let task = Task {
             addr: addr.clone(),
             opts,
@@ -77,9 +84,20 @@ impl Backend {
             rx,
             carry: None,
             handoff: handoff.clone(),
+            node_id: node_id.clone(),
         };
         tokio::spawn(task.run());
-        Arc::new(Backend { addr, tx, handoff })
+        Arc::new(Backend {
+            addr,
+            tx,
+            handoff,
+            node_id,
+        })
+    }
+
+    /// The node's `CLIENT ID` for this connection, once connected (own connections only).
+    pub fn node_client_id(&self) -> Option<i64> {
+        Some(self.node_id.load(Ordering::Relaxed)).filter(|&id| id >= 0)
     }
 
     /// Whether new requests should go to another connection: this one is streaming a large
@@ -97,20 +115,6 @@ impl Backend {
     }
 }
 
-struct InFlight {
-    reply: ReplyTx,
-    tag: Tag,
-    /// The reply to a prefix we sent on the client's behalf (`ASKING`, `SCRIPT LOAD`).
-    skip: bool,
-    /// Frames still to come for this entry (a transaction or a multi-channel SUBSCRIBE).
-    left: u32,
-    /// The frames so far, when more than one is expected; delivered concatenated.
-    acc: Option<BytesMut>,
-    sent: Instant,
-}
-
-type Queue = Mutex<VecDeque<InFlight>>;
-
 struct Task {
     addr: Arc<str>,
     opts: BackendOpts,
@@ -120,6 +124,7 @@ struct Task {
     /// Taken from `rx` but not yet written; the next connection sends it first.
     carry: Option<Job>,
     handoff: Arc<AtomicBool>,
+    node_id: Arc<AtomicI64>,
 }
 
 /// After a failed connect, fail requests at once for this long instead of each one waiting
@@ -208,6 +213,15 @@ impl Task {
         }
         if self.opts.readonly {
             conn.call(&["READONLY"]).await.map_err(|e| e.to_string())?;
+        }
+        self.node_id.store(-1, Ordering::Relaxed);
+        if self.opts.ask_id {
+            let id = conn
+                .call(&["CLIENT", "ID"])
+                .await
+                .map_err(|e| e.to_string())?;
+            self.node_id
+                .store(id.as_int().unwrap_or(-1), Ordering::Relaxed);
         }
         Ok(conn.into_stream())
     }
@@ -444,45 +458,4 @@ impl Task {
             r = &mut reader => Some(r),
         }
     }
-}
-
-/// Requests at least this long are written from their own buffer instead of being copied.
-const WRITE_DIRECT: usize = 64 * 1024;
-
-/// Adds `job` to the batch; a large request's data is returned to be written after `wbuf`.
-fn push_job(
-    wbuf: &mut BytesMut,
-    batch: &mut Vec<InFlight>,
-    job: Job,
-    sent: Instant,
-) -> Option<Bytes> {
-    if let Some(prefix) = &job.prefix {
-        wbuf.extend_from_slice(prefix);
-        batch.push(InFlight {
-            reply: job.reply.clone(),
-            tag: job.tag,
-            skip: true,
-            left: 1,
-            acc: None,
-            sent,
-        });
-    }
-    batch.push(InFlight {
-        reply: job.reply,
-        tag: job.tag,
-        skip: false,
-        left: job.frames.max(1),
-        acc: None,
-        sent,
-    });
-    if job.data.len() >= WRITE_DIRECT {
-        return Some(job.data);
-    }
-    wbuf.extend_from_slice(&job.data);
-    None
-}
-
-fn lock(q: &Queue) -> std::sync::MutexGuard<'_, VecDeque<InFlight>> {
-    // A poisoned queue only means another task panicked mid-update; the data is still usable.
-    q.lock().unwrap_or_else(|p| p.into_inner())
 }

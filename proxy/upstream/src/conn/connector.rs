@@ -72,6 +72,16 @@ impl Connector {
         self.start(addr, proto, push, None, None)
     }
 
+    /// A client's own connection for blocking commands: as `dedicated`, and it learns its
+    /// node-side `CLIENT ID`, so CLIENT UNBLOCK through Hive can release what blocks on it.
+    pub fn blocking(&self, addr: &str, proto: Proto) -> Arc<Backend> {
+        let opts = BackendOpts {
+            ask_id: true,
+            ..self.opts.clone()
+        };
+        self.start_with(opts, addr, proto, None, None, None)
+    }
+
     fn start(
         &self,
         addr: &str,

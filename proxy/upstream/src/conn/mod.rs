@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod connector;
 pub mod control;
+mod inflight;
 mod job;
 pub mod sink;
 

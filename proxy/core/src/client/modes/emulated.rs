@@ -85,8 +85,10 @@ impl Conn {
         }
         let router = self.router();
         let gone = self.reply_tx();
+        let release = std::sync::Arc::new(crate::emulate::blocking::run::Release::default());
+        self.set_blocked(crate::state::registry::Blocked::Task(release.clone()));
         self.spawn_reply(async move {
-            crate::emulate::blocking::run::run(&router, &plan, &gone, cluster).await
+            crate::emulate::blocking::run::run(&router, &plan, &gone, cluster, &release).await
         });
     }
 
@@ -128,8 +130,19 @@ impl Conn {
         });
     }
 
+    /// What this client is blocked on, for CLIENT UNBLOCK from another connection.
+    pub(crate) fn set_blocked(&self, b: crate::state::registry::Blocked) {
+        *self.entry.blocked.lock().unwrap_or_else(|p| p.into_inner()) = b;
+    }
+
     /// The end of a spawned entry's work.
     pub(crate) fn on_done(&mut self, seq: u64, frame: Bytes) {
+        {
+            let mut b = self.entry.blocked.lock().unwrap_or_else(|p| p.into_inner());
+            if matches!(*b, crate::state::registry::Blocked::Task(_)) {
+                *b = crate::state::registry::Blocked::No;
+            }
+        }
         let Some(idx) = seq.checked_sub(self.base) else {
             return;
         };

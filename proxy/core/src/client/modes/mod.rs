@@ -1,12 +1,13 @@
 //! States a connection can be in beyond plain requests: holding a connection of its own for a
 //! blocking command (`blocking`), subscribed (`subscriber`, with
 //! keyspace notifications from every master in `keyspace`), in a transaction (`transaction`,
-//! across shards in `tx_shards`), or running a command the proxy emulates across slots
-//! (`emulated`).
+//! across shards in `tx_shards`), running a command the proxy emulates across slots
+//! (`emulated`), or held by CLIENT PAUSE (`paused`).
 
 pub(crate) mod blocking;
 pub(crate) mod emulated;
 pub(crate) mod keyspace;
+pub(crate) mod paused;
 pub(crate) mod subscriber;
 pub(crate) mod transaction;
 pub(crate) mod tx_shards;

@@ -12,6 +12,7 @@ use crate::client::send::redirect::{no_master, no_topology};
 use crate::client::Conn;
 use crate::command::route::Route;
 use crate::error::{ProxyError, UpstreamReason};
+use crate::state::registry::Blocked;
 use crate::state::Shared;
 use hive_upstream::conn::backend::Backend;
 use hive_upstream::topology::NO_MASTER;
@@ -84,7 +85,16 @@ impl Conn {
             };
             match addr {
                 Some(a) if large => Some(self.large.conn(shared, proto, &a)),
-                Some(a) => Some(own_conn(&mut self.own, shared, proto, &a)),
+                Some(a) => {
+                    let c = own_conn(&mut self.own, shared, proto, &a);
+                    // CLIENT UNBLOCK from another client releases it on the node.
+                    let mut b = self.entry.blocked.lock().unwrap_or_else(|p| p.into_inner());
+                    match &mut *b {
+                        Blocked::Conns(list) => list.push(c.clone()),
+                        other => *other = Blocked::Conns(vec![c.clone()]),
+                    }
+                    Some(c)
+                }
                 None => None,
             }
         } else {
@@ -165,7 +175,7 @@ fn own_conn(
     if let Some(b) = own.iter().find(|b| &*b.addr == addr) {
         return b.clone();
     }
-    let b = shared.plane.connector.dedicated(addr, proto, None);
+    let b = shared.plane.connector.blocking(addr, proto);
     own.push(b.clone());
     b
 }

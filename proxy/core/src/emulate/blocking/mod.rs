@@ -3,6 +3,7 @@
 //! is pure (`plan`); `run` blocks on every shard at once and keeps the first to pop.
 
 pub mod plan;
+pub mod release;
 pub mod run;
 
 pub use plan::{BlockPlan, POPS};

@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::plan::{is_nil, BlockPlan, Kind};
+pub use super::release::Release;
+use super::release::UNBLOCKED;
 use crate::error::{ProxyError, UpstreamReason};
 
 /// Non-blocking rounds before blocking anyway: each lost its element to another client.
@@ -30,8 +32,14 @@ const UNBLOCK_AGAIN: Duration = Duration::from_millis(50);
 /// The client's reply to `plan`. `gone` closes when the client disconnects: everything blocked
 /// is then released and nothing popped is lost. `by_slot`: group keys by slot (a cluster,
 /// whose nodes refuse keys of several slots) rather than by shard.
-pub async fn run(router: &Router, plan: &BlockPlan, gone: &ReplyTx, by_slot: bool) -> Bytes {
-    match serve(router, plan, gone, by_slot).await {
+pub async fn run(
+    router: &Router,
+    plan: &BlockPlan,
+    gone: &ReplyTx,
+    by_slot: bool,
+    release: &Release,
+) -> Bytes {
+    match serve(router, plan, gone, by_slot, release).await {
         Ok(frame) => frame,
         Err(e) => e.frame(),
     }
@@ -42,6 +50,7 @@ async fn serve(
     plan: &BlockPlan,
     gone: &ReplyTx,
     by_slot: bool,
+    release: &Release,
 ) -> Result<Bytes, ProxyError> {
     let deadline = plan
         .timeout_ms
@@ -54,7 +63,7 @@ async fn serve(
         }
     }
     let frame = Blocked::start(router, plan, deadline, by_slot)
-        .wait(gone)
+        .wait(gone, release)
         .await;
     finish(router, plan, frame).await
 }
@@ -326,7 +335,8 @@ impl<'a> Blocked<'a> {
     }
 
     /// Waits until every group answered or was released; the client's reply.
-    async fn wait(mut self, gone: &ReplyTx) -> Bytes {
+    async fn wait(mut self, gone: &ReplyTx, release: &Release) -> Bytes {
+        let mut unblocked = false;
         let mut changes = self.router.plane.topology.changes();
         loop {
             if self.stopping {
@@ -346,12 +356,19 @@ impl<'a> Blocked<'a> {
                     self.client_gone = true;
                     self.stopping = true;
                 }
+                _ = release.notify.notified(), if !unblocked => {
+                    unblocked = true;
+                    self.stopping = true;
+                }
                 _ = changes.changed(), if again.is_some() => self.retry_due(true),
                 _ = tokio::time::sleep_until(again.unwrap_or_else(Instant::now)), if again.is_some() => {
                     // Blocks again what is due; a due CLIENT UNBLOCK goes at the loop's top.
                     self.retry_due(false)
                 }
             }
+        }
+        if unblocked && self.reply.is_none() && release.error() {
+            return Bytes::from_static(UNBLOCKED);
         }
         self.reply.or(self.nil).unwrap_or_else(|| null(self.router))
     }
