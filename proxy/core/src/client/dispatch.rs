@@ -64,7 +64,13 @@ impl Conn {
         if let Action::ClientReply = action {
             return self.client_reply(&req);
         }
-        let silent = self.replies.silent();
+        if let Action::Reset = action {
+            // RESET turns CLIENT REPLY back on before it answers, as in Redis.
+            self.replies = Replies::On;
+        }
+        // (Un)subscribe confirmations are pushed past CLIENT REPLY OFF/SKIP, as Redis 7.0 does
+        // (CLIENT_PUSHING); a SKIP is still used up.
+        let silent = self.replies.silent() && !matches!(action, Action::Subscribe { .. });
         self.dispatch_action(req, action);
         if self.held.is_some() {
             return;

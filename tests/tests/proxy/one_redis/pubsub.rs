@@ -15,6 +15,11 @@ use super::{cmd, standalone};
 /// Sends `args` and reads `frames` complete replies; their bytes.
 fn exchange(s: &mut TcpStream, args: &[&str], frames: usize) -> Vec<u8> {
     s.write_all(cmd(args).as_bytes()).unwrap();
+    read_frames(s, frames)
+}
+
+/// Reads `frames` complete frames; their bytes.
+fn read_frames(s: &mut TcpStream, frames: usize) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -125,4 +130,32 @@ fn subscriber_closed_by_client_kill_sees_its_connection_closed() {
         let n = sub.read(&mut buf).expect("closed, not timed out");
         assert_eq!(n, 0, "by_id={by_id} resp3={resp3}");
     }
+}
+
+/// CLIENT REPLY OFF does not silence pub/sub, as in Redis 7.0 (it pushes subscribe
+/// confirmations and messages past it), and RESET turns replies back on before it answers:
+/// the subscriber reads the same bytes as from a standalone redis-server.
+#[test]
+fn client_reply_off_pushes_pubsub_as_redis() {
+    let (_d, node) = standalone();
+    let single = SocketAddr::from(([127, 0, 0, 1], node.port));
+    let env = GroupEnv::statik(2, |_| {});
+    let mut seen = Vec::new();
+    for addr in [env.proxy.addr, single] {
+        let mut sub = TcpStream::connect(addr).unwrap();
+        sub.write_all(cmd(&["CLIENT", "REPLY", "OFF"]).as_bytes())
+            .unwrap();
+        let confirmed = exchange(&mut sub, &["SUBSCRIBE", "quiet"], 1);
+        let mut publisher = TcpStream::connect(addr).unwrap();
+        assert_eq!(
+            exchange(&mut publisher, &["PUBLISH", "quiet", "m"], 1),
+            b":1\r\n"
+        );
+        let mut got = confirmed;
+        got.extend(read_frames(&mut sub, 1));
+        got.extend(exchange(&mut sub, &["RESET"], 1));
+        seen.push(String::from_utf8_lossy(&got).into_owned());
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert!(seen[0].ends_with("$1\r\nm\r\n+RESET\r\n"), "{}", seen[0]);
 }

@@ -29,6 +29,8 @@ impl Conn {
             Inbox::Failed { tag, err } => self.complete(tag, err.frame()),
             Inbox::Push { frame } => {
                 let mut p = Pending::done(frame);
+                // Delivered under CLIENT REPLY OFF too: Redis 7.0 pushes pub/sub messages past
+                // it (CLIENT_PUSHING).
                 p.push = true;
                 self.pending.push_back(p);
             }
