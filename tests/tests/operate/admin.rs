@@ -100,10 +100,26 @@ fn admin_config_set_reaches_every_node_for_permitted_users() {
         );
     }
     assert_eq!(node_config(&env.cluster.nodes[0].addr, "requirepass"), "");
+    for i in 0..50 {
+        let _: () = ops.set(format!("rs:{i}"), i).unwrap();
+    }
+    let info = |c: &mut redis::Connection, field: &str| -> u64 {
+        let text: String = redis::cmd("INFO").query(c).unwrap();
+        hive_common::info::field(&text, field)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(info(&mut ops, "total_commands_processed") >= 50);
     assert_eq!(
         run(&mut ops, &["CONFIG", "RESETSTAT"]).unwrap(),
         Value::Okay
     );
+    // INFO counts again from the reset, as one Redis; the counter /metrics exports does not
+    // go back.
+    assert!(info(&mut ops, "total_commands_processed") < 5);
+    let exported = hive_proxy::metrics::Stats::get(&env.proxy.shared.stats.commands_processed);
+    assert!(exported >= 50, "{exported}");
     // The test nodes run without a config file: every node says so, and the reply names them.
     let e = err(run(&mut ops, &["CONFIG", "REWRITE"]));
     assert!(

@@ -35,6 +35,8 @@ pub struct Stats {
     pub auth_failures: AtomicU64,
     /// Clients whose next request waits for CLIENT PAUSE to end (INFO's `blocked_clients`).
     pub paused_clients: AtomicU64,
+    /// INFO's counters as of the last CONFIG RESETSTAT (`report::info`).
+    pub info_base: std::sync::Mutex<Vec<(&'static str, u64)>>,
     /// Per worker: commands, latency, errors by prefix, bytes.
     pub workers: worker::Workers,
     /// How long requests waited for a shard to get a writable master.
@@ -61,6 +63,7 @@ impl Default for Stats {
             client_buffers: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             paused_clients: AtomicU64::new(0),
+            info_base: std::sync::Mutex::default(),
             workers: worker::Workers::default(),
             held: events::EventHistogram::default(),
             upstream: Arc::default(),

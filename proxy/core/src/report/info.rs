@@ -35,35 +35,22 @@ pub fn proxy_section(shared: &Shared) -> String {
     let s = &shared.stats;
     let topo = shared.plane.topology.load();
     let mut out = format!(
-        "# Proxy\r\nhive_version:{}\r\nbackend_mode:{}\r\nuptime_in_seconds:{}\r\n\
-connected_clients:{}\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\
-total_commands_processed:{}\r\nerror_replies:{}\r\nmoved_redirects:{}\r\nask_redirects:{}\r\n\
-retries:{}\r\nbackend_failures:{}\r\ntopology_refreshes:{}\r\nsentinel_events:{}\r\n\
-client_panics:{}\r\ntls_handshake_failures:{}\r\nclient_buffers_bytes:{}\r\n\
-output_limit_disconnects:{}\r\nquery_limit_disconnects:{}\r\nevicted_clients:{}\r\n\
-large_requests:{}\r\nlarge_reply_handoffs:{}\r\npaused_clients:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
+        "# Proxy\r\nhive_version:{}\r\nbackend_mode:{}\r\nuptime_in_seconds:{}\r\nconnected_clients:{}\r\n",
         env!("CARGO_PKG_VERSION"),
         shared.config.backend.mode.as_str(),
         s.started.elapsed().as_secs(),
         Stats::get(&s.connected_clients),
-        Stats::get(&s.connections_received),
-        Stats::get(&s.rejected_connections),
-        Stats::get(&s.commands_processed),
-        Stats::get(&s.error_replies),
-        Stats::get(&s.upstream.moved),
-        Stats::get(&s.upstream.ask),
-        Stats::get(&s.upstream.retries),
-        Stats::get(&s.upstream.backend_failures),
-        Stats::get(&s.upstream.topology_refreshes),
-        Stats::get(&s.upstream.sentinel_events),
-        Stats::get(&s.client_panics),
-        Stats::get(&s.tls_handshake_failures),
+    );
+    // Counters start again from CONFIG RESETSTAT, as Redis's do; /metrics never does.
+    let base = s.info_base.lock().unwrap_or_else(|p| p.into_inner());
+    for (name, v) in counters(s) {
+        let since = base.iter().find(|(n, _)| *n == name).map_or(0, |(_, b)| *b);
+        out.push_str(&format!("{name}:{}\r\n", v.saturating_sub(since)));
+    }
+    drop(base);
+    out.push_str(&format!(
+        "client_buffers_bytes:{}\r\npaused_clients:{}\r\nmasters:{}\r\nunassigned_slots:{}\r\nmaster_nodes:{}\r\n",
         Stats::get(&s.client_buffers),
-        Stats::get(&s.output_limit_disconnects),
-        Stats::get(&s.query_limit_disconnects),
-        Stats::get(&s.evicted_clients),
-        Stats::get(&s.large_requests),
-        Stats::get(&s.upstream.large_reply_handoffs),
         Stats::get(&s.paused_clients),
         (0..topo.map.shards().len())
             .filter(|&i| topo.has_master(i))
@@ -75,7 +62,7 @@ large_requests:{}\r\nlarge_reply_handoffs:{}\r\npaused_clients:{}\r\nmasters:{}\
             .map(|s| s.master.as_str())
             .collect::<Vec<_>>()
             .join(","),
-    );
+    ));
     if !shared.config.backend.sentinels.is_empty() {
         out.push_str(&format!(
             "sentinels:{}\r\n",
@@ -109,6 +96,52 @@ large_requests:{}\r\nlarge_reply_handoffs:{}\r\npaused_clients:{}\r\nmasters:{}\
     reads_section(shared, &mut out);
     out.push_str("\r\n");
     out
+}
+
+/// The INFO counters that CONFIG RESETSTAT starts again, with their current values.
+pub fn counters(s: &Stats) -> [(&'static str, u64); 18] {
+    let u = &s.upstream;
+    [
+        (
+            "total_connections_received",
+            Stats::get(&s.connections_received),
+        ),
+        ("rejected_connections", Stats::get(&s.rejected_connections)),
+        (
+            "total_commands_processed",
+            Stats::get(&s.commands_processed),
+        ),
+        ("error_replies", Stats::get(&s.error_replies)),
+        ("moved_redirects", Stats::get(&u.moved)),
+        ("ask_redirects", Stats::get(&u.ask)),
+        ("retries", Stats::get(&u.retries)),
+        ("backend_failures", Stats::get(&u.backend_failures)),
+        ("topology_refreshes", Stats::get(&u.topology_refreshes)),
+        ("sentinel_events", Stats::get(&u.sentinel_events)),
+        ("client_panics", Stats::get(&s.client_panics)),
+        (
+            "tls_handshake_failures",
+            Stats::get(&s.tls_handshake_failures),
+        ),
+        (
+            "output_limit_disconnects",
+            Stats::get(&s.output_limit_disconnects),
+        ),
+        (
+            "query_limit_disconnects",
+            Stats::get(&s.query_limit_disconnects),
+        ),
+        ("evicted_clients", Stats::get(&s.evicted_clients)),
+        ("large_requests", Stats::get(&s.large_requests)),
+        ("large_reply_handoffs", Stats::get(&u.large_reply_handoffs)),
+        ("auth_failures", Stats::get(&s.auth_failures)),
+    ]
+}
+
+/// CONFIG RESETSTAT: INFO's counters count from now on (the Prometheus counters keep going:
+/// a counter that falls back would read as a reset of the process).
+pub fn reset_counters(s: &Stats) {
+    *s.info_base.lock().unwrap_or_else(|p| p.into_inner()) = counters(s).to_vec();
 }
 
 /// The read policy's view of the replicas, and the failover push counters.

@@ -65,7 +65,15 @@ pub fn answer(
 /// `slowlog-log-slower-than` and `slowlog-max-len`, so SLOWLOG through Hive follows them as
 /// it does on one Redis. Values Redis would refuse change nothing here (the nodes refuse them).
 pub fn follow_config_set(req: &Request, shared: &Shared) {
-    if !(req.arg(0).eq_ignore_ascii_case(b"config") && req.arg(1).eq_ignore_ascii_case(b"set")) {
+    if !req.arg(0).eq_ignore_ascii_case(b"config") {
+        return;
+    }
+    if req.arg(1).eq_ignore_ascii_case(b"resetstat") {
+        // INFO's counters start again, as on one Redis.
+        crate::report::info::reset_counters(&shared.stats);
+        return;
+    }
+    if !req.arg(1).eq_ignore_ascii_case(b"set") {
         return;
     }
     let mut i = 2;
