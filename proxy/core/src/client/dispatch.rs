@@ -80,7 +80,12 @@ impl Conn {
                 p.silent = true;
             }
         }
-        if let (Some(spec), Some(p)) = (spec, self.pending.get_mut(before)) {
+        let queued =
+            self.multi.is_some() && self.pending.get(before).is_some_and(|p| p.is_queued());
+        if queued {
+            // Counted when EXEC runs it, as Redis counts it.
+            self.queued += 1;
+        } else if let (Some(spec), Some(p)) = (spec, self.pending.get_mut(before)) {
             p.cmd = spec.id;
             let clock = &self.clock;
             p.at = *self.batch_at.get_or_insert_with(|| clock.raw().max(1));

@@ -88,6 +88,10 @@ struct Conn {
     /// `held` waits for CLIENT PAUSE: counted in INFO's `blocked_clients`, as Redis counts
     /// paused clients.
     paused: bool,
+    /// Requests of this batch decoded, and those of them queued in MULTI (Redis counts those
+    /// when EXEC runs them): added to the shared count once per batch.
+    decoded: u64,
+    queued: u64,
     /// Units waiting out a failover; made with the first one.
     holds: Option<Box<Holds>>,
     /// Bytes of replies that have arrived but wait behind an earlier, unanswered request.
@@ -159,6 +163,8 @@ async fn serve<S>(
         subs: None,
         held: None,
         paused: false,
+        decoded: 0,
+        queued: 0,
         holds: None,
         done_bytes: 0,
         large: Large::new(live.backend.large_value_bytes.0),
@@ -342,15 +348,14 @@ impl Conn {
             if self.held.is_some() {
                 return;
             }
+            self.decoded += 1;
         }
-        let mut decoded = 0;
         while !self.closing && self.pending.len() < max_pending {
             // Redis's limits for clients that have not authenticated; an AUTH earlier in this
             // batch lifts them for the next request.
             self.decoder.set_unauthenticated(!self.session.authed);
             match self.decoder.decode(rbuf) {
                 Ok(Some(req)) => {
-                    decoded += 1;
                     if pause.is_some_and(|m| self.must_wait(m, &req)) {
                         self.held = Some(req);
                         self.count_paused(true);
@@ -360,6 +365,7 @@ impl Conn {
                     if self.held.is_some() {
                         break;
                     }
+                    self.decoded += 1;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -370,7 +376,14 @@ impl Conn {
             }
         }
         // One relaxed add per batch keeps INFO current without a per-request atomic.
-        Stats::add(&self.shared.stats.commands_processed, decoded);
+        let counted = self.batch_counted();
+        (self.decoded, self.queued) = (0, 0);
+        Stats::add(&self.shared.stats.commands_processed, counted);
+    }
+
+    /// Commands of this batch so far that count as processed.
+    pub(crate) fn batch_counted(&self) -> u64 {
+        self.decoded.saturating_sub(self.queued)
     }
 
     /// The reply channel's sender, created on first use.

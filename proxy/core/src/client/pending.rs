@@ -75,8 +75,9 @@ impl Unit {
 /// How the units' replies become the client's reply.
 pub(super) enum Shape {
     Single,
-    /// INFO: prepend the proxy's section to the node's reply.
-    Info,
+    /// INFO: prepend the proxy's section to the node's reply (with the command count as of
+    /// the request).
+    Info(u64),
     Merge(Box<Merge>),
     /// MULTI ... EXEC sent as one unit: the EXEC reply, unless a redirect aborted it.
     Exec,
@@ -126,6 +127,13 @@ impl Pending {
             at: 0,
             silent: false,
         }
+    }
+}
+
+impl Pending {
+    /// A command queued in MULTI (its reply is `+QUEUED`).
+    pub fn is_queued(&self) -> bool {
+        self.reply.as_deref() == Some(&b"+QUEUED\r\n"[..])
     }
 }
 
@@ -198,7 +206,7 @@ impl Conn {
         }
         match &mut p.shape {
             Shape::Single => p.reply = Some(frame),
-            Shape::Info => p.reply = Some(prepend_info(shared, frame)),
+            Shape::Info(n) => p.reply = Some(prepend_info(shared, frame, *n)),
             Shape::Exec => p.reply = Some(exec_reply(shared, frame)),
             Shape::Merge(m) => {
                 if let Some(out) = m.add(tag.part as usize, frame) {

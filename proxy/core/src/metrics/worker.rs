@@ -127,6 +127,13 @@ impl WorkerStats {
         }
     }
 
+    /// Counts a call of command `id` run inside EXEC (its time is EXEC's, counted there).
+    pub fn count(&self, id: u16) {
+        if let Some(c) = self.commands.get(id as usize) {
+            c.calls.add(1);
+        }
+    }
+
     /// CONFIG RESETSTAT: zeroes the per-command counters.
     pub fn reset(&self) {
         for c in self.commands.iter() {

@@ -30,8 +30,9 @@ pub fn add_blocked(body: &[u8], held: u64) -> std::borrow::Cow<'_, [u8]> {
     out.into()
 }
 
-/// The `# Proxy` INFO section.
-pub fn proxy_section(shared: &Shared) -> String {
+/// The `# Proxy` INFO section; `commands` is total_commands_processed as of the INFO request
+/// (the commands before it, as Redis counts; the counter itself is added to per batch).
+pub fn proxy_section(shared: &Shared, commands: u64) -> String {
     let s = &shared.stats;
     let topo = shared.plane.topology.load();
     let mut out = format!(
@@ -44,6 +45,11 @@ pub fn proxy_section(shared: &Shared) -> String {
     // Counters start again from CONFIG RESETSTAT, as Redis's do; /metrics never does.
     let base = s.info_base.lock().unwrap_or_else(|p| p.into_inner());
     for (name, v) in counters(s) {
+        let v = if name == "total_commands_processed" {
+            commands
+        } else {
+            v
+        };
         let since = base.iter().find(|(n, _)| *n == name).map_or(0, |(_, b)| *b);
         out.push_str(&format!("{name}:{}\r\n", v.saturating_sub(since)));
     }

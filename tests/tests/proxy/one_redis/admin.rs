@@ -174,3 +174,42 @@ fn command_list_and_getkeys_as_redis() {
         );
     }
 }
+
+/// Commands queued in MULTI count when EXEC runs them (never when DISCARDed), and CONFIG
+/// RESETSTAT starts the count again: INFO's total_commands_processed as one Redis gives it.
+#[test]
+fn multi_counts_queued_commands_at_exec_as_redis() {
+    let env = Env::with(1, 0, |_| {});
+    let (_d, node) = standalone();
+    let mut h = env.client();
+    let mut o = connect(&node_url(&format!("127.0.0.1:{}", node.port)));
+    let script = [
+        "CONFIG RESETSTAT",
+        "MULTI",
+        "SET {t}a 1",
+        "SET {t}b 2",
+        "DISCARD",
+        "INFO",
+        "MULTI",
+        "SET {t}a 1",
+        "INCR {t}c",
+        "EXEC",
+        "INFO",
+    ];
+    let mut counts = [Vec::new(), Vec::new()];
+    for (i, c) in [&mut h, &mut o].into_iter().enumerate() {
+        for cmd in script {
+            let r = run(c, &words(cmd)).unwrap();
+            if cmd == "INFO" {
+                let text: String = redis::from_redis_value(&r).unwrap();
+                counts[i].push(
+                    hive_common::info::field(&text, "total_commands_processed")
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    assert_eq!(counts[0], counts[1]);
+    assert_eq!(counts[1], ["3", "8"]);
+}

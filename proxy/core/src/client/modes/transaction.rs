@@ -238,6 +238,9 @@ impl Conn {
         let Some(m) = self.multi.take() else { return };
         let watch = self.watch.take();
         self.entry.update(|c| c.multi = false);
+        if !m.dirty {
+            self.count_queued(&m.queued);
+        }
         if m.dirty {
             return self.push_error(&ProxyError::client(
                 ClientReason::ExecAbort,
@@ -261,6 +264,22 @@ impl Conn {
         unit.wire = Some((wire.freeze(), m.queued.len() as u32 + 2));
         unit.pinned = watch.map(|w| w.conn);
         self.push_unit(unit, Shape::Exec);
+    }
+}
+
+impl Conn {
+    /// EXEC runs the queued commands: counted now, in INFO and per command, as Redis counts
+    /// them (a DISCARDed or aborted transaction's never are).
+    fn count_queued(&mut self, queued: &[Request]) {
+        let table = hive_common::command::CommandTable::get();
+        for r in queued {
+            let Some(spec) = table.lookup(r.arg(0)) else {
+                continue;
+            };
+            let spec = r.get(1).and_then(|s| spec.subcommand(s)).unwrap_or(spec);
+            self.worker.count(spec.id);
+        }
+        crate::metrics::Stats::add(&self.shared.stats.commands_processed, queued.len() as u64);
     }
 }
 

@@ -31,7 +31,10 @@ impl Conn {
     }
 
     pub(crate) fn info(&mut self, req: Request) {
-        self.push_unit(Unit::new(req, Route::Any), Shape::Info);
+        // What Redis shows: the commands before this one, this batch's included.
+        let commands = crate::metrics::Stats::get(&self.shared.stats.commands_processed)
+            + self.batch_counted();
+        self.push_unit(Unit::new(req, Route::Any), Shape::Info(commands));
     }
 
     /// EVAL bodies are remembered so an EVALSHA of them can be healed later. Hashing costs
@@ -181,11 +184,11 @@ fn own_conn(
 }
 
 /// INFO's reply: the proxy's `# Proxy` section, then the node's sections.
-pub(crate) fn prepend_info(shared: &Shared, frame: Bytes) -> Bytes {
+pub(crate) fn prepend_info(shared: &Shared, frame: Bytes, commands: u64) -> Bytes {
     let Some((body, verbatim)) = bulk_body(&frame) else {
         return frame;
     };
-    let mut text = crate::report::info::proxy_section(shared).into_bytes();
+    let mut text = crate::report::info::proxy_section(shared, commands).into_bytes();
     let paused = crate::metrics::Stats::get(&shared.stats.paused_clients);
     text.extend_from_slice(&crate::report::info::add_blocked(body, paused));
     let mut out = BytesMut::with_capacity(text.len() + 16);
