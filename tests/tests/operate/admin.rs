@@ -31,32 +31,25 @@ fn node_config(addr: &str, param: &str) -> String {
 #[test]
 fn admin_config_set_reaches_every_node_for_permitted_users() {
     let env = env();
-    // CLUSTER SLOTS lists a replica once it has replicated something (Redis hides replicas
-    // at offset 0): write, then wait until the proxy's topology has all three.
-    let mut c = env.client();
-    for i in 0..30 {
-        let _: () = c.set(format!("seed{i}"), i).unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while env
-        .proxy
-        .shared
-        .plane
-        .topology
-        .load()
-        .map
-        .shards()
-        .iter()
-        .map(|s| s.replicas.len())
-        .sum::<usize>()
-        < 3
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the replicas never appeared in CLUSTER SLOTS"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // CLUSTER SLOTS hides a replica until it has replicated something; the proxy also reads
+    // CLUSTER SHARDS, so every replica is in its map without a write first.
+    hive_tests::module_cluster::wait_for(
+        "three replicas in the map",
+        Duration::from_secs(10),
+        || {
+            env.proxy
+                .shared
+                .plane
+                .topology
+                .load()
+                .map
+                .shards()
+                .iter()
+                .map(|s| s.replicas.len())
+                .sum::<usize>()
+                == 3
+        },
+    );
     let mut ops = connect(&format!("redis://ops:opspw@{}/", env.proxy.addr));
     assert_eq!(
         run(

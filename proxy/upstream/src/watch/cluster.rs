@@ -1,4 +1,5 @@
-//! Redis Cluster topology: read `CLUSTER SLOTS`, and keep the snapshot fresh.
+//! Redis Cluster topology: read `CLUSTER SLOTS` (and `CLUSTER SHARDS` for replicas that have
+//! not replicated yet), and keep the snapshot fresh.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +23,67 @@ pub async fn fetch_shard_map(
 ) -> Result<ShardMap, QueryError> {
     let mut c = plane.connector.control(addr, auth).await?;
     let reply = c.call(&["CLUSTER", "SLOTS"]).await?;
-    parse_cluster_slots(&reply, addr).map_err(|reason| QueryError::BadReply {
+    let map = parse_cluster_slots(&reply, addr).map_err(|reason| QueryError::BadReply {
         addr: addr.into(),
         reason,
-    })
+    })?;
+    // CLUSTER SLOTS lists a replica only once it has replicated some data; CLUSTER SHARDS
+    // (Redis 7.0) lists every one, so "every node" commands reach a new replica too.
+    match c.call(&["CLUSTER", "SHARDS"]).await {
+        Ok(shards) => Ok(with_all_replicas(map, &shards, addr)),
+        Err(_) => Ok(map),
+    }
+}
+
+/// `map` with the replicas `CLUSTER SHARDS` lists that it lacks (those not marked failed),
+/// each under its master.
+pub fn with_all_replicas(map: ShardMap, shards: &Value, queried: &str) -> ShardMap {
+    let default_host = addr::split(queried).map_or("127.0.0.1", |(h, _)| h);
+    let Some(list) = shards.as_array() else {
+        return map;
+    };
+    let mut entries: Vec<(Shard, Vec<SlotRange>)> =
+        map.shards().iter().cloned().zip(map.ranges()).collect();
+    let mut added = false;
+    for shard in list {
+        let Some(nodes) = shard.field("nodes").and_then(Value::as_array) else {
+            continue;
+        };
+        let addr_of = |n: &Value| -> Option<String> {
+            let port = n
+                .field("port")
+                .or(n.field("tls-port"))
+                .and_then(Value::as_int)?;
+            let host = n
+                .field("ip")
+                .and_then(Value::as_str)
+                .filter(|h| !h.is_empty() && *h != "?")
+                .unwrap_or(default_host);
+            Some(addr::join(host, port))
+        };
+        let is = |n: &Value, r: &str| n.field("role").and_then(Value::as_str) == Some(r);
+        let Some(master) = nodes.iter().find(|n| is(n, "master")).and_then(addr_of) else {
+            continue;
+        };
+        let Some((entry, _)) = entries.iter_mut().find(|(s, _)| s.master == master) else {
+            continue;
+        };
+        for n in nodes.iter().filter(|n| is(n, "replica")) {
+            if n.field("health").and_then(Value::as_str) == Some("failed") {
+                continue;
+            }
+            if let Some(a) = addr_of(n) {
+                if !entry.replicas.contains(&a) {
+                    entry.replicas.push(a);
+                    added = true;
+                }
+            }
+        }
+    }
+    if !added {
+        return map;
+    }
+    ShardMap::new(entries).unwrap_or(map)
 }
 
 /// Parses a `CLUSTER SLOTS` reply. A node's endpoint is NULL or empty when the node does not
@@ -217,6 +275,42 @@ mod tests {
         assert_eq!(m.shards()[1].master, "127.0.0.9:7001");
         assert_eq!(m.shard_of(Slot::new(300).unwrap()), Some(0));
         assert_eq!(m.shard_of(Slot::new(150).unwrap()), Some(1));
+    }
+
+    #[test]
+    fn cluster_shards_adds_replicas_that_slots_leaves_out() {
+        let map =
+            parse_cluster_slots(&slots_reply(&[(0, 16383, 7000, &[])]), "127.0.0.1:7000").unwrap();
+        let node = |ip: &str, port: i64, role: &str, health: &str| {
+            Value::Array(vec![
+                Value::Bulk(Bytes::from_static(b"ip")),
+                Value::Bulk(Bytes::copy_from_slice(ip.as_bytes())),
+                Value::Bulk(Bytes::from_static(b"port")),
+                Value::Int(port),
+                Value::Bulk(Bytes::from_static(b"role")),
+                Value::Bulk(Bytes::copy_from_slice(role.as_bytes())),
+                Value::Bulk(Bytes::from_static(b"replication-offset")),
+                Value::Int(0),
+                Value::Bulk(Bytes::from_static(b"health")),
+                Value::Bulk(Bytes::copy_from_slice(health.as_bytes())),
+            ])
+        };
+        let shards = Value::Array(vec![Value::Array(vec![
+            Value::Bulk(Bytes::from_static(b"slots")),
+            Value::Array(vec![Value::Int(0), Value::Int(16383)]),
+            Value::Bulk(Bytes::from_static(b"nodes")),
+            Value::Array(vec![
+                node("127.0.0.1", 7000, "master", "online"),
+                node("127.0.0.1", 7003, "replica", "loading"),
+                node("127.0.0.1", 7004, "replica", "failed"),
+            ]),
+        ])]);
+        let merged = with_all_replicas(map, &shards, "127.0.0.1:7000");
+        assert_eq!(
+            merged.shards()[0].replicas,
+            vec!["127.0.0.1:7003".to_string()]
+        );
+        assert_eq!(merged.unassigned(), 0);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub enum MergeKind {
     Gather,
     /// MSET: `+OK` when every part says OK.
     AllOk,
-    /// DEL, UNLINK, EXISTS, TOUCH, DBSIZE, PUBLISH, PUBSUB NUMPAT: integers add up.
+    /// DEL, UNLINK, EXISTS, TOUCH, DBSIZE, PUBLISH, LATENCY RESET: integers add up.
     Sum,
     /// KEYS: the arrays are concatenated.
     Concat,
