@@ -200,6 +200,7 @@ mod tests {
         Snapshot {
             shards: vec![ShardFacts {
                 name: "a".into(),
+                label: "slots:0".into(),
                 master: "m:1".into(),
                 replicas: vec!["r:1".into()],
                 slots: vec!["0-16383".into()],

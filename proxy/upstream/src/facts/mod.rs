@@ -17,6 +17,8 @@ pub use node::NodeFacts;
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ShardFacts {
     pub name: String,
+    /// The metrics' `shard` label, stable across failovers (`Topology::shard_label`).
+    pub label: String,
     pub master: String,
     pub replicas: Vec<String>,
     /// `0-5460` style ranges, and how many slots they hold.

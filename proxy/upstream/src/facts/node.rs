@@ -11,6 +11,8 @@ pub struct NodeFacts {
     /// The shard it belongs to in the proxy's topology (index and name).
     pub shard: Option<usize>,
     pub shard_name: String,
+    /// The metrics' `shard` label (`Topology::shard_label`).
+    pub shard_label: String,
     /// The role the topology gives it (`master`/`replica`); `role` is what the node says.
     pub expected_role: String,
     pub up: bool,

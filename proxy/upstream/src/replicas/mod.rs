@@ -180,6 +180,7 @@ mod tests {
             )])
             .unwrap(),
             names: Vec::new(),
+            named: false,
             installed_unix_ms: 0,
         });
         assert_eq!(&*map.pick(&moved, 0, 0, 0, none).unwrap().addr, "b:1");

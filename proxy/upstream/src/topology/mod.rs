@@ -22,6 +22,8 @@ pub struct Topology {
     pub map: ShardMap,
     /// Shard names for messages: Sentinel master names, else the master address.
     pub names: Vec<String>,
+    /// `names` were given (Sentinel master names), not the master addresses.
+    pub named: bool,
     /// When this map was installed (unix ms; 0 for none): how fast a change was followed.
     pub installed_unix_ms: u64,
 }
@@ -31,6 +33,7 @@ impl Topology {
         Topology {
             map: ShardMap::empty(),
             names: Vec::new(),
+            named: false,
             installed_unix_ms: 0,
         }
     }
@@ -45,6 +48,23 @@ impl Topology {
 
     pub fn shard_name(&self, i: usize) -> &str {
         self.names.get(i).map(String::as_str).unwrap_or("?")
+    }
+
+    /// The metrics' `shard` label: stable across failovers, so a shard's series go on when
+    /// its master changes. The Sentinel master name when there is one; otherwise
+    /// `slots:<lowest slot>` (the master address would change with every failover).
+    pub fn shard_label(&self, i: usize) -> String {
+        match self.names.get(i) {
+            Some(n) if self.named => n.clone(),
+            _ => {
+                let lowest = self
+                    .map
+                    .ranges()
+                    .get(i)
+                    .and_then(|r| r.iter().map(|r| r.start).min());
+                lowest.map_or_else(|| "?".to_string(), |l| format!("slots:{l}"))
+            }
+        }
     }
 }
 
@@ -177,7 +197,8 @@ impl TopologyState {
     }
 
     fn store(&self, map: ShardMap, names: Vec<String>) {
-        let names = if names.len() == map.shards().len() {
+        let named = names.len() == map.shards().len();
+        let names = if named {
             names
         } else {
             map.shards().iter().map(|s| s.master.clone()).collect()
@@ -191,6 +212,7 @@ impl TopologyState {
         self.current.store(Arc::new(Topology {
             map,
             names,
+            named,
             installed_unix_ms,
         }));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -219,5 +241,41 @@ impl TopologyState {
     /// A receiver that wakes when the next topology is installed.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hive_common::topology::{Shard, SlotRange};
+
+    fn map(masters: [&str; 2]) -> ShardMap {
+        let shard = |m: &str, start, end| {
+            (
+                Shard {
+                    master: m.into(),
+                    replicas: Vec::new(),
+                },
+                vec![SlotRange { start, end }],
+            )
+        };
+        ShardMap::new(vec![
+            shard(masters[0], 0, 8191),
+            shard(masters[1], 8192, 16383),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn shard_label_survives_a_failover_and_prefers_sentinel_names() {
+        let t = TopologyState::default();
+        t.install(map(["a:1", "b:1"]), Vec::new());
+        let before: Vec<String> = (0..2).map(|i| t.load().shard_label(i)).collect();
+        assert_eq!(before, ["slots:0", "slots:8192"]);
+        t.install(map(["c:1", "b:1"]), Vec::new());
+        assert_eq!(t.load().shard_label(0), "slots:0");
+        assert_eq!(t.load().shard_name(0), "c:1");
+        t.install(map(["a:1", "b:1"]), vec!["hive-a".into(), "hive-b".into()]);
+        assert_eq!(t.load().shard_label(1), "hive-b");
     }
 }

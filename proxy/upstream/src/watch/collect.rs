@@ -28,6 +28,7 @@ pub async fn collect(plane: &Backplane) -> Snapshot {
         slots_assigned += count;
         shards.push(ShardFacts {
             name: topo.shard_name(i).to_string(),
+            label: topo.shard_label(i),
             master: shard.master.clone(),
             replicas: shard.replicas.clone(),
             slots: ranges
@@ -56,6 +57,7 @@ pub async fn collect(plane: &Backplane) -> Snapshot {
     for ((addr, shard, role), (mut n, info)) in targets.iter().zip(results) {
         n.shard = Some(*shard);
         n.shard_name = shards[*shard].name.clone();
+        n.shard_label = shards[*shard].label.clone();
         n.expected_role = role.to_string();
         if let Some(text) = info {
             infos.insert(addr.clone(), text);

@@ -30,7 +30,7 @@ pub(super) fn metrics(s: &Snapshot, f: &mut Families) {
         s.slots_assigned as f64,
     );
     for (i, sh) in s.shards.iter().enumerate() {
-        let l = [("shard", sh.name.as_str())];
+        let l = [("shard", sh.label.as_str())];
         f.gauge(
             "hive_shard_master_up",
             "Whether the shard's master answered the last poll as a master.",
@@ -50,7 +50,7 @@ pub(super) fn metrics(s: &Snapshot, f: &mut Families) {
         );
     }
     for n in &s.nodes {
-        let l = [("addr", n.addr.as_str()), ("shard", n.shard_name.as_str())];
+        let l = [("addr", n.addr.as_str()), ("shard", n.shard_label.as_str())];
         f.gauge(
             "redis_up",
             "Whether the node answered the last poll.",

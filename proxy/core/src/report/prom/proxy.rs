@@ -245,7 +245,7 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         f.gauge(
             "hive_shard_has_master",
             "Whether the proxy routes the shard to a master (0 while failing over).",
-            &[("shard", topo.shard_name(i))],
+            &[("shard", &topo.shard_label(i))],
             has,
         );
     }

@@ -28,8 +28,9 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         Stats::get(&s.upstream.failover_pushes) as f64,
     );
     let map = shared.plane.reads.load();
+    let topo = shared.plane.topology.load();
     for v in &map.views {
-        let shard = v.shard.to_string();
+        let shard = topo.shard_label(v.shard);
         let l = [("addr", v.addr.as_str()), ("shard", shard.as_str())];
         f.gauge(
             "hive_replica_readable",
