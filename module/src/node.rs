@@ -284,6 +284,7 @@ pub fn backup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     })?;
     match cmd {
         BackupCmd::Start { dir, tag, aof } => start(ctx, dir, tag, aof),
+        BackupCmd::Record { tag } => record(ctx, tag),
         BackupCmd::Status(id) => {
             let root = backup_root(ctx)?;
             let st = state();
@@ -367,6 +368,7 @@ fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>, aof: bool) ->
             .to_string(),
         module_version: MODULE_VERSION.into(),
         hook: "none".into(),
+        method: Some("module".into()),
         ..Default::default()
     };
     let fail = |meta: Metadata, why: String| {
@@ -401,6 +403,40 @@ fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>, aof: bool) ->
         saves_before,
         aof: staged,
     });
+    Ok(s(id))
+}
+
+/// `HIVE.BACKUP RECORD TAG t`: a backup of this node that `hive backup` streamed over the
+/// network, recorded as done now (no file here), so LIST's newest backup counts it.
+fn record(ctx: &Context, tag: String) -> RedisResult {
+    let root = backup_root(ctx)?;
+    let repl = replication(ctx)?;
+    let me = cluster_self(ctx)?;
+    let server = call_text(ctx, "INFO", &["server"])?;
+    let now = now_ms();
+    let (id, dir) = backup::claim(&root, now)
+        .map_err(|e| err(format!("cannot write to {}: {e}", root.display())))?;
+    let meta = Metadata {
+        id: id.clone(),
+        tag: Some(tag),
+        status: "done".into(),
+        started_ms: now,
+        finished_ms: Some(now),
+        node_id: me.as_ref().map(|m| m.id.clone()),
+        role: repl.role.clone(),
+        slots: me.map(|m| m.slots).unwrap_or_default(),
+        repl_offset: repl.offset,
+        redis_version: info::fields(&server)
+            .get("redis_version")
+            .unwrap_or(&"")
+            .to_string(),
+        module_version: MODULE_VERSION.into(),
+        hook: "none".into(),
+        method: Some("network".into()),
+        ..Default::default()
+    };
+    meta.write(&dir)
+        .map_err(|e| err(format!("cannot write to {}: {e}", dir.display())))?;
     Ok(s(id))
 }
 

@@ -1,5 +1,6 @@
-//! `HIVE.BACKUP` arguments: `START [DIR path] [TAG tag] [AOF] | STATUS [id] | LIST | PRUNE KEEP n`,
-//! parsed into a command or Redis's error text. Pure: unit-tested without Redis.
+//! `HIVE.BACKUP` arguments: `START [DIR path] [TAG tag] [AOF] | STATUS [id] | LIST | PRUNE KEEP n
+//! | RECORD TAG tag`, parsed into a command or Redis's error text. Pure: unit-tested without
+//! Redis.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,11 @@ pub enum BackupCmd {
     List,
     Prune {
         keep: usize,
+    },
+    /// A backup of this node taken elsewhere (`hive backup --method network` streamed its
+    /// RDB): recorded as done, so the node's newest backup (and the proxy's metric) counts it.
+    Record {
+        tag: String,
     },
 }
 
@@ -54,12 +60,18 @@ pub fn parse(words: &[String]) -> Result<BackupCmd, Option<String>> {
             .parse()
             .map(|keep| BackupCmd::Prune { keep })
             .map_err(|_| Some("value is not an integer or out of range".into())),
+        "RECORD" if rest.len() == 2 && rest[0].eq_ignore_ascii_case("TAG") => {
+            Ok(BackupCmd::Record {
+                tag: rest[1].clone(),
+            })
+        }
+        "RECORD" => Err(Some("syntax error".into())),
         "STATUS" | "LIST" | "PRUNE" => Err(Some(format!(
             "wrong number of arguments for 'hive.backup|{}' command",
             sub.to_ascii_lowercase()
         ))),
         _ => Err(Some(format!(
-            "unknown subcommand '{sub}'. Try HIVE.BACKUP START|STATUS|LIST|PRUNE."
+            "unknown subcommand '{sub}'. Try HIVE.BACKUP START|STATUS|LIST|PRUNE|RECORD."
         ))),
     }
 }
@@ -105,6 +117,13 @@ mod tests {
         );
         assert_eq!(p(&["list"]), Ok(BackupCmd::List));
         assert_eq!(p(&["prune", "keep", "3"]), Ok(BackupCmd::Prune { keep: 3 }));
+        assert_eq!(
+            p(&["record", "tag", "20261206"]),
+            Ok(BackupCmd::Record {
+                tag: "20261206".into()
+            })
+        );
+        assert_eq!(p(&["RECORD", "x"]), Err(Some("syntax error".into())));
     }
 
     #[test]
@@ -125,7 +144,7 @@ mod tests {
         assert_eq!(
             p(&["frob"]),
             Err(Some(
-                "unknown subcommand 'frob'. Try HIVE.BACKUP START|STATUS|LIST|PRUNE.".into()
+                "unknown subcommand 'frob'. Try HIVE.BACKUP START|STATUS|LIST|PRUNE|RECORD.".into()
             ))
         );
     }

@@ -41,6 +41,10 @@ pub struct Metadata {
     /// With `START … AOF`: the AOF files under `aof/`, the manifest first.
     #[serde(default)]
     pub aof: Vec<String>,
+    /// `module` (this node made the copy) or `network` (`RECORD`: streamed by `hive backup`,
+    /// no file here).
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 impl Metadata {

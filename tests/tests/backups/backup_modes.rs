@@ -296,3 +296,57 @@ fn backup_refuses_wrong_credentials_permissions_and_input_without_leaking_secret
     let (ok, _, err) = hive(&["backups", "verify", id], &[]);
     assert!(!ok && err.contains("--dest"), "{err}");
 }
+
+/// A backup streamed over the network from nodes that run hive-module is recorded on each node
+/// (`HIVE.BACKUP RECORD`), so the proxy's `hive_backup_last_success_timestamp_seconds` moves
+/// for network backups too.
+#[test]
+fn backup_network_method_moves_the_backup_age_metric() {
+    let d = hive_tests::module_cluster::deployment(|c| {
+        c.proxy.admin_listen = Some("127.0.0.1:0".into());
+    });
+    populate(&format!("redis://{}/", d.proxy.addr), 1_000);
+    let dest = tempfile::tempdir().unwrap();
+    let seeds = d.cluster.master_addrs().join(",");
+    let m = hive_json(
+        &[
+            "backup",
+            "--cluster",
+            &seeds,
+            "--dest",
+            &dest.path().display().to_string(),
+            "--method",
+            "network",
+            "--json",
+        ],
+        &[],
+    );
+    let id = m["id"].as_str().unwrap().to_string();
+    for sh in m["shards"].as_array().unwrap() {
+        assert_eq!(sh["method"], "network", "{sh:#}");
+        let mut node = connect(&hive_tests::node_url(sh["node"].as_str().unwrap()));
+        let list: redis::Value = redis::cmd("HIVE.BACKUP")
+            .arg("LIST")
+            .query(&mut node)
+            .unwrap();
+        let text = format!("{list:?}");
+        assert!(
+            text.contains(&id) && text.contains("network") && text.contains("done"),
+            "{text}"
+        );
+    }
+    let admin = d.proxy.admin_addr.expect("admin listener");
+    let masters = d.cluster.master_addrs();
+    hive_tests::module_cluster::wait_for(
+        "the backup age of every master",
+        std::time::Duration::from_secs(20),
+        || {
+            let scrape = hive_tests::http::get(admin, "/metrics").1;
+            masters.iter().all(|m| {
+                scrape.contains(&format!(
+                    "hive_backup_last_success_timestamp_seconds{{addr=\"{m}\""
+                ))
+            })
+        },
+    );
+}

@@ -239,6 +239,16 @@ pub async fn transfer(
     out.size = written.stored_len;
     out.rdb_size = written.raw_len;
     out.sha256 = written.sha256;
+    if out.method == "network" && plan.module_version.is_some() {
+        // The node made no copy of its own: tell it, so its newest backup counts this one.
+        let recorded = match connect(plane, &plan.node).await {
+            Ok(mut c) => module::record(&mut c, dest.backup_id).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(node = %plan.node, error = %e, "could not record the backup on the node");
+        }
+    }
     Ok(out)
 }
 

@@ -42,6 +42,16 @@ pub async fn start(conn: &mut ControlConn, tag: &str, aof: bool) -> Result<Strin
         .ok_or_else(|| BackupError::node(conn.addr(), "HIVE.BACKUP START: no id in the reply"))
 }
 
+/// Records on the node a backup that was streamed over the network (`HIVE.BACKUP RECORD`),
+/// so the node's newest backup, and the proxy's `hive_backup_last_success_timestamp_seconds`,
+/// count it.
+pub async fn record(conn: &mut ControlConn, tag: &str) -> Result<String> {
+    let v = call(conn, &["HIVE.BACKUP", "RECORD", "TAG", tag]).await?;
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| BackupError::node(conn.addr(), "HIVE.BACKUP RECORD: no id in the reply"))
+}
+
 /// The node-local backup's metadata once it is `done`; an error if it `failed`.
 pub async fn wait(conn: &mut ControlConn, id: &str, limit: Duration) -> Result<Value> {
     let deadline = Instant::now() + limit;
