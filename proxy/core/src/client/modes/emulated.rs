@@ -80,13 +80,19 @@ impl Conn {
                     .all(|s| topo.map.shard_of(s) == home);
             if one {
                 drop(topo);
-                return self.blocking(req, Route::Slot(first));
+                return if plan.block {
+                    self.blocking(req, Route::Slot(first))
+                } else {
+                    self.forward(req, Route::Slot(first))
+                };
             }
         }
         let router = self.router();
         let gone = self.reply_tx();
         let release = std::sync::Arc::new(crate::emulate::blocking::run::Release::default());
-        self.set_blocked(crate::state::registry::Blocked::Task(release.clone()));
+        if plan.block {
+            self.set_blocked(crate::state::registry::Blocked::Task(release.clone()));
+        }
         self.spawn_reply(async move {
             crate::emulate::blocking::run::run(&router, &plan, &gone, cluster, &release).await
         });

@@ -41,10 +41,13 @@ pub struct BlockPlan {
     pub keys: Vec<Bytes>,
     /// Milliseconds; `None` blocks forever (a timeout of 0).
     pub timeout_ms: Option<u64>,
+    /// A blocking command; otherwise (LMOVE, LMPOP...) an empty source answers nil at once.
+    pub block: bool,
 }
 
-/// The blocking pops Hive runs across shards; other blocking commands (XREAD BLOCK, WAIT, ...)
-/// are not.
+/// The pops Hive runs across shards with this plan: the blocking ones, and LMOVE/RPOPLPUSH/
+/// LMPOP/ZMPOP, which pop from one key and need no copy of the whole list (other blocking
+/// commands, XREAD BLOCK and WAIT, are not).
 pub const POPS: &[&str] = &[
     "blpop",
     "brpop",
@@ -54,10 +57,14 @@ pub const POPS: &[&str] = &[
     "bzmpop",
     "blmove",
     "brpoplpush",
+    "lmove",
+    "rpoplpush",
+    "lmpop",
+    "zmpop",
 ];
 
-/// Parses a blocking pop the way Redis 7.0 does, with its error texts. `cmd` is the command
-/// table's lower-case name, one of `POPS`; `req` has the arity the command table asks for.
+/// Parses a pop the way Redis 7.0 does, with its error texts. `cmd` is the command table's
+/// lower-case name, one of `POPS`; `req` has the arity the command table asks for.
 pub fn plan(cmd: &str, req: &Request) -> Result<BlockPlan, ProxyError> {
     let args: Vec<Bytes> = req.args().map(Bytes::copy_from_slice).collect();
     let n = args.len();
@@ -67,7 +74,19 @@ pub fn plan(cmd: &str, req: &Request) -> Result<BlockPlan, ProxyError> {
             form: Form::One,
             keys: args[1..n - 1].to_vec(),
             timeout_ms: timeout(&args[n - 1])?,
+            block: true,
         })
+    };
+    let moving = |left: bool, to_left: bool, timeout_ms: Option<u64>, block: bool| BlockPlan {
+        kind: Kind::Move {
+            left,
+            dst: args[2].clone(),
+            to_left,
+        },
+        form: Form::One,
+        keys: vec![args[1].clone()],
+        timeout_ms,
+        block,
     };
     match cmd {
         "blpop" | "brpop" => one(Kind::List {
@@ -76,41 +95,30 @@ pub fn plan(cmd: &str, req: &Request) -> Result<BlockPlan, ProxyError> {
         "bzpopmin" | "bzpopmax" => one(Kind::Zset {
             min: cmd == "bzpopmin",
         }),
-        "brpoplpush" => {
-            let timeout_ms = timeout(&args[3])?;
-            Ok(BlockPlan {
-                kind: Kind::Move {
-                    left: false,
-                    dst: args[2].clone(),
-                    to_left: true,
-                },
-                form: Form::One,
-                keys: vec![args[1].clone()],
-                timeout_ms,
-            })
-        }
+        "brpoplpush" => Ok(moving(false, true, timeout(&args[3])?, true)),
+        "rpoplpush" => Ok(moving(false, true, None, false)),
         "blmove" => {
             let timeout_ms = timeout(&args[5])?;
             let (left, to_left) = (side(&args[3], b"left")?, side(&args[4], b"left")?);
-            Ok(BlockPlan {
-                kind: Kind::Move {
-                    left,
-                    dst: args[2].clone(),
-                    to_left,
-                },
-                form: Form::One,
-                keys: vec![args[1].clone()],
-                timeout_ms,
-            })
+            Ok(moving(left, to_left, timeout_ms, true))
         }
-        "blmpop" | "bzmpop" => {
-            let timeout_ms = timeout(&args[1])?;
-            let numkeys = positive(&args[2], "numkeys should be greater than 0")? as usize;
-            let at = 3usize
+        "lmove" => {
+            let (left, to_left) = (side(&args[3], b"left")?, side(&args[4], b"left")?);
+            Ok(moving(left, to_left, None, false))
+        }
+        "blmpop" | "bzmpop" | "lmpop" | "zmpop" => {
+            let block = cmd.starts_with('b');
+            let (timeout_ms, first) = if block {
+                (timeout(&args[1])?, 2)
+            } else {
+                (None, 1)
+            };
+            let numkeys = positive(&args[first], "numkeys should be greater than 0")? as usize;
+            let at = (first + 1)
                 .checked_add(numkeys)
                 .filter(|&at| at < n)
                 .ok_or_else(syntax)?;
-            let kind = if cmd == "blmpop" {
+            let kind = if cmd.ends_with("lmpop") {
                 Kind::List {
                     left: side(&args[at], b"left")?,
                 }
@@ -130,13 +138,12 @@ pub fn plan(cmd: &str, req: &Request) -> Result<BlockPlan, ProxyError> {
             Ok(BlockPlan {
                 kind,
                 form: Form::Many { count },
-                keys: args[3..at].to_vec(),
+                keys: args[first + 1..at].to_vec(),
                 timeout_ms,
+                block,
             })
         }
-        _ => Err(ProxyError::internal(format!(
-            "'{cmd}' is not a blocking pop"
-        ))),
+        _ => Err(ProxyError::internal(format!("'{cmd}' is not a pop"))),
     }
 }
 
@@ -360,6 +367,18 @@ fn score(v: &Value) -> Option<Vec<u8>> {
         Value::Double(b) | Value::Bulk(b) | Value::Simple(b) => Some(b.to_vec()),
         Value::Int(n) => Some(n.to_string().into_bytes()),
         _ => None,
+    }
+}
+
+impl BlockPlan {
+    /// The null of a pop that found nothing: a null bulk for LMOVE/RPOPLPUSH, a null array
+    /// otherwise (RESP3: `_` for both).
+    pub fn nil(&self, resp3: bool) -> Bytes {
+        match (resp3, &self.kind, self.block) {
+            (true, _, _) => Bytes::from_static(b"_\r\n"),
+            (false, Kind::Move { .. }, false) => Bytes::from_static(b"$-1\r\n"),
+            _ => Bytes::from_static(b"*-1\r\n"),
+        }
     }
 }
 

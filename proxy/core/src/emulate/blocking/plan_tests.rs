@@ -164,3 +164,35 @@ fn plan_push_back_restores_order_and_scores() {
     assert_eq!(text(&r), "ZADD z 1 m inf n");
     assert!(p.push_back(b"*-1\r\n").is_none());
 }
+
+#[test]
+fn plan_parses_the_non_blocking_pops() {
+    let p = plan("lmove", &req(&["LMOVE", "s", "d", "RIGHT", "LEFT"])).unwrap();
+    assert!(!p.block);
+    assert_eq!(
+        p.kind,
+        Kind::Move {
+            left: false,
+            dst: Bytes::from("d"),
+            to_left: true
+        }
+    );
+    assert_eq!(&p.nil(false)[..], b"$-1\r\n");
+    assert_eq!(&p.nil(true)[..], b"_\r\n");
+    let p = plan("rpoplpush", &req(&["RPOPLPUSH", "s", "d"])).unwrap();
+    assert_eq!(text(&p.pop_now(b"s")), "RPOP s");
+    let p = plan(
+        "lmpop",
+        &req(&["LMPOP", "2", "a", "b", "LEFT", "COUNT", "3"]),
+    )
+    .unwrap();
+    assert_eq!(p.keys, vec![Bytes::from("a"), Bytes::from("b")]);
+    assert_eq!(text(&p.pop_now(b"b")), "LMPOP 1 b LEFT COUNT 3");
+    assert_eq!(&p.nil(false)[..], b"*-1\r\n");
+    let p = plan("zmpop", &req(&["ZMPOP", "1", "z", "MAX"])).unwrap();
+    assert_eq!(p.kind, Kind::Zset { min: false });
+    assert_eq!(
+        err(plan("lmpop", &req(&["LMPOP", "0", "a", "LEFT"]))),
+        "numkeys should be greater than 0"
+    );
+}

@@ -1,5 +1,6 @@
-//! Runs a `BlockPlan`: first each key in the client's order without blocking; then the
-//! blocking command on every group of keys at once, each on a connection of its own. The first
+//! Runs a `BlockPlan`: first each key in the client's order without blocking (all a
+//! non-blocking pop such as LMOVE or LMPOP does); then the blocking command on every group of
+//! keys at once, each on a connection of its own. The first
 //! group to pop wins; the others are released with `CLIENT UNBLOCK` (Hive asked each
 //! connection's id first) and whatever they popped meanwhile is pushed back where it came
 //! from. A group whose node fails over blocks again on the new master.
@@ -61,6 +62,10 @@ async fn serve(
             Now::Raced => continue,
             Now::Empty => break,
         }
+    }
+    if !plan.block {
+        // LMOVE, LMPOP...: nothing to pop now is the answer.
+        return Ok(plan.nil(router.proto == hive_upstream::Proto::Resp3));
     }
     let frame = Blocked::start(router, plan, deadline, by_slot)
         .wait(gone, release)
