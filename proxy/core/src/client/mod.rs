@@ -53,7 +53,7 @@ use modes::transaction::{Multi, Watch};
 use outbox::{Io, Outbox, ReadOrWrite};
 use pending::Pending;
 pub use permit::{guarded, ClientSlot};
-use send::holds::Holds;
+use send::holds::{held_due, Holds};
 use send::large::Large;
 use send::reads::Writes;
 use session::Session;
@@ -82,6 +82,9 @@ struct Conn {
     own: Vec<Arc<Backend>>,
     multi: Option<Box<Multi>>,
     watch: Option<Watch>,
+    /// WATCH connections free for the next WATCH on their node (their watches cleared by EXEC
+    /// or UNWATCH), so a transaction does not open a connection each time.
+    watch_spare: Vec<Arc<hive_upstream::conn::backend::Backend>>,
     subs: Option<Box<Subscriber>>,
     /// A request waiting out CLIENT PAUSE; nothing after it is read until it goes.
     held: Option<Request>,
@@ -160,6 +163,7 @@ async fn serve<S>(
         own: Vec::new(),
         multi: None,
         watch: None,
+        watch_spare: Vec::new(),
         subs: None,
         held: None,
         paused: false,
@@ -185,6 +189,7 @@ async fn serve<S>(
     let query_limit = cfg.client_query_buffer_limit.0;
     // Bytes read or written since this task last let others run (see below).
     let mut read_burst = 0usize;
+    let mut work = 0usize;
     loop {
         if conn.closing && conn.pending.is_empty() && out.is_empty() {
             break;
@@ -229,8 +234,10 @@ async fn serve<S>(
             }
             Some(msg) = recv(&mut rx) => {
                 conn.on_inbox(msg);
+                work += 1;
                 while let Some(m) = rx.as_mut().and_then(|r| r.try_recv().ok()) {
                     conn.on_inbox(m);
+                    work += 1;
                 }
             }
             due = held_due(&mut conn.holds) => {
@@ -264,7 +271,7 @@ async fn serve<S>(
             _ = sleep_until(wake), if wake.is_some() => {}
         }
         if !wrote {
-            conn.pump(&mut rbuf, max_pending);
+            work += conn.pump(&mut rbuf, max_pending);
             if let Some(r) = conn.new_rx.take() {
                 rx = Some(r);
             }
@@ -287,11 +294,13 @@ async fn serve<S>(
         if guard.exceeded(&conn, out.len()) {
             break;
         }
-        if read_burst >= BURST {
+        if read_burst >= BURST || work >= WORK_BURST {
             // A client streaming a large value would otherwise keep the worker for a whole
             // cooperative budget of reads (128 of up to a socket buffer each: hundreds of
-            // milliseconds), and every other client on the thread would wait.
+            // milliseconds), and every other client on the thread would wait; so would one
+            // pipelining thousands of small requests, through their dispatch and replies.
             read_burst = 0;
+            work = 0;
             tokio::task::yield_now().await;
         }
         conn.entry
@@ -300,16 +309,12 @@ async fn serve<S>(
     let _ = stream.shutdown().await;
 }
 
+/// Requests dispatched and replies taken in before a task yields to the other tasks of its
+/// worker (a client at depth 16 never gets near it).
+const WORK_BURST: usize = 512;
+
 /// Bytes a task reads before it yields to the other tasks of its worker.
 pub(crate) use hive_upstream::BURST;
-
-/// The held units due for another attempt, or never while none waits.
-async fn held_due(holds: &mut Option<Box<Holds>>) -> Vec<hive_upstream::Tag> {
-    match holds {
-        Some(h) if !h.is_empty() => h.due().await,
-        _ => std::future::pending().await,
-    }
-}
 
 /// The next reply, or never while no channel exists yet.
 async fn recv(rx: &mut Option<mpsc::UnboundedReceiver<Inbox>>) -> Option<Inbox> {
@@ -327,12 +332,13 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Conn {
-    /// Decodes and dispatches every complete request the buffer holds, within the pending cap.
-    fn pump(&mut self, rbuf: &mut BytesMut, max_pending: usize) {
+    /// Decodes and dispatches every complete request the buffer holds, within the pending cap;
+    /// how many it dispatched.
+    fn pump(&mut self, rbuf: &mut BytesMut, max_pending: usize) -> usize {
         if !self.session.refresh(&self.shared.auth) {
             // ACL DELUSER of this connection's user.
             self.closing = true;
-            return;
+            return 0;
         }
         self.batch_at = None;
         self.slow_us = self.shared.slowlog.threshold();
@@ -341,12 +347,13 @@ impl Conn {
         if let Some(req) = self.held.take() {
             if pause.is_some_and(|m| self.must_wait(m, &req)) {
                 self.held = Some(req);
-                return self.count_paused(true);
+                self.count_paused(true);
+                return 0;
             }
             self.count_paused(false);
             self.dispatch(req);
             if self.held.is_some() {
-                return;
+                return 0;
             }
             self.decoded += 1;
         }
@@ -377,8 +384,10 @@ impl Conn {
         }
         // One relaxed add per batch keeps INFO current without a per-request atomic.
         let counted = self.batch_counted();
+        let dispatched = self.decoded as usize;
         (self.decoded, self.queued) = (0, 0);
         Stats::add(&self.shared.stats.commands_processed, counted);
+        dispatched
     }
 
     /// Commands of this batch so far that count as processed.

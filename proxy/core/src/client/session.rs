@@ -92,7 +92,7 @@ impl Session {
 impl Conn {
     pub(super) fn reset(&mut self) {
         self.multi = None;
-        self.watch = None;
+        self.release_watch();
         self.subs = None;
         self.own.clear();
         self.shared.monitors.remove(self.entry.id);

@@ -213,3 +213,59 @@ fn multi_counts_queued_commands_at_exec_as_redis() {
     assert_eq!(counts[0], counts[1]);
     assert_eq!(counts[1], ["3", "8"]);
 }
+
+/// WATCH connections are reused (no connection per transaction), and a reused one carries no
+/// stale watch: after UNWATCH or DISCARD, a change to the old key does not abort the next EXEC.
+#[test]
+fn watch_connections_are_reused_without_stale_watches() {
+    let env = Env::with(1, 0, |_| {});
+    let master = env.cluster.master_addrs()[0].clone();
+    let mut n = connect(&node_url(&master));
+    let clients = |n: &mut redis::Connection| -> u64 {
+        let text: String = redis::cmd("INFO").arg("clients").query(n).unwrap();
+        hive_common::info::field(&text, "connected_clients")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let mut h = env.client();
+    let mut other = env.client();
+    let ok = |c: &mut redis::Connection, cmd: &str| run(c, &words(cmd)).unwrap();
+    ok(&mut h, "WATCH {w}old");
+    ok(&mut h, "UNWATCH");
+    ok(&mut other, "SET {w}old changed");
+    ok(&mut h, "WATCH {w}new");
+    ok(&mut h, "MULTI");
+    ok(&mut h, "SET {w}x 1");
+    assert_ne!(
+        ok(&mut h, "EXEC"),
+        Value::Nil,
+        "a stale watch after UNWATCH"
+    );
+    ok(&mut h, "WATCH {w}old");
+    ok(&mut h, "MULTI");
+    ok(&mut h, "DISCARD");
+    ok(&mut other, "SET {w}old again");
+    ok(&mut h, "WATCH {w}new");
+    ok(&mut h, "MULTI");
+    ok(&mut h, "SET {w}x 2");
+    assert_ne!(
+        ok(&mut h, "EXEC"),
+        Value::Nil,
+        "a stale watch after DISCARD"
+    );
+    // A watched key that does change still aborts.
+    ok(&mut h, "WATCH {w}new");
+    ok(&mut other, "SET {w}new changed");
+    ok(&mut h, "MULTI");
+    ok(&mut h, "SET {w}x 3");
+    assert_eq!(ok(&mut h, "EXEC"), Value::Nil);
+    let before = clients(&mut n);
+    for i in 0..20 {
+        ok(&mut h, "WATCH {w}new");
+        ok(&mut h, "MULTI");
+        ok(&mut h, &format!("SET {{w}}x {i}"));
+        assert_ne!(ok(&mut h, "EXEC"), Value::Nil);
+    }
+    assert_eq!(clients(&mut n), before, "a connection per transaction");
+}

@@ -68,7 +68,7 @@ impl Conn {
             TxCmd::Exec => self.push_error(&err("EXEC without MULTI")),
             TxCmd::Discard => self.push_error(&err("DISCARD without MULTI")),
             TxCmd::Unwatch => {
-                self.watch = None;
+                self.release_watch();
                 self.push_done(Bytes::from_static(b"+OK\r\n"));
             }
             TxCmd::Watch(route) => self.watch(req, route),
@@ -87,12 +87,14 @@ impl Conn {
             Some(w) if !self.same_node(w.slot, slot) => return self.watch_shards(req),
             Some(w) => w.conn.clone(),
             None => match self.master_addr(slot) {
-                Some(addr) => {
-                    self.shared
+                Some(addr) => match self.watch_spare.iter().position(|c| *c.addr == *addr) {
+                    Some(i) => self.watch_spare.swap_remove(i),
+                    None => self
+                        .shared
                         .plane
                         .connector
-                        .dedicated(&addr, self.session.proto, None)
-                }
+                        .dedicated(&addr, self.session.proto, None),
+                },
                 None => return self.push_error(&no_master_for(Some(slot))),
             },
         };
@@ -201,8 +203,33 @@ impl Conn {
 
     fn end_multi(&mut self) {
         self.multi = None;
-        self.watch = None;
+        self.release_watch();
         self.entry.update(|c| c.multi = false);
+    }
+
+    /// Ends WATCH without EXEC (UNWATCH, DISCARD, RESET): UNWATCH on the node, then the
+    /// connection is kept for the next WATCH (UNWATCH goes first on it, in order).
+    pub(crate) fn release_watch(&mut self) {
+        let Some(w) = self.watch.take() else { return };
+        let (tx, _) = tokio::sync::mpsc::unbounded_channel();
+        for c in std::iter::once(w.conn).chain(w.more.into_iter().map(|(_, c)| c)) {
+            c.send(hive_upstream::Job {
+                data: Request::from_args(&["UNWATCH"]).raw().clone(),
+                prefix: None,
+                frames: 1,
+                tag: hive_upstream::Tag { seq: 0, part: 0 },
+                reply: tx.clone(),
+            });
+            self.keep_watch_conn(c);
+        }
+    }
+
+    /// Keeps a WATCH connection whose watches are cleared (or will be, by what is already
+    /// queued on it), at most a few.
+    fn keep_watch_conn(&mut self, c: Arc<Backend>) {
+        if self.watch_spare.len() < 4 && !self.watch_spare.iter().any(|s| s.addr == c.addr) {
+            self.watch_spare.push(c);
+        }
     }
 
     /// The slot a queued command needs, or why it cannot be part of a transaction.
@@ -262,6 +289,10 @@ impl Conn {
             .map_or(Route::Any, Route::Slot);
         let mut unit = Unit::new(Request::from_args(&["EXEC"]), route);
         unit.wire = Some((wire.freeze(), m.queued.len() as u32 + 2));
+        if let Some(w) = &watch {
+            // EXEC clears its watches on the node, before anything sent on it later.
+            self.keep_watch_conn(w.conn.clone());
+        }
         unit.pinned = watch.map(|w| w.conn);
         self.push_unit(unit, Shape::Exec);
     }

@@ -102,3 +102,11 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(50));
     }
 }
+
+/// The held units due for another attempt, or never while none waits.
+pub(crate) async fn held_due(holds: &mut Option<Box<Holds>>) -> Vec<hive_upstream::Tag> {
+    match holds {
+        Some(h) if !h.is_empty() => h.due().await,
+        _ => std::future::pending().await,
+    }
+}
