@@ -64,6 +64,14 @@ impl Holds {
     }
 }
 
+/// The held units due for another attempt, or never while none waits.
+pub(crate) async fn held_due(holds: &mut Option<Box<Holds>>) -> Vec<hive_upstream::Tag> {
+    match holds {
+        Some(h) if !h.is_empty() => h.due().await,
+        _ => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,13 +108,5 @@ mod tests {
         let started = tokio::time::Instant::now();
         assert_eq!(h.due().await, vec![tag(3)]);
         assert!(started.elapsed() >= Duration::from_millis(50));
-    }
-}
-
-/// The held units due for another attempt, or never while none waits.
-pub(crate) async fn held_due(holds: &mut Option<Box<Holds>>) -> Vec<hive_upstream::Tag> {
-    match holds {
-        Some(h) if !h.is_empty() => h.due().await,
-        _ => std::future::pending().await,
     }
 }
