@@ -342,34 +342,13 @@ fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>, aof: bool) ->
     let rdb = Path::new(&config(ctx, "dir")?).join(config(ctx, "dbfilename")?);
     let persistence = call_text(ctx, "INFO", &["persistence"])?;
     let saves_before = backup_job::saves(&persistence);
-    let repl = replication(ctx)?;
-    let me = cluster_self(ctx)?;
-    let server = call_text(ctx, "INFO", &["server"])?;
-    let dbsize = match ctx.call("DBSIZE", &[] as &[&str])? {
-        RedisValue::Integer(n) => n,
-        _ => -1,
-    };
     let now = now_ms();
     let (id, dir) = backup::claim(&root, now)
         .map_err(|e| err(format!("cannot write to {}: {e}", root.display())))?;
     let meta = Metadata {
-        id: id.clone(),
-        tag,
         status: "running".into(),
-        started_ms: now,
-        node_id: me.as_ref().map(|m| m.id.clone()),
-        role: repl.role.clone(),
-        slots: me.map(|m| m.slots).unwrap_or_default(),
-        repl_offset: repl.offset,
-        dbsize,
-        redis_version: info::fields(&server)
-            .get("redis_version")
-            .unwrap_or(&"")
-            .to_string(),
-        module_version: MODULE_VERSION.into(),
-        hook: "none".into(),
         method: Some("module".into()),
-        ..Default::default()
+        ..this_node(ctx, &id, tag, now)?
     };
     let fail = |meta: Metadata, why: String| {
         let mut failed = meta;
@@ -406,34 +385,52 @@ fn start(ctx: &Context, dir: Option<PathBuf>, tag: Option<String>, aof: bool) ->
     Ok(s(id))
 }
 
-/// `HIVE.BACKUP RECORD TAG t`: a backup of this node that `hive backup` streamed over the
-/// network, recorded as done now (no file here), so LIST's newest backup counts it.
-fn record(ctx: &Context, tag: String) -> RedisResult {
-    let root = backup_root(ctx)?;
+/// A backup's metadata as this node describes itself now: id, node, role, slots, offset,
+/// keys, versions.
+fn this_node(
+    ctx: &Context,
+    id: &str,
+    tag: Option<String>,
+    now: u64,
+) -> Result<Metadata, RedisError> {
     let repl = replication(ctx)?;
     let me = cluster_self(ctx)?;
     let server = call_text(ctx, "INFO", &["server"])?;
-    let now = now_ms();
-    let (id, dir) = backup::claim(&root, now)
-        .map_err(|e| err(format!("cannot write to {}: {e}", root.display())))?;
-    let meta = Metadata {
-        id: id.clone(),
-        tag: Some(tag),
-        status: "done".into(),
+    let dbsize = match ctx.call("DBSIZE", &[] as &[&str])? {
+        RedisValue::Integer(n) => n,
+        _ => -1,
+    };
+    Ok(Metadata {
+        id: id.to_string(),
+        tag,
         started_ms: now,
-        finished_ms: Some(now),
         node_id: me.as_ref().map(|m| m.id.clone()),
         role: repl.role.clone(),
         slots: me.map(|m| m.slots).unwrap_or_default(),
         repl_offset: repl.offset,
+        dbsize,
         redis_version: info::fields(&server)
             .get("redis_version")
             .unwrap_or(&"")
             .to_string(),
         module_version: MODULE_VERSION.into(),
         hook: "none".into(),
-        method: Some("network".into()),
         ..Default::default()
+    })
+}
+
+/// `HIVE.BACKUP RECORD TAG t`: a backup of this node that `hive backup` streamed over the
+/// network, recorded as done now (no file here), so LIST's newest backup counts it.
+fn record(ctx: &Context, tag: String) -> RedisResult {
+    let root = backup_root(ctx)?;
+    let now = now_ms();
+    let (id, dir) = backup::claim(&root, now)
+        .map_err(|e| err(format!("cannot write to {}: {e}", root.display())))?;
+    let meta = Metadata {
+        status: "done".into(),
+        finished_ms: Some(now),
+        method: Some("network".into()),
+        ..this_node(ctx, &id, Some(tag), now)?
     };
     meta.write(&dir)
         .map_err(|e| err(format!("cannot write to {}: {e}", dir.display())))?;
