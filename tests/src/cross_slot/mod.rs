@@ -223,3 +223,16 @@ fn show(v: &Value, ordered: bool) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// `proxy.cross_slot = "emulate"`, for `Env::with` and `GroupEnv`.
+pub fn emulate(c: &mut hive_proxy::config::Config) {
+    c.proxy.cross_slot = hive_proxy::config::CrossSlot::Emulate;
+}
+
+/// One standalone redis-server to compare with, and its URL.
+pub fn standalone() -> (tempfile::TempDir, hive_local::RedisProcess, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = crate::single_node(&dir, false);
+    let url = crate::node_url(&format!("127.0.0.1:{}", node.port));
+    (dir, node, url)
+}

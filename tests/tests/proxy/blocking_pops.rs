@@ -4,21 +4,11 @@
 
 use std::time::Duration;
 
-use hive_proxy::config::{Config, CrossSlot};
 use hive_tests::cross_slot::blocking_pops::{self as bp, keys_apart, master_of, wait_blocked};
 use hive_tests::module_cluster::wait_for;
-use hive_tests::{connect, error_text, node_url, run, single_node, Env, GroupEnv};
+use hive_tests::{connect, error_text, node_url, run, Env, GroupEnv};
 
-fn emulate(c: &mut Config) {
-    c.proxy.cross_slot = CrossSlot::Emulate;
-}
-
-fn standalone() -> (tempfile::TempDir, hive_local::RedisProcess, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let node = single_node(&dir, false);
-    let url = node_url(&format!("127.0.0.1:{}", node.port));
-    (dir, node, url)
-}
+use hive_tests::cross_slot::{emulate, standalone};
 
 fn every_scenario(proxy: &hive_proxy::server::ProxyHandle, url: &str) {
     let (_d, _n, single) = standalone();

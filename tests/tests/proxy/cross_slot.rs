@@ -2,8 +2,8 @@
 //! emulated, each gives the reply a single standalone Redis gives for the same data, in
 //! cluster, sentinel and static modes; transactions and WATCH across shards; the byte limit.
 
-use hive_proxy::config::{Config, CrossSlot, MemSize};
-use hive_tests::{cross_slot, error_text, node_url, run, single_node, Env, GroupEnv};
+use hive_proxy::config::{CrossSlot, MemSize};
+use hive_tests::{cross_slot, error_text, node_url, run, Env, GroupEnv};
 use redis::Value;
 
 /// The shards the proxy puts `keys` on: the comparisons only test emulation when the keys of
@@ -19,16 +19,7 @@ fn shards_of(env: &GroupEnv, keys: &[&str]) -> usize {
     shards.len()
 }
 
-fn emulate(c: &mut Config) {
-    c.proxy.cross_slot = CrossSlot::Emulate;
-}
-
-fn standalone() -> (tempfile::TempDir, hive_local::RedisProcess, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let node = single_node(&dir, false);
-    let url = node_url(&format!("127.0.0.1:{}", node.port));
-    (dir, node, url)
-}
+use hive_tests::cross_slot::{emulate, standalone};
 
 #[test]
 fn cross_slot_emulated_matches_standalone_in_cluster_mode() {
