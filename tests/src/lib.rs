@@ -258,6 +258,14 @@ pub fn error_text(r: redis::RedisResult<redis::Value>) -> String {
     format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
 }
 
+/// A number from the INFO of the server behind `c` (through Hive, its `# Proxy` field first).
+pub fn info_u64(c: &mut redis::Connection, field: &str) -> u64 {
+    let text: String = redis::cmd("INFO").query(c).expect("INFO");
+    hive_common::info::field(&text, field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("INFO has no number {field}"))
+}
+
 /// Runs one command given as words.
 pub fn run(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::Value> {
     let mut cmd = redis::cmd(args[0]);

@@ -42,13 +42,7 @@ pub fn master_of(proxy: &ProxyHandle, key: &str) -> String {
 }
 
 fn blocked_clients(addr: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("clients")
-        .query(&mut connect(&node_url(addr)))
-        .unwrap();
-    hive_common::info::field(&info, "blocked_clients")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    crate::info_u64(&mut connect(&node_url(addr)), "blocked_clients")
 }
 
 /// Waits until the master of each key has `n` blocked clients.

@@ -96,21 +96,14 @@ fn admin_config_set_reaches_every_node_for_permitted_users() {
     for i in 0..50 {
         let _: () = ops.set(format!("rs:{i}"), i).unwrap();
     }
-    let info = |c: &mut redis::Connection, field: &str| -> u64 {
-        let text: String = redis::cmd("INFO").query(c).unwrap();
-        hive_common::info::field(&text, field)
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    assert!(info(&mut ops, "total_commands_processed") >= 50);
+    assert!(hive_tests::info_u64(&mut ops, "total_commands_processed") >= 50);
     assert_eq!(
         run(&mut ops, &["CONFIG", "RESETSTAT"]).unwrap(),
         Value::Okay
     );
     // INFO counts again from the reset, as one Redis; the counter /metrics exports does not
     // go back.
-    assert!(info(&mut ops, "total_commands_processed") < 5);
+    assert!(hive_tests::info_u64(&mut ops, "total_commands_processed") < 5);
     let exported = hive_proxy::metrics::Stats::get(&env.proxy.shared.stats.commands_processed);
     assert!(exported >= 50, "{exported}");
     // The test nodes run without a config file: every node says so, and the reply names them.
@@ -172,17 +165,10 @@ fn admin_client_pause_holds_writes_in_the_proxy_until_unpause() {
         (t.elapsed(), v)
     });
     // Held in the proxy, and counted as Redis counts paused clients.
-    let info = |c: &mut redis::Connection, field: &str| -> u64 {
-        let text: String = redis::cmd("INFO").query(c).unwrap();
-        hive_common::info::field(&text, field)
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
     hive_tests::module_cluster::wait_for("the write held", Duration::from_secs(5), || {
-        info(&mut ops, "paused_clients") == 1
+        hive_tests::info_u64(&mut ops, "paused_clients") == 1
     });
-    assert!(info(&mut ops, "blocked_clients") >= 1);
+    assert!(hive_tests::info_u64(&mut ops, "blocked_clients") >= 1);
     assert!(
         !writer.is_finished(),
         "a write went through during CLIENT PAUSE WRITE"
@@ -203,7 +189,7 @@ fn admin_client_pause_holds_writes_in_the_proxy_until_unpause() {
     hive_tests::module_cluster::wait_for(
         "the write transaction held",
         Duration::from_secs(5),
-        || info(&mut ops, "paused_clients") == 2,
+        || hive_tests::info_u64(&mut ops, "paused_clients") == 2,
     );
     assert!(!tx_writer.is_finished());
     assert_eq!(run(&mut ops, &["CLIENT", "UNPAUSE"]).unwrap(), Value::Okay);
@@ -211,7 +197,7 @@ fn admin_client_pause_holds_writes_in_the_proxy_until_unpause() {
     assert_eq!(v, "after");
     assert_eq!(tx_writer.join().unwrap(), 1);
     assert!(waited < Duration::from_secs(10), "{waited:?}");
-    assert_eq!(info(&mut ops, "paused_clients"), 0);
+    assert_eq!(hive_tests::info_u64(&mut ops, "paused_clients"), 0);
     assert_eq!(
         err(run(&mut ops, &["CLIENT", "PAUSE", "abc"])),
         "ERR timeout is not an integer or out of range"

@@ -26,19 +26,30 @@ fn python() -> PathBuf {
     p
 }
 
-fn run_compat(port: u16, mode: &str, extra: &[&str]) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/compat.py");
+/// Runs a script of `tests/py` with the test venv's Python; (success, stdout, stderr), stdout
+/// also printed.
+fn run_py(script: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(python())
-        .arg(script)
-        .args(["--port", &port.to_string(), "--mode", mode])
-        .args(extra)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script))
+        .args(args)
         .output()
         .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("{stdout}");
+    (
+        out.status.success(),
+        stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn run_compat(port: u16, mode: &str, extra: &[&str]) {
+    let port_s = port.to_string();
+    let mut args = vec!["--port", &port_s, "--mode", mode];
+    args.extend(extra);
+    let (ok, stdout, stderr) = run_py("py/compat.py", &args);
     assert!(
-        out.status.success() && stdout.contains("ALL OK"),
+        ok && stdout.contains("ALL OK"),
         "redis-py suite failed in {mode} mode:\n{stdout}\n{stderr}"
     );
 }
@@ -319,17 +330,10 @@ fn celery_default_priority_queues_through_hive() {
     drop(topo);
     shards.dedup();
     assert!(shards.len() > 1, "{shards:?}");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/celery_queue.py");
-    let out = Command::new(python())
-        .arg(script)
-        .args(["--port", &env.proxy.addr.port().to_string()])
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}");
+    let port = env.proxy.addr.port().to_string();
+    let (ok, stdout, stderr) = run_py("py/celery_queue.py", &["--port", &port]);
     assert!(
-        out.status.success() && stdout.lines().any(|l| l.starts_with("ok: ")),
+        ok && stdout.lines().any(|l| l.starts_with("ok: ")),
         "celery through Hive failed:\n{stdout}\n{stderr}"
     );
 }

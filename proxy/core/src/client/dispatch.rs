@@ -71,6 +71,7 @@ impl Conn {
         // (Un)subscribe confirmations are pushed past CLIENT REPLY OFF/SKIP, as Redis 7.0 does
         // (CLIENT_PUSHING); a SKIP is still used up.
         let silent = self.replies.silent() && !matches!(action, Action::Subscribe { .. });
+        let queued_before = self.queued;
         self.dispatch_action(req, action);
         if self.held.is_some() {
             return;
@@ -80,11 +81,8 @@ impl Conn {
                 p.silent = true;
             }
         }
-        let queued =
-            self.multi.is_some() && self.pending.get(before).is_some_and(|p| p.is_queued());
-        if queued {
-            // Counted when EXEC runs it, as Redis counts it.
-            self.queued += 1;
+        if self.queued > queued_before {
+            // Queued in MULTI: counted when EXEC runs it.
         } else if let (Some(spec), Some(p)) = (spec, self.pending.get_mut(before)) {
             p.cmd = spec.id;
             let clock = &self.clock;

@@ -130,13 +130,6 @@ impl Pending {
     }
 }
 
-impl Pending {
-    /// A command queued in MULTI (its reply is `+QUEUED`).
-    pub fn is_queued(&self) -> bool {
-        self.reply.as_deref() == Some(&b"+QUEUED\r\n"[..])
-    }
-}
-
 impl Conn {
     pub(super) fn next_seq(&self) -> u64 {
         self.base + self.pending.len() as u64

@@ -2,7 +2,7 @@
 //! and GETUSER's rules (compared with a standalone redis-server), BGSAVE on every master,
 //! MODULE LIST, LATENCY RESET and the LATENCY refusal, DEBUG OBJECT routed to the key's node.
 
-use hive_tests::{connect, error_text, node_url, run, Env};
+use hive_tests::{connect, error_text, info_u64, node_url, run, Env};
 use redis::Value;
 
 use super::standalone;
@@ -221,13 +221,6 @@ fn watch_connections_are_reused_without_stale_watches() {
     let env = Env::with(1, 0, |_| {});
     let master = env.cluster.master_addrs()[0].clone();
     let mut n = connect(&node_url(&master));
-    let clients = |n: &mut redis::Connection| -> u64 {
-        let text: String = redis::cmd("INFO").arg("clients").query(n).unwrap();
-        hive_common::info::field(&text, "connected_clients")
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
     let mut h = env.client();
     let mut other = env.client();
     let ok = |c: &mut redis::Connection, cmd: &str| run(c, &words(cmd)).unwrap();
@@ -260,12 +253,16 @@ fn watch_connections_are_reused_without_stale_watches() {
     ok(&mut h, "MULTI");
     ok(&mut h, "SET {w}x 3");
     assert_eq!(ok(&mut h, "EXEC"), Value::Nil);
-    let before = clients(&mut n);
+    let before = info_u64(&mut n, "connected_clients");
     for i in 0..20 {
         ok(&mut h, "WATCH {w}new");
         ok(&mut h, "MULTI");
         ok(&mut h, &format!("SET {{w}}x {i}"));
         assert_ne!(ok(&mut h, "EXEC"), Value::Nil);
     }
-    assert_eq!(clients(&mut n), before, "a connection per transaction");
+    assert_eq!(
+        info_u64(&mut n, "connected_clients"),
+        before,
+        "a connection per transaction"
+    );
 }

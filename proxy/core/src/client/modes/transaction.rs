@@ -181,6 +181,8 @@ impl Conn {
                     m.splits.push(None);
                     m.spread |= spread;
                 }
+                // Counted when EXEC runs it, as Redis counts it.
+                self.queued += 1;
                 self.push_done(Bytes::from_static(b"+QUEUED\r\n"));
             }
             Err(e) => {

@@ -82,6 +82,8 @@ impl Conn {
             parts,
             positions,
         })));
+        // Counted when EXEC runs it, as Redis counts it.
+        self.queued += 1;
         self.push_done(Bytes::from_static(b"+QUEUED\r\n"));
         None
     }

@@ -300,6 +300,14 @@ impl BlockPlan {
         Some(out.freeze())
     }
 
+    /// The element a `[key, element]` reply carries (BLMOVE/BRPOPLPUSH's pop from the source).
+    pub fn element(&self, frame: &[u8]) -> Option<Bytes> {
+        let Ok(Some((Value::Array(v), _))) = parse_value(frame) else {
+            return None;
+        };
+        v.get(1)?.as_bytes().map(Bytes::copy_from_slice)
+    }
+
     /// The request that puts back what a blocking reply took (`frame`, in the blocking form),
     /// at the end it came from and, for a sorted set, with its score; `None` for nothing.
     pub fn push_back(&self, frame: &[u8]) -> Option<(Bytes, Request)> {

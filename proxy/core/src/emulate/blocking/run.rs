@@ -67,7 +67,7 @@ async fn serve(
         // LMOVE, LMPOP...: nothing to pop now is the answer.
         return Ok(plan.nil(router.proto == hive_upstream::Proto::Resp3));
     }
-    let frame = Blocked::start(router, plan, deadline, by_slot)
+    let frame = Shards::start(router, plan, deadline, by_slot)
         .wait(gone, release)
         .await;
     finish(router, plan, frame).await
@@ -123,28 +123,21 @@ async fn finish(router: &Router, plan: &BlockPlan, frame: Bytes) -> Result<Bytes
     if is_nil(&frame) || frame.first() == Some(&b'-') {
         return Ok(frame);
     }
-    let Some(element) = hive_upstream::route::router::split_frames(&frame.slice(4..), 2)
-        .get(1)
-        .cloned()
-    else {
-        return Err(bad_reply());
-    };
-    let Ok(Some((value, _))) = hive_common::resp::parse_value(&element) else {
-        return Err(bad_reply());
-    };
-    let bytes = value.as_bytes().ok_or_else(bad_reply)?;
+    let element = plan.element(&frame).ok_or_else(bad_reply)?;
     let cmd: &[u8] = if *to_left { b"LPUSH" } else { b"RPUSH" };
     let pushed = router
         .call(
             Slot::for_key(dst),
-            vec![Request::from_args(&[cmd, dst, bytes])],
+            vec![Request::from_args(&[cmd, dst, &element])],
         )
         .await?;
     if pushed[0].first() == Some(&b'-') {
         put_back(router, plan, &frame).await;
         return Ok(pushed[0].clone());
     }
-    Ok(element)
+    let mut out = bytes::BytesMut::with_capacity(element.len() + 16);
+    hive_common::resp::write_bulk(&mut out, &element);
+    Ok(out.freeze())
 }
 
 /// Pushes back what a blocking reply took; logged, never the client's error.
@@ -193,7 +186,8 @@ struct Group {
     attempt: u32,
 }
 
-struct Blocked<'a> {
+/// Every group blocked at once, and what the client gets.
+struct Shards<'a> {
     router: &'a Router,
     plan: &'a BlockPlan,
     deadline: Option<Instant>,
@@ -209,13 +203,13 @@ struct Blocked<'a> {
     client_gone: bool,
 }
 
-impl<'a> Blocked<'a> {
+impl<'a> Shards<'a> {
     fn start(
         router: &'a Router,
         plan: &'a BlockPlan,
         deadline: Option<Instant>,
         by_slot: bool,
-    ) -> Blocked<'a> {
+    ) -> Shards<'a> {
         let topo = router.plane.topology.load();
         let keys = plan.groups(|s| {
             if by_slot {
@@ -241,7 +235,7 @@ impl<'a> Blocked<'a> {
                 attempt: 0,
             })
             .collect();
-        let mut b = Blocked {
+        let mut b = Shards {
             router,
             plan,
             deadline,
