@@ -3,7 +3,8 @@
 # mode, 3 standalone masters) and twemproxy (nutcracker, same 3 masters), measured in one run
 # with the targets interleaved A B C D over ROUNDS rounds. Prints medians, ratios to direct
 # and to nutcracker, p50/p99, proxy CPU seconds per million requests and proxy RSS; then a
-# latency run (-c 1) and a connection-scale run (10,000 idle clients). Judges nothing: exits
+# latency run (-c 1), a 1,000-client run (GET/SET P1: hive static, direct and twemproxy) and a
+# connection-scale run (10,000 idle clients). Judges nothing: exits
 # non-zero only when it cannot run.
 # Usage: bash benches/compare.sh [rounds]
 set -euo pipefail
@@ -114,6 +115,25 @@ printf '%-13s %8s %8s %12s %12s\n' target p50-ms p99-ms added-p50-us added-p99-u
 for t in "${TARGETS[@]}"; do
   a=$(echo ${LAT[$t,p50]} | median); b=$(echo ${LAT[$t,p99]} | median)
   printf '%-13s %8s %8s %12.0f %12.0f\n' "$t" "$a" "$b" "$(echo "($a - $d50) * 1000" | bc -l)" "$(echo "($b - $d99) * 1000" | bc -l)"
+done
+
+echo
+echo "1,000 clients at P1: redis-benchmark -c 1000 -n 200000, median of $ROUNDS interleaved rounds"
+# Hive multiplexes the 1,000 clients over one connection per master and worker, which saves
+# Redis its per-client work (a read and a write per client per event-loop turn).
+declare -A MANY
+for r in $(seq "$ROUNDS"); do for test in get set; do for t in direct hive-static nutcracker; do
+  read -r rps _ p99 cpu <<<"$(bench "$t" "$test" 1 200000 1000)"
+  MANY[$t,$test,rps]+="$rps "; MANY[$t,$test,p99]+="$p99 "; MANY[$t,$test,cpu]+="$cpu "
+done; done; done
+printf '%-13s %-9s %10s %9s %8s %10s\n' target test req/s vs-direct p99-ms cpu-s/M
+for test in get set; do
+  d=$(echo ${MANY[direct,$test,rps]} | median)
+  for t in direct hive-static nutcracker; do
+    rps=$(echo ${MANY[$t,$test,rps]} | median)
+    printf '%-13s %-9s %10.0f %9.2f %8s %10s\n' "$t" "${test^^} P1" "$rps" "$(echo "$rps / $d" | bc -l)" \
+      "$(echo ${MANY[$t,$test,p99]} | median)" "$([ "$t" = direct ] && echo - || echo ${MANY[$t,$test,cpu]} | median)"
+  done
 done
 
 echo

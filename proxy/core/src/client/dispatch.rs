@@ -1,14 +1,16 @@
-//! Where a request is seen: it is classified and run, then its reply is tagged for the
+//! Where a request is seen: `pump` decodes each one from the client's buffer, it is classified
+//! and run, then its reply is tagged for the
 //! per-command counters and the slow log (`pending::flush` counts it), and MONITOR is shown it;
 //! CLIENT REPLY OFF/SKIP mark the replies that are dropped.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hive_common::command::flag;
 use hive_common::resp::Request;
 
 use super::Conn;
 use crate::command::classify::{classify_spec, Action};
-use crate::error::ProxyError;
+use crate::error::{ClientReason, ProxyError};
+use crate::metrics::Stats;
 
 /// CLIENT REPLY's state.
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +85,12 @@ impl Conn {
         }
         if self.queued > queued_before {
             // Queued in MULTI: counted when EXEC runs it.
-        } else if let (Some(spec), Some(p)) = (spec, self.pending.get_mut(before)) {
+        } else if let Some(spec) = spec.filter(|_| before < self.pending.len()) {
+            // A batch decoded in one turn shares the turn's one clock reading.
+            let at = self.now();
+            let p = &mut self.pending[before];
             p.cmd = spec.id;
-            let clock = &self.clock;
-            p.at = *self.batch_at.get_or_insert_with(|| clock.raw().max(1));
+            p.at = at;
         }
         if let Some(req) = monitored {
             let peer = self.entry.peer.to_string();
@@ -94,5 +98,69 @@ impl Conn {
             let args = crate::state::monitor::redacted(&args);
             self.shared.monitors.feed(&peer, args.into_iter());
         }
+    }
+}
+
+impl Conn {
+    /// Decodes and dispatches every complete request the buffer holds, within the pending cap;
+    /// how many it dispatched.
+    pub(super) fn pump(&mut self, rbuf: &mut BytesMut, max_pending: usize) -> usize {
+        if !self.session.refresh(&self.shared.auth) {
+            // ACL DELUSER of this connection's user.
+            self.closing = true;
+            return 0;
+        }
+        self.slow_us = self.shared.slowlog.threshold();
+        // Read once per batch: no shared state is touched per request.
+        let pause = self.shared.pause.current().map(|(mode, _)| mode);
+        if let Some(req) = self.held.take() {
+            if pause.is_some_and(|m| self.must_wait(m, &req)) {
+                self.held = Some(req);
+                self.count_paused(true);
+                return 0;
+            }
+            self.count_paused(false);
+            self.dispatch(req);
+            if self.held.is_some() {
+                return 0;
+            }
+            self.decoded += 1;
+        }
+        while !self.closing && self.pending.len() < max_pending {
+            // Redis's limits for clients that have not authenticated; an AUTH earlier in this
+            // batch lifts them for the next request.
+            self.decoder.set_unauthenticated(!self.session.authed);
+            match self.decoder.decode(rbuf) {
+                Ok(Some(req)) => {
+                    if pause.is_some_and(|m| self.must_wait(m, &req)) {
+                        self.held = Some(req);
+                        self.count_paused(true);
+                        break;
+                    }
+                    self.dispatch(req);
+                    if self.held.is_some() {
+                        break;
+                    }
+                    self.decoded += 1;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // As Redis: reply with the error, then close once earlier replies are out.
+                    self.push_error(&ProxyError::client(ClientReason::Protocol, e.to_string()));
+                    self.closing = true;
+                }
+            }
+        }
+        // One relaxed add per batch keeps INFO current without a per-request atomic.
+        let counted = self.batch_counted();
+        let dispatched = self.decoded as usize;
+        (self.decoded, self.queued) = (0, 0);
+        Stats::add(&self.shared.stats.commands_processed, counted);
+        dispatched
+    }
+
+    /// Commands of this batch so far that count as processed.
+    pub(crate) fn batch_counted(&self) -> u64 {
+        self.decoded.saturating_sub(self.queued)
     }
 }

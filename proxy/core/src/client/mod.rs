@@ -38,7 +38,7 @@ use tracing::warn;
 
 use crate::command::classify::Action;
 use crate::command::local_cmd::LocalCmd;
-use crate::error::{ClientReason, ErrorKind, ProxyError};
+use crate::error::{ClientReason, ErrorKind};
 use crate::metrics::worker::WorkerStats;
 use crate::metrics::Stats;
 use crate::state::Shared;
@@ -104,14 +104,18 @@ struct Conn {
     worker: Arc<WorkerStats>,
     /// `proxy.slowlog_slower_than_us`, `None` when the slow log is off.
     slow_us: Option<u64>,
-    /// When the current batch's first request was decoded (`clock`'s raw reading).
-    batch_at: Option<u64>,
+    /// The clock's reading for this turn of the serve loop, taken by the first part of the
+    /// turn that needs one (a read's activity time, a batch's start, a flush's latencies) and
+    /// shared by the rest: one read per turn, not one per use (issue 27).
+    turn_at: Option<u64>,
     clock: quanta::Clock,
     /// `backend.read_your_writes` as of this connection's start, and its writes.
     ryw: bool,
     writes: Writes,
     /// CLIENT REPLY.
     replies: dispatch::Replies,
+    /// Jobs for the shared connections, sent at the end of the turn.
+    staged: send::forward::Staged,
 }
 
 /// Takes a new client's slot at once (so the accept loop counts it against `max_clients`)
@@ -174,16 +178,18 @@ async fn serve<S>(
         large: Large::new(live.backend.large_value_bytes.0),
         worker: shared.stats.workers.current(),
         slow_us: shared.slowlog.threshold(),
-        batch_at: None,
+        turn_at: None,
         clock: crate::metrics::worker::clock().clone(),
         ryw: live.backend.read_your_writes,
         writes: Writes::default(),
         replies: Default::default(),
+        staged: Default::default(),
     };
     conn.session.read_from = live.backend.read_from;
     // Buffers start empty: an idle client holds no buffer pages.
     let mut rbuf = BytesMut::new();
     let mut out = Outbox::default();
+    // Only with an idle timeout: without one, nothing needs a tokio clock reading per read.
     let mut last_active = Instant::now();
     let mut guard = OutputGuard::new(cfg.client_output_buffer_limit);
     let query_limit = cfg.client_query_buffer_limit.0;
@@ -194,6 +200,7 @@ async fn serve<S>(
         if conn.closing && conn.pending.is_empty() && out.is_empty() {
             break;
         }
+        conn.turn_at = None;
         // Past the soft output limit the client must read before it may send more.
         let backed_up = guard.backed_up(out.len() + conn.done_bytes);
         let can_read =
@@ -250,8 +257,11 @@ async fn serve<S>(
                 Io::Read(Ok(n)) => {
                     read_burst += n;
                     conn.worker.bytes_in.add(n as u64);
-                    last_active = Instant::now();
-                    conn.entry.touch(last_active.into_std());
+                    if idle.is_some() {
+                        last_active = Instant::now();
+                    }
+                    let now = conn.now();
+                    conn.entry.touch(now);
                     if rbuf.len() > query_limit {
                         let _in = conn.entry.span.enter();
                         warn!(client = conn.entry.id, bytes = rbuf.len(),
@@ -291,6 +301,9 @@ async fn serve<S>(
                 }
             }
         }
+        // Whatever this turn dispatched (new requests, redirects, retries) goes out now, one
+        // channel operation per backend connection.
+        conn.send_staged();
         if guard.exceeded(&conn, out.len()) {
             break;
         }
@@ -332,67 +345,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Conn {
-    /// Decodes and dispatches every complete request the buffer holds, within the pending cap;
-    /// how many it dispatched.
-    fn pump(&mut self, rbuf: &mut BytesMut, max_pending: usize) -> usize {
-        if !self.session.refresh(&self.shared.auth) {
-            // ACL DELUSER of this connection's user.
-            self.closing = true;
-            return 0;
-        }
-        self.batch_at = None;
-        self.slow_us = self.shared.slowlog.threshold();
-        // Read once per batch: no shared state is touched per request.
-        let pause = self.shared.pause.current().map(|(mode, _)| mode);
-        if let Some(req) = self.held.take() {
-            if pause.is_some_and(|m| self.must_wait(m, &req)) {
-                self.held = Some(req);
-                self.count_paused(true);
-                return 0;
-            }
-            self.count_paused(false);
-            self.dispatch(req);
-            if self.held.is_some() {
-                return 0;
-            }
-            self.decoded += 1;
-        }
-        while !self.closing && self.pending.len() < max_pending {
-            // Redis's limits for clients that have not authenticated; an AUTH earlier in this
-            // batch lifts them for the next request.
-            self.decoder.set_unauthenticated(!self.session.authed);
-            match self.decoder.decode(rbuf) {
-                Ok(Some(req)) => {
-                    if pause.is_some_and(|m| self.must_wait(m, &req)) {
-                        self.held = Some(req);
-                        self.count_paused(true);
-                        break;
-                    }
-                    self.dispatch(req);
-                    if self.held.is_some() {
-                        break;
-                    }
-                    self.decoded += 1;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    // As Redis: reply with the error, then close once earlier replies are out.
-                    self.push_error(&ProxyError::client(ClientReason::Protocol, e.to_string()));
-                    self.closing = true;
-                }
-            }
-        }
-        // One relaxed add per batch keeps INFO current without a per-request atomic.
-        let counted = self.batch_counted();
-        let dispatched = self.decoded as usize;
-        (self.decoded, self.queued) = (0, 0);
-        Stats::add(&self.shared.stats.commands_processed, counted);
-        dispatched
-    }
-
-    /// Commands of this batch so far that count as processed.
-    pub(crate) fn batch_counted(&self) -> u64 {
-        self.decoded.saturating_sub(self.queued)
+    /// The clock's reading for this turn (see `turn_at`).
+    pub(crate) fn now(&mut self) -> u64 {
+        let clock = &self.clock;
+        *self.turn_at.get_or_insert_with(|| clock.raw().max(1))
     }
 
     /// The reply channel's sender, created on first use.

@@ -243,16 +243,32 @@ impl Conn {
     }
 
     /// Moves every finished reply at the head of the queue into `out`, in request order, and
-    /// counts each against its command (one clock read per flush, none per request).
+    /// counts each against its command (the turn's one clock reading, none per request). The
+    /// entries are read and dropped where they are: moving each out of the queue was two
+    /// `memcpy` calls per request (callgrind, issue 27).
     pub(super) fn flush(&mut self, out: &mut Outbox) {
+        let n = self
+            .pending
+            .iter()
+            .take_while(|p| p.reply.is_some())
+            .count();
+        if n > 0 {
+            self.flush_head(n, out);
+        }
+        self.note_acked();
+    }
+
+    fn flush_head(&mut self, n: usize, out: &mut Outbox) {
+        let timed = self
+            .pending
+            .iter()
+            .take(n)
+            .any(|p| p.at != 0 && p.cmd != NO_CMD);
+        let now = if timed { self.now() } else { 0 };
         let mut errors = 0;
         let mut pushed = 0;
-        let mut now = None;
-        while self.pending.front().is_some_and(|p| p.reply.is_some()) {
-            let Some(p) = self.pending.pop_front() else {
-                break;
-            };
-            self.base += 1;
+        for i in 0..n {
+            let p = &self.pending[i];
             let Some(r) = &p.reply else { break };
             if !p.units.is_empty() {
                 self.done_bytes -= r.len();
@@ -267,21 +283,21 @@ impl Conn {
                 out.push(r);
             }
             if p.at != 0 && p.cmd != NO_CMD {
-                let now = *now.get_or_insert_with(|| self.clock.raw());
                 let us = self.clock.delta_as_nanos(p.at, now) / 1000;
                 self.worker.record(p.cmd, us);
                 if self.slow_us.is_some_and(|t| us >= t) {
-                    self.log_slow(&p, us);
+                    self.log_slow(p, us);
                 }
             }
         }
+        self.pending.drain(..n);
+        self.base += n as u64;
         if pushed > 0 {
             if let Some(s) = &self.subs {
                 s.sink.queued.fetch_sub(pushed, Ordering::Relaxed);
             }
         }
         Stats::add(&self.shared.stats.error_replies, errors);
-        self.note_acked();
     }
 
     /// Adds a slow request to SLOWLOG, with the arguments its units carried (a split

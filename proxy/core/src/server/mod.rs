@@ -84,6 +84,9 @@ impl Running {
 /// refresher keeps trying and requests wait or get an error meanwhile), and starts the workers.
 /// Returns once the proxy accepts clients.
 pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Running> {
+    // The request clock calibrates itself on first use (quanta reads both clocks for a few
+    // milliseconds): done here, so the first client request does not wait for it.
+    hive_upstream::stats::clock();
     let listeners = Listeners::bind(&config)?;
     let tls_addr = listeners.tls.as_ref().map(|l| l.local_addr()).transpose()?;
     let admin_addr = listeners

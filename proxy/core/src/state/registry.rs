@@ -18,6 +18,9 @@ pub struct ClientEntry {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub created: Instant,
+    /// `created` as a reading of the request clock (`hive_upstream::stats::clock`), which the
+    /// serve loop reads once per turn anyway.
+    created_raw: u64,
     /// Milliseconds since `created` at the last batch read.
     pub active_ms: AtomicU64,
     pub info: Mutex<ClientInfo>,
@@ -85,6 +88,7 @@ impl ClientEntry {
             peer,
             local,
             created: Instant::now(),
+            created_raw: hive_upstream::stats::clock().raw(),
             active_ms: AtomicU64::new(0),
             info: Mutex::new(ClientInfo {
                 resp: 2,
@@ -98,9 +102,10 @@ impl ClientEntry {
         }
     }
 
-    /// Records activity at `now` (the caller's clock reading, so this costs no extra one).
-    pub fn touch(&self, now: Instant) {
-        let ms = now.saturating_duration_since(self.created).as_millis() as u64;
+    /// Records activity at `raw`, a reading of the request clock the caller already took (the
+    /// serve loop's one per turn), so this costs no clock read of its own.
+    pub fn touch(&self, raw: u64) {
+        let ms = hive_upstream::stats::clock().delta_as_nanos(self.created_raw, raw) / 1_000_000;
         self.active_ms.store(ms, Ordering::Relaxed);
     }
 

@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::control::ControlConn;
 use super::inflight::{lock, push_job, InFlight, Queue};
-use super::{Auth, Inbox, Job, Proto};
+use super::{Auth, Inbox, Job, Jobs, Proto};
 use crate::error::{ProxyError, UpstreamReason};
 use crate::reply_error::qualify;
 use crate::stats::backends::ConnState;
@@ -56,7 +56,7 @@ pub use super::sink::PushSink;
 #[derive(Debug)]
 pub struct Backend {
     pub addr: Arc<str>,
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::UnboundedSender<Jobs>,
     /// Set by the connection while a large reply streams on it; only this worker thread
     /// writes and reads it.
     handoff: Arc<AtomicBool>,
@@ -82,7 +82,7 @@ impl Backend {
             on_failure,
             stats,
             rx,
-            carry: None,
+            carry: VecDeque::new(),
             handoff: handoff.clone(),
             node_id: node_id.clone(),
         };
@@ -107,10 +107,17 @@ impl Backend {
     }
 
     pub fn send(&self, job: Job) {
-        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
-            // Only after runtime shutdown; the client still gets an answer.
-            let err = ProxyError::internal(format!("backend {} is shutting down", self.addr));
-            let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
+        self.send_jobs(Jobs::One(job));
+    }
+
+    /// Sends jobs in order, with one channel operation.
+    pub fn send_jobs(&self, jobs: Jobs) {
+        if let Err(mpsc::error::SendError(jobs)) = self.tx.send(jobs) {
+            // Only after runtime shutdown; the clients still get an answer.
+            for job in jobs {
+                let err = ProxyError::internal(format!("backend {} is shutting down", self.addr));
+                let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
+            }
         }
     }
 }
@@ -120,9 +127,9 @@ struct Task {
     opts: BackendOpts,
     on_failure: Arc<Notify>,
     stats: Arc<UpstreamStats>,
-    rx: mpsc::UnboundedReceiver<Job>,
-    /// Taken from `rx` but not yet written; the next connection sends it first.
-    carry: Option<Job>,
+    rx: mpsc::UnboundedReceiver<Jobs>,
+    /// Taken from `rx` but not yet written; the next connection sends them first.
+    carry: VecDeque<Job>,
     handoff: Arc<AtomicBool>,
     node_id: Arc<AtomicI64>,
 }
@@ -147,15 +154,13 @@ impl Task {
             *state = to;
         };
         loop {
-            let first = match self.carry.take() {
-                Some(j) => j,
-                None => match self.rx.recv().await {
-                    Some(j) => j,
+            if self.carry.is_empty() {
+                match self.rx.recv().await {
+                    Some(jobs) => self.carry.extend(jobs),
                     None => return,
-                },
-            };
+                }
+            }
             if down_until.is_some_and(|t| Instant::now() < t) {
-                self.fail_job(first, "is down (recent connect failed)");
                 self.fail_queued("is down (recent connect failed)");
                 continue;
             }
@@ -168,7 +173,6 @@ impl Task {
                     self.on_failure.notify_one();
                     down_until = Some(Instant::now() + DOWN_HOLD);
                     let why = format!("unreachable: {reason}");
-                    self.fail_job(first, &why);
                     self.fail_queued(&why);
                     continue;
                 }
@@ -177,7 +181,7 @@ impl Task {
             debug!(backend = %self.addr, "connected");
             set(Some(ConnState::Connected), &self.addr);
             let queue: Queue = Mutex::new(VecDeque::new());
-            let reason = self.serve(stream, first, &queue).await;
+            let reason = self.serve(stream, &queue).await;
             set(None, &self.addr);
             let Some(reason) = reason else { return };
             warn!(backend = %self.addr, %reason, "connection lost");
@@ -235,22 +239,27 @@ impl Task {
         let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
     }
 
+    /// Fails every job taken from the channel but not written, and every one still in it.
     fn fail_queued(&mut self, why: &str) {
-        while let Ok(job) = self.rx.try_recv() {
+        while let Some(job) = self.carry.pop_front() {
             self.fail_job(job, why);
+        }
+        while let Ok(jobs) = self.rx.try_recv() {
+            for job in jobs {
+                self.fail_job(job, why);
+            }
         }
     }
 
     /// Runs one connection until it fails (`Some(reason)`) or every sender is gone (`None`).
-    async fn serve(&mut self, stream: BoxStream, first: Job, queue: &Queue) -> Option<String> {
+    async fn serve(&mut self, stream: BoxStream, queue: &Queue) -> Option<String> {
         let (mut rd, mut wr) = stream.into_halves();
         let timeout = self.opts.command_timeout;
         let rx = &mut self.rx;
-        // A job held across the yield below lives in `carry`, not in the writer future: if the
-        // reader fails meanwhile, dropping the writer would otherwise drop the job and leave
-        // its client without a reply. The next connection starts with it (it was never sent).
+        // Jobs held across the yield below live in `carry`, not in the writer future: if the
+        // reader fails meanwhile, dropping the writer would otherwise drop them and leave their
+        // clients without a reply. The next connection starts with them (they were never sent).
         let held = &mut self.carry;
-        *held = Some(first);
         // When the reader last received bytes: a request is overdue only when the node has
         // sent nothing for the whole timeout, so a connection streaming a large reply is
         // never mistaken for a dead one.
@@ -262,22 +271,31 @@ impl Task {
             let mut wbuf = BytesMut::with_capacity(16 * 1024);
             let mut batch: Vec<InFlight> = Vec::with_capacity(64);
             loop {
-                if held.is_none() {
-                    *held = Some(rx.recv().await?);
+                if held.is_empty() {
+                    held.extend(rx.recv().await?);
                     // Let the worker poll its sockets once more before writing, so the
                     // requests that other clients have already sent join this write. At P1
                     // this halved the backend writes and raised GET from 57k to 75k req/s
                     // (benches/README.md); at -c 1 it costs no measurable latency.
                     tokio::task::yield_now().await;
                 }
-                let Some(job) = held.take() else { continue };
                 let now = Instant::now();
-                let mut large = push_job(&mut wbuf, &mut batch, job, now);
+                let mut large = None;
                 while large.is_none() && batch.len() < 1024 {
-                    match rx.try_recv() {
-                        Ok(j) => large = push_job(&mut wbuf, &mut batch, j, now),
-                        Err(_) => break,
-                    }
+                    let job = match held.pop_front() {
+                        Some(j) => j,
+                        None => match rx.try_recv() {
+                            Ok(jobs) => {
+                                held.extend(jobs);
+                                continue;
+                            }
+                            Err(_) => break,
+                        },
+                    };
+                    large = push_job(&mut wbuf, &mut batch, job, now);
+                }
+                if batch.is_empty() {
+                    continue;
                 }
                 let written = batch.len();
                 // Queue before writing, so no reply can arrive ahead of its entry.

@@ -63,3 +63,58 @@ pub struct Job {
     pub tag: Tag,
     pub reply: ReplyTx,
 }
+
+/// What a backend connection's channel carries: one job, or the jobs one client task gave the
+/// connection in one turn of its loop, so that a pipelining client pays one channel operation
+/// (and one wake-up) per connection per turn instead of one per request.
+#[derive(Debug)]
+pub enum Jobs {
+    One(Job),
+    Many(Vec<Job>),
+}
+
+impl Jobs {
+    /// Adds `job` after the ones already here.
+    pub fn push(&mut self, job: Job) {
+        match self {
+            Jobs::Many(v) => v.push(job),
+            Jobs::One(_) => {
+                let Jobs::One(first) = std::mem::replace(self, Jobs::Many(Vec::new())) else {
+                    return;
+                };
+                let mut v = Vec::with_capacity(8);
+                v.push(first);
+                v.push(job);
+                *self = Jobs::Many(v);
+            }
+        }
+    }
+}
+
+impl IntoIterator for Jobs {
+    type Item = Job;
+    type IntoIter = JobsIter;
+
+    fn into_iter(self) -> JobsIter {
+        match self {
+            Jobs::One(j) => JobsIter::One(Some(j)),
+            Jobs::Many(v) => JobsIter::Many(v.into_iter()),
+        }
+    }
+}
+
+pub enum JobsIter {
+    One(Option<Job>),
+    Many(std::vec::IntoIter<Job>),
+}
+
+impl Iterator for JobsIter {
+    type Item = Job;
+
+    fn next(&mut self) -> Option<Job> {
+        match self {
+            JobsIter::One(j) => j.take(),
+            JobsIter::Many(v) => v.next(),
+        }
+    }
+}

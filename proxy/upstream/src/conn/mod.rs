@@ -7,6 +7,8 @@ pub mod control;
 mod inflight;
 mod job;
 pub mod sink;
+#[cfg(test)]
+mod tests;
 
 pub use crate::config::Auth;
-pub use job::{Inbox, Job, Proto, ReplyTx, Tag};
+pub use job::{Inbox, Job, Jobs, Proto, ReplyTx, Tag};

@@ -59,7 +59,7 @@ impl Conn {
         if let Some(seq) = self.writes.unacked {
             if self.base > seq {
                 self.writes.unacked = None;
-                self.writes.acked_at = self.clock.raw().max(1);
+                self.writes.acked_at = self.now();
             }
         }
     }
