@@ -2,6 +2,7 @@
 # A/B runs against endpoints that are already running (two builds of hive, twemproxy, a Redis
 # node), interleaved over ROUNDS rounds. Prints each endpoint's median req/s and, when a pid is
 # given, its CPU seconds per million requests (from /proc). The order rotates every round.
+# BENCH_CPU=N runs redis-benchmark on CPU N only (ab_builds.sh's PIN=1 sets it).
 # Judges nothing.
 # Usage: bash benches/ab.sh ROUNDS TEST PIPELINE NAME:PORT[:PID] ...
 #   e.g. bash benches/ab.sh 5 get 1 old:7761:1234 new:7763:1240 nut:7762:1100
@@ -21,7 +22,7 @@ for r in $(seq "$ROUNDS"); do
     e=${EPS[$(( (k + r) % ${#EPS[@]} ))]}
     IFS=: read -r name port pid <<<"$e"
     b=$(cpu_ticks "${pid:-0}")
-    rps=$(redis-benchmark -p "$port" -t "$TEST" -n "$n" -r 100000 -d 64 -c 50 -P "$P" --csv 2>/dev/null \
+    rps=$(${BENCH_CPU:+taskset -c "$BENCH_CPU"} redis-benchmark -p "$port" -t "$TEST" -n "$n" -r 100000 -d 64 -c 50 -P "$P" --csv 2>/dev/null \
       | tail -1 | tr -d '"' | cut -d, -f2)
     a=$(cpu_ticks "${pid:-0}")
     RPS[$name]+="$rps "

@@ -27,7 +27,7 @@ ir() {
   # Count from here: start-up work that depends on time (the request clock's calibration
   # loops until it is stable, a few million instructions that vary from run to run under
   # valgrind) would otherwise land in one run of a pair and not the other.
-  callgrind_control -z $vp >/dev/null
+  callgrind_control -z $vp >/dev/null 2>&1
   # One client: every batch holds exactly P requests, so the counts compare the same work (with
   # many clients a slower build batches more and looks cheaper).
   [ "$n" -gt 0 ] && redis-benchmark -p 7781 -t "$test" -n "$n" -r 100000 -d 64 -c 1 -P "$p" -q >/dev/null 2>&1

@@ -23,7 +23,7 @@ pub mod topology;
 pub mod watch;
 
 pub use backplane::Backplane;
-pub use conn::{Auth, Inbox, Job, Jobs, Proto, ReplyTx, Tag};
+pub use conn::{Auth, Inbox, Job, Proto, ReplyTx, Tag};
 
 /// Bytes one connection reads or writes before it yields to the other tasks of its thread.
 pub const BURST: usize = 256 * 1024;

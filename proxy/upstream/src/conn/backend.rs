@@ -6,7 +6,7 @@
 //! reconnects.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::control::ControlConn;
 use super::inflight::{lock, push_job, InFlight, Queue};
-use super::{Auth, Inbox, Job, Jobs, Proto};
+use super::{Auth, Inbox, Job, Proto};
 use crate::error::{ProxyError, UpstreamReason};
 use crate::reply_error::qualify;
 use crate::stats::backends::ConnState;
@@ -56,7 +56,7 @@ pub use super::sink::PushSink;
 #[derive(Debug)]
 pub struct Backend {
     pub addr: Arc<str>,
-    tx: mpsc::UnboundedSender<Jobs>,
+    tx: mpsc::UnboundedSender<Job>,
     /// Set by the connection while a large reply streams on it; only this worker thread
     /// writes and reads it.
     handoff: Arc<AtomicBool>,
@@ -82,7 +82,7 @@ impl Backend {
             on_failure,
             stats,
             rx,
-            carry: VecDeque::new(),
+            carry: None,
             handoff: handoff.clone(),
             node_id: node_id.clone(),
         };
@@ -107,17 +107,10 @@ impl Backend {
     }
 
     pub fn send(&self, job: Job) {
-        self.send_jobs(Jobs::One(job));
-    }
-
-    /// Sends jobs in order, with one channel operation.
-    pub fn send_jobs(&self, jobs: Jobs) {
-        if let Err(mpsc::error::SendError(jobs)) = self.tx.send(jobs) {
-            // Only after runtime shutdown; the clients still get an answer.
-            for job in jobs {
-                let err = ProxyError::internal(format!("backend {} is shutting down", self.addr));
-                let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
-            }
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
+            // Only after runtime shutdown; the client still gets an answer.
+            let err = ProxyError::internal(format!("backend {} is shutting down", self.addr));
+            let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
         }
     }
 }
@@ -127,9 +120,9 @@ struct Task {
     opts: BackendOpts,
     on_failure: Arc<Notify>,
     stats: Arc<UpstreamStats>,
-    rx: mpsc::UnboundedReceiver<Jobs>,
-    /// Taken from `rx` but not yet written; the next connection sends them first.
-    carry: VecDeque<Job>,
+    rx: mpsc::UnboundedReceiver<Job>,
+    /// Taken from `rx` but not yet written; the next connection sends it first.
+    carry: Option<Job>,
     handoff: Arc<AtomicBool>,
     node_id: Arc<AtomicI64>,
 }
@@ -154,13 +147,15 @@ impl Task {
             *state = to;
         };
         loop {
-            if self.carry.is_empty() {
-                match self.rx.recv().await {
-                    Some(jobs) => self.carry.extend(jobs),
+            let first = match self.carry.take() {
+                Some(j) => j,
+                None => match self.rx.recv().await {
+                    Some(j) => j,
                     None => return,
-                }
-            }
+                },
+            };
             if down_until.is_some_and(|t| Instant::now() < t) {
+                self.fail_job(first, "is down (recent connect failed)");
                 self.fail_queued("is down (recent connect failed)");
                 continue;
             }
@@ -173,6 +168,7 @@ impl Task {
                     self.on_failure.notify_one();
                     down_until = Some(Instant::now() + DOWN_HOLD);
                     let why = format!("unreachable: {reason}");
+                    self.fail_job(first, &why);
                     self.fail_queued(&why);
                     continue;
                 }
@@ -181,7 +177,7 @@ impl Task {
             debug!(backend = %self.addr, "connected");
             set(Some(ConnState::Connected), &self.addr);
             let queue: Queue = Mutex::new(VecDeque::new());
-            let reason = self.serve(stream, &queue).await;
+            let reason = self.serve(stream, first, &queue).await;
             set(None, &self.addr);
             let Some(reason) = reason else { return };
             warn!(backend = %self.addr, %reason, "connection lost");
@@ -239,65 +235,50 @@ impl Task {
         let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
     }
 
-    /// Fails every job taken from the channel but not written, and every one still in it.
     fn fail_queued(&mut self, why: &str) {
-        while let Some(job) = self.carry.pop_front() {
+        while let Ok(job) = self.rx.try_recv() {
             self.fail_job(job, why);
-        }
-        while let Ok(jobs) = self.rx.try_recv() {
-            for job in jobs {
-                self.fail_job(job, why);
-            }
         }
     }
 
     /// Runs one connection until it fails (`Some(reason)`) or every sender is gone (`None`).
-    async fn serve(&mut self, stream: BoxStream, queue: &Queue) -> Option<String> {
+    async fn serve(&mut self, stream: BoxStream, first: Job, queue: &Queue) -> Option<String> {
         let (mut rd, mut wr) = stream.into_halves();
         let timeout = self.opts.command_timeout;
         let rx = &mut self.rx;
-        // Jobs held across the yield below live in `carry`, not in the writer future: if the
-        // reader fails meanwhile, dropping the writer would otherwise drop them and leave their
-        // clients without a reply. The next connection starts with them (they were never sent).
+        // A job held across the yield below lives in `carry`, not in the writer future: if the
+        // reader fails meanwhile, dropping the writer would otherwise drop the job and leave
+        // its client without a reply. The next connection starts with it (it was never sent).
         let held = &mut self.carry;
-        // When the reader last received bytes: a request is overdue only when the node has
-        // sent nothing for the whole timeout, so a connection streaming a large reply is
-        // never mistaken for a dead one.
+        *held = Some(first);
         // Atomics only because the task must be `Send`; reader and writer share one task.
-        let born = Instant::now();
-        let last_read = AtomicU64::new(0);
         let draining = AtomicBool::new(false);
         let writer = async {
             let mut wbuf = BytesMut::with_capacity(16 * 1024);
             let mut batch: Vec<InFlight> = Vec::with_capacity(64);
             loop {
-                if held.is_empty() {
-                    held.extend(rx.recv().await?);
+                if held.is_none() {
+                    *held = Some(rx.recv().await?);
                     // Let the worker poll its sockets once more before writing, so the
                     // requests that other clients have already sent join this write. At P1
                     // this halved the backend writes and raised GET from 57k to 75k req/s
                     // (benches/README.md); at -c 1 it costs no measurable latency.
                     tokio::task::yield_now().await;
                 }
+                let Some(job) = held.take() else { continue };
                 let now = Instant::now();
-                let mut large = None;
+                let mut large = push_job(&mut wbuf, &mut batch, job, now);
                 while large.is_none() && batch.len() < 1024 {
-                    let job = match held.pop_front() {
-                        Some(j) => j,
-                        None => match rx.try_recv() {
-                            Ok(jobs) => {
-                                held.extend(jobs);
-                                continue;
-                            }
-                            Err(_) => break,
-                        },
-                    };
-                    large = push_job(&mut wbuf, &mut batch, job, now);
-                }
-                if batch.is_empty() {
-                    continue;
+                    match rx.try_recv() {
+                        Ok(j) => large = push_job(&mut wbuf, &mut batch, j, now),
+                        Err(_) => break,
+                    }
                 }
                 let written = batch.len();
+                // Only a large write can take long enough to matter to the timeout (a small one
+                // goes into the socket buffer at once), so only one pays for a second clock
+                // read (callgrind, issue 27).
+                let big = large.is_some() || wbuf.len() >= 64 * 1024;
                 // Queue before writing, so no reply can arrive ahead of its entry.
                 lock(queue).extend(batch.drain(..));
                 if let Err(e) = wr.write_all(&wbuf).await {
@@ -314,7 +295,7 @@ impl Task {
                     }
                 }
                 // The timeout counts from the write; only a slow write is worth the update.
-                let after = Instant::now();
+                let after = if big { Instant::now() } else { now };
                 if after - now > Duration::from_millis(1) {
                     for f in lock(queue).iter_mut().rev().take(written) {
                         f.sent = after;
@@ -343,6 +324,13 @@ impl Task {
             // oldest request's deadline (written at `sent`), so the timeout is exact.
             let check = tokio::time::sleep(idle);
             tokio::pin!(check);
+            // When the node last sent bytes that left a request waiting: a request is overdue
+            // only when the node has sent nothing for the whole timeout, so a connection
+            // streaming a large reply (or answering a deep pipeline) is never mistaken for a
+            // dead one. A read that answers everything queued needs no reading of the clock
+            // (every later request is sent after it): at P1 that saved a clock read per
+            // request (callgrind, issue 27).
+            let mut alive_at = Instant::now();
             loop {
                 if rbuf.capacity() - rbuf.len() < 4096 {
                     rbuf.reserve(16 * 1024);
@@ -357,13 +345,14 @@ impl Task {
                         Err(e) => return format!("read failed: {e}"),
                     },
                     _ = &mut check => {
-                        let front = lock(queue).front().map(|f| f.sent.max(born + Duration::from_nanos(last_read.load(Ordering::Relaxed))));
+                        let now = Instant::now();
+                        let front = lock(queue).front().map(|f| f.sent.max(alive_at));
                         let next = match (timeout, front) {
-                            (Some(t), Some(sent)) if sent.elapsed() >= t => {
+                            (Some(t), Some(sent)) if now.saturating_duration_since(sent) >= t => {
                                 return format!("no reply within {} ms", t.as_millis());
                             }
                             (Some(t), Some(sent)) => sent + t,
-                            _ => Instant::now() + idle,
+                            _ => now + idle,
                         };
                         check.as_mut().reset(next.into());
                         continue;
@@ -375,9 +364,6 @@ impl Task {
                     // As the client task does: a large reply must not keep the worker.
                     burst = 0;
                     tokio::task::yield_now().await;
-                }
-                if timeout.is_some() {
-                    last_read.store(born.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 }
                 // Small frames are copied out of a buffer a large reply grew, so that they do
                 // not keep all of it alive while they wait for their client.
@@ -404,6 +390,9 @@ impl Task {
                     }
                 }
                 if frames.is_empty() {
+                    if timeout.is_some() {
+                        alive_at = Instant::now();
+                    }
                     continue;
                 }
                 let mut q = lock(queue);
@@ -446,6 +435,9 @@ impl Task {
                         None => frame,
                     };
                     done.push((f, frame));
+                }
+                if timeout.is_some() && !q.is_empty() {
+                    alive_at = Instant::now();
                 }
                 drop(q);
                 if stray {

@@ -11,4 +11,4 @@ pub mod sink;
 mod tests;
 
 pub use crate::config::Auth;
-pub use job::{Inbox, Job, Jobs, Proto, ReplyTx, Tag};
+pub use job::{Inbox, Job, Proto, ReplyTx, Tag};

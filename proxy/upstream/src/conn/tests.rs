@@ -1,5 +1,5 @@
-//! A backend connection against a scripted node: jobs sent one by one and in batches are
-//! written in order and each gets its own reply.
+//! A backend connection against a scripted node: jobs sent in a burst (joined into few writes)
+//! are written in order and each gets its own reply.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 
 use super::backend::{Backend, BackendOpts};
-use super::{Inbox, Job, Jobs, Proto, Tag};
+use super::{Inbox, Job, Proto, Tag};
 use crate::stats::UpstreamStats;
 use crate::stream::TcpDialer;
 
@@ -48,7 +48,7 @@ async fn echo_node() -> String {
 }
 
 #[tokio::test]
-async fn backend_keeps_order_of_single_and_batched_jobs() {
+async fn backend_keeps_order_of_a_burst_of_jobs() {
     let addr = echo_node().await;
     let opts = BackendOpts {
         connect_timeout: Duration::from_secs(2),
@@ -75,14 +75,9 @@ async fn backend_keeps_order_of_single_and_batched_jobs() {
         tag: Tag { seq, part: 0 },
         reply: tx.clone(),
     };
-    b.send(job(0));
-    let mut batch = Jobs::One(job(1));
-    for seq in 2..40 {
-        batch.push(job(seq));
+    for seq in 0..42 {
+        b.send(job(seq));
     }
-    b.send_jobs(batch);
-    b.send(job(40));
-    b.send_jobs(Jobs::One(job(41)));
     for want in 0..42u64 {
         let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
@@ -96,22 +91,4 @@ async fn backend_keeps_order_of_single_and_batched_jobs() {
             other => panic!("unexpected {other:?}"),
         }
     }
-}
-
-#[test]
-fn jobs_push_keeps_order() {
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let job = |seq: u64| Job {
-        data: ping(seq),
-        prefix: None,
-        frames: 1,
-        tag: Tag { seq, part: 0 },
-        reply: tx.clone(),
-    };
-    let seqs = |jobs: Jobs| jobs.into_iter().map(|j| j.tag.seq).collect::<Vec<u64>>();
-    assert_eq!(seqs(Jobs::One(job(7))), vec![7]);
-    let mut jobs = Jobs::One(job(7));
-    jobs.push(job(8));
-    jobs.push(job(9));
-    assert_eq!(seqs(jobs), vec![7, 8, 9]);
 }

@@ -16,7 +16,7 @@ use crate::state::registry::Blocked;
 use crate::state::Shared;
 use hive_upstream::conn::backend::Backend;
 use hive_upstream::topology::NO_MASTER;
-use hive_upstream::{route::pool, Job, Jobs, Proto, Tag};
+use hive_upstream::{route::pool, Job, Proto, Tag};
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
@@ -72,8 +72,6 @@ impl Conn {
             _ => None,
         };
         let mut via = None;
-        // This worker's shared connection (not the client's own or a pinned one).
-        let mut shared_conn = false;
         let backend = if let Some(p) = pinned {
             Some(p)
         } else if own || large {
@@ -103,7 +101,6 @@ impl Conn {
                 None => None,
             }
         } else {
-            shared_conn = true;
             match &route {
                 Route::Replica { strict, .. } => {
                     let cover = self.must_cover();
@@ -142,18 +139,13 @@ impl Conn {
                         u.replica = via;
                     }
                 }
-                let job = Job {
+                b.send(Job {
                     data,
                     prefix,
                     frames,
                     tag,
                     reply,
-                };
-                if shared_conn {
-                    self.stage(b, job);
-                } else {
-                    b.send(job);
-                }
+                })
             }
             None => {
                 let err = match (&route, shard) {
@@ -165,29 +157,6 @@ impl Conn {
                 shared.plane.refresh.notify_one();
                 self.hold(tag, err.frame());
             }
-        }
-    }
-}
-
-/// Jobs for this worker's shared connections, gathered over one turn of the serve loop and
-/// sent by `send_staged` at its end: one channel operation per connection per turn. Only shared
-/// connections are staged, so a pinned or own connection (sent to at once from elsewhere too)
-/// keeps its order.
-#[derive(Default)]
-pub(crate) struct Staged(Vec<(Arc<Backend>, Jobs)>);
-
-impl Conn {
-    fn stage(&mut self, to: Arc<Backend>, job: Job) {
-        match self.staged.0.iter_mut().find(|(b, _)| Arc::ptr_eq(b, &to)) {
-            Some((_, jobs)) => jobs.push(job),
-            None => self.staged.0.push((to, Jobs::One(job))),
-        }
-    }
-
-    /// Hands every staged job to its connection (the end of each turn of the serve loop).
-    pub(crate) fn send_staged(&mut self) {
-        for (to, jobs) in self.staged.0.drain(..) {
-            to.send_jobs(jobs);
         }
     }
 }
