@@ -8,7 +8,7 @@ mod value;
 
 pub use encode::{
     write_array_header, write_bulk, write_error, write_integer, write_map_header, write_null,
-    write_null_of, write_simple, write_verbatim, RequestBuilder,
+    write_null_of, write_simple, write_verbatim, PartsBuilder, RequestBuilder,
 };
 pub use reply::{ReplyKind, ReplyScanner};
 pub use request::{Limits, Request, RequestDecoder};

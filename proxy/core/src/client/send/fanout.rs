@@ -2,7 +2,7 @@
 //! merged back in key order, fan-outs to every master (DBSIZE, KEYS, SCRIPT LOAD, ...), and
 //! administration sent to every node (CONFIG SET) or every master (CLIENT PAUSE).
 
-use hive_common::resp::{Request, RequestBuilder};
+use hive_common::resp::{PartsBuilder, Request};
 use hive_common::Slot;
 use smallvec::SmallVec;
 
@@ -246,7 +246,7 @@ pub(crate) fn split_parts(
     let argc = req.argc();
     // Argument indexes fit in u32: the decoder bounds the argument count
     // (`max_multibulk_len`, validated below 2^31).
-    let mut keys: SmallVec<[(u32, Slot, u32); 8]> = (1..argc)
+    let mut keys: SmallVec<[(u32, Slot, u32); 16]> = (1..argc)
         .step_by(step)
         .map(|i| {
             let s = Slot::for_key(req.arg(i));
@@ -260,17 +260,21 @@ pub(crate) fn split_parts(
     // Stable: a part keeps its keys in request order.
     keys.sort_by_key(|k| k.0);
     let n = keys.chunk_by(|a, b| a.0 == b.0).count();
+    // Every part goes into one buffer, sized up front: one allocation for the whole split, not
+    // one per part (and none regrown).
+    let payload: usize = keys
+        .iter()
+        .map(|&(_, _, i)| {
+            (0..step)
+                .map(|j| req.arg(i as usize + j).len())
+                .sum::<usize>()
+        })
+        .sum::<usize>()
+        + n * req.arg(0).len();
+    let mut b = PartsBuilder::with_payload(n, n + keys.len() * step, payload);
+    let mut meta: SmallVec<[(Slot, SmallVec<[u32; 4]>); 8]> = SmallVec::with_capacity(n);
     for group in keys.chunk_by(|a, b| a.0 == b.0) {
-        let payload: usize = group
-            .iter()
-            .map(|&(_, _, i)| {
-                (0..step)
-                    .map(|j| req.arg(i as usize + j).len())
-                    .sum::<usize>()
-            })
-            .sum();
-        let mut b =
-            RequestBuilder::with_payload(1 + group.len() * step, req.arg(0).len() + payload);
+        b.start(1 + group.len() * step);
         b.arg(req.arg(0));
         let mut pos = SmallVec::new();
         for &(_, _, i) in group {
@@ -279,7 +283,10 @@ pub(crate) fn split_parts(
             }
             pos.push((i - 1) / step as u32);
         }
-        emit(n, group[0].1, b.finish(), pos);
+        meta.push((group[0].1, pos));
+    }
+    for (part, (slot, pos)) in b.finish().zip(meta) {
+        emit(n, slot, part, pos);
     }
     true
 }
