@@ -116,8 +116,11 @@ impl RequestBuilder {
 pub struct PartsBuilder {
     buf: BytesMut,
     /// Each part's start in `buf` and its arguments' ranges, relative to that start.
-    parts: SmallVec<[(usize, SmallVec<[(u32, u32); 6]>); 8]>,
+    parts: SmallVec<[(usize, Args); 8]>,
 }
+
+/// Argument ranges of one request (as `Request` keeps them).
+type Args = SmallVec<[(u32, u32); 6]>;
 
 impl PartsBuilder {
     /// For `parts` requests of `args` arguments and `payload` argument bytes in all.
