@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
 cargo build -q --release -p hive-cli -p hive-benches --example relay
+for p in 7790 7791 7792 7793; do
+  # A leftover process on one of these ports would be measured instead of this run's.
+  redis-cli -p $p ping >/dev/null 2>&1 && { echo "uring.sh: port $p is already in use" >&2; exit 1; }
+done
 T=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"' EXIT
