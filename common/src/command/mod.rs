@@ -95,6 +95,13 @@ pub mod flag {
     pub const NO_AUTH: u32 = 1 << 10;
     /// Never shown to MONITOR (AUTH, HELLO, ...), like admin commands.
     pub const SKIP_MONITOR: u32 = 1 << 11;
+    /// Changes data that replicas receive: a `write` command, or one Redis marks
+    /// `CMD_MAY_REPLICATE` (scripts, functions) or that runs writes (EXEC). Redis 7.0's
+    /// COMMAND output does not show `may_replicate`, so those few are named in `prepare`.
+    pub const REPLICATES: u32 = 1 << 12;
+
+    /// Commands that may write without the `write` flag (see `REPLICATES`).
+    pub(super) const MAY_REPLICATE: &[&str] = &["eval", "evalsha", "fcall", "exec"];
 
     pub(super) fn from_name(name: &str) -> u32 {
         match name {
@@ -157,6 +164,9 @@ impl CommandSpec {
             .iter()
             .map(|f| flag::from_name(f))
             .fold(0, |a, b| a | b);
+        if self.bits & flag::WRITE != 0 || flag::MAY_REPLICATE.contains(&self.name.as_str()) {
+            self.bits |= flag::REPLICATES;
+        }
         self.id = *next;
         *next += 1;
         for ks in &mut self.key_specs {
@@ -377,6 +387,29 @@ mod tests {
         assert_eq!(set.key_specs[0].access & access::WRITE, access::WRITE);
         assert_eq!(t.lookup_full(b"CONFIG|get").unwrap().name, "config|get");
         assert!(get.in_category("read") && !get.in_category("write"));
+    }
+
+    #[test]
+    fn table_replicates_covers_writes_scripts_and_exec() {
+        let t = CommandTable::get();
+        for w in [
+            "set",
+            "mset",
+            "blmove",
+            "xreadgroup",
+            "eval",
+            "evalsha",
+            "fcall",
+            "exec",
+        ] {
+            assert!(t.lookup(w.as_bytes()).unwrap().has(flag::REPLICATES), "{w}");
+        }
+        for r in ["get", "eval_ro", "fcall_ro", "ping", "publish", "multi"] {
+            assert!(
+                !t.lookup(r.as_bytes()).unwrap().has(flag::REPLICATES),
+                "{r}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use crate::config::{BackendConfig, BadSetting};
+use crate::conn::backend::AckOpts;
 use crate::conn::backend::BackendOpts;
 use crate::conn::connector::Connector;
 use crate::conn::Proto;
@@ -62,6 +63,8 @@ impl Backplane {
             hand_off_at: Some(config.large_value_bytes.0),
             readonly: false,
             ask_id: false,
+            ack: (config.write_ack == crate::config::WriteAck::Replica)
+                .then(|| AckOpts::new(config.min_replicas_ack, config.write_ack_timeout_ms)),
         };
         Arc::new(Backplane {
             connector: Connector::new(opts, refresh.clone(), stats.clone()),

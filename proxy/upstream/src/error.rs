@@ -60,6 +60,9 @@ pub enum UpstreamReason {
     BadReply,
     /// Some of the nodes a command went to refused it (the others applied it).
     Refused,
+    /// `write_ack = "replica"` and too few replicas confirmed the write in time: the master
+    /// applied it, so its outcome after a failover is unknown.
+    NotAcked,
 }
 
 /// What went wrong.
@@ -138,7 +141,9 @@ impl ProxyError {
                 "TRYAGAIN"
             }
             ErrorKind::Upstream(UpstreamReason::SlotUnserved) => "CLUSTERDOWN",
-            ErrorKind::Upstream(UpstreamReason::NoReplica) => "NOREPLICAS",
+            ErrorKind::Upstream(UpstreamReason::NoReplica | UpstreamReason::NotAcked) => {
+                "NOREPLICAS"
+            }
             _ => "ERR",
         }
     }

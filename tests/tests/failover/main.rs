@@ -7,3 +7,4 @@ mod failover_push;
 mod replica_reads;
 mod resilience;
 mod sentinel;
+mod write_ack;

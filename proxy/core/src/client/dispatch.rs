@@ -74,7 +74,9 @@ impl Conn {
         // (CLIENT_PUSHING); a SKIP is still used up.
         let silent = self.replies.silent() && !matches!(action, Action::Subscribe { .. });
         let queued_before = self.queued;
+        self.acks.dispatching(spec);
         self.dispatch_action(req, action);
+        self.acks.now = false;
         if self.held.is_some() {
             return;
         }

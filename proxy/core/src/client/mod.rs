@@ -53,9 +53,9 @@ use modes::transaction::{Multi, Watch};
 use outbox::{Io, Outbox, ReadOrWrite};
 use pending::Pending;
 pub use permit::{guarded, ClientSlot};
+use send::consistency::{Acks, Writes};
 use send::holds::{held_due, Holds};
 use send::large::Large;
-use send::reads::Writes;
 use session::Session;
 use stop::Stop;
 
@@ -112,6 +112,8 @@ struct Conn {
     /// `backend.read_your_writes` as of this connection's start, and its writes.
     ryw: bool,
     writes: Writes,
+    /// `backend.write_ack = "replica"`: which requests are confirmed, and on which lane.
+    acks: Acks,
     /// CLIENT REPLY.
     replies: dispatch::Replies,
 }
@@ -180,6 +182,7 @@ async fn serve<S>(
         clock: crate::metrics::worker::clock().clone(),
         ryw: live.backend.read_your_writes,
         writes: Writes::default(),
+        acks: Acks::new(live.backend.write_ack == hive_upstream::config::WriteAck::Replica),
         replies: Default::default(),
     };
     conn.session.read_from = live.backend.read_from;

@@ -52,6 +52,8 @@ pub(super) struct Unit {
     pub large: bool,
     /// The replica a read was sent to, so a failure sets it aside and retries elsewhere.
     pub replica: Option<Arc<str>>,
+    /// Replicas must confirm it before it is answered (`write_ack = "replica"`).
+    pub ack: bool,
 }
 
 impl Unit {
@@ -70,6 +72,7 @@ impl Unit {
             no_ask: false,
             large: false,
             replica: None,
+            ack: false,
         }
     }
 }
@@ -146,8 +149,9 @@ impl Conn {
     }
 
     /// Queues one unit and sends it.
-    pub(super) fn push_unit(&mut self, unit: Unit, shape: Shape) {
+    pub(super) fn push_unit(&mut self, mut unit: Unit, shape: Shape) {
         let seq = self.next_seq();
+        unit.ack = self.acks.now;
         self.pending.push_back(Pending {
             units: smallvec![unit],
             shape,
@@ -161,9 +165,14 @@ impl Conn {
     }
 
     /// Queues several units answered as one reply and sends them all.
-    pub(super) fn push_merge(&mut self, units: SmallVec<[Unit; 1]>, shape: Shape) {
+    pub(super) fn push_merge(&mut self, mut units: SmallVec<[Unit; 1]>, shape: Shape) {
         let seq = self.next_seq();
         let n = units.len();
+        if self.acks.now {
+            for u in &mut units {
+                u.ack = true;
+            }
+        }
         self.pending.push_back(Pending {
             units,
             shape,

@@ -4,6 +4,7 @@ mod validate;
 
 pub use hive_upstream::config::{
     parse_memsize, BackendConfig, MemSize, Mode, OutputLimit, ReadFrom, Secret, ShardConfig,
+    WriteAck,
 };
 use hive_upstream::conn::Auth;
 

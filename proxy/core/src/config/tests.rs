@@ -182,3 +182,32 @@ fn config_read_policy_keys_are_checked() {
     let e = parse("[backend]\nmax_replica_lag_ms = 0\n").unwrap_err();
     assert!(e.contains("key `backend.max_replica_lag_ms`"), "{e}");
 }
+
+#[test]
+fn config_write_ack_keys_are_checked() {
+    let d = Config::default().backend;
+    assert_eq!(
+        (d.write_ack, d.min_replicas_ack, d.write_ack_timeout_ms),
+        (crate::config::WriteAck::Node, 1, 1000)
+    );
+    let c = parse("[backend]\nwrite_ack = \"replica\"\nmin_replicas_ack = 2\n").unwrap();
+    assert_eq!(c.backend.write_ack, crate::config::WriteAck::Replica);
+    assert_eq!(c.backend.min_replicas_ack, 2);
+    let e = parse("[backend]\nwrite_ack = \"all\"\n").unwrap_err();
+    assert!(
+        e.starts_with("hive.toml: key `backend.write_ack`: unknown variant `all`"),
+        "{e}"
+    );
+    let e = parse("[backend]\nmin_replicas_ack = 0\n").unwrap_err();
+    assert!(
+        e.starts_with("hive.toml: key `backend.min_replicas_ack`: must be at least 1"),
+        "{e}"
+    );
+    for bad in ["write_ack_timeout_ms = 0", "write_ack_timeout_ms = 10000"] {
+        let e = parse(&format!("[backend]\n{bad}\n")).unwrap_err();
+        assert_eq!(
+            e,
+            "hive.toml: key `backend.write_ack_timeout_ms`: must be at least 1 and less than backend.command_timeout_ms"
+        );
+    }
+}

@@ -126,6 +126,20 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if self.backend.min_replicas_ack == 0 {
+            return Err(bad(
+                "backend.min_replicas_ack",
+                "must be at least 1 (write_ack = \"node\" is the setting without replicas)".into(),
+            ));
+        }
+        // WAIT's timeout must end before the command timeout declares the connection dead.
+        let ack = self.backend.write_ack_timeout_ms;
+        if ack == 0 || ack >= self.backend.command_timeout_ms {
+            return Err(bad(
+                "backend.write_ack_timeout_ms",
+                "must be at least 1 and less than backend.command_timeout_ms".into(),
+            ));
+        }
         Ok(())
     }
 

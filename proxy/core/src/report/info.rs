@@ -105,7 +105,7 @@ pub fn proxy_section(shared: &Shared, commands: u64) -> String {
 }
 
 /// The INFO counters that CONFIG RESETSTAT starts again, with their current values.
-pub fn counters(s: &Stats) -> [(&'static str, u64); 18] {
+pub fn counters(s: &Stats) -> [(&'static str, u64); 20] {
     let u = &s.upstream;
     [
         (
@@ -140,6 +140,8 @@ pub fn counters(s: &Stats) -> [(&'static str, u64); 18] {
         ("evicted_clients", Stats::get(&s.evicted_clients)),
         ("large_requests", Stats::get(&s.large_requests)),
         ("large_reply_handoffs", Stats::get(&u.large_reply_handoffs)),
+        ("write_ack_waits", Stats::get(&u.write_ack_waits)),
+        ("write_ack_refused", Stats::get(&u.write_ack_refused)),
         ("auth_failures", Stats::get(&s.auth_failures)),
     ]
 }
@@ -168,6 +170,14 @@ module_events:{}\r\nfailover_pushes:{}\r\n",
         },
         Stats::get(&s.upstream.module_events),
         Stats::get(&s.upstream.failover_pushes),
+    ));
+    // Set when the proxy starts (the connections are built with it): not the live config.
+    let cfg = &shared.plane.config;
+    out.push_str(&format!(
+        "write_ack:{}\r\nmin_replicas_ack:{}\r\nwrite_ack_timeout_ms:{}\r\n",
+        cfg.write_ack.as_str(),
+        cfg.min_replicas_ack,
+        cfg.write_ack_timeout_ms
     ));
     for (n, v) in shared.plane.reads.load().views.iter().enumerate() {
         let lag = v.lag_ms.map_or("?".to_string(), |l| l.to_string());

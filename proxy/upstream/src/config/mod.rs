@@ -134,6 +134,34 @@ pub struct BackendConfig {
     /// Subscribe to hive-module's `__hive__:events` on every node and re-read the topology on
     /// a promotion or a lost master link, instead of waiting for the next poll.
     pub failover_push: bool,
+    /// When a write is answered: once its master applied it (`node`, Redis's own semantics),
+    /// or once `min_replicas_ack` replicas have it too (`replica`, confirmed with WAIT).
+    pub write_ack: WriteAck,
+    /// With `write_ack = "replica"`: how many replicas must confirm each write.
+    pub min_replicas_ack: u32,
+    /// With `write_ack = "replica"`: how long to wait for the confirmations before answering
+    /// `-NOREPLICAS` (the write may still have been applied: its outcome is unknown).
+    pub write_ack_timeout_ms: u64,
+}
+
+/// When a write is acknowledged to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteAck {
+    /// When the master has applied it (asynchronous replication: a failover may lose it).
+    #[default]
+    Node,
+    /// When `min_replicas_ack` replicas have it as well.
+    Replica,
+}
+
+impl WriteAck {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WriteAck::Node => "node",
+            WriteAck::Replica => "replica",
+        }
+    }
 }
 
 /// Where read-only commands are sent (Redis Cluster clients' read preference).
@@ -188,6 +216,9 @@ impl Default for BackendConfig {
             replica_poll_interval_ms: 100,
             read_your_writes: false,
             failover_push: true,
+            write_ack: WriteAck::Node,
+            min_replicas_ack: 1,
+            write_ack_timeout_ms: 1000,
         }
     }
 }

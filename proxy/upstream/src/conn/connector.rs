@@ -45,8 +45,10 @@ impl Connector {
     /// A shared connection to a replica that serves reads; `cluster` sends READONLY first, as a
     /// cluster replica redirects reads without it.
     pub fn replica(&self, addr: &str, proto: Proto, cluster: bool) -> Arc<Backend> {
+        // Reads only: nothing to confirm.
         let opts = BackendOpts {
             readonly: cluster,
+            ack: None,
             ..self.opts.clone()
         };
         self.start_with(

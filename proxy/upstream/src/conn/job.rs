@@ -62,4 +62,7 @@ pub struct Job {
     pub frames: u32,
     pub tag: Tag,
     pub reply: ReplyTx,
+    /// A write to be confirmed by replicas (`write_ack = "replica"`); ignored on connections
+    /// that do not confirm writes.
+    pub ack: bool,
 }

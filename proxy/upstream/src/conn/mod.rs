@@ -4,7 +4,6 @@
 pub mod backend;
 pub mod connector;
 pub mod control;
-mod inflight;
 mod job;
 pub mod sink;
 #[cfg(test)]

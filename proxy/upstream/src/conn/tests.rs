@@ -60,6 +60,7 @@ async fn backend_keeps_order_of_a_burst_of_jobs() {
         hand_off_at: None,
         readonly: false,
         ask_id: false,
+        ack: None,
     };
     let b = Backend::spawn(
         addr.into(),
@@ -74,6 +75,7 @@ async fn backend_keeps_order_of_a_burst_of_jobs() {
         frames: 1,
         tag: Tag { seq, part: 0 },
         reply: tx.clone(),
+        ack: false,
     };
     for seq in 0..42 {
         b.send(job(seq));

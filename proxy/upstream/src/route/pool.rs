@@ -2,6 +2,8 @@
 //! client task and the backend connection carrying its requests stay on one thread: handing a
 //! request over is a local queue push, not a cross-thread wake-up (which dominated P1 profiles).
 //! RESP2 and RESP3 clients use separate connections, because replies are forwarded as bytes.
+//! With `write_ack = "replica"`, writes go on a lane of their own, so reads need not queue
+//! behind the WAIT that confirms them.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -77,8 +79,20 @@ pub fn replica(plane: &Backplane, addr: &Arc<str>, proto: Proto) -> Arc<Backend>
     })
 }
 
+/// Which of a node's shared connections a request takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lane {
+    /// Reads, and every request when writes are not confirmed.
+    #[default]
+    Plain,
+    /// Writes confirmed with WAIT (`write_ack = "replica"`), and what follows them from the
+    /// same client until they are answered.
+    Ack,
+}
+
 thread_local! {
-    static LOCAL: RefCell<[Pool; 2]> = RefCell::new(Default::default());
+    /// By protocol, then lane.
+    static LOCAL: RefCell<[Pool; 4]> = RefCell::new(Default::default());
 }
 
 fn get(l: &mut Pool, plane: &Backplane, addr: &str, proto: Proto) -> Arc<Backend> {
@@ -106,12 +120,16 @@ fn master_of(l: &mut Pool, plane: &Backplane, i: usize, proto: Proto) -> Option<
 }
 
 fn with<T>(proto: Proto, f: impl FnOnce(&mut Pool) -> T) -> T {
-    LOCAL.with(|l| f(&mut l.borrow_mut()[proto.index()]))
+    with_lane(proto, Lane::Plain, f)
+}
+
+fn with_lane<T>(proto: Proto, lane: Lane, f: impl FnOnce(&mut Pool) -> T) -> T {
+    LOCAL.with(|l| f(&mut l.borrow_mut()[proto.index() + 2 * lane as usize]))
 }
 
 /// This thread's connection to `addr` (redirect targets).
-pub fn backend(plane: &Backplane, addr: &str, proto: Proto) -> Arc<Backend> {
-    with(proto, |l| get(l, plane, addr, proto))
+pub fn backend(plane: &Backplane, addr: &str, proto: Proto, lane: Lane) -> Arc<Backend> {
+    with_lane(proto, lane, |l| get(l, plane, addr, proto))
 }
 
 /// This thread's connection to shard `i`'s master in `topo`; `None` while it has none.
@@ -120,8 +138,9 @@ pub fn master(
     topo: &Arc<Topology>,
     i: usize,
     proto: Proto,
+    lane: Lane,
 ) -> Option<Arc<Backend>> {
-    with(proto, |l| {
+    with_lane(proto, lane, |l| {
         refresh(l, plane, topo, proto);
         master_of(l, plane, i, proto)
     })
@@ -133,8 +152,9 @@ pub fn any_master(
     topo: &Arc<Topology>,
     rr: usize,
     proto: Proto,
+    lane: Lane,
 ) -> Option<Arc<Backend>> {
-    with(proto, |l| {
+    with_lane(proto, lane, |l| {
         refresh(l, plane, topo, proto);
         let n = l.masters.len();
         (0..n).find_map(|k| master_of(l, plane, (rr + k) % n, proto))

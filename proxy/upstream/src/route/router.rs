@@ -17,8 +17,9 @@ use crate::conn::backend::Backend;
 use crate::conn::{Inbox, Job, Proto, Tag};
 use crate::error::{ProxyError, UpstreamReason};
 use crate::reply_error::{Redirect, ReplyError};
-use crate::route::pool;
+use crate::route::pool::{self, Lane};
 use crate::Backplane;
+use hive_common::command::{flag, CommandTable};
 
 /// Sends batches for one client's proxy-side command, in that client's protocol.
 #[derive(Clone)]
@@ -41,13 +42,15 @@ impl Router {
         let mut attempts = 0u32;
         let mut redirects = 0u8;
         let mut to: Option<Arc<Backend>> = None;
+        let ack = self.acks(&reqs);
+        let lane = if ack { Lane::Ack } else { Lane::Plain };
         loop {
             let backend = match to.take() {
                 Some(b) => Some(b),
-                None => self.master_of(slot),
+                None => self.master_of(slot, lane),
             };
             let outcome = match backend {
-                Some(b) => self.once(&b, &reqs).await,
+                Some(b) => self.once(&b, &reqs, ack).await,
                 None => Err(Retry::Wait(no_master(slot))),
             };
             let why = match outcome {
@@ -56,7 +59,7 @@ impl Router {
                 Err(Retry::Moved(addr)) if redirects < cfg.max_redirects => {
                     redirects += 1;
                     self.plane.refresh.notify_one();
-                    to = Some(pool::backend(&self.plane, &addr, self.proto));
+                    to = Some(pool::backend(&self.plane, &addr, self.proto, lane));
                     continue;
                 }
                 Err(Retry::Moved(addr)) => ProxyError::upstream(
@@ -129,7 +132,7 @@ impl Router {
         backend: &Arc<Backend>,
         reqs: Vec<Request>,
     ) -> Result<Vec<Bytes>, ProxyError> {
-        match self.once(backend, &reqs).await {
+        match self.once(backend, &reqs, self.acks(&reqs)).await {
             Ok(f) => Ok(f),
             Err(Retry::No(e) | Retry::Wait(e)) => Err(e),
             Err(Retry::Moved(addr)) => Err(ProxyError::upstream(
@@ -139,13 +142,28 @@ impl Router {
         }
     }
 
-    fn master_of(&self, slot: Slot) -> Option<Arc<Backend>> {
+    fn master_of(&self, slot: Slot, lane: Lane) -> Option<Arc<Backend>> {
         let topo = self.plane.topology.load();
         let i = topo.map.shard_of(slot)?;
-        pool::master(&self.plane, &topo, i, self.proto)
+        pool::master(&self.plane, &topo, i, self.proto, lane)
     }
 
-    async fn once(&self, backend: &Arc<Backend>, reqs: &[Request]) -> Result<Vec<Bytes>, Retry> {
+    /// Whether a batch holds a write that `write_ack = "replica"` confirms.
+    pub fn acks(&self, reqs: &[Request]) -> bool {
+        self.plane.config.write_ack == crate::config::WriteAck::Replica
+            && reqs.iter().any(|r| {
+                CommandTable::get()
+                    .lookup(r.arg(0))
+                    .is_some_and(|s| s.has(flag::REPLICATES))
+            })
+    }
+
+    async fn once(
+        &self,
+        backend: &Arc<Backend>,
+        reqs: &[Request],
+        ack: bool,
+    ) -> Result<Vec<Bytes>, Retry> {
         let mut data = BytesMut::with_capacity(reqs.iter().map(|r| r.raw().len()).sum());
         for r in reqs {
             data.extend_from_slice(r.raw());
@@ -158,6 +176,7 @@ impl Router {
             frames: reqs.len() as u32,
             tag,
             reply: tx,
+            ack,
         });
         let frame = match rx.recv().await {
             Some(Inbox::Reply { frame, .. }) => frame,

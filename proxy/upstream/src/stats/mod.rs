@@ -26,6 +26,10 @@ pub struct UpstreamStats {
     pub failover_pushes: AtomicU64,
     /// Shared connections set aside (for new requests) while a large reply streams on them.
     pub large_reply_handoffs: AtomicU64,
+    /// `write_ack = "replica"`: WAITs sent (one per batch holding writes), and writes refused
+    /// with NOREPLICAS because too few replicas confirmed them.
+    pub write_ack_waits: AtomicU64,
+    pub write_ack_refused: AtomicU64,
     /// Backend connections per node and state.
     pub backends: backends::BackendStates,
 }

@@ -94,7 +94,7 @@ impl Conn {
         self.spawn_reply(async move {
             let calls = conns.iter().filter_map(|c| {
                 let id = c.node_client_id()?.to_string();
-                let via = pool::backend(&router.plane, &c.addr, router.proto);
+                let via = pool::backend(&router.plane, &c.addr, router.proto, pool::Lane::Plain);
                 let req = Request::from_args(&["CLIENT", "UNBLOCK", &id, mode]);
                 let router = &router;
                 Some(async move { router.call_on(&via, vec![req]).await })

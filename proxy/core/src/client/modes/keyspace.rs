@@ -202,6 +202,7 @@ fn job(data: Bytes, frames: usize, sub: &Subscriber) -> Job {
         frames: frames as u32,
         tag: TAG,
         reply: sub.sink.tx.clone(),
+        ack: false,
     }
 }
 

@@ -332,6 +332,7 @@ impl Conn {
                 frames: chans.len() as u32,
                 tag,
                 reply: tx.clone(),
+                ack: false,
             });
         }
         self.keyspace_connect();

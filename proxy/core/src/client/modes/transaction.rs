@@ -221,6 +221,7 @@ impl Conn {
                 frames: 1,
                 tag: hive_upstream::Tag { seq: 0, part: 0 },
                 reply: tx.clone(),
+                ack: false,
             });
             self.keep_watch_conn(c);
         }

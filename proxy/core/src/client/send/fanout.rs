@@ -179,7 +179,7 @@ async fn pause_every_master(
 ) -> bytes::Bytes {
     use hive_upstream::route::pool;
     let calls = masters.iter().map(|m| {
-        let via = pool::backend(&router.plane, m, router.proto);
+        let via = pool::backend(&router.plane, m, router.proto, pool::Lane::Plain);
         let req = req.clone();
         async move { router.call_on(&via, vec![req]).await }
     });
@@ -199,7 +199,7 @@ async fn pause_every_master(
     shared.pause.unpause();
     let unpause = Request::from_args(&["CLIENT", "UNPAUSE"]);
     let undo = applied.iter().map(|m| {
-        let via = pool::backend(&router.plane, m, router.proto);
+        let via = pool::backend(&router.plane, m, router.proto, pool::Lane::Plain);
         let req = unpause.clone();
         async move { router.call_on(&via, vec![req]).await }
     });

@@ -61,7 +61,7 @@ impl Conn {
             None => (unit.req.raw().clone(), 1),
         };
         let route = unit.route.clone();
-        let (own, pinned, large) = (unit.own, unit.pinned.clone(), unit.large);
+        let (own, pinned, large, ack) = (unit.own, unit.pinned.clone(), unit.large, unit.ack);
         let mut prefix = unit.prefix.clone();
         // Field borrows, not a clone of the `Arc`: this runs for every request.
         let shared = &self.shared;
@@ -101,6 +101,7 @@ impl Conn {
                 None => None,
             }
         } else {
+            let lane = self.acks.lane(seq, ack, self.base);
             match &route {
                 Route::Replica { strict, .. } => {
                     let cover = self.must_cover();
@@ -117,14 +118,16 @@ impl Conn {
                             drop(topo);
                             return self.complete(tag, no_replica(&name).frame());
                         }
-                        None => shard.and_then(|i| pool::master(&shared.plane, &topo, i, proto)),
+                        None => {
+                            shard.and_then(|i| pool::master(&shared.plane, &topo, i, proto, lane))
+                        }
                     }
                 }
                 Route::Slot(_) | Route::Master(_) => {
-                    shard.and_then(|i| pool::master(&shared.plane, &topo, i, proto))
+                    shard.and_then(|i| pool::master(&shared.plane, &topo, i, proto, lane))
                 }
-                Route::Any => pool::any_master(&shared.plane, &topo, rr, proto),
-                Route::Node { addr, .. } => Some(pool::backend(&shared.plane, addr, proto)),
+                Route::Any => pool::any_master(&shared.plane, &topo, rr, proto, lane),
+                Route::Node { addr, .. } => Some(pool::backend(&shared.plane, addr, proto, lane)),
             }
         };
         if let Route::Node { asking: true, .. } = route {
@@ -145,6 +148,7 @@ impl Conn {
                     frames,
                     tag,
                     reply,
+                    ack,
                 })
             }
             None => {

@@ -294,17 +294,18 @@ impl<'a> Shards<'a> {
             frames: 1,
             tag: Tag { seq, part: 0 },
             reply: self.tx.clone(),
+            ack: false,
         });
+        let block = self.plan.block(&group.keys, timeout.as_bytes());
+        // A pop is a write: with write_ack = "replica" it is confirmed before it counts.
+        let ack = self.router.acks(std::slice::from_ref(&block));
         conn.send(Job {
-            data: self
-                .plan
-                .block(&group.keys, timeout.as_bytes())
-                .raw()
-                .clone(),
+            data: block.raw().clone(),
             prefix: None,
             frames: 1,
             tag: Tag { seq, part: 1 },
             reply: self.tx.clone(),
+            ack,
         });
         group.conn = Some(conn);
         group.open = true;
@@ -445,7 +446,7 @@ impl<'a> Shards<'a> {
             if g.open && g.unblock_at.is_none_or(|t| t <= now) {
                 g.released = true;
                 g.unblock_at = None;
-                let via = pool::backend(&router.plane, &conn.addr, router.proto);
+                let via = pool::backend(&router.plane, &conn.addr, router.proto, pool::Lane::Plain);
                 let req = Request::from_args(&["CLIENT", "UNBLOCK", &id.to_string()]);
                 unblocks.push(async move { (i, router.call_on(&via, vec![req]).await) });
             }

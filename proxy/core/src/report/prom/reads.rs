@@ -1,5 +1,6 @@
-//! Replica reads and the failover push in `/metrics`: reads sent to replicas, which replicas
-//! are readable and their lag as the read policy judged them, and hive-module events.
+//! Replicas in `/metrics`: reads sent to replicas, which replicas are readable and their lag as
+//! the read policy judged them, hive-module events, and writes confirmed by replicas
+//! (`write_ack = "replica"`).
 
 use super::Families;
 use crate::metrics::Stats;
@@ -26,6 +27,18 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         "Promotions followed as soon as hive-module reported them.",
         &[],
         Stats::get(&s.upstream.failover_pushes) as f64,
+    );
+    f.counter(
+        "hive_write_ack_waits_total",
+        "WAITs sent to confirm writes with replicas (write_ack = \"replica\"; one per batch).",
+        &[],
+        Stats::get(&s.upstream.write_ack_waits) as f64,
+    );
+    f.counter(
+        "hive_write_ack_refused_total",
+        "Writes answered NOREPLICAS: too few replicas confirmed them in time (outcome unknown).",
+        &[],
+        Stats::get(&s.upstream.write_ack_refused) as f64,
     );
     let map = shared.plane.reads.load();
     let topo = shared.plane.topology.load();

@@ -1,248 +1,35 @@
-//! A pipelined connection to one Redis node: shared by every client of a worker thread, or
-//! dedicated to one client (transactions with WATCH, blocking commands, pub/sub).
-//!
-//! Requests are written in arrival order and replies are matched FIFO. If the connection dies
-//! or a reply is overdue, every request in flight gets an error and the next request
-//! reconnects.
+//! One live connection of a backend task: the writer (batches jobs into one write, closing a
+//! batch of writes to confirm with WAIT) and the reader (matches reply frames to requests in
+//! FIFO order, delivers pub/sub messages, times out a silent node).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use hive_common::pubsub::is_message;
 use hive_common::resp::ReplyScanner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::control::ControlConn;
-use super::inflight::{lock, push_job, InFlight, Queue};
-use super::{Auth, Inbox, Job, Proto};
-use crate::error::{ProxyError, UpstreamReason};
+use super::ack::settle;
+use super::inflight::{lock, push_job, wait_entry, Gate, InFlight, Queue};
+use super::Task;
+use crate::conn::Inbox;
+use crate::conn::Job;
+use crate::error::ProxyError;
 use crate::reply_error::qualify;
-use crate::stats::backends::ConnState;
 use crate::stats::UpstreamStats;
 use crate::stop::Stop;
-use crate::stream::{BoxStream, Dialer};
-use hive_common::pubsub::is_message;
-
-#[derive(Clone)]
-pub struct BackendOpts {
-    pub connect_timeout: Duration,
-    /// `None` on dedicated connections: a blocking command may legitimately wait forever.
-    pub command_timeout: Option<Duration>,
-    pub auth: Option<Auth>,
-    /// RESP3 connections carry the replies of clients that sent `HELLO 3`.
-    pub proto: Proto,
-    /// Pub/sub connections deliver messages here instead of matching them to requests.
-    pub push: Option<PushSink>,
-    /// Opens the connection (TCP, or another stream behind the seam).
-    pub dialer: Arc<dyn Dialer>,
-    /// Shared connections: a reply this long hands the connection off (`Backend::handed_off`)
-    /// so new requests go to a fresh one instead of queueing behind it, and the connection
-    /// answers what it carries before it closes.
-    pub hand_off_at: Option<usize>,
-    /// Sends `READONLY` first: a connection to a cluster replica that serves reads.
-    pub readonly: bool,
-    /// Asks `CLIENT ID` on connect (a client's own connections), so a command blocked on it
-    /// can be released with `CLIENT UNBLOCK` from another connection.
-    pub ask_id: bool,
-}
-
-pub use super::sink::PushSink;
-
-/// Handle to a backend connection task. Cloning the `Arc` is the only per-request cost.
-#[derive(Debug)]
-pub struct Backend {
-    pub addr: Arc<str>,
-    tx: mpsc::UnboundedSender<Job>,
-    /// Set by the connection while a large reply streams on it; only this worker thread
-    /// writes and reads it.
-    handoff: Arc<AtomicBool>,
-    /// The node's id for this connection (`CLIENT ID`, with `ask_id`); -1 until known.
-    node_id: Arc<AtomicI64>,
-}
-
-impl Backend {
-    /// Starts the connection task. `on_failure` is notified whenever the node cannot be reached,
-    /// so the topology is re-read.
-    pub fn spawn(
-        addr: Arc<str>,
-        opts: BackendOpts,
-        on_failure: Arc<Notify>,
-        stats: Arc<UpstreamStats>,
-    ) -> Arc<Backend> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let handoff = Arc::new(AtomicBool::new(false));
-        let node_id = Arc::new(AtomicI64::new(-1));
-        let task = Task {
-            addr: addr.clone(),
-            opts,
-            on_failure,
-            stats,
-            rx,
-            carry: None,
-            handoff: handoff.clone(),
-            node_id: node_id.clone(),
-        };
-        tokio::spawn(task.run());
-        Arc::new(Backend {
-            addr,
-            tx,
-            handoff,
-            node_id,
-        })
-    }
-
-    /// The node's `CLIENT ID` for this connection, once connected (own connections only).
-    pub fn node_client_id(&self) -> Option<i64> {
-        Some(self.node_id.load(Ordering::Relaxed)).filter(|&id| id >= 0)
-    }
-
-    /// Whether new requests should go to another connection: this one is streaming a large
-    /// reply, and whatever is written now would wait for all of it.
-    pub fn handed_off(&self) -> bool {
-        self.handoff.load(Ordering::Relaxed)
-    }
-
-    pub fn send(&self, job: Job) {
-        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
-            // Only after runtime shutdown; the client still gets an answer.
-            let err = ProxyError::internal(format!("backend {} is shutting down", self.addr));
-            let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
-        }
-    }
-}
-
-struct Task {
-    addr: Arc<str>,
-    opts: BackendOpts,
-    on_failure: Arc<Notify>,
-    stats: Arc<UpstreamStats>,
-    rx: mpsc::UnboundedReceiver<Job>,
-    /// Taken from `rx` but not yet written; the next connection sends it first.
-    carry: Option<Job>,
-    handoff: Arc<AtomicBool>,
-    node_id: Arc<AtomicI64>,
-}
-
-/// After a failed connect, fail requests at once for this long instead of each one waiting
-/// out its own connect timeout.
-const DOWN_HOLD: Duration = Duration::from_millis(100);
+use crate::stream::BoxStream;
 
 impl Task {
-    async fn run(mut self) {
-        let mut state = None;
-        self.run_states(&mut state).await;
-        self.stats.backends.transition(&self.addr, state, None);
-    }
-
-    /// The connection's life; `state` is what `/metrics` counts it as.
-    async fn run_states(&mut self, state: &mut Option<ConnState>) {
-        let mut down_until: Option<Instant> = None;
-        let states = self.stats.clone();
-        let mut set = |to: Option<ConnState>, addr: &str| {
-            states.backends.transition(addr, *state, to);
-            *state = to;
-        };
-        loop {
-            let first = match self.carry.take() {
-                Some(j) => j,
-                None => match self.rx.recv().await {
-                    Some(j) => j,
-                    None => return,
-                },
-            };
-            if down_until.is_some_and(|t| Instant::now() < t) {
-                self.fail_job(first, "is down (recent connect failed)");
-                self.fail_queued("is down (recent connect failed)");
-                continue;
-            }
-            let stream = match self.connect().await {
-                Ok(s) => s,
-                Err(reason) => {
-                    warn!(backend = %self.addr, %reason, "connect failed");
-                    set(Some(ConnState::Down), &self.addr);
-                    UpstreamStats::add(&self.stats.backend_failures, 1);
-                    self.on_failure.notify_one();
-                    down_until = Some(Instant::now() + DOWN_HOLD);
-                    let why = format!("unreachable: {reason}");
-                    self.fail_job(first, &why);
-                    self.fail_queued(&why);
-                    continue;
-                }
-            };
-            down_until = None;
-            debug!(backend = %self.addr, "connected");
-            set(Some(ConnState::Connected), &self.addr);
-            let queue: Queue = Mutex::new(VecDeque::new());
-            let reason = self.serve(stream, first, &queue).await;
-            set(None, &self.addr);
-            let Some(reason) = reason else { return };
-            warn!(backend = %self.addr, %reason, "connection lost");
-            UpstreamStats::add(&self.stats.backend_failures, 1);
-            self.on_failure.notify_one();
-            if let Some(p) = &self.opts.push {
-                // Subscriptions died with the connection; the client re-establishes them.
-                let _ = p.tx.send(Inbox::Lost);
-            }
-            let lost: Vec<InFlight> = lock(&queue).drain(..).collect();
-            for f in lost.into_iter().filter(|f| !f.skip) {
-                // Written but unanswered: the outcome is unknown, so never retried.
-                let err = ProxyError::upstream(
-                    UpstreamReason::Lost,
-                    format!("connection to backend {} lost: {reason}", self.addr),
-                );
-                let _ = f.reply.send(Inbox::Failed { tag: f.tag, err });
-            }
-        }
-    }
-
-    /// Connects and, when configured, authenticates before any request is written.
-    async fn connect(&self) -> Result<BoxStream, String> {
-        let t = self.opts.connect_timeout;
-        let dialer = &*self.opts.dialer;
-        let mut conn = ControlConn::dial(dialer, &self.addr, t, self.opts.auth.as_ref())
-            .await
-            .map_err(|e| e.to_string())?;
-        if self.opts.proto == Proto::Resp3 {
-            conn.call(&["HELLO", "3"])
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        if self.opts.readonly {
-            conn.call(&["READONLY"]).await.map_err(|e| e.to_string())?;
-        }
-        self.node_id.store(-1, Ordering::Relaxed);
-        if self.opts.ask_id {
-            let id = conn
-                .call(&["CLIENT", "ID"])
-                .await
-                .map_err(|e| e.to_string())?;
-            self.node_id
-                .store(id.as_int().unwrap_or(-1), Ordering::Relaxed);
-        }
-        Ok(conn.into_stream())
-    }
-
-    fn fail_job(&self, job: Job, why: &str) {
-        // Never sent, so retrying is safe: TRYAGAIN says so to the client.
-        let err = ProxyError::upstream(
-            UpstreamReason::Unreachable,
-            format!("Hive: backend {} {why}", self.addr),
-        );
-        let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
-    }
-
-    fn fail_queued(&mut self, why: &str) {
-        while let Ok(job) = self.rx.try_recv() {
-            self.fail_job(job, why);
-        }
-    }
-
     /// Runs one connection until it fails (`Some(reason)`) or every sender is gone (`None`).
-    async fn serve(&mut self, stream: BoxStream, first: Job, queue: &Queue) -> Option<String> {
+    pub(super) async fn serve(
+        &mut self,
+        stream: BoxStream,
+        first: Job,
+        queue: &Queue,
+    ) -> Option<String> {
         let (mut rd, mut wr) = stream.into_halves();
         let timeout = self.opts.command_timeout;
         let rx = &mut self.rx;
@@ -253,6 +40,8 @@ impl Task {
         *held = Some(first);
         // Atomics only because the task must be `Send`; reader and writer share one task.
         let draining = AtomicBool::new(false);
+        let ack = self.opts.ack.clone();
+        let stats = &*self.stats;
         let writer = async {
             let mut wbuf = BytesMut::with_capacity(16 * 1024);
             let mut batch: Vec<InFlight> = Vec::with_capacity(64);
@@ -267,12 +56,25 @@ impl Task {
                 }
                 let Some(job) = held.take() else { continue };
                 let now = Instant::now();
-                let mut large = push_job(&mut wbuf, &mut batch, job, now);
+                let acking = ack.is_some();
+                let mut large = push_job(&mut wbuf, &mut batch, job, now, acking);
                 while large.is_none() && batch.len() < 1024 {
                     match rx.try_recv() {
-                        Ok(j) => large = push_job(&mut wbuf, &mut batch, j, now),
+                        Ok(j) => large = push_job(&mut wbuf, &mut batch, j, now, acking),
                         Err(_) => break,
                     }
+                }
+                // One WAIT after the batch confirms every write in it (ack.rs).
+                let wait = match &ack {
+                    Some(a) if batch.iter().any(|f| f.gate == Gate::Ack) => {
+                        batch.push(wait_entry(&batch[0]));
+                        UpstreamStats::add(&stats.write_ack_waits, 1);
+                        Some(a.wait.clone())
+                    }
+                    _ => None,
+                };
+                if let (Some(w), None) = (&wait, &large) {
+                    wbuf.extend_from_slice(w);
                 }
                 let written = batch.len();
                 // Only a large write can take long enough to matter to the timeout (a small one
@@ -293,6 +95,11 @@ impl Task {
                         }
                         tokio::task::yield_now().await;
                     }
+                    if let Some(w) = wait {
+                        if let Err(e) = wr.write_all(&w).await {
+                            return Some(format!("write failed: {e}"));
+                        }
+                    }
                 }
                 // The timeout counts from the write; only a slow write is worth the update.
                 let after = if big { Instant::now() } else { now };
@@ -311,12 +118,13 @@ impl Task {
         let addr = &*self.addr;
         let hand_off = self.opts.hand_off_at;
         let self_handoff = &*self.handoff;
-        let stats = &*self.stats;
+        let need = self.opts.ack.as_ref().map_or(0, |a| a.need);
         let reader = async {
             let mut rbuf = BytesMut::with_capacity(16 * 1024);
             let mut scanner = ReplyScanner::default();
             let mut frames: Vec<Bytes> = Vec::with_capacity(64);
             let mut done: Vec<(InFlight, Bytes)> = Vec::with_capacity(64);
+            let mut refused: Vec<(InFlight, ProxyError)> = Vec::new();
             let idle = timeout.unwrap_or(Duration::from_secs(3600));
             let mut burst = 0usize;
             // One timer for the connection's life, re-armed when it fires: a timeout per read
@@ -434,7 +242,20 @@ impl Task {
                         }
                         None => frame,
                     };
-                    done.push((f, frame));
+                    match f.gate {
+                        Gate::Open => done.push((f, frame)),
+                        // A write error has nothing to confirm.
+                        Gate::Ack if frame.first() == Some(&b'-') => done.push((f, frame)),
+                        Gate::Ack => q.held.push((f, frame)),
+                        Gate::Wait => {
+                            let held = &mut q.held;
+                            let before = refused.len();
+                            if settle(held, &frame, need, addr, &mut done, &mut refused) {
+                                let n = (refused.len() - before) as u64;
+                                UpstreamStats::add(&stats.write_ack_refused, n);
+                            }
+                        }
+                    }
                 }
                 if timeout.is_some() && !q.is_empty() {
                     alive_at = Instant::now();
@@ -447,6 +268,9 @@ impl Task {
                     if !f.skip {
                         let _ = f.reply.send(Inbox::Reply { tag: f.tag, frame });
                     }
+                }
+                for (f, err) in refused.drain(..) {
+                    let _ = f.reply.send(Inbox::Failed { tag: f.tag, err });
                 }
                 if draining.load(Ordering::Relaxed) && lock(queue).is_empty() {
                     return String::new();

@@ -1,8 +1,10 @@
-//! Reads from replicas for one connection: which requests may go to a replica (read-only
-//! commands outside MULTI, when the connection reads from replicas), and read-your-writes
-//! (the connection's reads stay on masters until a replica holds its last acknowledged write).
+//! Consistency for one connection: which requests may go to a replica (read-only commands
+//! outside MULTI, when the connection reads from replicas), read-your-writes (the
+//! connection's reads stay on masters until a replica holds its last acknowledged write), and
+//! with `write_ack = "replica"`, which requests replicas must confirm and the lane they take.
 
 use hive_common::command::{flag, CommandSpec};
+use hive_upstream::route::pool::Lane;
 
 use crate::client::Conn;
 use crate::command::classify::Action;
@@ -16,6 +18,54 @@ pub(crate) struct Writes {
     unacked: Option<u64>,
     /// When the last write was acknowledged (the clock's raw reading; 0: none).
     pub acked_at: u64,
+}
+
+/// A connection's bookkeeping for `write_ack = "replica"`.
+#[derive(Default)]
+pub(crate) struct Acks {
+    /// `backend.write_ack = "replica"` as of this connection's start.
+    on: bool,
+    /// The request being dispatched changes data replicas receive.
+    pub now: bool,
+    /// The lane this connection's requests take.
+    lane: Lane,
+    /// The newest request sent on `lane`.
+    until: Option<u64>,
+}
+
+impl Acks {
+    pub fn new(on: bool) -> Acks {
+        Acks {
+            on,
+            ..Acks::default()
+        }
+    }
+
+    /// Notes whether the request being dispatched must be confirmed (only when acks are on:
+    /// one compare per request otherwise).
+    #[inline]
+    pub fn dispatching(&mut self, spec: Option<&CommandSpec>) {
+        self.now = self.on && spec.is_some_and(|s| s.has(flag::REPLICATES));
+    }
+
+    /// The lane for request `seq` (`ack`: it must be confirmed), `base` being the oldest
+    /// request not yet answered to the client. A node runs one connection's requests in order
+    /// but not two connections' relative to each other, so the connection changes lane only
+    /// when everything it sent on the old one is answered: a pipelined read behind a write
+    /// takes the write's lane (and waits for its WAIT, as its reply would anyway), and a
+    /// write behind unanswered reads takes theirs (which then carries a WAIT too). Reads of a
+    /// client with no write in flight never queue behind another client's WAIT.
+    #[inline]
+    pub fn lane(&mut self, seq: u64, ack: bool, base: u64) -> Lane {
+        if !self.on {
+            return Lane::Plain;
+        }
+        if self.until.is_none_or(|u| u < base) {
+            self.lane = if ack { Lane::Ack } else { Lane::Plain };
+        }
+        self.until = Some(self.until.map_or(seq, |u| u.max(seq)));
+        self.lane
+    }
 }
 
 impl Conn {
