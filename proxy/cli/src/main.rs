@@ -57,7 +57,16 @@ enum Cmd {
     Init(init::InitArgs),
 }
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        // The cause chain on one line: a failed command is an answer, not a crash, so no
+        // backtrace even with RUST_BACKTRACE set.
+        eprintln!("hive: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     if matches!(cli.command, Cmd::Proxy(_) | Cmd::Up(_)) {
         malloc::tune();

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod process;
+pub mod restart;
 pub mod sentinel;
 pub mod wait;
 

@@ -43,6 +43,9 @@ pub struct RedisProcess {
     child: Option<Child>,
     /// In a process group of its own, so a terminal's Ctrl-C reaches only its parent.
     own_group: bool,
+    /// A redis-server's pid file: a drill may start the node again (`restart.rs`), and Drop
+    /// stops that process too.
+    pid_file: Option<PathBuf>,
 }
 
 impl RedisProcess {
@@ -95,12 +98,18 @@ impl RedisProcess {
             &format!("dump-{port}.rdb"),
             "--appenddirname",
             &format!("appendonlydir-{port}"),
+            "--pidfile",
+            &crate::restart::pid_file(dir, port).display().to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        RedisProcess::spawn_new(redis_server_bin(), dir, host, port, args, own_group)
+        let pid_file = crate::restart::pid_file(dir, port);
+        crate::restart::record(&pid_file, &redis_server_bin(), &args)?;
+        let mut p = RedisProcess::spawn_new(redis_server_bin(), dir, host, port, args, own_group)?;
+        p.pid_file = Some(pid_file);
+        Ok(p)
     }
 
     /// Starts `bin` with `args` and waits until port `port` answers PING (an auth error
@@ -130,6 +139,7 @@ impl RedisProcess {
             args,
             child: None,
             own_group,
+            pid_file: None,
         };
         p.spawn()?;
         Ok(p)
@@ -199,6 +209,9 @@ impl RedisProcess {
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.kill();
+        if let Some(p) = &self.pid_file {
+            crate::restart::kill_restarted(p, self.port);
+        }
     }
 }
 

@@ -3,7 +3,18 @@
 use hive_tests::{heavy, Env, GroupEnv};
 
 fn run_drill(proxy: std::net::SocketAddr, args: &[&str]) -> String {
-    let out = std::process::Command::new(hive_tests::hive_bin())
+    let out = drill(proxy, args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn drill(proxy: std::net::SocketAddr, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(hive_tests::hive_bin())
         .args([
             "drill",
             "failover",
@@ -14,14 +25,7 @@ fn run_drill(proxy: std::net::SocketAddr, args: &[&str]) -> String {
         ])
         .args(args)
         .output()
-        .expect("run hive drill");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+        .expect("run hive drill")
 }
 
 fn report_number(report: &str, label: &str) -> u64 {
@@ -54,13 +58,38 @@ fn drill_failover_reports_outage_errors_and_losses() {
     let outage = report_number(&report, "write outage:");
     assert!(outage > 0 && outage < 6000, "{report}");
     // --kill: the master dies; in-flight writes may fail, nothing acknowledged is lost.
-    let report = run_drill(env.proxy.addr, &["--group", "hive-a", "--kill"]);
+    let killed = env.routed_master(0);
+    let report = run_drill(
+        env.proxy.addr,
+        &["--group", "hive-a", "--kill", "--no-restart"],
+    );
     assert_eq!(report_number(&report, "missing acked:"), 0, "{report}");
     assert_eq!(report_number(&report, "errors (others):"), 0, "{report}");
     let outage = report_number(&report, "write outage:");
     assert!(
         outage >= 1000,
         "a kill -9 cannot recover before down-after: {report}"
+    );
+    assert!(!report.contains("restarted:"), "{report}");
+    // Its master killed and never started again, the group has no replica left: a second
+    // kill is refused, with the reason, before anything is killed.
+    let survivor = env.routed_master(0);
+    assert_ne!(survivor, killed);
+    let out = drill(env.proxy.addr, &["--group", "hive-a", "--kill"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.starts_with("hive: shard 'hive-a' has no replica to promote"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    let mut m = env.node(&survivor);
+    assert_eq!(
+        hive_tests::run(&mut m, &["PING"]).unwrap(),
+        redis::Value::SimpleString("PONG".into())
     );
 }
 
@@ -83,6 +112,25 @@ fn drill_failover_in_cluster_mode_uses_cluster_failover() {
     assert_eq!(report_number(&report, "missing acked:"), 0, "{report}");
     assert_eq!(report_number(&report, "errors (shard):"), 0, "{report}");
     assert_eq!(report_number(&report, "errors (others):"), 0, "{report}");
+    // --kill starts the killed master again and waits until it is the new master's replica.
+    let killed = env.proxy.shared.plane.topology.load().map.shards()[0]
+        .master
+        .clone();
+    let report = run_drill(env.proxy.addr, &["--group", &killed, "--kill"]);
+    assert_eq!(report_number(&report, "missing acked:"), 0, "{report}");
+    let now = env.proxy.shared.plane.topology.load().map.shards()[0]
+        .master
+        .clone();
+    assert_ne!(now, killed);
+    assert!(
+        report.contains(&format!(
+            "restarted:          {killed} rejoined as a replica of {now} in "
+        )),
+        "{report}"
+    );
+    let mut n = hive_tests::connect(&hive_tests::node_url(&killed));
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut n).unwrap();
+    assert_eq!(role[0], redis::Value::BulkString(b"slave".to_vec()));
 }
 
 /// With hive-module on the nodes, the drill times the promotion as the promoted node reports

@@ -4,9 +4,11 @@
 //! reports it) the first write succeeded.
 
 mod promotion;
+mod rejoin;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,9 +35,13 @@ pub struct DrillArgs {
     /// The shard to fail over (its name in INFO: the Sentinel master name, or the master address).
     #[arg(long)]
     group: Option<String>,
-    /// Kill -9 the shard's master (local nodes only) instead of SENTINEL/CLUSTER FAILOVER.
+    /// Kill -9 the shard's master (local nodes only) instead of SENTINEL/CLUSTER FAILOVER;
+    /// it is started again afterwards and must rejoin as a replica.
     #[arg(long)]
     kill: bool,
+    /// With --kill: leave the killed node down.
+    #[arg(long, requires = "kill")]
+    no_restart: bool,
     /// How long the writers run, in seconds.
     #[arg(long, default_value_t = 15)]
     duration: u64,
@@ -52,6 +58,7 @@ pub fn run(cmd: DrillCmd) -> Result<()> {
         proxy: a.proxy,
         group: a.group,
         kill: a.kill,
+        restart: !a.no_restart,
         duration: Duration::from_secs(a.duration.max(2)),
         writers: a.writers,
         auth: a.password.map(|p| Auth {
@@ -70,6 +77,9 @@ pub fn run(cmd: DrillCmd) -> Result<()> {
             report.missing
         );
     }
+    if let Some(rejoin::Rejoin::Failed(why)) = &report.rejoin {
+        anyhow::bail!("the killed node did not rejoin: {why}");
+    }
     Ok(())
 }
 
@@ -80,6 +90,8 @@ pub struct DrillOpts {
     pub group: Option<String>,
     /// Kill -9 the master (a local process) instead of a graceful failover.
     pub kill: bool,
+    /// With `kill`: start the node again afterwards and wait until it is a replica.
+    pub restart: bool,
     pub duration: Duration,
     pub writers: usize,
     /// Password for the nodes and sentinels, if they need one.
@@ -111,6 +123,8 @@ pub struct Report {
     /// successful write to the shard through the proxy (`None` without the module).
     pub promoted: Option<String>,
     pub promotion_to_write: Option<Duration>,
+    /// `--kill`: the killed node started again (or why not).
+    pub rejoin: Option<rejoin::Rejoin>,
 }
 
 impl std::fmt::Display for Report {
@@ -148,6 +162,16 @@ impl std::fmt::Display for Report {
             )?,
             (Some(node), None) => writeln!(f, "  promotion -> write: none ({node} promoted, no write succeeded after)")?,
             _ => writeln!(f, "  promotion -> write: unknown (no promotion event: hive-module not loaded?)")?,
+        }
+        match &self.rejoin {
+            Some(rejoin::Rejoin::Replica { master, after }) => writeln!(
+                f,
+                "  restarted:          {} rejoined as a replica of {master} in {} ms",
+                self.old_master,
+                after.as_millis()
+            )?,
+            Some(rejoin::Rejoin::Failed(why)) => writeln!(f, "  restarted:          no: {why}")?,
+            None => {}
         }
         write!(f, "  missing acked:      {}", self.missing)
     }
@@ -220,6 +244,7 @@ pub async fn failover(opts: DrillOpts) -> Result<Report> {
         .enumerate()
         .map(|(i, s)| tag_for(s, i))
         .collect::<Result<_>>()?;
+    let replicas = rejoin::live_replicas(&shard.name, &shard.replicas, opts.auth.as_ref()).await?;
 
     let state = Arc::new(Mutex::new(Writes::default()));
     let started = Instant::now();
@@ -231,10 +256,10 @@ pub async fn failover(opts: DrillOpts) -> Result<Report> {
             write_loop(proxy_addr, w, tags, target, deadline, state).await
         }));
     }
-    let promo = promotion::watch(&shard.replicas, opts.auth.as_ref(), opts.duration).await;
+    let promo = promotion::watch(&replicas, opts.auth.as_ref(), opts.duration).await;
     tokio::time::sleep(Duration::from_secs(1).min(opts.duration / 4)).await;
     let trigger = Instant::now();
-    trigger_failover(&opts, mode, &shard, &sentinels).await?;
+    let killed = trigger_failover(&opts, mode, &shard, &sentinels).await?;
     for task in tasks {
         task.await.context("writer task")??;
     }
@@ -262,6 +287,12 @@ pub async fn failover(opts: DrillOpts) -> Result<Report> {
         outage = outage.max(at - last_ok);
         last_ok = at;
     }
+    let rejoin = match killed {
+        Some(pid_file) if opts.restart => {
+            Some(rejoin::restart(&shard.master, pid_file, opts.auth.as_ref()).await)
+        }
+        _ => None,
+    };
     let promoted = promo.lock().await.clone();
     let promotion_to_write = promoted.as_ref().and_then(|(_, at)| {
         w.target_ok_unix
@@ -281,6 +312,7 @@ pub async fn failover(opts: DrillOpts) -> Result<Report> {
         errors: w.target_errors.clone(),
         missing,
         other_shard_errors: w.other_errors,
+        rejoin,
     })
 }
 
@@ -341,22 +373,26 @@ async fn write_loop(
     Ok(())
 }
 
+/// Fails the shard over; with `--kill`, returns the killed node's pid file (where its start
+/// command is recorded), if it has one.
 async fn trigger_failover(
     opts: &DrillOpts,
     mode: &str,
     shard: &ShardInfo,
     sentinels: &[String],
-) -> Result<()> {
+) -> Result<Option<Option<PathBuf>>> {
     let t = Duration::from_secs(5);
     if opts.kill {
-        return kill_local(&shard.master, opts.auth.as_ref()).await;
+        return kill_local(&shard.master, opts.auth.as_ref())
+            .await
+            .map(Some);
     }
     match mode {
         "sentinel" => {
             for s in sentinels {
                 if let Ok(mut c) = ControlConn::connect_auth(s, t, opts.auth.as_ref()).await {
                     c.call(&["SENTINEL", "FAILOVER", &shard.name]).await?;
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             bail!("no sentinel could be reached")
@@ -377,7 +413,7 @@ async fn trigger_failover(
                 .ok_or_else(|| anyhow!("{} has no healthy replica to promote", shard.master))?;
             let mut r = ControlConn::connect_auth(&replica, t, opts.auth.as_ref()).await?;
             r.call(&["CLUSTER", "FAILOVER"]).await?;
-            Ok(())
+            Ok(None)
         }
         other => bail!("a graceful failover needs sentinel or cluster mode (this proxy runs {other}); use --kill"),
     }
@@ -389,8 +425,9 @@ pub(super) fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Kills the master's process: only for a node on this machine's loopback interface.
-async fn kill_local(addr: &str, auth: Option<&Auth>) -> Result<()> {
+/// Kills the master's process: only for a node on this machine's loopback interface. Returns
+/// its pid file, read before the kill.
+async fn kill_local(addr: &str, auth: Option<&Auth>) -> Result<Option<PathBuf>> {
     let sa: SocketAddr = addr
         .parse()
         .with_context(|| format!("{addr} is not an ip:port"))?;
@@ -400,6 +437,7 @@ async fn kill_local(addr: &str, auth: Option<&Auth>) -> Result<()> {
         bail!("--kill only kills local nodes; {addr} is not a loopback address");
     }
     let mut c = ControlConn::connect_auth(addr, Duration::from_secs(5), auth).await?;
+    let pid_file = rejoin::pid_file(&mut c).await;
     let info = c.call(&["INFO", "server"]).await?;
     let pid = info::field(info.as_str().unwrap_or(""), "process_id")
         .ok_or_else(|| anyhow!("no process_id in INFO"))?;
@@ -409,7 +447,7 @@ async fn kill_local(addr: &str, auth: Option<&Auth>) -> Result<()> {
     if !status.success() {
         bail!("kill -9 {pid} failed");
     }
-    Ok(())
+    Ok(pid_file)
 }
 
 #[cfg(test)]
