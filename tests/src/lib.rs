@@ -16,6 +16,7 @@ pub use hive_local::{block_on, free_port_block, free_port_pair};
 
 pub mod backups;
 pub mod cross_slot;
+pub mod faults;
 pub mod http;
 pub mod module_cluster;
 pub mod module_node;

@@ -58,12 +58,38 @@ impl RedisProcess {
     /// Like `start`, in a process group of its own: a Ctrl-C at the terminal stops the parent
     /// (which then decides what to do with this server) but not the server itself.
     pub fn start_own_group(dir: &Path, port: u16, extra: &[&str]) -> Result<RedisProcess> {
-        RedisProcess::start_impl(dir, "127.0.0.1", port, extra, true)
+        RedisProcess::start_impl(dir, "127.0.0.1", port, extra, true, &[])
     }
 
     /// Starts redis-server on `host` (a loopback address: `127.0.0.1`, `::1`).
     pub fn start_on(dir: &Path, host: &str, port: u16, extra: &[&str]) -> Result<RedisProcess> {
-        RedisProcess::start_impl(dir, host, port, extra, false)
+        RedisProcess::start_impl(dir, host, port, extra, false, &[])
+    }
+
+    /// Starts redis-server on `host` through `ip <prefix…>` (`netns exec NS`: inside a
+    /// network namespace of a fault test; the caller must be able to reach `host`).
+    pub fn start_via_ip(
+        prefix: &[String],
+        dir: &Path,
+        host: &str,
+        port: u16,
+        extra: &[&str],
+    ) -> Result<RedisProcess> {
+        RedisProcess::start_impl(dir, host, port, extra, false, prefix)
+    }
+
+    /// Starts `bin` with `args` (through `ip <prefix…>` when `prefix` is not empty) and waits
+    /// until `host:port` answers PING.
+    pub fn start_cmd(
+        prefix: &[String],
+        bin: String,
+        dir: &Path,
+        host: &str,
+        port: u16,
+        args: Vec<String>,
+    ) -> Result<RedisProcess> {
+        let (bin, args) = with_prefix(prefix, bin, args);
+        RedisProcess::spawn_new(bin, dir, host, port, args, false)
     }
 
     fn start_impl(
@@ -72,6 +98,7 @@ impl RedisProcess {
         port: u16,
         extra: &[&str],
         own_group: bool,
+        prefix: &[String],
     ) -> Result<RedisProcess> {
         std::fs::create_dir_all(dir)?;
         let mut args: Vec<String> = [
@@ -106,8 +133,9 @@ impl RedisProcess {
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         let pid_file = crate::restart::pid_file(dir, port);
-        crate::restart::record(&pid_file, &redis_server_bin(), &args)?;
-        let mut p = RedisProcess::spawn_new(redis_server_bin(), dir, host, port, args, own_group)?;
+        let (bin, args) = with_prefix(prefix, redis_server_bin(), args);
+        crate::restart::record(&pid_file, &bin, &args)?;
+        let mut p = RedisProcess::spawn_new(bin, dir, host, port, args, own_group)?;
         p.pid_file = Some(pid_file);
         Ok(p)
     }
@@ -204,6 +232,17 @@ impl RedisProcess {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+}
+
+/// `ip prefix… bin args…` when there is a prefix, else `bin args…`.
+fn with_prefix(prefix: &[String], bin: String, args: Vec<String>) -> (String, Vec<String>) {
+    if prefix.is_empty() {
+        return (bin, args);
+    }
+    let mut all = prefix.to_vec();
+    all.push(bin);
+    all.extend(args);
+    ("ip".into(), all)
 }
 
 impl Drop for RedisProcess {

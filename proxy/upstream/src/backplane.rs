@@ -66,12 +66,15 @@ impl Backplane {
             ack: (config.write_ack == crate::config::WriteAck::Replica)
                 .then(|| AckOpts::new(config.min_replicas_ack, config.write_ack_timeout_ms)),
         };
+        let connector = Connector::new(opts, refresh.clone(), stats.clone());
+        let topology = TopologyState::default();
+        topology.demote_through(connector.demotions());
         Arc::new(Backplane {
-            connector: Connector::new(opts, refresh.clone(), stats.clone()),
+            connector,
             live: ArcSwap::from_pointee(config.clone()),
             config,
             node_poll_interval_ms: AtomicU64::new(NODE_POLL_INTERVAL_MS),
-            topology: TopologyState::default(),
+            topology,
             stats,
             refresh,
             facts: FactsCell::default(),

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use hive_proxy::config::{Config, WriteAck};
+use hive_proxy::config::{Config, CrossSlot, WriteAck};
 use hive_proxy::server::ProxyHandle;
 use hive_tests::module_cluster::{
     break_master_link, calls, deployment, mend_master_link, reset_stats, wait_for,
@@ -105,6 +105,7 @@ fn write_ack_replica_refuses_writes_of_a_shard_without_replicas() {
     let d = deployment(|c| {
         replica_mode(c);
         c.proxy.threads = 1;
+        c.proxy.cross_slot = CrossSlot::Emulate;
     });
     let t0 = d.tag_of(0);
     let t1 = d.tag_of(1);
@@ -137,6 +138,13 @@ fn write_ack_replica_refuses_writes_of_a_shard_without_replicas() {
         ],
     ));
     assert_eq!(e, NOREPLICAS);
+    // An emulated command whose result lands on the shard: its copy there is refused.
+    let _: () = c.set(format!("{t1}src"), "v").unwrap();
+    let e = error_text(run(
+        &mut c,
+        &["RENAME", &format!("{t1}src"), &format!("{t0}dst")],
+    ));
+    assert!(e.starts_with("NOREPLICAS"), "{e}");
     // A read of another client is answered while a write of the shard still waits.
     reset_stats(&d.masters()[..1]);
     let mut writer = TcpStream::connect(d.proxy.addr).unwrap();

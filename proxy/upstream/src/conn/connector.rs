@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use super::backend::{Backend, BackendOpts, PushSink};
 use super::control::{ControlConn, QueryError};
+use super::demote::Demotions;
 use super::{Auth, Proto};
 use crate::stats::UpstreamStats;
 
@@ -15,6 +16,8 @@ pub struct Connector {
     opts: BackendOpts,
     on_failure: Arc<Notify>,
     stats: Arc<UpstreamStats>,
+    /// Shared master connections, told when their node is demoted.
+    demotions: Arc<Demotions>,
 }
 
 impl Connector {
@@ -23,7 +26,13 @@ impl Connector {
             opts,
             on_failure,
             stats,
+            demotions: Arc::default(),
         }
+    }
+
+    /// Where a followed failover tells the old master's connections (`demote.rs`).
+    pub fn demotions(&self) -> Arc<Demotions> {
+        self.demotions.clone()
     }
 
     /// A control connection (topology discovery, sentinel events) through the configured
@@ -38,8 +47,18 @@ impl Connector {
 
     /// A new shared connection task to `addr` on the current runtime; it connects on first use.
     pub fn spawn(&self, addr: &str, proto: Proto) -> Arc<Backend> {
-        let hand_off_at = self.opts.hand_off_at;
-        self.start(addr, proto, None, self.opts.command_timeout, hand_off_at)
+        let opts = BackendOpts {
+            proto,
+            ..self.opts.clone()
+        };
+        let demoted = self.demotions.register(addr.into());
+        Backend::spawn(
+            addr.into(),
+            opts,
+            self.on_failure.clone(),
+            self.stats.clone(),
+            Some(demoted),
+        )
     }
 
     /// A shared connection to a replica that serves reads; `cluster` sends READONLY first, as a
@@ -117,6 +136,7 @@ impl Connector {
             opts,
             self.on_failure.clone(),
             self.stats.clone(),
+            None,
         )
     }
 }

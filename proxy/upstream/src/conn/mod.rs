@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod connector;
 pub mod control;
+pub mod demote;
 mod job;
 pub mod sink;
 #[cfg(test)]

@@ -67,6 +67,7 @@ async fn backend_keeps_order_of_a_burst_of_jobs() {
         opts,
         Arc::new(Notify::new()),
         Arc::new(UpstreamStats::default()),
+        None,
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
     let job = |seq: u64| Job {

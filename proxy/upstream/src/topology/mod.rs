@@ -90,6 +90,8 @@ pub struct TopologyState {
     changed: watch::Sender<u64>,
     /// Failovers followed, and how long they took (`/metrics`).
     pub clock: FailoverClock,
+    /// Where a node that stopped being a master is reported (its shared connections).
+    demotions: std::sync::OnceLock<std::sync::Arc<crate::conn::demote::Demotions>>,
 }
 
 impl Default for TopologyState {
@@ -101,6 +103,7 @@ impl Default for TopologyState {
             failovers: Mutex::new(HashMap::new()),
             changed: watch::Sender::new(0),
             clock: FailoverClock::default(),
+            demotions: std::sync::OnceLock::new(),
         }
     }
 }
@@ -205,6 +208,15 @@ impl TopologyState {
         };
         let old = self.current.load_full();
         self.note_master_changes(&old.map, &map);
+        if let Some(d) = self.demotions.get() {
+            for s in old.map.shards() {
+                let gone =
+                    s.master != NO_MASTER && !map.shards().iter().any(|n| n.master == s.master);
+                if gone {
+                    d.demote(&s.master);
+                }
+            }
+        }
         // Installs are rare (a refresh that found a change), so one clock read here is free.
         let installed_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -236,6 +248,11 @@ impl TopologyState {
                 self.clock.master_changed(i);
             }
         }
+    }
+
+    /// Reports every node that stops being a master to `d` (set once, by the backplane).
+    pub fn demote_through(&self, d: std::sync::Arc<crate::conn::demote::Demotions>) {
+        let _ = self.demotions.set(d);
     }
 
     /// A receiver that wakes when the next topology is installed.

@@ -68,11 +68,13 @@ pub struct Backend {
 impl Backend {
     /// Starts the connection task. `on_failure` is notified whenever the node cannot be reached,
     /// so the topology is re-read.
+    /// `demoted`: a shared master connection told when its node is demoted (`demote.rs`).
     pub fn spawn(
         addr: Arc<str>,
         opts: BackendOpts,
         on_failure: Arc<Notify>,
         stats: Arc<UpstreamStats>,
+        demoted: Option<mpsc::UnboundedReceiver<()>>,
     ) -> Arc<Backend> {
         let (tx, rx) = mpsc::unbounded_channel();
         let handoff = Arc::new(AtomicBool::new(false));
@@ -86,6 +88,7 @@ impl Backend {
             carry: None,
             handoff: handoff.clone(),
             node_id: node_id.clone(),
+            demoted,
         };
         tokio::spawn(task.run());
         Arc::new(Backend {
@@ -126,6 +129,7 @@ struct Task {
     carry: Option<Job>,
     handoff: Arc<AtomicBool>,
     node_id: Arc<AtomicI64>,
+    demoted: Option<mpsc::UnboundedReceiver<()>>,
 }
 
 /// After a failed connect, fail requests at once for this long instead of each one waiting

@@ -2,18 +2,20 @@
 //! batch of writes to confirm with WAIT) and the reader (matches reply frames to requests in
 //! FIFO order, delivers pub/sub messages, times out a silent node).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hive_common::pubsub::is_message;
 use hive_common::resp::ReplyScanner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
 use tracing::debug;
 
 use super::ack::settle;
 use super::inflight::{lock, push_job, wait_entry, Gate, InFlight, Queue};
 use super::Task;
+use crate::conn::demote::{demoted, DEMOTED_GRACE};
 use crate::conn::Inbox;
 use crate::conn::Job;
 use crate::error::ProxyError;
@@ -38,21 +40,52 @@ impl Task {
         // its client without a reply. The next connection starts with it (it was never sent).
         let held = &mut self.carry;
         *held = Some(first);
+        let demote_rx = &mut self.demoted;
         // Atomics only because the task must be `Send`; reader and writer share one task.
         let draining = AtomicBool::new(false);
         let ack = self.opts.ack.clone();
         let stats = &*self.stats;
+        // WAITs written and not answered yet, and the wake-up when one is.
+        let waits = AtomicUsize::new(0);
+        let settled = Notify::new();
         let writer = async {
             let mut wbuf = BytesMut::with_capacity(16 * 1024);
             let mut batch: Vec<InFlight> = Vec::with_capacity(64);
             loop {
                 if held.is_none() {
-                    *held = Some(rx.recv().await?);
+                    tokio::select! {
+                        biased;
+                        j = rx.recv() => match j {
+                            Some(j) => *held = Some(j),
+                            None => return None,
+                        },
+                        _ = demoted(demote_rx) => {
+                            if let Some(why) = grace(queue).await {
+                                return Some(why);
+                            }
+                            continue;
+                        }
+                    }
                     // Let the worker poll its sockets once more before writing, so the
                     // requests that other clients have already sent join this write. At P1
                     // this halved the backend writes and raised GET from 57k to 75k req/s
                     // (benches/README.md); at -c 1 it costs no measurable latency.
                     tokio::task::yield_now().await;
+                }
+                // The node runs nothing more on this connection while a WAIT of it waits, so
+                // what arrives meanwhile is held here and goes out together when the WAIT
+                // answers, confirmed by one WAIT: fewer, fuller batches than one WAIT per
+                // write that arrived on its own (benches/README.md, "Durable writes").
+                while waits.load(Ordering::Relaxed) > 0 {
+                    tokio::select! {
+                        biased;
+                        _ = settled.notified() => {}
+                        _ = demoted(demote_rx) => {
+                            if let Some(why) = grace(queue).await {
+                                return Some(why);
+                            }
+                        }
+                    }
                 }
                 let Some(job) = held.take() else { continue };
                 let now = Instant::now();
@@ -68,6 +101,7 @@ impl Task {
                 let wait = match &ack {
                     Some(a) if batch.iter().any(|f| f.gate == Gate::Ack) => {
                         batch.push(wait_entry(&batch[0]));
+                        waits.fetch_add(1, Ordering::Relaxed);
                         UpstreamStats::add(&stats.write_ack_waits, 1);
                         Some(a.wait.clone())
                     }
@@ -254,6 +288,8 @@ impl Task {
                                 let n = (refused.len() - before) as u64;
                                 UpstreamStats::add(&stats.write_ack_refused, n);
                             }
+                            waits.fetch_sub(1, Ordering::Relaxed);
+                            settled.notify_one();
                         }
                     }
                 }
@@ -292,4 +328,17 @@ impl Task {
             r = &mut reader => Some(r),
         }
     }
+}
+
+/// After the node was demoted: waits out the grace, then the reason to give up the
+/// connection if a request written before the demotion is still unanswered.
+async fn grace(queue: &Queue) -> Option<String> {
+    let at = Instant::now();
+    tokio::time::sleep(DEMOTED_GRACE).await;
+    lock(queue).front().is_some_and(|f| f.sent <= at).then(|| {
+        format!(
+            "no reply within {} ms of the node losing its master role",
+            DEMOTED_GRACE.as_millis()
+        )
+    })
 }
