@@ -4,7 +4,8 @@
 # with the targets interleaved A B C D over ROUNDS rounds. Prints medians, ratios to direct
 # and to nutcracker, p50/p99, proxy CPU seconds per million requests and proxy RSS; then a
 # latency run (-c 1), a 1,000-client run (GET/SET P1: hive static, direct and twemproxy) and a
-# connection-scale run (10,000 idle clients). Judges nothing: exits
+# connection-scale run (10,000 idle clients); then the cost of write_ack = "replica"
+# (benches/write_ack.sh). Judges nothing: exits
 # non-zero only when it cannot run.
 # Usage: bash benches/compare.sh [rounds]
 set -euo pipefail
@@ -168,3 +169,10 @@ base_rps=$(echo "${base[@]}" | median)
 idle_rps=$(echo "${idle[@]}" | median)
 printf 'RSS %.1f MB -> %.1f MB: %.2f KiB per idle connection\n' "$(echo "$rss0/1024" | bc -l)" "$(echo "$rss1/1024" | bc -l)" "$(echo "($rss1-$rss0)/10000" | bc -l)"
 printf 'GET P1 with 10,000 idle clients: %.0f req/s vs %.0f without (%.2f)\n' "$idle_rps" "$base_rps" "$(echo "$idle_rps/$base_rps" | bc -l)"
+
+# The cost of write_ack = "replica" (issue 30), on deployments of its own once these are gone.
+cleanup
+trap - EXIT
+echo
+echo "write_ack = \"replica\" against \"node\" (benches/write_ack.sh):"
+bash benches/write_ack.sh "$ROUNDS"
