@@ -4,6 +4,7 @@
 //! acknowledged writes lost, stale reads, client errors and the time to the first successful
 //! write (`scenario`).
 
+pub mod cluster;
 pub mod netns;
 pub mod scenario;
 pub mod sentinel;

@@ -105,6 +105,16 @@ impl Lab {
         format!("10.213.{}.{}", self.net, k + 10)
     }
 
+    /// A member's address, by name.
+    pub fn ip(&self, member: &str) -> String {
+        // `members` starts with the hub, which has no address.
+        let k = self.members[1..]
+            .iter()
+            .position(|m| m == member)
+            .unwrap_or_else(|| panic!("no member {member}"));
+        self.addr(k)
+    }
+
     /// Runs `cmd` inside `member`'s namespace.
     pub fn exec(&self, member: &str, cmd: &[&str]) -> Result<()> {
         let ns = self.ns(member);

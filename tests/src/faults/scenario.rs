@@ -5,8 +5,29 @@ use std::time::{Duration, Instant};
 
 use hive_proxy::config::WriteAck;
 
-use super::sentinel::{ip, SentinelLab, DOWN_AFTER_MS};
+use super::cluster::ClusterLab;
+use super::netns::Lab;
+use super::sentinel::{SentinelLab, DOWN_AFTER_MS};
 use super::workload::{verify, Load};
+
+/// A deployment a scenario runs on: Sentinel groups or a Redis Cluster, in namespaces.
+pub trait FaultLab {
+    fn mode(&self) -> &'static str;
+    fn lab(&self) -> &Lab;
+    fn url(&self) -> String;
+    /// The hash tag of the keys the load writes: a slot of the faulted shard.
+    fn tag(&self) -> String;
+    /// The faulted shard's master, and every member on the other side of a partition.
+    fn master_member(&self) -> &'static str;
+    fn others(&self) -> &'static [&'static str];
+    fn kill_master(&mut self);
+    /// Every node's address (for a diagnosis when a scenario goes wrong).
+    fn nodes(&self) -> Vec<String>;
+    /// The faulted shard's replicas' addresses.
+    fn replicas(&self) -> Vec<String>;
+    /// The faulted shard's master as Hive routes it now.
+    fn master_addr(&self) -> String;
+}
 
 /// The faults of issue 30's list that this harness runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,12 +97,18 @@ pub struct Report {
     pub errors_after: usize,
     /// From the fault to the first write sent after it that succeeded.
     pub first_write: Option<Duration>,
+    /// From the fault to when a replica first said it was master (`ROLE`, polled every 20
+    /// ms): the deployment's own failover, which Hive cannot shorten.
+    pub promoted: Option<Duration>,
+    /// The errors seen, by their first words, and when the first few came (ms from the fault).
+    pub error_kinds: std::collections::BTreeMap<String, usize>,
+    pub error_times_ms: Vec<i64>,
 }
 
 impl Report {
     pub fn json(&self) -> String {
         format!(
-            "{{\"mode\":\"{}\",\"fault\":\"{}\",\"write_ack\":\"{}\",\"acked\":{},\"lost\":{},\"registers_behind\":{},\"stale_reads\":{},\"errors_during\":{},\"errors_after\":{},\"first_write_ms\":{}}}",
+            "{{\"mode\":\"{}\",\"fault\":\"{}\",\"write_ack\":\"{}\",\"acked\":{},\"lost\":{},\"registers_behind\":{},\"stale_reads\":{},\"errors_during\":{},\"errors_after\":{},\"first_write_ms\":{},\"promoted_ms\":{},\"error_kinds\":{},\"error_times_ms\":{:?}}}",
             self.mode,
             self.fault.name(),
             self.write_ack.as_str(),
@@ -91,7 +118,10 @@ impl Report {
             self.stale_reads,
             self.errors_during,
             self.errors_after,
-            self.first_write.map_or("null".into(), |d| d.as_millis().to_string())
+            self.first_write.map_or("null".into(), |d| d.as_millis().to_string()),
+            self.promoted.map_or("null".into(), |d| d.as_millis().to_string()),
+            serde_json::to_string(&self.error_kinds).unwrap_or_default(),
+            self.error_times_ms
         )
     }
 
@@ -115,30 +145,48 @@ impl Report {
 /// Runs `fault` on a fresh Sentinel deployment with `write_ack`.
 pub fn sentinel(fault: Fault, write_ack: WriteAck, t: Timing) -> anyhow::Result<Report> {
     let mut d = SentinelLab::start(write_ack)?;
+    run(&mut d, fault, write_ack, t)
+}
+
+/// Runs `fault` on a fresh Redis Cluster with `write_ack`.
+pub fn cluster(fault: Fault, write_ack: WriteAck, t: Timing) -> anyhow::Result<Report> {
+    let mut d = ClusterLab::start(write_ack)?;
+    run(&mut d, fault, write_ack, t)
+}
+
+fn run(
+    d: &mut dyn FaultLab,
+    fault: Fault,
+    write_ack: WriteAck,
+    t: Timing,
+) -> anyhow::Result<Report> {
     let url = d.url();
-    let old = d.routed();
-    let load = Load::start(&url, "{f}", 4);
+    let old = d.master_addr();
+    let load = Load::start(&url, &d.tag(), 4);
     std::thread::sleep(t.before);
-    let lab = &d.lab;
-    let majority = ["r1", "r2", "s1", "s2", "s3"];
+    let master = d.master_member();
     let cut_pairs: Vec<(&str, &str)> = match fault {
-        Fault::PartitionMinority => ["m", "hive"]
-            .iter()
-            .flat_map(|a| majority.iter().map(move |b| (*a, *b)))
+        Fault::PartitionMinority => [master, "hive"]
+            .into_iter()
+            .flat_map(|a| d.others().iter().map(move |b| (a, *b)))
             .collect(),
-        Fault::ProxyFromMaster => vec![("hive", "m")],
-        Fault::OneSentinel => ["ctl", "hive", "m", "r1", "r2", "s2", "s3"]
-            .iter()
-            .map(|o| ("s1", *o))
+        Fault::ProxyFromMaster => vec![("hive", master)],
+        // Sentinel only: s1 from everyone.
+        Fault::OneSentinel => ["ctl", "hive", master]
+            .into_iter()
+            .chain(d.others().iter().copied().filter(|o| *o != "s1"))
+            .map(|o| ("s1", o))
             .collect(),
         _ => Vec::new(),
     };
+    let lab = d.lab();
     for (a, b) in &cut_pairs {
-        lab.cut(a, &ip(lab, a), b, &ip(lab, b))?;
+        lab.cut(a, &lab.ip(a), b, &lab.ip(b))?;
     }
     let master_pid = pid_of(&old);
+    let promotion = watch_promotion(d.replicas());
     match fault {
-        Fault::Kill => d.nodes[0].kill(),
+        Fault::Kill => d.kill_master(),
         Fault::Stop => signal(&master_pid, "-STOP"),
         _ => {}
     }
@@ -153,8 +201,9 @@ pub fn sentinel(fault: Fault, write_ack: WriteAck, t: Timing) -> anyhow::Result<
     if fault == Fault::Stop {
         signal(&master_pid, "-CONT");
     }
+    let lab = d.lab();
     for (a, b) in &cut_pairs {
-        d.lab.heal(a, &ip(&d.lab, a), b, &ip(&d.lab, b))?;
+        lab.heal(a, &lab.ip(a), b, &lab.ip(b))?;
     }
     // Load goes on until a write succeeded after the heal, and for `after` more.
     wait_write_after(&load, heal_at);
@@ -163,9 +212,22 @@ pub fn sentinel(fault: Fault, write_ack: WriteAck, t: Timing) -> anyhow::Result<
     let seen = seen.lock().unwrap();
     // Every write acknowledged must be readable once the deployment has settled.
     let (lost, registers_behind) = verify(&url, &seen);
-    let first_write = seen.ok_at.iter().find(|t| **t > at).map(|t| *t - at);
+    // The reply time of the first write sent after the fault that succeeded.
+    let first_write = seen
+        .ok_at
+        .iter()
+        .filter(|(sent, _)| *sent > at)
+        .map(|(_, done)| *done - at)
+        .min();
+    let promoted = promotion.stop().map(|t| t.saturating_duration_since(at));
+    if first_write.is_none() {
+        eprintln!(
+            "faults: no write succeeded after the fault; the nodes:\n{}",
+            roles(&d.nodes())
+        );
+    }
     let report = Report {
-        mode: "sentinel",
+        mode: d.mode(),
         fault,
         write_ack,
         acked: seen.acked.len(),
@@ -179,6 +241,28 @@ pub fn sentinel(fault: Fault, write_ack: WriteAck, t: Timing) -> anyhow::Result<
             .count(),
         errors_after: seen.errors.iter().filter(|(t, _)| *t >= heal_at).count(),
         first_write,
+        promoted,
+        error_kinds: seen
+            .errors
+            .iter()
+            .fold(Default::default(), |mut m, (_, e)| {
+                let kind: String = e.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+                *m.entry(kind).or_default() += 1;
+                m
+            }),
+        error_times_ms: seen
+            .errors
+            .iter()
+            .take(12)
+            .map(|(t, _)| {
+                let ms = |d: Duration| d.as_millis() as i64;
+                if *t >= at {
+                    ms(*t - at)
+                } else {
+                    -ms(at - *t)
+                }
+            })
+            .collect(),
     };
     Ok(report)
 }
@@ -194,12 +278,81 @@ fn wait_write_after(load: &Load, at: Instant) {
             .ok_at
             .iter()
             .rev()
-            .any(|t| *t > at)
+            .any(|(t, _)| *t > at)
         {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Polls `ROLE` on `nodes` until stopped; `stop` returns when one first answered master.
+struct Promotion {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Option<Instant>>,
+}
+
+impl Promotion {
+    fn stop(self) -> Option<Instant> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().ok().flatten()
+    }
+}
+
+fn watch_promotion(nodes: Vec<String>) -> Promotion {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        // Reconnected on every poll: Sentinel kills the clients of the replica it promotes.
+        let role = |n: &String| -> Option<bool> {
+            let c = redis::Client::open(format!("redis://{n}/")).ok()?;
+            let mut c = c
+                .get_connection_with_timeout(Duration::from_millis(500))
+                .ok()?;
+            c.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+            let r: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
+            Some(r.first() == Some(&redis::Value::BulkString(b"master".to_vec())))
+        };
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if nodes.iter().any(|n| role(n) == Some(true)) {
+                return Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    });
+    Promotion { stop, thread }
+}
+
+/// Each node's replication state, one line each.
+fn roles(nodes: &[String]) -> String {
+    nodes
+        .iter()
+        .map(|a| {
+            let info = redis::Client::open(format!("redis://{a}/"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                .and_then(|mut c| {
+                    redis::cmd("INFO")
+                        .arg("replication")
+                        .query::<String>(&mut c)
+                })
+                .unwrap_or_else(|e| e.to_string());
+            let keep = |l: &&str| {
+                [
+                    "role:",
+                    "master_host:",
+                    "master_link_status:",
+                    "connected_slaves:",
+                    "slave",
+                ]
+                .iter()
+                .any(|p| l.starts_with(p))
+            };
+            let lines: Vec<&str> = info.lines().filter(keep).collect();
+            format!("  {a}: {}", lines.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn pid_of(addr: &str) -> String {

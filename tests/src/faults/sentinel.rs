@@ -13,12 +13,13 @@ use hive_proxy::config::{Config, Mode, ShardConfig, WriteAck};
 use hive_proxy::server::ProxyHandle;
 
 use super::netns::Lab;
+use super::scenario::FaultLab;
 use crate::module_cluster::wait_for;
 
 /// Member names, in address order.
 pub const MEMBERS: &[&str] = &["ctl", "hive", "m", "r1", "r2", "s1", "s2", "s3"];
 pub const DOWN_AFTER_MS: u64 = 5000;
-const NODE_PORT: u16 = 6379;
+pub(super) const NODE_PORT: u16 = 6379;
 const SENTINEL_PORT: u16 = 26379;
 const GROUP: &str = "f";
 
@@ -32,12 +33,7 @@ pub struct SentinelLab {
 }
 
 fn addr(lab: &Lab, member: &str, port: u16) -> String {
-    let k = MEMBERS.iter().position(|m| *m == member).expect("a member");
-    format!("{}:{port}", lab.addr(k))
-}
-
-pub fn ip(lab: &Lab, member: &str) -> String {
-    lab.addr(MEMBERS.iter().position(|m| *m == member).expect("a member"))
+    format!("{}:{port}", lab.ip(member))
 }
 
 impl SentinelLab {
@@ -46,14 +42,17 @@ impl SentinelLab {
         let lab = Lab::new(MEMBERS)?;
         lab.enter("ctl")?;
         let dir = tempfile::Builder::new().prefix("hive-faults-").tempdir()?;
+        let module = crate::module_so().display().to_string();
         let node = |member: &str, extra: &[&str]| -> Result<RedisProcess> {
             let d = dir.path().join(member);
+            // hive-module, as the seeds load it: its failover push tells Hive of a promotion.
             let mut args = vec!["--appendonly", "yes", "--appendfsync", "everysec"];
+            args.extend(["--loadmodule", module.as_str()]);
             args.extend_from_slice(extra);
-            RedisProcess::start_via_ip(&lab.prefix(member), &d, &ip(&lab, member), NODE_PORT, &args)
+            RedisProcess::start_via_ip(&lab.prefix(member), &d, &lab.ip(member), NODE_PORT, &args)
         };
         let master = node("m", &[])?;
-        let mip = ip(&lab, "m");
+        let mip = lab.ip("m");
         let port = NODE_PORT.to_string();
         let r1 = node("r1", &["--replicaof", &mip, &port])?;
         let r2 = node("r2", &["--replicaof", &mip, &port])?;
@@ -133,10 +132,46 @@ impl SentinelLab {
     }
 }
 
+impl FaultLab for SentinelLab {
+    fn mode(&self) -> &'static str {
+        "sentinel"
+    }
+    fn lab(&self) -> &Lab {
+        &self.lab
+    }
+    fn url(&self) -> String {
+        SentinelLab::url(self)
+    }
+    fn tag(&self) -> String {
+        "{f}".into()
+    }
+    fn master_member(&self) -> &'static str {
+        "m"
+    }
+    fn others(&self) -> &'static [&'static str] {
+        &["r1", "r2", "s1", "s2", "s3"]
+    }
+    fn kill_master(&mut self) {
+        self.nodes[0].kill();
+    }
+    fn replicas(&self) -> Vec<String> {
+        ["r1", "r2"]
+            .iter()
+            .map(|m| format!("{}:{NODE_PORT}", self.lab.ip(m)))
+            .collect()
+    }
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+    fn master_addr(&self) -> String {
+        self.routed()
+    }
+}
+
 fn start_sentinel(lab: &Lab, dir: &Path, member: &str, master_ip: &str) -> Result<RedisProcess> {
     let d = dir.join(member);
     std::fs::create_dir_all(&d)?;
-    let me = ip(lab, member);
+    let me = lab.ip(member);
     let conf = d.join("sentinel.conf");
     std::fs::write(
         &conf,

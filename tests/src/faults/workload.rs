@@ -17,9 +17,9 @@ pub struct Seen {
     pub registers: BTreeMap<String, u64>,
     /// Reads of a register that returned less than the version acknowledged before it.
     pub stale_reads: u64,
-    /// When each successful write was sent (for the downtime), and errors' times with their
-    /// text.
-    pub ok_at: Vec<Instant>,
+    /// When each successful write was sent and when its reply came (for the downtime), and
+    /// errors' times with their text.
+    pub ok_at: Vec<(Instant, Instant)>,
     pub errors: Vec<(Instant, String)>,
 }
 
@@ -97,11 +97,16 @@ fn write_loop(url: &str, tag: &str, w: usize, stop: &AtomicBool, seen: &Mutex<Se
                 let mut s = seen.lock().unwrap();
                 s.acked.insert(key, i.to_string());
                 s.registers.insert(register.clone(), i);
-                s.ok_at.push(sent);
+                s.ok_at.push((sent, now));
             }
             Err(e) => {
                 let io = e.is_io_error() || e.is_timeout() || e.is_connection_dropped();
-                seen.lock().unwrap().errors.push((now, e.to_string()));
+                // The node's or the proxy's own words (`NOREPLICAS ...`, `TRYAGAIN ...`).
+                let text = match (e.code(), e.detail()) {
+                    (Some(code), Some(detail)) => format!("{code} {detail}"),
+                    _ => e.to_string(),
+                };
+                seen.lock().unwrap().errors.push((now, text));
                 if io {
                     conn = None;
                 }

@@ -1,5 +1,6 @@
-//! Shared connections to a node that stopped being a master (a failover was followed): what
-//! they still carry gets `DEMOTED_GRACE` to be answered, then fails with its outcome unknown.
+//! Shared connections to a node that stopped being a master (a failover was followed): each
+//! request they still carry gets `DEMOTED_GRACE` from when it was written to be answered, then
+//! fails with its outcome unknown.
 //! A client whose request went to a master that froze (SIGSTOP, a hung host) or vanished
 //! behind a partition then moves on to the new master, instead of waiting out the command
 //! timeout; a master demoted gracefully answers (or redirects) well within the grace.
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-/// How long requests already written to a demoted master may still take.
+/// How long, from its write, a request to a master that was then demoted may take.
 pub const DEMOTED_GRACE: Duration = Duration::from_secs(1);
 
 /// The shared master connections that can be told their node was demoted.

@@ -330,15 +330,23 @@ impl Task {
     }
 }
 
-/// After the node was demoted: waits out the grace, then the reason to give up the
-/// connection if a request written before the demotion is still unanswered.
+/// After the node was demoted: the reason to give up the connection once a request written
+/// before the demotion has gone `DEMOTED_GRACE` without an answer (at once if it already has:
+/// a frozen master has been silent for the whole failover), `None` once they are answered.
 async fn grace(queue: &Queue) -> Option<String> {
     let at = Instant::now();
-    tokio::time::sleep(DEMOTED_GRACE).await;
-    lock(queue).front().is_some_and(|f| f.sent <= at).then(|| {
-        format!(
-            "no reply within {} ms of the node losing its master role",
-            DEMOTED_GRACE.as_millis()
-        )
-    })
+    loop {
+        let oldest = lock(queue).front().map(|f| f.sent)?;
+        if oldest > at {
+            return None;
+        }
+        let until = oldest + DEMOTED_GRACE;
+        if Instant::now() >= until {
+            return Some(format!(
+                "no reply within {} ms, and the node lost its master role",
+                DEMOTED_GRACE.as_millis()
+            ));
+        }
+        tokio::time::sleep_until(until.into()).await;
+    }
 }
