@@ -11,7 +11,7 @@ use hive_proxy::config::{Config, WriteAck};
 use hive_proxy::server::ProxyHandle;
 
 use super::netns::Lab;
-use super::scenario::FaultLab;
+use super::scenario::{start_proxy, FaultLab};
 use super::sentinel::{DOWN_AFTER_MS, NODE_PORT};
 use crate::module_cluster::wait_for;
 
@@ -128,14 +128,7 @@ impl ClusterLab {
         config.proxy.threads = 2;
         config.backend.seeds = ["a1", "b1", "c1"].iter().map(|m| at(m)).collect();
         config.backend.write_ack = write_ack;
-        let proxy = std::thread::scope(|s| {
-            s.spawn(|| -> Result<ProxyHandle> {
-                lab.enter("hive")?;
-                Ok(ProxyHandle::start(config)?)
-            })
-            .join()
-            .expect("the proxy's starting thread")
-        })?;
+        let proxy = start_proxy(&lab, config)?;
         let me = ClusterLab {
             proxy,
             nodes,
@@ -169,15 +162,15 @@ impl FaultLab for ClusterLab {
     fn mode(&self) -> &'static str {
         "cluster"
     }
-    fn lab(&self) -> &Lab {
-        &self.lab
-    }
-    fn url(&self) -> String {
-        format!("redis://{}/", self.proxy.addr)
-    }
     fn tag(&self) -> String {
         // "{f}" hashes to slot 3168: shard a's.
         "{f}".into()
+    }
+    fn parts(&self) -> (&ProxyHandle, &[RedisProcess], &Lab) {
+        (&self.proxy, &self.nodes, &self.lab)
+    }
+    fn replica_members(&self) -> &'static [&'static str] {
+        &["a2", "a3"]
     }
     fn master_member(&self) -> &'static str {
         "a1"
@@ -187,15 +180,6 @@ impl FaultLab for ClusterLab {
     }
     fn kill_master(&mut self) {
         self.nodes[0].kill();
-    }
-    fn replicas(&self) -> Vec<String> {
-        ["a2", "a3"]
-            .iter()
-            .map(|m| format!("{}:{NODE_PORT}", self.lab.ip(m)))
-            .collect()
-    }
-    fn nodes(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.addr.clone()).collect()
     }
     fn master_addr(&self) -> String {
         let topo = self.proxy.shared.plane.topology.load();

@@ -7,26 +7,59 @@ use hive_proxy::config::WriteAck;
 
 use super::cluster::ClusterLab;
 use super::netns::Lab;
-use super::sentinel::{SentinelLab, DOWN_AFTER_MS};
+use super::sentinel::{SentinelLab, DOWN_AFTER_MS, NODE_PORT};
 use super::workload::{verify, Load};
+use hive_local::RedisProcess;
+use hive_proxy::server::ProxyHandle;
 
 /// A deployment a scenario runs on: Sentinel groups or a Redis Cluster, in namespaces.
 pub trait FaultLab {
     fn mode(&self) -> &'static str;
-    fn lab(&self) -> &Lab;
-    fn url(&self) -> String;
+    /// Hive, the data nodes (the faulted master first) and the namespaces.
+    fn parts(&self) -> (&ProxyHandle, &[RedisProcess], &Lab);
+    fn kill_master(&mut self);
     /// The hash tag of the keys the load writes: a slot of the faulted shard.
     fn tag(&self) -> String;
-    /// The faulted shard's master, and every member on the other side of a partition.
+    /// The faulted shard's master, its replicas, and every member on the other side of a
+    /// partition from it.
     fn master_member(&self) -> &'static str;
+    fn replica_members(&self) -> &'static [&'static str];
     fn others(&self) -> &'static [&'static str];
-    fn kill_master(&mut self);
-    /// Every node's address (for a diagnosis when a scenario goes wrong).
-    fn nodes(&self) -> Vec<String>;
-    /// The faulted shard's replicas' addresses.
-    fn replicas(&self) -> Vec<String>;
     /// The faulted shard's master as Hive routes it now.
     fn master_addr(&self) -> String;
+
+    fn lab(&self) -> &Lab {
+        self.parts().2
+    }
+    fn url(&self) -> String {
+        format!("redis://{}/", self.parts().0.addr)
+    }
+    /// Every data node's address (for a diagnosis when a scenario goes wrong).
+    fn nodes(&self) -> Vec<String> {
+        self.parts().1.iter().map(|n| n.addr.clone()).collect()
+    }
+    fn replicas(&self) -> Vec<String> {
+        self.replica_members()
+            .iter()
+            .map(|m| format!("{}:{NODE_PORT}", self.lab().ip(m)))
+            .collect()
+    }
+}
+
+/// Starts Hive with `config` from a thread inside the `hive` namespace (its threads stay
+/// there), so the proxy is a member of the lab like any node.
+pub(super) fn start_proxy(
+    lab: &Lab,
+    config: hive_proxy::config::Config,
+) -> anyhow::Result<ProxyHandle> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> anyhow::Result<ProxyHandle> {
+            lab.enter("hive")?;
+            Ok(ProxyHandle::start(config)?)
+        })
+        .join()
+        .expect("the proxy's starting thread")
+    })
 }
 
 /// The faults of issue 30's list that this harness runs.

@@ -13,7 +13,7 @@ use hive_proxy::config::{Config, Mode, ShardConfig, WriteAck};
 use hive_proxy::server::ProxyHandle;
 
 use super::netns::Lab;
-use super::scenario::FaultLab;
+use super::scenario::{start_proxy, FaultLab};
 use crate::module_cluster::wait_for;
 
 /// Member names, in address order.
@@ -73,14 +73,7 @@ impl SentinelLab {
             ..Default::default()
         }];
         config.backend.write_ack = write_ack;
-        let proxy = std::thread::scope(|s| {
-            s.spawn(|| -> Result<ProxyHandle> {
-                lab.enter("hive")?;
-                Ok(ProxyHandle::start(config)?)
-            })
-            .join()
-            .expect("the proxy's starting thread")
-        })?;
+        let proxy = start_proxy(&lab, config)?;
         let me = SentinelLab {
             proxy,
             nodes: vec![master, r1, r2],
@@ -90,10 +83,6 @@ impl SentinelLab {
         };
         me.wait_healthy(Duration::from_secs(30), &me.nodes[0].addr.clone());
         Ok(me)
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://{}/", self.proxy.addr)
     }
 
     /// The master Hive routes to now.
@@ -136,14 +125,14 @@ impl FaultLab for SentinelLab {
     fn mode(&self) -> &'static str {
         "sentinel"
     }
-    fn lab(&self) -> &Lab {
-        &self.lab
-    }
-    fn url(&self) -> String {
-        SentinelLab::url(self)
-    }
     fn tag(&self) -> String {
         "{f}".into()
+    }
+    fn parts(&self) -> (&ProxyHandle, &[RedisProcess], &Lab) {
+        (&self.proxy, &self.nodes, &self.lab)
+    }
+    fn replica_members(&self) -> &'static [&'static str] {
+        &["r1", "r2"]
     }
     fn master_member(&self) -> &'static str {
         "m"
@@ -153,15 +142,6 @@ impl FaultLab for SentinelLab {
     }
     fn kill_master(&mut self) {
         self.nodes[0].kill();
-    }
-    fn replicas(&self) -> Vec<String> {
-        ["r1", "r2"]
-            .iter()
-            .map(|m| format!("{}:{NODE_PORT}", self.lab.ip(m)))
-            .collect()
-    }
-    fn nodes(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| n.addr.clone()).collect()
     }
     fn master_addr(&self) -> String {
         self.routed()
