@@ -32,11 +32,11 @@ impl AckOpts {
 }
 
 /// Redis's text for a write refused by `min-replicas-to-write`.
-pub const NOREPLICAS: &str = "Not enough good replicas to write.";
+const NOREPLICAS: &str = "Not enough good replicas to write.";
 
 /// The error a write gets when its WAIT did not confirm it: its outcome is unknown (the
 /// master applied it; a failover may or may not keep it).
-pub fn refused(detail: Option<String>) -> ProxyError {
+fn refused(detail: Option<String>) -> ProxyError {
     let message = match detail {
         None => NOREPLICAS.to_string(),
         Some(d) => format!("{NOREPLICAS} ({d})"),

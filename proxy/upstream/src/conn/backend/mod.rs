@@ -16,7 +16,7 @@ mod ack;
 mod inflight;
 mod serve;
 
-pub use ack::{refused, AckOpts, NOREPLICAS};
+pub use ack::AckOpts;
 
 use super::control::ControlConn;
 use super::{Auth, Inbox, Job, Proto};
