@@ -116,6 +116,17 @@ fn drill_failover_in_cluster_mode_uses_cluster_failover() {
     let killed = env.proxy.shared.plane.topology.load().map.shards()[0]
         .master
         .clone();
+    // The old master syncs as the new one's replica first (the drill refuses a shard
+    // without one).
+    let mut m = hive_tests::connect(&hive_tests::node_url(&killed));
+    hive_tests::module_cluster::wait_for(
+        "the demoted master online as a replica",
+        std::time::Duration::from_secs(20),
+        || {
+            let info: String = redis::cmd("INFO").arg("replication").query(&mut m).unwrap();
+            info.contains("state=online")
+        },
+    );
     let report = run_drill(env.proxy.addr, &["--group", &killed, "--kill"]);
     assert_eq!(report_number(&report, "missing acked:"), 0, "{report}");
     let now = env.proxy.shared.plane.topology.load().map.shards()[0]

@@ -244,7 +244,8 @@ pub async fn failover(opts: DrillOpts) -> Result<Report> {
         .enumerate()
         .map(|(i, s)| tag_for(s, i))
         .collect::<Result<_>>()?;
-    let replicas = rejoin::live_replicas(&shard.name, &shard.replicas, opts.auth.as_ref()).await?;
+    let auth = opts.auth.as_ref();
+    let replicas = rejoin::live_replicas(&shard.name, &shard.master, &shard.replicas, auth).await?;
 
     let state = Arc::new(Mutex::new(Writes::default()));
     let started = Instant::now();

@@ -14,14 +14,23 @@ use hive_upstream::Auth;
 /// How long a restarted node may take to load its data and rejoin.
 const REJOIN_LIMIT: Duration = Duration::from_secs(60);
 
-/// The replicas of `shard` that answer as replicas; an error naming the shard when none does.
+/// The replicas of `shard` that answer as replicas: those the proxy reports, and those its
+/// master reports (the proxy's view lags a replica that attached a moment ago); an error naming
+/// the shard when none does.
 pub async fn live_replicas(
     shard: &str,
+    master: &str,
     replicas: &[String],
     auth: Option<&Auth>,
 ) -> Result<Vec<String>> {
+    let mut candidates = replicas.to_vec();
+    for r in attached(master, auth).await {
+        if !candidates.contains(&r) {
+            candidates.push(r);
+        }
+    }
     let mut live = Vec::new();
-    for r in replicas {
+    for r in &candidates {
         let Ok(mut c) = ControlConn::connect_auth(r, Duration::from_secs(2), auth).await else {
             continue;
         };
@@ -37,16 +46,36 @@ pub async fn live_replicas(
         }
     }
     if live.is_empty() {
-        let known = if replicas.is_empty() {
+        let known = if candidates.is_empty() {
             "none".to_string()
         } else {
-            format!("{} (not answering as replicas)", replicas.join(", "))
+            format!("{} (not answering as replicas)", candidates.join(", "))
         };
         bail!(
             "shard '{shard}' has no replica to promote (replicas: {known}); a failover now would leave it without a master. Start the node an earlier drill killed, or add a replica, then drill again"
         );
     }
     Ok(live)
+}
+
+/// The replicas `master` reports as online (`INFO replication`); none if it cannot be asked.
+async fn attached(master: &str, auth: Option<&Auth>) -> Vec<String> {
+    let Ok(mut c) = ControlConn::connect_auth(master, Duration::from_secs(2), auth).await else {
+        return Vec::new();
+    };
+    let Ok(v) = c.call(&["INFO", "replication"]).await else {
+        return Vec::new();
+    };
+    let text = v.as_str().unwrap_or("");
+    (0..)
+        .map_while(|i| info::field(text, &format!("slave{i}")))
+        .filter_map(|line| {
+            let f = info::pairs(line);
+            let port: u16 = f.get("port")?.parse().ok()?;
+            let ip = f.get("ip")?;
+            (f.get("state") == Some(&"online")).then(|| hive_common::addr::join(ip, port))
+        })
+        .collect()
 }
 
 /// The pid file of the node on `c`, where hive-local keeps its start command beside it.
