@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The long form of the fault tests (issue 30): every scenario the harness runs, with 30 s
 # windows, on a Sentinel deployment (1 master + 2 replicas, 3 sentinels, quorum 2,
-# down-after-milliseconds 5000) whose every process lives in a network namespace of its own,
-# with write_ack = "node" and "replica". Prints one row per scenario and setting: writes
+# down-after-milliseconds 5000) and on a Redis Cluster (3 masters, the faulted one with 2
+# replicas, cluster-node-timeout 5000), every process in a network namespace of its own, with
+# write_ack = "node" and "replica". The slow, lossy link (200 ms each way, 5% loss) goes
+# through the harness's TCP fault relay. Prints one row per scenario and setting: writes
 # acknowledged, acknowledged writes lost, registers behind, stale reads, client errors during
-# the fault and after the heal, and the time from the fault to the first successful write.
+# the fault and after the heal, writes acknowledged during the fault and their p99 latency,
+# and the time from the fault to the first successful write.
 # Needs root (network namespaces). Fails when write_ack = "replica" lost an acknowledged write.
 # Usage: bash benches/faults.sh [--json]
 set -uo pipefail
@@ -26,7 +29,7 @@ else
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 cols = ["mode", "fault", "write_ack", "acked", "lost", "registers_behind", "stale_reads",
-        "errors_during", "errors_after", "first_write_ms"]
+        "errors_during", "errors_after", "acked_during", "p99_during_ms", "first_write_ms"]
 w = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
 print("  ".join(c.ljust(w[c]) for c in cols))
 for r in rows:

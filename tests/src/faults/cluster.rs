@@ -11,16 +11,21 @@ use hive_proxy::config::{Config, WriteAck};
 use hive_proxy::server::ProxyHandle;
 
 use super::netns::Lab;
+use super::relay::Relay;
 use super::scenario::{start_proxy, FaultLab};
 use super::sentinel::{DOWN_AFTER_MS, NODE_PORT};
 use crate::module_cluster::wait_for;
 
 pub const MEMBERS: &[&str] = &["ctl", "hive", "a1", "a2", "a3", "b1", "c1"];
+/// Holds the fault relay in front of `a1`, when a scenario asks for it.
+const RELAY: &str = "mx";
+const BUS_PORT: u16 = NODE_PORT + 10000;
 const MASTERS: [(&str, u16, u16); 3] = [("a1", 0, 5460), ("b1", 5461, 10922), ("c1", 10923, 16383)];
 
 /// Field order matters: the proxy goes before the nodes, the namespaces last.
 pub struct ClusterLab {
     pub proxy: ProxyHandle,
+    pub relay: Option<Relay>,
     pub nodes: Vec<RedisProcess>,
     pub lab: Lab,
     _dir: tempfile::TempDir,
@@ -47,17 +52,22 @@ fn text(v: redis::Value) -> String {
 
 impl ClusterLab {
     /// Forms the cluster and starts Hive; the calling thread moves into the control namespace
-    /// for good.
-    pub fn start(write_ack: WriteAck) -> Result<ClusterLab> {
-        let lab = Lab::new(MEMBERS)?;
+    /// for good. With `relayed`, `a1` announces the fault relay's address (client and bus
+    /// ports), so every peer, its replicas and Hive reach it through the relay.
+    pub fn start(write_ack: WriteAck, relayed: bool) -> Result<ClusterLab> {
+        let mut members = MEMBERS.to_vec();
+        members.push(RELAY);
+        let lab = Lab::new(&members)?;
         lab.enter("ctl")?;
         let dir = tempfile::Builder::new().prefix("hive-faults-").tempdir()?;
         let timeout = DOWN_AFTER_MS.to_string();
         // hive-module, as the seeds load it: its failover push tells Hive of a promotion.
         let module = crate::module_so().display().to_string();
         let mut nodes = Vec::new();
+        let (mx, port, bus) = (lab.ip(RELAY), NODE_PORT.to_string(), BUS_PORT.to_string());
         for m in &MEMBERS[2..] {
-            let args = [
+            let me = lab.ip(m);
+            let mut args = vec![
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
@@ -76,6 +86,20 @@ impl ClusterLab {
                 "--cluster-allow-replica-migration",
                 "no",
             ];
+            if relayed && *m == "a1" {
+                args.extend([
+                    "--cluster-announce-ip",
+                    &mx,
+                    "--cluster-announce-port",
+                    &port,
+                    "--cluster-announce-bus-port",
+                    &bus,
+                ]);
+            } else if relayed {
+                // Through the relay a1 sees every peer at the relay's address: each announces
+                // its own, as nodes behind NAT do.
+                args.extend(["--cluster-announce-ip", &me, "--replica-announce-ip", &me]);
+            }
             let d = dir.path().join(m);
             nodes.push(RedisProcess::start_via_ip(
                 &lab.prefix(m),
@@ -85,7 +109,25 @@ impl ClusterLab {
                 &args,
             )?);
         }
+        let relay = if relayed {
+            let a1 = lab.ip("a1");
+            let route = |p: u16| -> Result<(std::net::SocketAddr, std::net::SocketAddr)> {
+                Ok((format!("{mx}:{p}").parse()?, format!("{a1}:{p}").parse()?))
+            };
+            let routes = [route(NODE_PORT)?, route(BUS_PORT)?];
+            Some(Relay::start(Some(lab.path(RELAY)), &routes)?)
+        } else {
+            None
+        };
         let at = |m: &str| format!("{}:{NODE_PORT}", lab.ip(m));
+        // Where everyone else reaches a1.
+        let reach = |m: &str| {
+            if relayed && m == "a1" {
+                format!("{mx}:{NODE_PORT}")
+            } else {
+                at(m)
+            }
+        };
         for (epoch, (m, from, to)) in MASTERS.iter().enumerate() {
             call(
                 &at(m),
@@ -101,7 +143,6 @@ impl ClusterLab {
                 ],
             )?;
         }
-        let port = NODE_PORT.to_string();
         for m in &MEMBERS[3..] {
             call(&at("a1"), &["CLUSTER", "MEET", &lab.ip(m), &port])?;
         }
@@ -122,15 +163,16 @@ impl ClusterLab {
         for r in ["a2", "a3"] {
             call(&at(r), &["CLUSTER", "REPLICATE", &a1])?;
         }
-        let first = at("a1");
+        let first = reach("a1");
         let mut config = Config::default();
         config.proxy.listen = format!("{}:6380", lab.ip("hive"));
         config.proxy.threads = 2;
-        config.backend.seeds = ["a1", "b1", "c1"].iter().map(|m| at(m)).collect();
+        config.backend.seeds = ["a1", "b1", "c1"].iter().map(|m| reach(m)).collect();
         config.backend.write_ack = write_ack;
         let proxy = start_proxy(&lab, config)?;
         let me = ClusterLab {
             proxy,
+            relay,
             nodes,
             lab,
             _dir: dir,
@@ -187,6 +229,9 @@ impl FaultLab for ClusterLab {
             .shard_of(hive_common::Slot::for_key(b"{f}"))
             .map(|i| topo.map.shards()[i].master.clone())
             .unwrap_or_default()
+    }
+    fn relay(&self) -> Option<&Relay> {
+        self.relay.as_ref()
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod netns;
+pub mod relay;
 pub mod scenario;
 pub mod sentinel;
 pub mod workload;

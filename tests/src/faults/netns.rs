@@ -128,10 +128,15 @@ impl Lab {
         vec!["netns".into(), "exec".into(), self.ns(member)]
     }
 
+    /// The file that names `member`'s namespace (for `setns`).
+    pub fn path(&self, member: &str) -> std::path::PathBuf {
+        format!("/run/netns/{}", self.ns(member)).into()
+    }
+
     /// Moves the calling thread into `member`'s namespace: its sockets, and the threads and
     /// processes it starts from then on, live there.
     pub fn enter(&self, member: &str) -> Result<()> {
-        let path = format!("/run/netns/{}", self.ns(member));
+        let path = self.path(member).display().to_string();
         let f = File::open(&path).with_context(|| format!("open {path}"))?;
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
             .with_context(|| format!("setns {path}"))?;

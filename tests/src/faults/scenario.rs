@@ -7,6 +7,7 @@ use hive_proxy::config::WriteAck;
 
 use super::cluster::ClusterLab;
 use super::netns::Lab;
+use super::relay::{Faults, LinkFaults, Relay};
 use super::sentinel::{SentinelLab, DOWN_AFTER_MS, NODE_PORT};
 use super::workload::{verify, Load};
 use hive_local::RedisProcess;
@@ -27,6 +28,8 @@ pub trait FaultLab {
     fn others(&self) -> &'static [&'static str];
     /// The faulted shard's master as Hive routes it now.
     fn master_addr(&self) -> String;
+    /// The fault relay every peer reaches the master through, when the lab was started with it.
+    fn relay(&self) -> Option<&Relay>;
 
     fn lab(&self) -> &Lab {
         self.parts().2
@@ -71,6 +74,8 @@ pub enum Fault {
     PartitionMinority,
     /// 3: Hive cut off from the master; Hive on the majority side.
     ProxyFromMaster,
+    /// 4: 200 ms delay and 5% loss, each way, on every link of the master (through the relay).
+    SlowLink,
     /// 5: SIGSTOP of the master for longer than down-after-milliseconds, then SIGCONT.
     Stop,
     /// 6: one sentinel cut off from everyone (the quorum of 2 still holds).
@@ -83,11 +88,16 @@ impl Fault {
             Fault::Kill => "kill-master",
             Fault::PartitionMinority => "partition-minority",
             Fault::ProxyFromMaster => "proxy-cut-from-master",
+            Fault::SlowLink => "slow-lossy-link",
             Fault::Stop => "sigstop-master",
             Fault::OneSentinel => "one-sentinel-cut",
         }
     }
 }
+
+/// Scenario 4's link: the 200 ms and 5%, in each direction.
+pub const SLOW_LINK_DELAY: Duration = Duration::from_millis(200);
+pub const SLOW_LINK_LOSS: f64 = 0.05;
 
 /// How long each phase lasts: short in CI, long in `benches/faults.sh`.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +138,10 @@ pub struct Report {
     /// Client errors from the fault to the heal, and from the heal on.
     pub errors_during: usize,
     pub errors_after: usize,
+    /// Writes acknowledged from the fault to the heal, and the 99th percentile of their
+    /// latency (what a slow link costs, per setting).
+    pub acked_during: usize,
+    pub p99_during: Option<Duration>,
     /// From the fault to the first write sent after it that succeeded.
     pub first_write: Option<Duration>,
     /// From the fault to when a replica first said it was master (`ROLE`, polled every 20
@@ -136,12 +150,14 @@ pub struct Report {
     /// The errors seen, by their first words, and when the first few came (ms from the fault).
     pub error_kinds: std::collections::BTreeMap<String, usize>,
     pub error_times_ms: Vec<i64>,
+    /// The first stale reads: ms from the fault, and what was read.
+    pub stale: Vec<(i64, String)>,
 }
 
 impl Report {
     pub fn json(&self) -> String {
         format!(
-            "{{\"mode\":\"{}\",\"fault\":\"{}\",\"write_ack\":\"{}\",\"acked\":{},\"lost\":{},\"registers_behind\":{},\"stale_reads\":{},\"errors_during\":{},\"errors_after\":{},\"first_write_ms\":{},\"promoted_ms\":{},\"error_kinds\":{},\"error_times_ms\":{:?}}}",
+            "{{\"mode\":\"{}\",\"fault\":\"{}\",\"write_ack\":\"{}\",\"acked\":{},\"lost\":{},\"registers_behind\":{},\"stale_reads\":{},\"errors_during\":{},\"errors_after\":{},\"acked_during\":{},\"p99_during_ms\":{},\"first_write_ms\":{},\"promoted_ms\":{},\"error_kinds\":{},\"error_times_ms\":{:?},\"stale\":{}}}",
             self.mode,
             self.fault.name(),
             self.write_ack.as_str(),
@@ -151,10 +167,13 @@ impl Report {
             self.stale_reads,
             self.errors_during,
             self.errors_after,
+            self.acked_during,
+            self.p99_during.map_or("null".into(), |d| d.as_millis().to_string()),
             self.first_write.map_or("null".into(), |d| d.as_millis().to_string()),
             self.promoted.map_or("null".into(), |d| d.as_millis().to_string()),
             serde_json::to_string(&self.error_kinds).unwrap_or_default(),
-            self.error_times_ms
+            self.error_times_ms,
+            serde_json::to_string(&self.stale).unwrap_or_default()
         )
     }
 
@@ -177,13 +196,13 @@ impl Report {
 
 /// Runs `fault` on a fresh Sentinel deployment with `write_ack`.
 pub fn sentinel(fault: Fault, write_ack: WriteAck, t: Timing) -> anyhow::Result<Report> {
-    let mut d = SentinelLab::start(write_ack)?;
+    let mut d = SentinelLab::start(write_ack, fault == Fault::SlowLink)?;
     run(&mut d, fault, write_ack, t)
 }
 
 /// Runs `fault` on a fresh Redis Cluster with `write_ack`.
 pub fn cluster(fault: Fault, write_ack: WriteAck, t: Timing) -> anyhow::Result<Report> {
-    let mut d = ClusterLab::start(write_ack)?;
+    let mut d = ClusterLab::start(write_ack, fault == Fault::SlowLink)?;
     run(&mut d, fault, write_ack, t)
 }
 
@@ -221,6 +240,18 @@ fn run(
     match fault {
         Fault::Kill => d.kill_master(),
         Fault::Stop => signal(&master_pid, "-STOP"),
+        Fault::SlowLink => {
+            let link = LinkFaults {
+                delay: SLOW_LINK_DELAY,
+                loss: SLOW_LINK_LOSS,
+                stall: false,
+            };
+            d.relay().expect("a relayed lab").set(Faults {
+                up: link,
+                down: link,
+                cut: false,
+            });
+        }
         _ => {}
     }
     let at = Instant::now();
@@ -233,6 +264,9 @@ fn run(
     let heal_at = Instant::now();
     if fault == Fault::Stop {
         signal(&master_pid, "-CONT");
+    }
+    if let Some(r) = d.relay() {
+        r.set(Faults::default());
     }
     let lab = d.lab();
     for (a, b) in &cut_pairs {
@@ -252,6 +286,14 @@ fn run(
         .filter(|(sent, _)| *sent > at)
         .map(|(_, done)| *done - at)
         .min();
+    let mut during: Vec<Duration> = seen
+        .ok_at
+        .iter()
+        .filter(|(sent, _)| *sent >= at && *sent < heal_at)
+        .map(|(sent, done)| *done - *sent)
+        .collect();
+    during.sort();
+    let p99_during = (!during.is_empty()).then(|| during[(during.len() - 1) * 99 / 100]);
     let promoted = promotion.stop().map(|t| t.saturating_duration_since(at));
     if first_write.is_none() {
         eprintln!(
@@ -259,6 +301,15 @@ fn run(
             roles(&d.nodes())
         );
     }
+    // Negative before the fault.
+    let since = |t: Instant| -> i64 {
+        let ms = |d: Duration| d.as_millis() as i64;
+        if t >= at {
+            ms(t - at)
+        } else {
+            -ms(at - t)
+        }
+    };
     let report = Report {
         mode: d.mode(),
         fault,
@@ -273,6 +324,8 @@ fn run(
             .filter(|(t, _)| *t >= at && *t < heal_at)
             .count(),
         errors_after: seen.errors.iter().filter(|(t, _)| *t >= heal_at).count(),
+        acked_during: during.len(),
+        p99_during,
         first_write,
         promoted,
         error_kinds: seen
@@ -287,14 +340,13 @@ fn run(
             .errors
             .iter()
             .take(12)
-            .map(|(t, _)| {
-                let ms = |d: Duration| d.as_millis() as i64;
-                if *t >= at {
-                    ms(*t - at)
-                } else {
-                    -ms(at - *t)
-                }
-            })
+            .map(|(t, _)| since(*t))
+            .collect(),
+        stale: seen
+            .stale
+            .iter()
+            .take(5)
+            .map(|(t, what)| (since(*t), what.clone()))
             .collect(),
     };
     Ok(report)

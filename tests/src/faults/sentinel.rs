@@ -13,11 +13,13 @@ use hive_proxy::config::{Config, Mode, ShardConfig, WriteAck};
 use hive_proxy::server::ProxyHandle;
 
 use super::netns::Lab;
+use super::relay::Relay;
 use super::scenario::{start_proxy, FaultLab};
 use crate::module_cluster::wait_for;
 
 /// Member names, in address order.
-pub const MEMBERS: &[&str] = &["ctl", "hive", "m", "r1", "r2", "s1", "s2", "s3"];
+/// `mx` holds the fault relay in front of the master, when a scenario asks for it.
+pub const MEMBERS: &[&str] = &["ctl", "hive", "m", "r1", "r2", "s1", "s2", "s3", "mx"];
 pub const DOWN_AFTER_MS: u64 = 5000;
 pub(super) const NODE_PORT: u16 = 6379;
 const SENTINEL_PORT: u16 = 26379;
@@ -26,6 +28,7 @@ const GROUP: &str = "f";
 /// Field order matters: the proxy goes before the nodes, the namespaces last.
 pub struct SentinelLab {
     pub proxy: ProxyHandle,
+    pub relay: Option<Relay>,
     pub nodes: Vec<RedisProcess>,
     pub sentinels: Vec<RedisProcess>,
     pub lab: Lab,
@@ -37,8 +40,10 @@ fn addr(lab: &Lab, member: &str, port: u16) -> String {
 }
 
 impl SentinelLab {
-    /// Starts everything; the calling thread moves into the control namespace for good.
-    pub fn start(write_ack: WriteAck) -> Result<SentinelLab> {
+    /// Starts everything; the calling thread moves into the control namespace for good. With
+    /// `relayed`, every peer reaches the master through the fault relay in `mx`: the replicas
+    /// replicate from it, the sentinels monitor it, so Hive is given it too.
+    pub fn start(write_ack: WriteAck, relayed: bool) -> Result<SentinelLab> {
         let lab = Lab::new(MEMBERS)?;
         lab.enter("ctl")?;
         let dir = tempfile::Builder::new().prefix("hive-faults-").tempdir()?;
@@ -52,10 +57,28 @@ impl SentinelLab {
             RedisProcess::start_via_ip(&lab.prefix(member), &d, &lab.ip(member), NODE_PORT, &args)
         };
         let master = node("m", &[])?;
-        let mip = lab.ip("m");
+        let relay = if relayed {
+            let at = format!("{}:{NODE_PORT}", lab.ip("mx")).parse()?;
+            Some(Relay::start(
+                Some(lab.path("mx")),
+                &[(at, master.addr.parse()?)],
+            )?)
+        } else {
+            None
+        };
+        let mip = lab.ip(if relayed { "mx" } else { "m" });
         let port = NODE_PORT.to_string();
-        let r1 = node("r1", &["--replicaof", &mip, &port])?;
-        let r2 = node("r2", &["--replicaof", &mip, &port])?;
+        // Through the relay the master sees each replica at the relay's address: the replicas
+        // announce their own, or the sentinels would take the master for its own replica.
+        let (r1ip, r2ip) = (lab.ip("r1"), lab.ip("r2"));
+        let r1 = node(
+            "r1",
+            &["--replicaof", &mip, &port, "--replica-announce-ip", &r1ip],
+        )?;
+        let r2 = node(
+            "r2",
+            &["--replicaof", &mip, &port, "--replica-announce-ip", &r2ip],
+        )?;
         let mut sentinels = Vec::new();
         for s in ["s1", "s2", "s3"] {
             sentinels.push(start_sentinel(&lab, dir.path(), s, &mip)?);
@@ -76,12 +99,13 @@ impl SentinelLab {
         let proxy = start_proxy(&lab, config)?;
         let me = SentinelLab {
             proxy,
+            relay,
             nodes: vec![master, r1, r2],
             sentinels,
             lab,
             _dir: dir,
         };
-        me.wait_healthy(Duration::from_secs(30), &me.nodes[0].addr.clone());
+        me.wait_healthy(Duration::from_secs(30), &format!("{mip}:{NODE_PORT}"));
         Ok(me)
     }
 
@@ -145,6 +169,9 @@ impl FaultLab for SentinelLab {
     }
     fn master_addr(&self) -> String {
         self.routed()
+    }
+    fn relay(&self) -> Option<&Relay> {
+        self.relay.as_ref()
     }
 }
 

@@ -17,6 +17,8 @@ pub struct Seen {
     pub registers: BTreeMap<String, u64>,
     /// Reads of a register that returned less than the version acknowledged before it.
     pub stale_reads: u64,
+    /// When each stale read was sent, and what it read.
+    pub stale: Vec<(Instant, String)>,
     /// When each successful write was sent and when its reply came (for the downtime), and
     /// errors' times with their text.
     pub ok_at: Vec<(Instant, Instant)>,
@@ -113,11 +115,28 @@ fn write_loop(url: &str, tag: &str, w: usize, stop: &AtomicBool, seen: &Mutex<Se
                 continue;
             }
         }
+        let asked = Instant::now();
         let got: redis::RedisResult<Option<u64>> = redis::cmd("GET").arg(&register).query(c);
-        if let Ok(v) = got {
+        match got {
             // The write of version `i` was acknowledged just before: an older value is stale.
-            if v.unwrap_or(0) < i {
-                seen.lock().unwrap().stale_reads += 1;
+            Ok(v) if v.unwrap_or(0) < i => {
+                let mut s = seen.lock().unwrap();
+                s.stale_reads += 1;
+                s.stale
+                    .push((asked, format!("{register}: read {v:?} after {i}")));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // A reply that timed out may still come: the connection must go, or the next
+                // request would read it as its own.
+                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                    conn = None;
+                }
+                let text = match (e.code(), e.detail()) {
+                    (Some(code), Some(detail)) => format!("{code} {detail}"),
+                    _ => e.to_string(),
+                };
+                seen.lock().unwrap().errors.push((Instant::now(), text));
             }
         }
     }

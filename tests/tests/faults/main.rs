@@ -5,6 +5,8 @@
 //! losses are counted and reported, not judged. Skipped, with the reason printed, where the
 //! machine cannot create namespaces.
 
+mod relay;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -120,14 +122,34 @@ fn faults_cluster_stopped_master_fails_over_within_ten_seconds() {
     }
 }
 
+/// The scenarios only the long form runs (benches/faults.sh); each says so when skipped.
+fn long(name: &str) -> bool {
+    let on = std::env::var("HIVE_FAULTS").as_deref() == Ok("long");
+    if !on {
+        println!("faults: {name}: long form only (HIVE_FAULTS=long, benches/faults.sh)");
+    }
+    on
+}
+
 #[test]
-fn faults_long_form_scenarios() {
-    if std::env::var("HIVE_FAULTS").as_deref() != Ok("long") {
-        println!("faults: long form not requested (HIVE_FAULTS=long, benches/faults.sh)");
-        return;
+fn faults_long_proxy_cut_from_master_loses_no_acknowledged_write() {
+    if long("proxy-cut-from-master") {
+        run(Fault::ProxyFromMaster);
+        run_on(cluster, Fault::ProxyFromMaster);
     }
-    for f in [Fault::ProxyFromMaster, Fault::OneSentinel] {
-        run(f);
+}
+
+#[test]
+fn faults_long_slow_lossy_link_loses_no_acknowledged_write() {
+    if long("slow-lossy-link") {
+        run(Fault::SlowLink);
+        run_on(cluster, Fault::SlowLink);
     }
-    run_on(cluster, Fault::ProxyFromMaster);
+}
+
+#[test]
+fn faults_long_one_sentinel_cut_loses_no_acknowledged_write() {
+    if long("one-sentinel-cut") {
+        run(Fault::OneSentinel);
+    }
 }
