@@ -13,7 +13,7 @@ mod malloc;
 mod serve;
 mod target;
 
-use inspect::{check, monitor, status};
+use inspect::{check, monitor, status, top};
 use serve::{proxy, up};
 
 pub use logging::{init_logging, LogHandle};
@@ -47,6 +47,8 @@ enum Cmd {
     Check(check::CheckArgs),
     /// A live terminal dashboard of the deployment (q quits).
     Monitor(monitor::MonitorArgs),
+    /// The proxy's hottest keys and biggest replies, from its sampled requests (q quits).
+    Top(top::TopArgs),
     /// Back up every shard of the deployment into one backup (a directory or S3).
     Backup(backup::BackupArgs),
     /// List the backups at a destination, or verify one.
@@ -78,6 +80,7 @@ fn run() -> Result<()> {
         Cmd::Status(a) => status::run(a),
         Cmd::Check(a) => check::run(a),
         Cmd::Monitor(a) => monitor::run(a),
+        Cmd::Top(a) => top::run(a),
         Cmd::Backup(a) => backup::run_backup(a),
         Cmd::Backups(a) => backup::run_backups(a),
         Cmd::Restore(a) => backup::run_restore(a),

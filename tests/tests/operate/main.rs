@@ -1,5 +1,5 @@
 //! What an operator runs and sees: the `hive` binary itself, administrative commands,
-//! `/metrics` and the probes, `hive status`/`check`/`monitor`, `hive init`, security and TLS.
+//! `/metrics` and the probes, `hive status`/`check`/`monitor`/`top`, `hive init`, security and TLS.
 
 mod admin;
 mod binary;

@@ -116,6 +116,8 @@ struct Conn {
     acks: Acks,
     /// CLIENT REPLY.
     replies: dispatch::Replies,
+    /// The countdown to the next request sampled for hot and big keys.
+    sample: crate::metrics::hotkeys::Countdown,
 }
 
 /// Takes a new client's slot at once (so the accept loop counts it against `max_clients`)
@@ -184,6 +186,7 @@ async fn serve<S>(
         writes: Writes::default(),
         acks: Acks::new(live.backend.write_ack == hive_upstream::config::WriteAck::Replica),
         replies: Default::default(),
+        sample: crate::metrics::hotkeys::Countdown::new(cfg.hotkeys_sample_every),
     };
     conn.session.read_from = live.backend.read_from;
     // Buffers start empty: an idle client holds no buffer pages.

@@ -81,8 +81,8 @@ impl Unit {
 pub(super) enum Shape {
     Single,
     /// INFO: prepend the proxy's section to the node's reply (with the command count as of
-    /// the request).
-    Info(u64),
+    /// the request), and `# Hotkeys` when asked for.
+    Info(u64, bool),
     Merge(Box<Merge>),
     /// MULTI ... EXEC sent as one unit: the EXEC reply, unless a redirect aborted it.
     Exec,
@@ -210,7 +210,7 @@ impl Conn {
         }
         match &mut p.shape {
             Shape::Single => p.reply = Some(frame),
-            Shape::Info(n) => p.reply = Some(prepend_info(shared, frame, *n)),
+            Shape::Info(n, hot) => p.reply = Some(prepend_info(shared, frame, *n, *hot)),
             Shape::Exec => p.reply = Some(exec_reply(shared, frame)),
             Shape::Merge(m) => {
                 if let Some(out) = m.add(tag.part as usize, frame) {
@@ -277,6 +277,9 @@ impl Conn {
             if !p.silent {
                 out.push(r);
             }
+            if p.cmd != NO_CMD && self.sample.tick() {
+                sample(&self.worker, p, r.len(), self.sample.every());
+            }
             if p.at != 0 && p.cmd != NO_CMD {
                 let now = *turn_at.get_or_insert_with(|| clock.raw().max(1));
                 let us = clock.delta_as_nanos(p.at, now) / 1000;
@@ -297,6 +300,21 @@ impl Conn {
         }
         Stats::add(&self.shared.stats.error_replies, errors);
         self.note_acked();
+    }
+}
+
+/// Records a sampled request's first key and reply size; a request without one (no key, or
+/// answered by the proxy itself) is skipped. Runs for 1 request in `hotkeys_sample_every`.
+fn sample(worker: &WorkerStats, p: &Pending, bytes: usize, every: u32) {
+    let Some(u) = p.units.first() else { return };
+    let req = &u.req;
+    let Some(spec) = hive_common::command::CommandTable::get().lookup(req.arg(0)) else {
+        return;
+    };
+    if spec.first_key > 0 && (spec.first_key as usize) < req.argc() {
+        worker
+            .hotkeys
+            .sample(req.arg(spec.first_key as usize), bytes, every);
     }
 }
 

@@ -114,6 +114,9 @@ pub struct ProxyConfig {
     pub slowlog_slower_than_us: i64,
     /// Entries SLOWLOG keeps (Redis's `slowlog-max-len`).
     pub slowlog_max_len: usize,
+    /// One request in this many is sampled for INFO hotkeys, /metrics and `hive top` (its
+    /// first key and reply size); 0 turns sampling off.
+    pub hotkeys_sample_every: u32,
     /// Multi-key commands whose keys hash to different slots: `refuse` (Redis Cluster's
     /// `-CROSSSLOT`) or `emulate` (Hive runs them across shards, not atomically).
     pub cross_slot: CrossSlot,
@@ -180,6 +183,7 @@ impl Default for ProxyConfig {
             node_poll_interval_ms: 2000,
             slowlog_slower_than_us: 10_000,
             slowlog_max_len: 128,
+            hotkeys_sample_every: 100,
             cross_slot: CrossSlot::Refuse,
             cross_slot_max_bytes: MemSize(64 << 20),
         }

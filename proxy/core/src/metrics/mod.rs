@@ -2,6 +2,7 @@
 //! per request only in their own worker's counters (`worker`). `report` renders them.
 
 pub use hive_upstream::stats::{backends, events};
+pub mod hotkeys;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

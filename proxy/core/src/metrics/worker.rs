@@ -101,6 +101,8 @@ pub struct WorkerStats {
     pub slow: Cell64,
     /// Reads sent to a replica.
     pub replica_reads: Cell64,
+    /// The sampled requests' keys and reply sizes.
+    pub hotkeys: super::hotkeys::HotKeys,
 }
 
 impl WorkerStats {
@@ -114,6 +116,7 @@ impl WorkerStats {
             bytes_out: Cell64::default(),
             slow: Cell64::default(),
             replica_reads: Cell64::default(),
+            hotkeys: Default::default(),
         }
     }
 
@@ -182,6 +185,11 @@ impl Workers {
     pub fn each<F: FnMut(&WorkerStats)>(&self, mut f: F) {
         let all = self.all.lock().unwrap_or_else(|p| p.into_inner()).clone();
         all.iter().for_each(|w| f(w));
+    }
+
+    /// Every worker's counters, for a reader that keeps them across calls.
+    pub fn all(&self) -> Vec<Arc<WorkerStats>> {
+        self.all.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Sums of one value over every worker.

@@ -27,6 +27,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "proxy.node_poll_interval_ms",
     "proxy.slowlog_slower_than_us",
     "proxy.slowlog_max_len",
+    "proxy.hotkeys_sample_every",
     "backend.seeds",
     "backend.large_value_bytes",
     "backend.read_from",

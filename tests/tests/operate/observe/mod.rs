@@ -1,6 +1,7 @@
 //! What an operator sees of a running proxy: `/metrics` (every name the Grafana dashboard and
 //! the alert rules use exists, and `promtool check metrics` accepts the exposition),
-//! `/healthz` and `/readyz`, SLOWLOG and MONITOR through the proxy, with the wrong user too.
+//! `/healthz` and `/readyz`, SLOWLOG and MONITOR through the proxy, with the wrong user too;
+//! hot and big keys (`hotkeys`).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,6 +12,8 @@ use hive_proxy::config::Config;
 use hive_proxy::server::ProxyHandle;
 use hive_tests::{connect, error_text, http, module_so, run, GroupEnv};
 use redis::{Commands, Value};
+
+mod hotkeys;
 
 fn deploy(file: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -50,7 +53,7 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn promtool_check_metrics(exposition: &str) {
+pub(super) fn promtool_check_metrics(exposition: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -34,7 +34,13 @@ impl Conn {
         // What Redis shows: the commands before this one, this batch's included.
         let commands = crate::metrics::Stats::get(&self.shared.stats.commands_processed)
             + self.batch_counted();
-        self.push_unit(Unit::new(req, Route::Any), Shape::Info(commands));
+        // A section of the proxy's own: `hotkeys`, or `everything` (Redis's word for every
+        // section, module ones included).
+        let hot = req
+            .args()
+            .skip(1)
+            .any(|a| a.eq_ignore_ascii_case(b"hotkeys") || a.eq_ignore_ascii_case(b"everything"));
+        self.push_unit(Unit::new(req, Route::Any), Shape::Info(commands, hot));
     }
 
     /// EVAL bodies are remembered so an EVALSHA of them can be healed later. Hashing costs
@@ -188,11 +194,14 @@ fn own_conn(
 }
 
 /// INFO's reply: the proxy's `# Proxy` section, then the node's sections.
-pub(crate) fn prepend_info(shared: &Shared, frame: Bytes, commands: u64) -> Bytes {
+pub(crate) fn prepend_info(shared: &Shared, frame: Bytes, commands: u64, hot: bool) -> Bytes {
     let Some((body, verbatim)) = bulk_body(&frame) else {
         return frame;
     };
     let mut text = crate::report::info::proxy_section(shared, commands).into_bytes();
+    if hot {
+        text.extend_from_slice(crate::report::hotkeys::section(shared).as_bytes());
+    }
     let paused = crate::metrics::Stats::get(&shared.stats.paused_clients);
     text.extend_from_slice(&crate::report::info::add_blocked(body, paused));
     let mut out = BytesMut::with_capacity(text.len() + 16);
