@@ -57,35 +57,67 @@ impl Countdown {
 /// Keys with a count or a size.
 type PerKey = Vec<(Box<[u8]>, u64)>;
 
+/// A key in a table, with its hash: the scans compare hashes and only compare the bytes of
+/// a match (comparing bytes first was 5,700 instructions a sample, callgrind).
+#[derive(Debug, Clone)]
+struct Entry {
+    hash: u64,
+    key: Box<[u8]>,
+    /// Hot: the requests it stands for (each sample weighs its sampling rate). Big: the largest
+    /// reply seen for it, in bytes.
+    n: u64,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Gen {
-    /// Key, requests it stands for (each sample weighs its sampling rate), and the
-    /// space-saving overestimate.
-    hot: Vec<(Box<[u8]>, u64, u64)>,
-    /// Key and the largest reply seen for it, in bytes.
-    big: Vec<(Box<[u8]>, u64)>,
+    hot: Vec<Entry>,
+    big: Vec<Entry>,
+}
+
+fn find<'a>(t: &'a mut [Entry], hash: u64, key: &[u8]) -> Option<&'a mut Entry> {
+    t.iter_mut().find(|e| e.hash == hash && &*e.key == key)
 }
 
 impl Gen {
-    fn count(&mut self, key: &[u8], weight: u64) {
-        if let Some(e) = self.hot.iter_mut().find(|e| &*e.0 == key) {
-            e.1 += weight;
+    fn count(&mut self, hash: u64, key: &[u8], weight: u64) {
+        if let Some(e) = find(&mut self.hot, hash, key) {
+            e.n += weight;
         } else if self.hot.len() < CAPACITY {
-            self.hot.push((key.into(), weight, 0));
-        } else if let Some(min) = self.hot.iter_mut().min_by_key(|e| e.1) {
+            let key = key.into();
+            self.hot.push(Entry {
+                hash,
+                key,
+                n: weight,
+            });
+        } else if let Some(min) = self.hot.iter_mut().min_by_key(|e| e.n) {
             // Space-saving: the newcomer inherits the smallest count, as its upper bound.
-            *min = (key.into(), min.1 + weight, min.1);
+            let key = key.into();
+            *min = Entry {
+                hash,
+                key,
+                n: min.n + weight,
+            };
         }
     }
 
-    fn size(&mut self, key: &[u8], bytes: u64) {
-        if let Some(e) = self.big.iter_mut().find(|e| &*e.0 == key) {
-            e.1 = e.1.max(bytes);
+    fn size(&mut self, hash: u64, key: &[u8], bytes: u64) {
+        if let Some(e) = find(&mut self.big, hash, key) {
+            e.n = e.n.max(bytes);
         } else if self.big.len() < CAPACITY {
-            self.big.push((key.into(), bytes));
-        } else if let Some(min) = self.big.iter_mut().min_by_key(|e| e.1) {
-            if bytes > min.1 {
-                *min = (key.into(), bytes);
+            let key = key.into();
+            self.big.push(Entry {
+                hash,
+                key,
+                n: bytes,
+            });
+        } else if let Some(min) = self.big.iter_mut().min_by_key(|e| e.n) {
+            if bytes > min.n {
+                let key = key.into();
+                *min = Entry {
+                    hash,
+                    key,
+                    n: bytes,
+                };
             }
         }
     }
@@ -145,8 +177,14 @@ impl HotKeys {
             t.prev = (age < WINDOW * 2).then_some((age, done));
             t.start = now;
         }
-        t.cur.count(key, weight as u64);
-        t.cur.size(key, bytes as u64);
+        let hash = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            key.hash(&mut h);
+            h.finish()
+        };
+        t.cur.count(hash, key, weight as u64);
+        t.cur.size(hash, key, bytes as u64);
     }
 
     /// This worker's samples per key and the span they cover, and its biggest replies.
@@ -168,12 +206,12 @@ impl HotKeys {
             }
         }
         for g in gens {
-            for (k, n, _) in &g.hot {
-                *counts.entry(k.clone()).or_default() += n;
+            for e in &g.hot {
+                *counts.entry(e.key.clone()).or_default() += e.n;
             }
-            for (k, b) in &g.big {
-                let e = big.entry(k.clone()).or_default();
-                *e = (*e).max(*b);
+            for e in &g.big {
+                let b = big.entry(e.key.clone()).or_default();
+                *b = (*b).max(e.n);
             }
         }
         (
