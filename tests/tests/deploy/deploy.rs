@@ -155,7 +155,11 @@ fn deploy_compose_files_validate() {
 fn deploy_systemd_units_verify() {
     let dir = tempfile::tempdir().unwrap();
     let hive = hive_bin().display().to_string();
-    for f in ["hive-proxy.service", "redis-node@.service"] {
+    for f in [
+        "hive-proxy.service",
+        "hive-proxy.socket",
+        "redis-node@.service",
+    ] {
         let text = std::fs::read_to_string(root().join("deploy/systemd").join(f)).unwrap();
         std::fs::write(
             dir.path().join(f),
@@ -170,7 +174,12 @@ fn deploy_systemd_units_verify() {
     .unwrap();
     run(Command::new("systemd-analyze")
         .current_dir(dir.path())
-        .args(["verify", "hive-proxy.service", "redis-node@6379.service"]));
+        .args([
+            "verify",
+            "hive-proxy.service",
+            "hive-proxy.socket",
+            "redis-node@6379.service",
+        ]));
 }
 
 /// The ConfigMap's files, written out as Kubernetes mounts them.

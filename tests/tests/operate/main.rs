@@ -7,4 +7,5 @@ mod init;
 mod observe;
 mod operator;
 mod security;
+mod systemd;
 mod tls;

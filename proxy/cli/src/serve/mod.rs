@@ -1,5 +1,6 @@
-//! Subcommands that serve: `hive proxy` (one endpoint in front of the nodes) and `hive up` (a
-//! local deployment with the proxy in front).
+//! Subcommands that serve: `hive proxy` (one endpoint in front of the nodes, following
+//! systemd's conventions: `systemd`) and `hive up` (a local deployment with the proxy in front).
 
 pub mod proxy;
+pub mod systemd;
 pub mod up;

@@ -1,5 +1,6 @@
 //! `hive proxy`: serve, with the config file's settings and the flags that override them;
-//! SIGHUP re-reads the config file (`--check-config` only validates one).
+//! SIGHUP re-reads the config file (`--check-config` only validates one). Under systemd it
+//! reports its state and takes the sockets it is given (`systemd`).
 
 use std::path::{Path, PathBuf};
 
@@ -7,9 +8,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use hive_proxy::config::Config;
 use hive_proxy::server::{self, Shared};
+use sd_notify::NotifyState;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::serve::systemd;
 use crate::target::Target;
 use crate::{init_logging, wait_for_signal, LogHandle};
 
@@ -61,8 +64,9 @@ pub fn run(a: ProxyArgs) -> Result<()> {
     let log = init_logging(&config.log.level, config.log.format);
     let listen = config.proxy.listen.clone();
     let (stop, rx) = watch::channel(false);
-    let running =
-        server::start(config, rx).with_context(|| format!("cannot listen on {listen}"))?;
+    let inherited = systemd::inherited()?;
+    let running = server::start_with(config, inherited, rx)
+        .with_context(|| format!("cannot listen on {listen}"))?;
     match running.tls_addr {
         Some(tls) => info!(listen = %running.addr, tls = %tls, "hive proxy ready"),
         None => info!(listen = %running.addr, "hive proxy ready"),
@@ -70,6 +74,10 @@ pub fn run(a: ProxyArgs) -> Result<()> {
     if let Some(admin) = running.admin_addr {
         info!(admin = %admin, "admin listener ready: /metrics /healthz /readyz");
     }
+    systemd::notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&format!("serving on {}", running.addr)),
+    ]);
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -80,11 +88,16 @@ pub fn run(a: ProxyArgs) -> Result<()> {
         loop {
             tokio::select! {
                 _ = wait_for_signal() => break,
-                _ = hup.recv() => reload(&a, &shared, &log),
+                _ = hup.recv() => {
+                    systemd::reloading();
+                    reload(&a, &shared, &log);
+                    systemd::notify(&[NotifyState::Ready]);
+                }
             }
         }
     });
     info!("shutting down: finishing in-flight requests");
+    systemd::notify(&[NotifyState::Stopping]);
     let _ = stop.send(true);
     running.join();
     Ok(())

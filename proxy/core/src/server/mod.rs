@@ -40,9 +40,21 @@ struct Listeners {
 }
 
 impl Listeners {
-    fn bind(config: &Config) -> std::io::Result<Listeners> {
-        let bind = |a: &str| -> std::io::Result<std::net::TcpListener> {
-            let l = std::net::TcpListener::bind(a)?;
+    /// Binds each configured address, or takes the `inherited` socket (systemd's socket
+    /// activation) already listening on it. An inherited socket no address asks for is an
+    /// error: systemd and the config disagree.
+    fn bind(config: &Config, inherited: Vec<std::net::TcpListener>) -> std::io::Result<Listeners> {
+        let mut inherited = inherited
+            .into_iter()
+            .map(|l| Ok((l.local_addr()?, l)))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let mut bind = |a: &str| -> std::io::Result<std::net::TcpListener> {
+            use std::net::ToSocketAddrs;
+            let wanted: Vec<SocketAddr> = a.to_socket_addrs()?.collect();
+            let l = match inherited.iter().position(|(at, _)| wanted.contains(at)) {
+                Some(i) => inherited.remove(i).1,
+                None => std::net::TcpListener::bind(a)?,
+            };
             l.set_nonblocking(true)?;
             Ok(l)
         };
@@ -50,13 +62,29 @@ impl Listeners {
             "" => None,
             a => Some(bind(a)?),
         };
-        let tls = config.proxy.tls_listen.as_deref().map(bind).transpose()?;
+        let tls = config
+            .proxy
+            .tls_listen
+            .as_deref()
+            .map(&mut bind)
+            .transpose()?;
         if plain.is_none() && tls.is_none() {
             return Err(std::io::Error::other(
                 "no listener: set proxy.listen or proxy.tls_listen",
             ));
         }
-        let admin = config.proxy.admin_listen.as_deref().map(bind).transpose()?;
+        let admin = config
+            .proxy
+            .admin_listen
+            .as_deref()
+            .map(&mut bind)
+            .transpose()?;
+        if let Some((at, _)) = inherited.first() {
+            return Err(std::io::Error::other(format!(
+                "socket activation passed a socket listening on {at}, and no listener of the \
+                 config (proxy.listen, proxy.tls_listen, proxy.admin_listen) is on it"
+            )));
+        }
         Ok(Listeners { plain, tls, admin })
     }
 
@@ -84,10 +112,20 @@ impl Running {
 /// refresher keeps trying and requests wait or get an error meanwhile), and starts the workers.
 /// Returns once the proxy accepts clients.
 pub fn start(config: Config, shutdown: watch::Receiver<bool>) -> std::io::Result<Running> {
+    start_with(config, Vec::new(), shutdown)
+}
+
+/// `start`, taking the listening sockets systemd passed (socket activation) for the
+/// addresses they listen on, instead of binding those.
+pub fn start_with(
+    config: Config,
+    inherited: Vec<std::net::TcpListener>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Running> {
     // The request clock calibrates itself on first use (quanta reads both clocks for a few
     // milliseconds): done here, so the first client request does not wait for it.
     hive_upstream::stats::clock();
-    let listeners = Listeners::bind(&config)?;
+    let listeners = Listeners::bind(&config, inherited)?;
     let tls_addr = listeners.tls.as_ref().map(|l| l.local_addr()).transpose()?;
     let admin_addr = listeners
         .admin
