@@ -4,8 +4,8 @@
 mod admin;
 mod binary;
 mod init;
+mod lifecycle;
 mod observe;
 mod operator;
 mod security;
-mod systemd;
 mod tls;

@@ -12,7 +12,7 @@ use sd_notify::NotifyState;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::serve::systemd;
+use crate::serve::{systemd, upgrade};
 use crate::target::Target;
 use crate::{init_logging, wait_for_signal, LogHandle};
 
@@ -34,6 +34,13 @@ pub struct ProxyArgs {
     /// reason.
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
+    /// Write this process's pid here once it accepts (an upgraded process writes its own).
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    /// Upgrade the running proxy whose pid `--pidfile` holds (as SIGUSR2 does): start the
+    /// binary again, hand it the listening sockets, and drain the old process.
+    #[arg(long, requires = "pidfile")]
+    upgrade: bool,
 }
 
 impl ProxyArgs {
@@ -60,19 +67,49 @@ pub fn run(a: ProxyArgs) -> Result<()> {
         println!("{}: the config is valid", file.display());
         return Ok(());
     }
-    let (config, _) = a.config()?;
-    let log = init_logging(&config.log.level, config.log.format);
-    let listen = config.proxy.listen.clone();
-    let (stop, rx) = watch::channel(false);
-    let inherited = systemd::inherited()?;
-    let running = server::start_with(config, inherited, rx)
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    if a.upgrade {
+        return upgrade::request(a.pidfile.as_deref().expect("clap requires --pidfile"));
+    }
+    upgrade::remember_exe();
+    // Sockets handed over by the process this one upgrades, or passed by systemd.
+    let (mut handover, inherited) = match upgrade::take_over()? {
+        Some((stream, sockets)) => (Some(stream), sockets),
+        None => (None, systemd::inherited()?),
+    };
+    // A process that upgrades another tells it why it could not start, so the upgrade's
+    // error names the reason.
+    let started = (|| -> Result<_> {
+        let (config, _) = a.config()?;
+        let log = init_logging(&config.log.level, config.log.format);
+        let listen = config.proxy.listen.clone();
+        let (stop, rx) = watch::channel(false);
+        let running = server::start_with(config, inherited, rx)
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        Ok((log, stop, running))
+    })();
+    let (log, stop, mut running) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(h) = handover.take() {
+                upgrade::failed(h, &format!("{e:#}"));
+            }
+            return Err(e);
+        }
+    };
     match running.tls_addr {
         Some(tls) => info!(listen = %running.addr, tls = %tls, "hive proxy ready"),
         None => info!(listen = %running.addr, "hive proxy ready"),
     }
     if let Some(admin) = running.admin_addr {
         info!(admin = %admin, "admin listener ready: /metrics /healthz /readyz");
+    }
+    if let Some(h) = handover {
+        upgrade::ready(h)?;
+        info!(pid = std::process::id(), "upgrade: this process serves now");
+    }
+    if let Some(p) = &a.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("write the pid file {}", p.display()))?;
     }
     systemd::notify(&[
         NotifyState::Ready,
@@ -82,12 +119,35 @@ pub fn run(a: ProxyArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let shared = running.shared.clone();
-    signals.block_on(async move {
+    let sockets = std::mem::take(&mut running.sockets);
+    signals.block_on(async {
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .expect("installing a SIGHUP handler works on Unix");
+        let mut usr2 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
+                .expect("installing a SIGUSR2 handler works on Unix");
         loop {
             tokio::select! {
                 _ = wait_for_signal() => break,
+                _ = usr2.recv() => {
+                    info!("SIGUSR2: upgrading: starting the new process");
+                    match upgrade::hand_over(&sockets) {
+                        Ok(pid) => {
+                            info!(pid, "upgrade: the new process accepts; draining this one");
+                            // systemd follows the new process as the service's main one
+                            // (only the main process may say so under NotifyAccess=main).
+                            systemd::notify(&[NotifyState::MainPid(pid)]);
+                            break;
+                        }
+                        Err(e) => {
+                            let why = format!("{e:#}");
+                            warn!(error = %why, "upgrade failed; this process keeps serving");
+                            if let Some(p) = &a.pidfile {
+                                let _ = std::fs::write(upgrade::error_file(p), &why);
+                            }
+                        }
+                    }
+                }
                 _ = hup.recv() => {
                     systemd::reloading();
                     reload(&a, &shared, &log);
@@ -98,8 +158,16 @@ pub fn run(a: ProxyArgs) -> Result<()> {
     });
     info!("shutting down: finishing in-flight requests");
     systemd::notify(&[NotifyState::Stopping]);
+    // Closed here, so once the drain is done nothing of this process holds them.
+    drop(sockets);
     let _ = stop.send(true);
     running.join();
+    if let Some(p) = &a.pidfile {
+        // Only if it is still ours: an upgraded process has written its own.
+        if std::fs::read_to_string(p).is_ok_and(|t| t.trim() == std::process::id().to_string()) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
     Ok(())
 }
 

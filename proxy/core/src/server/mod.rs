@@ -28,6 +28,8 @@ pub struct Running {
     pub tls_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
+    /// Every listening socket (client, TLS, admin), for an upgrade to hand to the next process.
+    pub sockets: Vec<std::net::TcpListener>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -144,6 +146,11 @@ pub fn start_with(
         t => t,
     };
     let shared = Shared::new(config).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let sockets = [&listeners.plain, &listeners.tls, &listeners.admin]
+        .into_iter()
+        .flatten()
+        .map(|l| l.try_clone())
+        .collect::<std::io::Result<Vec<_>>>()?;
     let ready = Arc::new(Barrier::new(n + 2));
     let mut threads = Vec::with_capacity(n + 1);
     let admin = listeners
@@ -179,6 +186,7 @@ pub fn start_with(
         tls_addr,
         admin_addr,
         shared,
+        sockets,
         threads,
     })
 }

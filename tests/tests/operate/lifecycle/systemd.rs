@@ -4,57 +4,18 @@
 //! `systemd-socket-activate`, including a socket on an address the config does not use.
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use hive_local::RedisProcess;
 use hive_tests::{free_port_pair, hive_bin};
+
+use super::{signal, wait_for, Proc};
 
 fn node() -> (tempfile::TempDir, RedisProcess) {
     let dir = tempfile::tempdir().unwrap();
     let n = RedisProcess::start(dir.path(), free_port_pair().unwrap(), &[]).unwrap();
     (dir, n)
-}
-
-/// Kills the child on Drop, so a failed assertion leaves no proxy running.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn new(c: Child) -> Proc {
-        Proc(Some(c))
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.as_ref().map_or(0, Child::id)
-    }
-
-    /// Waits (20 s at most, then kills it) for the child to exit; its status and output.
-    fn output(mut self) -> std::process::Output {
-        let mut child = self.0.take().expect("a child");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn signal(p: &Proc, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &p.pid().to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig}");
 }
 
 /// The next datagram, as text (10 s at most).
@@ -180,12 +141,4 @@ fn systemd_socket_activation_refuses_a_socket_the_config_does_not_use() {
         )),
         "{err}"
     );
-}
-
-fn wait_for(mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
