@@ -137,6 +137,9 @@ pub fn run(a: ProxyArgs) -> Result<()> {
                             // systemd follows the new process as the service's main one
                             // (only the main process may say so under NotifyAccess=main).
                             systemd::notify(&[NotifyState::MainPid(pid)]);
+                            shared
+                                .handed_over
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
                             break;
                         }
                         Err(e) => {

@@ -90,9 +90,12 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// Why the proxy is not ready to serve, if it is not: no topology, slots no shard serves, a
+/// Why the proxy is not ready to serve, if it is not: draining for a shutdown, no topology, slots no shard serves, a
 /// shard without a master, or (from the last poll) a master that did not answer.
 pub fn not_ready(shared: &Shared) -> Option<String> {
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Some("draining: the proxy is stopping".into());
+    }
     let topo = shared.plane.topology.load();
     let n = topo.map.shards().len();
     if n == 0 {

@@ -3,14 +3,17 @@
 //! listener and the facts poller. A burst of clients or a `/metrics` render never delays a
 //! failover, and no worker's clients wait behind a topology refresh.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::warn;
 
 use super::evict;
+use crate::metrics::Stats;
 use crate::state::Shared;
 use hive_upstream::watch::{collect, push, replicas, source};
 
@@ -51,9 +54,12 @@ async fn run(
     if shared.config.backend.failover_push {
         tokio::spawn(push::run(plane.clone(), shutdown.clone()));
     }
+    // The admin listener outlives the shutdown signal: it answers /readyz 503 while the
+    // clients drain, so a load balancer or Kubernetes stops sending new ones.
+    let (admin_stop, admin_stopped) = watch::channel(false);
     match admin.map(TcpListener::from_std) {
         Some(Ok(admin)) => {
-            tokio::spawn(crate::admin::serve(admin, shared.clone(), shutdown.clone()));
+            tokio::spawn(crate::admin::serve(admin, shared.clone(), admin_stopped));
             tokio::spawn(collect::run(plane.clone(), shutdown.clone()));
         }
         Some(Err(e)) => warn!(error = %e, "the admin listener cannot listen"),
@@ -64,4 +70,13 @@ async fn run(
             break;
         }
     }
+    shared.draining.store(true, Ordering::Relaxed);
+    if !shared.handed_over.load(Ordering::Relaxed) {
+        let grace = Duration::from_millis(shared.live.load().proxy.shutdown_grace_ms);
+        let deadline = Instant::now() + grace;
+        while Stats::get(&shared.stats.connected_clients) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let _ = admin_stop.send(true);
 }

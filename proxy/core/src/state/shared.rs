@@ -44,6 +44,11 @@ pub struct Shared {
     /// The proxy's slow requests (SLOWLOG) and the clients running MONITOR.
     pub slowlog: SlowLog,
     pub monitors: Monitors,
+    /// The drain of a shutdown has begun: /readyz answers 503 until the process is gone.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// The listening sockets went to an upgraded process: this one's admin listener stops at
+    /// once, so the new process alone answers the probes.
+    pub handed_over: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -88,6 +93,8 @@ impl Shared {
             pause: PauseState::default(),
             slowlog,
             monitors: Monitors::default(),
+            draining: Default::default(),
+            handed_over: Default::default(),
         }))
     }
 }

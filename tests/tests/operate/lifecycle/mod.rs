@@ -1,9 +1,10 @@
-//! The proxy's life as a process: systemd's conventions (`systemd`) and upgrades in place
-//! (`upgrade`), with the real `hive` binary.
+//! The proxy's life as a process, with the real `hive` binary: systemd's conventions
+//! (`systemd`), the drain as probes see it (`drain`) and upgrades in place (`upgrade`).
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod drain;
 mod systemd;
 mod upgrade;
 
