@@ -3,7 +3,6 @@
 //! once that client has its answer.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use hive_local::RedisProcess;
 use hive_tests::{free_port_pair, hive_bin, http};
@@ -58,9 +57,7 @@ fn drain_answers_readyz_503_until_the_last_client_is_answered() {
         let (status, body) = http::get(admin_addr, "/readyz");
         status == 503 && body.contains("draining")
     });
-    // Still draining: the blocked client is served, then the process goes.
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(http::get(admin_addr, "/readyz").0, 503);
+    // The blocked client is still served; once it has its answer the process goes.
     let _: () = redis::cmd("LPUSH")
         .arg("drain:list")
         .arg("v")

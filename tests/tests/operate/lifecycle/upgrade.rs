@@ -1,7 +1,8 @@
 //! Upgrading `hive proxy` in place under load, with the real binary: SIGUSR2, then
-//! `hive proxy --upgrade --pidfile`, each moving 20 pipelining clients, a client blocked in
-//! BLPOP and a MULTI in progress to a new process with no refused connection and no wrong or
-//! error reply; then a new process with an invalid config, which leaves the old one serving.
+//! `hive proxy --upgrade --pidfile`, each moving 50 pipelining clients, a client blocked in
+//! BLPOP, a MULTI in progress and a subscriber to a new process with no refused connection and
+//! no wrong or error reply; then a new process with an invalid config, which leaves the old one
+//! serving.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -120,7 +121,7 @@ fn upgrade_under_load(addr: &str, pidfile: &std::path::Path, how: &dyn Fn(u32)) 
     let old = pid_in(pidfile);
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Seen::default());
-    let threads: Vec<_> = (0..20)
+    let threads: Vec<_> = (0..50)
         .map(|t| {
             let (addr, stop, seen) = (addr.to_string(), stop.clone(), seen.clone());
             std::thread::spawn(move || load(addr, old, t, stop, seen))
@@ -138,6 +139,49 @@ fn upgrade_under_load(addr: &str, pidfile: &std::path::Path, how: &dyn Fn(u32)) 
                 .query::<Option<(String, String)>>(&mut c)
         })
     };
+    // A subscriber: having nothing unanswered, it is closed as the drain starts, and
+    // subscribes again through the new process.
+    let (tx, messages) = std::sync::mpsc::channel::<String>();
+    let subscriber = {
+        let (url, stop) = (url.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut closed = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut c) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection())
+                else {
+                    continue;
+                };
+                let mut ps = c.as_pubsub();
+                if ps.subscribe("upgrade:ch").is_err() {
+                    continue;
+                }
+                ps.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let _ = tx.send("subscribed".into());
+                loop {
+                    match ps.get_message() {
+                        Ok(m) => {
+                            let _ = tx.send(m.get_payload::<String>().unwrap_or_default());
+                        }
+                        Err(e) if e.is_timeout() => {
+                            if stop.load(Ordering::Relaxed) {
+                                return closed;
+                            }
+                        }
+                        Err(_) => {
+                            closed += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+            closed
+        })
+    };
+    assert_eq!(
+        messages.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "subscribed"
+    );
     let mut multi = redis::Client::open(url.clone())
         .unwrap()
         .get_connection()
@@ -174,6 +218,21 @@ fn upgrade_under_load(addr: &str, pidfile: &std::path::Path, how: &dyn Fn(u32)) 
     }
     let _: () = redis::cmd("DEL").arg("upgrade:tx").query(&mut c).unwrap();
     wait_for(|| !alive(old));
+    // Closed as the drain began, it subscribed again through the new process.
+    assert_eq!(
+        messages.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "subscribed"
+    );
+    let published: u32 = redis::cmd("PUBLISH")
+        .arg("upgrade:ch")
+        .arg("after")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(published, 1);
+    assert_eq!(
+        messages.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "after"
+    );
     // The clients carry on through the new process.
     let before = seen.ok.load(Ordering::Relaxed);
     wait_for(|| seen.ok.load(Ordering::Relaxed) > before + 2000);
@@ -181,6 +240,11 @@ fn upgrade_under_load(addr: &str, pidfile: &std::path::Path, how: &dyn Fn(u32)) 
     for t in threads {
         t.join().unwrap();
     }
+    assert_eq!(
+        subscriber.join().unwrap(),
+        1,
+        "the subscriber was closed once, by the drain"
+    );
     let wrong = seen.wrong.lock().unwrap();
     assert!(
         wrong.is_empty(),
