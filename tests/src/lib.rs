@@ -22,6 +22,7 @@ pub mod module_cluster;
 pub mod module_node;
 pub mod process;
 pub mod suites;
+pub mod tmux;
 
 pub use process::HiveProcess;
 

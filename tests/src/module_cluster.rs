@@ -10,12 +10,21 @@ use hive_proxy::server::ProxyHandle;
 
 use crate::{connect, module_so, node_url};
 
-pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, limit: Duration, f: impl FnMut() -> bool) {
+    assert!(poll_until(limit, f), "timed out waiting for {what}");
+}
+
+/// Whether `f` held within `limit`, looking every 50 ms (for a caller that reports the
+/// failure itself).
+pub fn poll_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         thread::sleep(Duration::from_millis(50));
     }
+    true
 }
 
 pub struct Deployment {

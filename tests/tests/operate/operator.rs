@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hive_local::{GroupOpts, LocalGroups};
 use hive_proxy::config::{Config, Mode};
 use hive_proxy::server::ProxyHandle;
+use hive_tests::tmux::Session;
 use hive_tests::{connect, free_port_pair, hive_bin, module_so};
 
 /// Two master + replica groups with the module and the templates' persistence.
@@ -155,22 +156,6 @@ fn check_passes_as_templated_and_names_what_fails() {
     assert_eq!(failed[0]["detail"], format!("appendonly no on {m}"));
 }
 
-fn tmux(args: &[&str]) -> String {
-    let o = Command::new("tmux").args(args).output().expect("tmux");
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Ends the tmux session on Drop, so a failed assertion leaves no monitor running.
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .output();
-    }
-}
-
 #[test]
 fn monitor_draws_the_deployment_and_keeps_running_with_a_node_down() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,7 +168,7 @@ fn monitor_draws_the_deployment_and_keeps_running_with_a_node_down() {
         file.display()
     );
     let session = Session(name.clone());
-    tmux(&[
+    hive_tests::tmux::tmux(&[
         "new-session",
         "-d",
         "-s",
@@ -194,7 +179,7 @@ fn monitor_draws_the_deployment_and_keeps_running_with_a_node_down() {
         "45",
         &cmd,
     ]);
-    let screen = || tmux(&["capture-pane", "-p", "-t", &name]);
+    let screen = || session.screen();
     wait_for("the first frame", Duration::from_secs(15), || {
         screen().contains("HEALTH OK")
     });
@@ -230,17 +215,14 @@ fn monitor_draws_the_deployment_and_keeps_running_with_a_node_down() {
         Duration::from_secs(15),
         || screen().contains(&format!("{other}: role_change -> master")),
     );
-    tmux(&["resize-window", "-t", &name, "-x", "100", "-y", "30"]);
+    hive_tests::tmux::tmux(&["resize-window", "-t", &name, "-x", "100", "-y", "30"]);
     wait_for("a redraw at the new size", Duration::from_secs(10), || {
         let s = screen();
         s.lines().all(|l| l.chars().count() <= 100) && s.contains("HEALTH DEGRADED")
     });
-    tmux(&["send-keys", "-t", &name, "q"]);
+    session.keys("q");
     wait_for("monitor to quit on q", Duration::from_secs(10), || {
-        !Command::new("tmux")
-            .args(["has-session", "-t", &name])
-            .status()
-            .is_ok_and(|s| s.success())
+        !session.alive()
     });
     drop(session);
 }

@@ -2,7 +2,9 @@
 //! (`systemd`), the drain as probes see it (`drain`) and upgrades in place (`upgrade`).
 
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use hive_tests::module_cluster::poll_until;
 
 mod drain;
 mod systemd;
@@ -23,10 +25,9 @@ impl Proc {
     /// Waits (20 s at most, then kills it) for the child to exit; its status and output.
     pub(super) fn output(mut self) -> std::process::Output {
         let mut child = self.0.take().expect("a child");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll_until(Duration::from_secs(20), || {
+            child.try_wait().ok().flatten().is_some()
+        });
         let _ = child.kill();
         child.wait_with_output().unwrap()
     }
@@ -49,10 +50,7 @@ pub(super) fn signal(p: &Proc, sig: &str) {
     assert!(ok, "kill {sig}");
 }
 
-pub(super) fn wait_for(mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Waits up to 15 s for a state of the processes under test.
+pub(super) fn wait_for(f: impl FnMut() -> bool) {
+    hive_tests::module_cluster::wait_for("the process state", Duration::from_secs(15), f);
 }

@@ -3,13 +3,14 @@
 //! a key with CR LF in it breaks no line; the wrong password gets nothing; sampling off shows
 //! nothing.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hive_local::{ClusterOpts, LocalCluster};
 use hive_proxy::config::Config;
 use hive_proxy::server::ProxyHandle;
 use hive_tests::backups::hive;
+use hive_tests::module_cluster::{poll_until, wait_for};
+use hive_tests::tmux::Session;
 use hive_tests::{connect, hive_bin, http};
 use redis::Commands;
 
@@ -154,28 +155,19 @@ fn hotkeys_show_in_info_metrics_and_hive_top() {
         "env HIVE_PROXY_PASSWORD={PW} {} top --proxy {addr} --interval-ms 200",
         hive_bin().display()
     );
-    let _session = Session(name.clone());
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &cmd,
-    ]);
-    let screen = || tmux(&["capture-pane", "-p", "-t", &name]);
-    wait_for("the first frame", || screen().contains("hot:key"));
+    let tui = Session::start(&name, 120, 40, &cmd);
+    let limit = Duration::from_secs(15);
+    wait_for("the first frame", limit, || {
+        tui.screen().contains("hot:key")
+    });
     let mut p = redis::pipe();
     for _ in 0..20_000 {
         p.get("hotter:key").ignore();
     }
     let _: () = p.query(&mut c).unwrap();
     let mut last = String::new();
-    let moved = wait_until(|| {
-        last = screen();
+    let moved = poll_until(limit, || {
+        last = tui.screen();
         let first = last
             .lines()
             .find(|l| l.contains(":key"))
@@ -183,13 +175,8 @@ fn hotkeys_show_in_info_metrics_and_hive_top() {
         first.contains("hotter:key")
     });
     assert!(moved, "the new hot key is not on top:\n{last}");
-    tmux(&["send-keys", "-t", &name, "q"]);
-    wait_for("top to quit on q", || {
-        !Command::new("tmux")
-            .args(["has-session", "-t", &name])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
+    tui.keys("q");
+    wait_for("top to quit on q", limit, || !tui.alive());
 }
 
 #[test]
@@ -212,36 +199,4 @@ fn hotkeys_sampling_off_shows_no_keys() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("sampling is off"), "{out}");
-}
-
-fn wait_for(what: &str, f: impl FnMut() -> bool) {
-    assert!(wait_until(f), "timed out waiting for {what}");
-}
-
-/// Whether `f` held within 15 s.
-fn wait_until(mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    true
-}
-
-fn tmux(args: &[&str]) -> String {
-    let o = Command::new("tmux").args(args).output().expect("tmux");
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Ends the tmux session on Drop, so a failed assertion leaves no `hive top` running.
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .output();
-    }
 }
