@@ -32,7 +32,7 @@ FLOORS = {
         ["metrics"],
         ["auth", "tls"],
         ["command", "emulate"],
-        ["state"],
+        ["state", "fleet"],
         ["report"],
         ["client"],
         ["admin"],

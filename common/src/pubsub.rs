@@ -4,6 +4,9 @@
 pub const KEYSPACE: &[u8] = b"__keyspace@";
 pub const KEYEVENT: &[u8] = b"__keyevent@";
 
+/// The channel the Hives of a fleet talk on, on the deployment's nodes.
+pub const FLEET_CHANNEL: &str = "__hive__:fleet";
+
 /// Whether `channel` is a keyspace notification channel (made by each node for its own keys).
 pub fn is_keyspace_channel(channel: &[u8]) -> bool {
     channel.starts_with(KEYSPACE) || channel.starts_with(KEYEVENT)

@@ -17,9 +17,13 @@ impl HiveProcess {
     /// `hive proxy --config` with `toml` (its `[proxy] listen` is added), waiting until it
     /// accepts connections.
     pub fn start(toml: &str) -> HiveProcess {
-        let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port_pair().expect("port");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        HiveProcess::start_at(format!("127.0.0.1:{port}").parse().unwrap(), toml)
+    }
+
+    /// As `start`, listening on `addr` (a fleet's members must know each other's ports).
+    pub fn start_at(addr: SocketAddr, toml: &str) -> HiveProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("hive.toml");
         let text = toml.replacen("[proxy]", &format!("[proxy]\nlisten = \"{addr}\""), 1);
         std::fs::write(&path, text).expect("write config");
@@ -46,6 +50,10 @@ impl HiveProcess {
 
     pub fn url(&self) -> String {
         format!("redis://{}/", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn running(&mut self) -> bool {

@@ -10,6 +10,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod emulate;
+pub mod fleet;
 pub mod metrics;
 pub mod report;
 pub mod server;

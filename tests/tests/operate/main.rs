@@ -3,6 +3,7 @@
 
 mod admin;
 mod binary;
+mod fleet;
 mod init;
 mod lifecycle;
 mod observe;

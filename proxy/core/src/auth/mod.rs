@@ -27,6 +27,7 @@ pub struct Users {
 }
 
 /// Where a user definition came from, for error messages.
+#[derive(Debug)]
 pub enum Source<'a> {
     /// `proxy.users[i]` of the config file.
     Config(usize),

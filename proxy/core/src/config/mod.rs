@@ -1,6 +1,9 @@
 //! Proxy configuration: the TOML file and its defaults. Validation lives in `validate.rs`.
 
+mod fleet;
 mod validate;
+
+pub use fleet::FleetSetting;
 
 pub use hive_upstream::config::{
     parse_memsize, BackendConfig, MemSize, Mode, OutputLimit, ReadFrom, Secret, ShardConfig,
@@ -123,6 +126,17 @@ pub struct ProxyConfig {
     /// An emulated command that would copy more than this many bytes of values between
     /// shards is refused instead.
     pub cross_slot_max_bytes: MemSize,
+    /// The other Hives in front of this deployment: a list of their client addresses, or
+    /// `"discover"`. Cluster clients are then shown the live Hives as the cluster's nodes, and
+    /// ACL changes and pub/sub counts are shared among them.
+    pub fleet: Option<FleetSetting>,
+    /// The host:port cluster clients are given for this Hive (default: `listen`).
+    pub announce: Option<String>,
+    /// How often a fleet member announces itself and checks its peers.
+    pub fleet_heartbeat_ms: u64,
+    /// The key that signs fleet messages on the deployment (default: derived from the
+    /// backend password).
+    pub fleet_secret: Option<Secret>,
 }
 
 /// `proxy.cross_slot`.
@@ -186,6 +200,10 @@ impl Default for ProxyConfig {
             hotkeys_sample_every: 100,
             cross_slot: CrossSlot::Refuse,
             cross_slot_max_bytes: MemSize(64 << 20),
+            fleet: None,
+            announce: None,
+            fleet_heartbeat_ms: 500,
+            fleet_secret: None,
         }
     }
 }

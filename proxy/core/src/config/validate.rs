@@ -47,6 +47,7 @@ impl Config {
             ));
         }
         self.validate_backend(file)?;
+        self.validate_fleet(file)?;
         if self.proxy.max_clients == 0 {
             return Err(bad("proxy.max_clients", "must be at least 1".into()));
         }
@@ -259,7 +260,7 @@ impl Config {
 }
 
 /// `host:port`, with an IPv6 host in brackets (`[::1]:7000`), as Hive writes addresses.
-fn valid_host_port(s: &str) -> bool {
+pub(super) fn valid_host_port(s: &str) -> bool {
     match hive_common::addr::split(s) {
         Some((host, port)) => {
             !host.is_empty()

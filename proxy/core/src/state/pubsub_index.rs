@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+use tokio::sync::mpsc;
 
 use bytes::Bytes;
 
@@ -79,12 +81,64 @@ pub struct PubsubIndex {
     inner: Mutex<Inner>,
     /// Subscriptions in the index, so a PUBLISH with none through Hive takes no lock.
     entries: AtomicUsize,
+    /// Where each change goes, numbered, when a fleet shares this index with its peers.
+    changes: OnceLock<mpsc::UnboundedSender<(u64, Change)>>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     clients: Counts,
     nodes: HashMap<String, Counts>,
+    /// Changes made so far: the number of the last one sent to the fleet.
+    seq: u64,
+}
+
+/// One call of `PubsubIndex::add`, as the fleet sends it to the other Hives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    pub place: Placement,
+    pub channels: Vec<Bytes>,
+    pub patterns: Vec<Bytes>,
+    pub by: i64,
+}
+
+/// One table of counts (channels, patterns), as plain data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CountsImage {
+    pub channels: Vec<(Bytes, u32)>,
+    pub patterns: Vec<(Bytes, u32)>,
+}
+
+/// A whole index as plain data: what a Hive sends a peer that missed a change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexImage {
+    pub clients: CountsImage,
+    pub nodes: Vec<(String, CountsImage)>,
+}
+
+impl Counts {
+    fn image(&self) -> CountsImage {
+        let list = |m: &HashMap<Bytes, u32>| m.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        CountsImage {
+            channels: list(&self.channels),
+            patterns: list(&self.patterns),
+        }
+    }
+
+    fn from_image(i: &CountsImage) -> Counts {
+        Counts {
+            channels: i.channels.iter().cloned().collect(),
+            patterns: i.patterns.iter().cloned().collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.channels
+            .values()
+            .chain(self.patterns.values())
+            .map(|n| *n as usize)
+            .sum()
+    }
 }
 
 impl PubsubIndex {
@@ -107,6 +161,17 @@ impl PubsubIndex {
             self.entries.fetch_sub(n, Ordering::Relaxed);
         }
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = self.changes.get() {
+            // Numbered under the lock, so peers see the changes in the index's order.
+            g.seq += 1;
+            let change = Change {
+                place: place.clone(),
+                channels: channels.to_vec(),
+                patterns: patterns.to_vec(),
+                by,
+            };
+            let _ = tx.send((g.seq, change));
+        }
         g.clients.add(channels, patterns, by);
         if let Some(h) = &place.home {
             g.nodes
@@ -140,6 +205,50 @@ impl PubsubIndex {
         }
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.clients.patterns.len() as i64
+    }
+
+    /// Sends every later change to `tx`, numbered (a fleet shares the index this way).
+    pub fn share(&self, tx: mpsc::UnboundedSender<(u64, Change)>) {
+        let _ = self.changes.set(tx);
+    }
+
+    /// The whole index and the number of the last change it holds.
+    pub fn image(&self) -> (u64, IndexImage) {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let image = IndexImage {
+            clients: g.clients.image(),
+            nodes: g
+                .nodes
+                .iter()
+                .map(|(n, c)| (n.clone(), c.image()))
+                .collect(),
+        };
+        (g.seq, image)
+    }
+
+    /// An index holding `image` (a peer's, as it sent it).
+    pub fn from_image(image: &IndexImage) -> PubsubIndex {
+        let clients = Counts::from_image(&image.clients);
+        let idx = PubsubIndex::default();
+        idx.entries.store(clients.len(), Ordering::Relaxed);
+        let mut g = idx.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.clients = clients;
+        g.nodes = image
+            .nodes
+            .iter()
+            .map(|(n, c)| (n.clone(), Counts::from_image(c)))
+            .collect();
+        drop(g);
+        idx
+    }
+
+    /// The distinct patterns subscribed to, for a NUMPAT across a fleet.
+    pub fn patterns(&self) -> Vec<Bytes> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.clients.patterns.keys().cloned().collect()
     }
 
     /// Moves one subscriber's subscriptions from `old` to `new` (a connection changed nodes).

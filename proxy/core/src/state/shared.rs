@@ -49,6 +49,8 @@ pub struct Shared {
     /// The listening sockets went to an upgraded process: this one's admin listener stops at
     /// once, so the new process alone answers the probes.
     pub handed_over: std::sync::atomic::AtomicBool,
+    /// The other Hives in front of the deployment (`proxy.fleet`), if any.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl Shared {
@@ -79,6 +81,11 @@ impl Shared {
             config.proxy.slowlog_slower_than_us,
             config.proxy.slowlog_max_len,
         );
+        let pubsub = crate::state::pubsub_index::PubsubIndex::default();
+        let fleet = crate::fleet::Fleet::from_config(&config).map(|(f, changes)| {
+            pubsub.share(changes);
+            f
+        });
         Ok(Arc::new(Shared {
             plane,
             live: ArcSwap::from_pointee(config.clone()),
@@ -87,7 +94,7 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             clients: Registry::default(),
             scripts: Scripts::default(),
-            pubsub: Default::default(),
+            pubsub,
             auth: AuthState::new(users),
             tls,
             pause: PauseState::default(),
@@ -95,6 +102,7 @@ impl Shared {
             monitors: Monitors::default(),
             draining: Default::default(),
             handed_over: Default::default(),
+            fleet,
         }))
     }
 }

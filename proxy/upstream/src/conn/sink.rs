@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::ReplyTx;
 use crate::stop::Signal;
-use hive_common::pubsub::carries_keyspace;
+use hive_common::pubsub::{carries_keyspace, frame_kind, message_channel, FLEET_CHANNEL};
 
 /// Where a subscriber connection sends the messages it receives, and the bound on how many
 /// bytes of them may wait for the client (Redis's `client-output-buffer-limit pubsub`).
@@ -25,6 +25,11 @@ pub struct PushSink {
 impl PushSink {
     /// Whether a message goes on to the client.
     pub fn passes(&self, frame: &[u8]) -> bool {
-        !self.keyspace_only || carries_keyspace(frame)
+        if self.keyspace_only {
+            return carries_keyspace(frame);
+        }
+        // The Hives of a fleet talk on FLEET_CHANNEL; a client's pattern may match it.
+        !(frame_kind(frame) == Some(b"pmessage")
+            && message_channel(frame) == Some(FLEET_CHANNEL.as_bytes()))
     }
 }

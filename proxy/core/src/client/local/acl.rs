@@ -75,6 +75,13 @@ fn genpass(req: &Request, out: &mut BytesMut) -> Result<(), ProxyError> {
     Ok(())
 }
 
+/// A fleet shares its users: the change goes to the other Hives.
+fn fleet_changed(ctx: &Ctx) {
+    if let Some(f) = &ctx.shared.fleet {
+        f.acl_changed(&ctx.shared.auth);
+    }
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -127,11 +134,13 @@ pub(super) fn answer(
                 Ok((users.with(u), ()))
             })
             .map_err(err)?;
+            fleet_changed(ctx);
             write_simple(out, "OK");
         }
         AclSub::DelUser => {
             let names: Vec<String> = req.args().skip(2).map(text).collect();
             let n = auth.change(|users| users.without(&names)).map_err(err)?;
+            fleet_changed(ctx);
             // Connections of a deleted user close at their next batch (Session::refresh);
             // the idle ones are told now.
             for c in ctx.shared.clients.all() {
@@ -208,6 +217,7 @@ pub(super) fn answer(
             let fresh = crate::auth::Users::from_config(cfg, std::path::Path::new("<config>"))
                 .map_err(|e| err(e.to_string()))?;
             auth.change(|_| Ok((fresh, ()))).map_err(err)?;
+            fleet_changed(ctx);
             write_simple(out, "OK");
         }
     }

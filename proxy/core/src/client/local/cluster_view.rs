@@ -1,5 +1,7 @@
-//! CLUSTER SLOTS / SHARDS / NODES / INFO / MYID as a one-node cluster: the proxy's own address
-//! owns all 16384 slots, so cluster-aware clients send everything through the proxy.
+//! CLUSTER SLOTS / SHARDS / NODES / INFO / MYID as cluster clients should see Hive: alone, a
+//! one-node cluster whose node (the address the client connected to) owns all 16384 slots;
+//! with `proxy.fleet`, the live Hives as the cluster's masters, each with an equal share of
+//! the slots (any Hive serves any slot, the split only spreads the clients' load).
 
 use std::net::SocketAddr;
 
@@ -10,20 +12,9 @@ use hive_common::resp::{
 use hive_common::Slot;
 
 use crate::command::local_cmd::ClusterSub;
+use crate::fleet::view::slots_of;
+use crate::fleet::Member;
 use crate::state::Shared;
-
-/// A stable 40-hex-digit node id derived from the address clients reach the proxy at.
-pub fn node_id(local: &SocketAddr) -> String {
-    let mut parts = [0u64; 3];
-    for (i, p) in parts.iter_mut().enumerate() {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ i as u64;
-        for b in format!("hive:{local}:{i}").bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        *p = h;
-    }
-    format!("{:016x}{:016x}{:08x}", parts[0], parts[1], parts[2] >> 32)
-}
 
 fn state(shared: &Shared) -> &'static str {
     let topo = shared.plane.topology.load();
@@ -44,85 +35,96 @@ pub fn answer(
     resp3: bool,
     out: &mut BytesMut,
 ) {
-    let id = node_id(local);
-    let ip = local.ip().to_string();
-    let port = i64::from(local.port());
+    let (members, me) = match &shared.fleet {
+        Some(f) => (f.members().to_vec(), f.me.id.clone()),
+        None => {
+            let m = Member::new(local.to_string());
+            let id = m.id.clone();
+            (vec![m], id)
+        }
+    };
+    let n = members.len();
+    let ok = state(shared) == "ok";
     match sub {
         ClusterSub::KeySlot => write_integer(out, i64::from(Slot::for_key(req.arg(2)).get())),
-        ClusterSub::MyId => write_bulk(out, id.as_bytes()),
+        ClusterSub::MyId => write_bulk(out, me.as_bytes()),
         ClusterSub::Slots => {
-            write_array_header(out, 1);
-            write_array_header(out, 3);
-            write_integer(out, 0);
-            write_integer(out, 16383);
-            write_array_header(out, 4);
-            write_bulk(out, ip.as_bytes());
-            write_integer(out, port);
-            write_bulk(out, id.as_bytes());
-            write_map_header(out, 0, resp3);
+            write_array_header(out, n);
+            for (i, m) in members.iter().enumerate() {
+                let (start, end) = slots_of(i, n);
+                let (host, port) = m.host_port();
+                write_array_header(out, 3);
+                write_integer(out, i64::from(start));
+                write_integer(out, i64::from(end));
+                write_array_header(out, 4);
+                write_bulk(out, host.as_bytes());
+                write_integer(out, i64::from(port));
+                write_bulk(out, m.id.as_bytes());
+                write_map_header(out, 0, resp3);
+            }
         }
         ClusterSub::Shards => {
-            write_array_header(out, 1);
-            write_map_header(out, 2, resp3);
-            write_bulk(out, b"slots");
-            write_array_header(out, 2);
-            write_integer(out, 0);
-            write_integer(out, 16383);
-            write_bulk(out, b"nodes");
-            write_array_header(out, 1);
-            write_map_header(out, 7, resp3);
-            for (k, v) in [("id", id.as_str()), ("ip", &ip), ("endpoint", &ip)] {
-                write_bulk(out, k.as_bytes());
-                write_bulk(out, v.as_bytes());
+            write_array_header(out, n);
+            for (i, m) in members.iter().enumerate() {
+                let (start, end) = slots_of(i, n);
+                let (host, port) = m.host_port();
+                write_map_header(out, 2, resp3);
+                write_bulk(out, b"slots");
+                write_array_header(out, 2);
+                write_integer(out, i64::from(start));
+                write_integer(out, i64::from(end));
+                write_bulk(out, b"nodes");
+                write_array_header(out, 1);
+                write_map_header(out, 7, resp3);
+                for (k, v) in [("id", m.id.as_str()), ("ip", &host), ("endpoint", &host)] {
+                    write_bulk(out, k.as_bytes());
+                    write_bulk(out, v.as_bytes());
+                }
+                write_bulk(out, b"port");
+                write_integer(out, i64::from(port));
+                write_bulk(out, b"role");
+                write_bulk(out, b"master");
+                write_bulk(out, b"replication-offset");
+                write_integer(out, 0);
+                write_bulk(out, b"health");
+                write_bulk(out, if ok { b"online" } else { b"failed" });
             }
-            write_bulk(out, b"port");
-            write_integer(out, port);
-            write_bulk(out, b"role");
-            write_bulk(out, b"master");
-            write_bulk(out, b"replication-offset");
-            write_integer(out, 0);
-            write_bulk(out, b"health");
-            write_bulk(
-                out,
-                if state(shared) == "ok" {
-                    b"online"
-                } else {
-                    b"failed"
-                },
-            );
         }
         ClusterSub::Nodes => {
-            let line = format!("{id} {ip}:{port}@{port} myself,master - 0 0 1 connected 0-16383\n");
-            write_verbatim(out, line.as_bytes(), resp3);
+            let mut text = String::new();
+            for (i, m) in members.iter().enumerate() {
+                let (start, end) = slots_of(i, n);
+                let flags = if m.id == me {
+                    "myself,master"
+                } else {
+                    "master"
+                };
+                let (host, port) = m.host_port();
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                text.push_str(&format!(
+                    "{} {host}:{port}@{port} {flags} - 0 0 {} connected {start}-{end}\n",
+                    m.id,
+                    i + 1
+                ));
+            }
+            write_verbatim(out, text.as_bytes(), resp3);
         }
         ClusterSub::Info => {
-            let st = state(shared);
+            let st = if ok { "ok" } else { "fail" };
             let text = format!(
                 "cluster_state:{st}\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:{}\r\n\
-cluster_slots_pfail:0\r\ncluster_slots_fail:{}\r\ncluster_known_nodes:1\r\ncluster_size:1\r\n\
-cluster_current_epoch:1\r\ncluster_my_epoch:1\r\ncluster_stats_messages_sent:0\r\n\
+cluster_slots_pfail:0\r\ncluster_slots_fail:{}\r\ncluster_known_nodes:{n}\r\ncluster_size:{n}\r\n\
+cluster_current_epoch:{n}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\n\
 cluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
-                if st == "ok" { 16384 } else { 0 },
-                if st == "ok" { 0 } else { 16384 },
+                if ok { 16384 } else { 0 },
+                if ok { 0 } else { 16384 },
+                members.iter().position(|m| m.id == me).map_or(1, |i| i + 1),
             );
             write_verbatim(out, text.as_bytes(), resp3);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn node_id_is_stable_hex() {
-        let a: SocketAddr = "127.0.0.1:6380".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:6381".parse().unwrap();
-        assert_eq!(node_id(&a).len(), 40);
-        assert!(node_id(&a).bytes().all(|c| c.is_ascii_hexdigit()));
-        // Pinned: clients cache node ids, so the id for an address must not change between
-        // proxy restarts or releases.
-        assert_eq!(node_id(&a), "6ec0bc140e763f3fdc41604662159fef4ef78b75");
-        assert_ne!(node_id(&a), node_id(&b));
     }
 }

@@ -1,6 +1,7 @@
 //! PUBSUB NUMSUB and NUMPAT, counted from the proxy's own index of its clients'
 //! subscriptions: the nodes would count Hive's subscriber connections instead (one per
 //! subscribing client on its home node, plus its keyspace connections on every other master).
+//! A fleet adds the other Hives' clients.
 
 use bytes::BytesMut;
 use hive_common::resp::{write_array_header, write_bulk, write_integer, Request};
@@ -15,9 +16,13 @@ pub fn answer(sub: PubsubSub, req: &Request, shared: &Shared, out: &mut BytesMut
             write_array_header(out, channels.len() * 2);
             for c in channels {
                 write_bulk(out, c);
-                write_integer(out, shared.pubsub.numsub(c));
+                let peers = shared.fleet.as_ref().map_or(0, |f| f.peers.numsub(c));
+                write_integer(out, shared.pubsub.numsub(c) + peers);
             }
         }
-        PubsubSub::NumPat => write_integer(out, shared.pubsub.numpat()),
+        PubsubSub::NumPat => match &shared.fleet {
+            Some(f) => write_integer(out, f.peers.patterns(shared.pubsub.patterns()) as i64),
+            None => write_integer(out, shared.pubsub.numpat()),
+        },
     }
 }

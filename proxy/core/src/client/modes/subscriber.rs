@@ -80,9 +80,13 @@ impl Conn {
     /// Hive's subscriber connections they hold (a client with keyspace connections holds
     /// several), so their count is corrected by the proxy-wide subscription index.
     pub(crate) fn publish(&mut self, req: Request) {
+        if is_fleet_channel(req.arg(1)) {
+            return self.push_error(&fleet_channel_refused());
+        }
         let cluster = self.shared.config.backend.mode == Mode::Cluster;
         let slot = Slot::for_key(req.arg(1));
-        if self.shared.pubsub.is_empty() {
+        let peers = self.shared.fleet.as_ref().map(|f| &f.peers);
+        if self.shared.pubsub.is_empty() && peers.is_none_or(|p| p.is_empty()) {
             // No client of the proxy subscribes: the nodes' own count is the answer.
             return if cluster {
                 self.forward(req, Route::Slot(slot))
@@ -104,7 +108,10 @@ impl Conn {
         };
         drop(topo);
         let (clients, conns) = self.shared.pubsub.receivers(req.arg(1), &nodes);
-        let add = clients - conns;
+        // The other Hives of a fleet hold subscribers too: their clients count, their
+        // connections to these nodes do not.
+        let (pc, pn) = peers.map_or((0, 0), |p| p.receivers(req.arg(1), &nodes));
+        let add = clients - conns + pc - pn;
         if cluster {
             let unit = Unit::new(req, Route::Slot(slot));
             return self.push_unit(unit, Shape::Count { merge: None, add });
@@ -190,6 +197,9 @@ impl Conn {
     }
 
     pub(crate) fn subscribe(&mut self, req: Request, family: Family, on: bool, route: Route) {
+        if on && family != Family::Pattern && req.args().skip(1).any(is_fleet_channel) {
+            return self.push_error(&fleet_channel_refused());
+        }
         let mut args: Vec<Bytes> = (1..req.argc()).map(|i| req.arg_bytes(i)).collect();
         if family == Family::Shard && !on && args.is_empty() {
             // Spell out the channels: they may live on several masters.
@@ -362,4 +372,14 @@ fn shard_confirmations(
         hive_common::resp::write_integer(&mut out, n);
     }
     out.freeze()
+}
+
+/// Hive's own channel between the Hives of a fleet (`fleet::message::CHANNEL`): no client may
+/// publish on it or subscribe to it by name, and pattern subscribers never receive it.
+fn is_fleet_channel(c: &[u8]) -> bool {
+    c == crate::fleet::message::CHANNEL.as_bytes()
+}
+
+fn fleet_channel_refused() -> ProxyError {
+    crate::auth::Denied::Channel(crate::fleet::message::CHANNEL.into()).error()
 }

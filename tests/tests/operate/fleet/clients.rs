@@ -1,0 +1,1 @@
+//! Real cluster clients through the fleet (placeholder replaced below).
