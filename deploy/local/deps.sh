@@ -3,7 +3,8 @@
 # redis-tools (redis-cli, redis-benchmark), libclang-dev (for the module's bindgen), prometheus
 # (promtool, for the alert rules and the exposition), tmux (drives `hive monitor` in tests) and
 # systemd (systemd-analyze verifies the units) and docker-compose (`docker-compose config`
-# checks the compose files; no engine is needed).
+# checks the compose files; no engine is needed), and Node.js with npm (ioredis, a cluster client
+# the fleet tests drive).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -14,6 +15,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

@@ -29,4 +29,10 @@ if [ ! -x target/pyvenv/bin/kubernetes-validate ] || ! target/pyvenv/bin/python 
   python3 -m venv target/pyvenv
   target/pyvenv/bin/pip install --quiet 'redis>=5' 'moto[server]>=5' kubernetes-validate celery
 fi
+# From npm: ioredis, a cluster client in another language, for the fleet tests
+# (tests/js/fleet_load.js).
+if [ ! -d target/node/node_modules/ioredis ]; then
+  mkdir -p target/node
+  npm install --prefix target/node --silent --no-audit --no-fund ioredis@5
+fi
 cargo test --workspace --no-fail-fast

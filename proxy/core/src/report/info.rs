@@ -69,6 +69,16 @@ pub fn proxy_section(shared: &Shared, commands: u64) -> String {
             .collect::<Vec<_>>()
             .join(","),
     ));
+    if let Some(f) = &shared.fleet {
+        let members = f.members();
+        let addrs: Vec<&str> = members.iter().map(|m| m.addr.as_str()).collect();
+        out.push_str(&format!(
+            "fleet_announce:{}\r\nfleet_members:{}\r\nfleet_member_addrs:{}\r\n",
+            f.me.addr,
+            members.len(),
+            addrs.join(",")
+        ));
+    }
     if !shared.config.backend.sentinels.is_empty() {
         out.push_str(&format!(
             "sentinels:{}\r\n",

@@ -30,6 +30,8 @@ fn check_view_and_kill(discover: bool) {
             .unwrap();
         assert!(info.contains("cluster_known_nodes:3"), "{info}");
         assert!(info.contains("cluster_state:ok"), "{info}");
+        let mut c = f.client(i);
+        assert_eq!(hive_tests::info_u64(&mut c, "fleet_members"), 3);
     }
     // Any Hive serves any slot: a key works through each, whatever the map says.
     for i in 0..3 {

@@ -24,6 +24,14 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         &[],
         s.started.elapsed().as_secs_f64(),
     );
+    if let Some(fleet) = &shared.fleet {
+        f.gauge(
+            "hive_fleet_members",
+            "Live Hives of the fleet, this one among them, as cluster clients are shown them.",
+            &[],
+            fleet.members().len() as f64,
+        );
+    }
     f.gauge(
         "hive_connected_clients",
         "Client connections open now.",
