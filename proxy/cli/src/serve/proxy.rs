@@ -23,6 +23,10 @@ pub struct ProxyArgs {
     /// Listen address (overrides proxy.listen).
     #[arg(long)]
     listen: Option<String>,
+    /// The host:port cluster clients are given for this Hive in a fleet (overrides
+    /// proxy.announce; in Kubernetes, the pod's IP from the downward API).
+    #[arg(long, env = "HIVE_ANNOUNCE")]
+    announce: Option<String>,
     /// Worker threads, 0 = half the CPUs, at least one (overrides proxy.threads).
     #[arg(long)]
     threads: Option<usize>,
@@ -49,6 +53,9 @@ impl ProxyArgs {
         let (mut config, source) = self.target.config()?;
         if let Some(l) = &self.listen {
             config.proxy.listen = l.clone();
+        }
+        if let Some(a) = &self.announce {
+            config.proxy.announce = Some(a.clone());
         }
         if let Some(t) = self.threads {
             config.proxy.threads = t;

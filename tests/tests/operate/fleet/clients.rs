@@ -36,7 +36,8 @@ fn node() -> Command {
         modules.display()
     );
     let mut c = Command::new("node");
-    c.env("NODE_PATH", modules).arg(root().join("js/fleet_load.js"));
+    c.env("NODE_PATH", modules)
+        .arg(root().join("js/fleet_load.js"));
     c
 }
 
@@ -81,7 +82,10 @@ fn load_through_a_kill(mut client: Command, name: &str) {
     // before it hears the fleet without it. The fleet's view drops the Hive at once.
     assert!(errors <= 3, "{name}: {errors} errors");
     if errors > 0 {
-        assert!(r["ok_after_error"].as_u64().unwrap() > 100, "{name} did not carry on");
+        assert!(
+            r["ok_after_error"].as_u64().unwrap() > 100,
+            "{name} did not carry on"
+        );
     }
     // The client now knows two Hives.
     let nodes: Vec<String> = serde_json::from_value(r["nodes"].clone()).unwrap();
