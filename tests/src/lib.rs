@@ -254,6 +254,21 @@ pub fn hive_bin() -> PathBuf {
     dir.join("hive")
 }
 
+/// The Python with redis-py that `deploy/local/test.sh` installs in target/pyvenv
+/// (`HIVE_PYTHON` overrides).
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("HIVE_PYTHON") {
+        return p.into();
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyvenv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run deploy/local/test.sh, which installs redis-py from PyPI",
+        p.display()
+    );
+    p
+}
+
 /// An error reply as `CODE detail` (`NOPERM this user has ...`), for exact comparisons.
 pub fn error_text(r: redis::RedisResult<redis::Value>) -> String {
     let e = r.expect_err("an error reply");

@@ -16,13 +16,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The test venv's Python (`deploy/local/test.sh` installs redis-py; `HIVE_PYTHON` overrides).
+/// redis-py's client under the test venv's Python.
 fn python() -> Command {
-    let p = std::env::var("HIVE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join("../target/pyvenv/bin/python"));
-    assert!(p.exists(), "{}: run deploy/local/test.sh", p.display());
-    let mut c = Command::new(p);
+    let mut c = Command::new(hive_tests::python());
     c.arg(root().join("py/fleet_load.py"));
     c
 }

@@ -194,6 +194,22 @@ fn upgrade_under_load(addr: &str, pidfile: &std::path::Path, how: &dyn Fn(u32)) 
         .query(&mut multi)
         .unwrap();
     assert_eq!(queued, "QUEUED");
+    // redis-py with retries, as apps run it: it must see no error at all.
+    let stop_file = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let stop_path = stop_file.to_path_buf();
+    stop_file.close().unwrap();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let mut py = std::process::Command::new(hive_tests::python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/retry_load.py"))
+        .args(["--port", &port, "--stop-file"])
+        .arg(&stop_path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut py_out = std::io::BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut py_out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
     wait_for(|| seen.ok.load(Ordering::Relaxed) > 2000);
     how(old);
     wait_for(|| pid_in(pidfile) != old);
@@ -241,6 +257,19 @@ fn upgrade_under_load(addr: &str, pidfile: &std::path::Path, how: &dyn Fn(u32)) 
     for t in threads {
         t.join().unwrap();
     }
+    std::fs::write(&stop_path, b"").unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut py_out, &mut line).unwrap();
+    assert!(py.wait().unwrap().success());
+    let _ = std::fs::remove_file(&stop_path);
+    let report: serde_json::Value = serde_json::from_str(line.trim()).expect("redis-py's report");
+    println!("redis-py with retries through the upgrade: {report}");
+    assert_eq!(report["errors"], 0, "redis-py saw errors: {report}");
+    assert_eq!(report["wrong"], 0, "redis-py read a wrong value: {report}");
+    assert!(
+        report["connects"].as_u64().unwrap() >= 2,
+        "redis-py never reconnected: {report}"
+    );
     assert_eq!(
         subscriber.join().unwrap(),
         1,
