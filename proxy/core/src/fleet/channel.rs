@@ -23,6 +23,9 @@ use super::view::{node_id, Member};
 use super::{Fleet, Out};
 use crate::state::Shared;
 
+/// Subscription changes waiting to be sent past which they are dropped for an image.
+const BACKLOG: usize = 1024;
+
 /// A discovered peer not heard for this many heartbeats, with its link down, is forgotten.
 const FORGET_AFTER_BEATS: u32 = 20;
 
@@ -102,6 +105,14 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             }
             Some((seq, change)) = inbox.changes.recv() => {
                 t.sent_seq = seq;
+                if inbox.changes.len() > BACKLOG {
+                    // Changes come faster than the node takes them: skip them all, and the
+                    // peers, seeing the gap in the next heartbeat, ask for the whole index.
+                    while let Ok((seq, _)) = inbox.changes.try_recv() {
+                        t.sent_seq = seq;
+                    }
+                    continue;
+                }
                 let from = fleet.from();
                 t.publish(&Msg::Sub { from, seq, change }).await;
             }

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, FleetSetting};
 use crate::state::pubsub_index::Change;
+pub use acl::lines as acl_lines;
 pub use channel::run;
 use message::{Origin, Stamp};
 pub use view::Member;

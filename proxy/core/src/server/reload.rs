@@ -97,6 +97,8 @@ impl Shared {
         });
         if users_changed || new.proxy.aclfile.is_some() {
             let users = crate::auth::Users::from_config(&new, file)?;
+            let before = crate::fleet::acl_lines(&self.auth.users());
+            let after = crate::fleet::acl_lines(&users);
             self.auth
                 .change(|_| Ok::<_, String>((users, ())))
                 .map_err(|reason| ConfigError::Invalid {
@@ -104,6 +106,10 @@ impl Shared {
                     key: "proxy.users".into(),
                     reason,
                 })?;
+            // New users from the file are the fleet's new users, as after ACL LOAD.
+            if let Some(f) = self.fleet.as_ref().filter(|_| before != after) {
+                f.acl_changed(&self.auth);
+            }
         }
         if let Some(tls) = &self.tls {
             tls.reload().map_err(|reason| ConfigError::Invalid {
