@@ -52,6 +52,11 @@ impl HiveProcess {
         format!("redis://{}/", self.addr)
     }
 
+    /// The config file it was started with (to change it and send SIGHUP).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("hive.toml")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

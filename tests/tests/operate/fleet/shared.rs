@@ -77,6 +77,24 @@ fn fleet_acl_change_on_one_hive_holds_on_the_others() {
         auth_ok(&f, 2, "ops", "pw2")
     });
     assert!(!auth_ok(&f, 2, "app", "s3cret"));
+    // A reload whose users differ is a change too, as ACL LOAD is.
+    let h0 = f.hives[0].as_ref().unwrap();
+    let path = h0.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen(
+        "[proxy]\n",
+        "[proxy]\nusers = [\"reloaded on >r ~* +@all\"]\n",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &h0.pid().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -HUP");
+    wait("the reloaded user on Hive 1", || {
+        auth_ok(&f, 1, "reloaded", "r")
+    });
 }
 
 fn publish(f: &Fleet, i: usize, channel: &str) -> i64 {
