@@ -32,7 +32,7 @@ FLOORS = {
         ["metrics"],
         ["auth", "tls"],
         ["command", "emulate"],
-        ["state", "fleet"],
+        ["state", "fleet", "tracking"],
         ["report"],
         ["client"],
         ["admin"],

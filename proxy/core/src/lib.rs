@@ -16,6 +16,7 @@ pub mod report;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod tracking;
 
 /// The primitives every floor uses, from the backplane's lowest floor.
 pub use hive_upstream::{error, stream};

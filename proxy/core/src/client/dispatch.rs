@@ -74,11 +74,20 @@ impl Conn {
         // (CLIENT_PUSHING); a SKIP is still used up.
         let silent = self.replies.silent() && !matches!(action, Action::Subscribe { .. });
         let queued_before = self.queued;
+        let mut own_writes = Vec::new();
+        if let Some(spec) = spec.filter(|_| self.session.tracking.is_some()) {
+            if !matches!(action, Action::Error(_)) {
+                own_writes = self.track_request(&req, spec);
+            }
+        }
         self.acks.dispatching(spec);
         self.dispatch_action(req, action);
         self.acks.now = false;
         if self.held.is_some() {
             return;
+        }
+        if !own_writes.is_empty() {
+            self.tell_own_writes(own_writes);
         }
         if silent {
             for p in self.pending.range_mut(before..) {

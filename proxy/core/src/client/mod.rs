@@ -118,6 +118,8 @@ struct Conn {
     replies: dispatch::Replies,
     /// The countdown to the next request sampled for hot and big keys.
     sample: crate::metrics::hotkeys::Countdown,
+    /// Since when CLIENT TRACKING ON waits for the tracking feed.
+    tracking_wait: Option<std::time::Instant>,
 }
 
 /// Takes a new client's slot at once (so the accept loop counts it against `max_clients`)
@@ -187,6 +189,7 @@ async fn serve<S>(
         acks: Acks::new(live.backend.write_ack == hive_upstream::config::WriteAck::Replica),
         replies: Default::default(),
         sample: crate::metrics::hotkeys::Countdown::new(cfg.hotkeys_sample_every),
+        tracking_wait: None,
     };
     conn.session.read_from = live.backend.read_from;
     // Buffers start empty: an idle client holds no buffer pages.
@@ -408,6 +411,7 @@ impl Conn {
             Action::Pause { on } => self.pause(req, on),
             Action::Monitor => self.monitor(),
             Action::ClientUnblock => self.client_unblock(&req),
+            Action::Tracking => self.tracking_cmd(req),
             Action::CrossSlot { plan, why } => self.cross_slot(req, plan, why),
             Action::BlockAcross(plan) => self.block_across(req, plan),
         }

@@ -39,6 +39,8 @@ impl Drop for ClientSlot {
     fn drop(&mut self) {
         self.shared.clients.remove(self.id);
         self.shared.monitors.remove(self.id);
+        self.shared.tracking.disable(self.id);
+        self.shared.tracking.sink(self.id, None);
         self.shared
             .stats
             .connected_clients

@@ -27,6 +27,21 @@ pub struct Session {
     /// Where this connection's reads go: the deployment's `read_from` until READONLY or
     /// READWRITE.
     pub read_from: ReadFrom,
+    /// CLIENT TRACKING's options while it is on.
+    pub tracking: Option<Box<Tracking>>,
+}
+
+/// CLIENT TRACKING ON's options, and CLIENT CACHING's answer for the next command.
+#[derive(Debug, Default, Clone)]
+pub struct Tracking {
+    pub redirect: Option<u64>,
+    pub bcast: bool,
+    pub prefixes: Vec<Bytes>,
+    pub optin: bool,
+    pub optout: bool,
+    pub noloop: bool,
+    /// CLIENT CACHING YES (OPTIN) or NO (OPTOUT) was given for the next command.
+    pub caching: bool,
 }
 
 impl Session {
@@ -44,6 +59,7 @@ impl Session {
             user,
             generation,
             read_from: ReadFrom::Master,
+            tracking: None,
         }
     }
 
@@ -96,6 +112,8 @@ impl Conn {
         self.subs = None;
         self.own.clear();
         self.shared.monitors.remove(self.entry.id);
+        self.shared.tracking.disable(self.entry.id);
+        self.shared.tracking.sink(self.entry.id, None);
         // As Redis's RESET: back to the default user, unauthenticated if it has a password.
         self.session = Session::new(self.session.id, &self.shared.auth);
         self.session.read_from = self.shared.live.load().backend.read_from;

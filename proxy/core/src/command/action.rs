@@ -52,6 +52,8 @@ pub enum Action {
     Monitor,
     /// CLIENT UNBLOCK id [TIMEOUT|ERROR] of a client of the proxy.
     ClientUnblock,
+    /// CLIENT TRACKING, CACHING and TRACKINGINFO: client-side caching's state.
+    Tracking,
     /// A blocking pop over keys of several slots: `-CROSSSLOT`, or (`emulate`) blocked on every
     /// shard at once; the plan, or the error Redis gives for its arguments.
     BlockAcross(Result<Box<crate::emulate::blocking::BlockPlan>, ProxyError>),

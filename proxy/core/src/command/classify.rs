@@ -25,8 +25,6 @@ pub(super) fn refused(what: &str, why: &str) -> Action {
 }
 
 const ADMIN: &str = "administrative commands go to the Redis nodes directly";
-const TRACKING: &str =
-    "client-side caching would need invalidations from every shard, which Hive does not relay";
 const REPLICATION: &str = "replication and monitoring streams go to the Redis nodes directly";
 const MIGRATE: &str =
     "it would copy keys to an address Hive does not route to; reshard with redis-cli --cluster instead";
@@ -174,9 +172,7 @@ fn route(
         "scan" => return Action::Scan,
         "publish" => return Action::Publish,
         "wait" => return Action::Wait,
-        "client|tracking" | "client|caching" | "client|trackinginfo" => {
-            return refused(full, TRACKING)
-        }
+        "client|tracking" | "client|caching" | "client|trackinginfo" => return Action::Tracking,
         "sync" | "psync" | "replconf" => return refused(full, REPLICATION),
         "monitor" => return Action::Monitor,
         "migrate" => return refused(full, MIGRATE),

@@ -126,6 +126,10 @@ pub struct ProxyConfig {
     /// An emulated command that would copy more than this many bytes of values between
     /// shards is refused instead.
     pub cross_slot_max_bytes: MemSize,
+    /// CLIENT TRACKING: keys remembered for invalidation at most (Redis's
+    /// `tracking-table-max-keys`); past it the oldest are evicted with an invalidation. 0: no
+    /// bound.
+    pub tracking_table_max_keys: usize,
     /// The other Hives in front of this deployment: a list of their client addresses, or
     /// `"discover"`. Cluster clients are then shown the live Hives as the cluster's nodes, and
     /// ACL changes and pub/sub counts are shared among them.
@@ -200,6 +204,7 @@ impl Default for ProxyConfig {
             hotkeys_sample_every: 100,
             cross_slot: CrossSlot::Refuse,
             cross_slot_max_bytes: MemSize(64 << 20),
+            tracking_table_max_keys: 1_000_000,
             fleet: None,
             announce: None,
             fleet_heartbeat_ms: 500,

@@ -52,6 +52,7 @@ async fn run(
     tokio::spawn(evict::run(shared.clone(), shutdown.clone()));
     tokio::spawn(replicas::run(plane.clone(), shutdown.clone()));
     tokio::spawn(crate::fleet::run(shared.clone(), shutdown.clone()));
+    tokio::spawn(crate::tracking::feed::run(shared.clone(), shutdown.clone()));
     if shared.config.backend.failover_push {
         tokio::spawn(push::run(plane.clone(), shutdown.clone()));
     }

@@ -76,6 +76,11 @@ impl Registry {
         lock(&self.clients).remove(&id);
     }
 
+    /// Whether client `id` is connected.
+    pub fn contains(&self, id: u64) -> bool {
+        lock(&self.clients).contains_key(&id)
+    }
+
     pub fn all(&self) -> Vec<Arc<ClientEntry>> {
         lock(&self.clients).values().cloned().collect()
     }

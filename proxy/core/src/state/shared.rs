@@ -49,6 +49,10 @@ pub struct Shared {
     /// The listening sockets went to an upgraded process: this one's admin listener stops at
     /// once, so the new process alone answers the probes.
     pub handed_over: std::sync::atomic::AtomicBool,
+    /// CLIENT TRACKING: who read what, and where invalidations go.
+    pub tracking: crate::tracking::Tracker,
+    /// Whether the tracking feed follows every master now.
+    pub tracking_ready: crate::tracking::feed::Ready,
     /// The other Hives in front of the deployment (`proxy.fleet`), if any.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
@@ -86,6 +90,7 @@ impl Shared {
             pubsub.share(changes);
             f
         });
+        let tracking = crate::tracking::Tracker::new(config.proxy.tracking_table_max_keys);
         Ok(Arc::new(Shared {
             plane,
             live: ArcSwap::from_pointee(config.clone()),
@@ -102,6 +107,8 @@ impl Shared {
             monitors: Monitors::default(),
             draining: Default::default(),
             handed_over: Default::default(),
+            tracking,
+            tracking_ready: Default::default(),
             fleet,
         }))
     }

@@ -32,6 +32,9 @@ pub enum Inbox {
     Done { seq: u64, frame: Bytes },
     /// The topology changed (sent to subscribers with keyspace connections).
     Topology,
+    /// A client-side caching invalidation (CLIENT TRACKING): sent after every reply owed when
+    /// it arrives, so it never overtakes the reply of a read it invalidates.
+    Invalidate { frame: Bytes },
 }
 
 /// The protocol a connection speaks, chosen by the client with `HELLO`.

@@ -40,7 +40,13 @@ pub fn answer(
             None => write_null_of(out, resp3),
         },
         ClientSub::Id => write_integer(out, session.id as i64),
-        ClientSub::GetRedir => write_integer(out, -1),
+        ClientSub::GetRedir => write_integer(
+            out,
+            session
+                .tracking
+                .as_deref()
+                .map_or(-1, |t| t.redirect.map_or(0, |r| r as i64)),
+        ),
         ClientSub::NoEvict => {
             let v = req.arg(2);
             if !(v.eq_ignore_ascii_case(b"on") || v.eq_ignore_ascii_case(b"off")) {

@@ -2,12 +2,14 @@
 //! blocking command (`blocking`), subscribed (`subscriber`, with
 //! keyspace notifications from every master in `keyspace`), in a transaction (`transaction`,
 //! across shards in `tx_shards`), running a command the proxy emulates across slots
-//! (`emulated`), or held by CLIENT PAUSE (`paused`).
+//! (`emulated`), held by CLIENT PAUSE (`paused`), or tracking keys for client-side caching
+//! (`tracking`).
 
 pub(crate) mod blocking;
 pub(crate) mod emulated;
 pub(crate) mod keyspace;
 pub(crate) mod paused;
 pub(crate) mod subscriber;
+pub(crate) mod tracking;
 pub(crate) mod transaction;
 pub(crate) mod tx_shards;

@@ -247,6 +247,16 @@ impl Conn {
             None => Shape::Single,
         };
         self.push_unit(unit, shape);
+        if family == Family::Channel {
+            // A REDIRECT target: Hive sends it the invalidations on this channel itself.
+            let inv = crate::tracking::frames::CHANNEL;
+            if on && args.iter().any(|a| a[..] == *inv) {
+                let sink = (self.reply_tx(), self.session.resp3());
+                self.shared.tracking.sink(self.session.id, Some(sink));
+            } else if !on && (args.is_empty() || args.iter().any(|a| a[..] == *inv)) {
+                self.shared.tracking.sink(self.session.id, None);
+            }
+        }
         self.index_change(family, on, &changed);
         self.keyspace_apply(family, on, &args, before);
     }

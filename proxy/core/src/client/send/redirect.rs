@@ -38,6 +38,7 @@ impl Conn {
             Inbox::Resubscribe => self.resubscribe(),
             Inbox::Done { seq, frame } => self.on_done(seq, frame),
             Inbox::Topology => self.on_topology(),
+            Inbox::Invalidate { frame } => self.push_done(frame),
         }
     }
 

@@ -1,0 +1,163 @@
+//! The tracking feed: while any client tracks, one connection per master in RESP3 with
+//! `CLIENT TRACKING ON BCAST` (no prefix: every key the master changes), whose `invalidate`
+//! pushes go to the `Tracker`. Broadcast mode keeps no table on the nodes and needs nothing on
+//! Hive's data connections; it costs one push per write on each master while a client tracks.
+//! A lost connection or a change of masters restarts the feed, then flushes every tracking
+//! client: what changed meanwhile was not reported.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hive_common::resp::Value;
+use hive_upstream::conn::control::QueryError;
+use hive_upstream::topology::NO_MASTER;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info};
+
+use crate::state::Shared;
+
+/// Whether every master's feed is up: CLIENT TRACKING ON waits for it, so no change made
+/// after its `+OK` goes unreported.
+#[derive(Default)]
+pub struct Ready(AtomicBool);
+
+impl Ready {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+fn masters(shared: &Shared) -> Vec<String> {
+    let topo = shared.plane.topology.load();
+    let mut m: Vec<String> = topo
+        .map
+        .shards()
+        .iter()
+        .map(|s| s.master.clone())
+        .filter(|m| m != NO_MASTER)
+        .collect();
+    m.sort();
+    m.dedup();
+    m
+}
+
+/// Runs until shutdown: idle while nobody tracks.
+pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let tracker = &shared.tracking;
+    let mut topology = shared.plane.topology.changes();
+    // A feed was up before: the next one to come up must flush the clients.
+    let mut was_up = false;
+    loop {
+        while !tracker.active() {
+            tokio::select! {
+                _ = tracker.wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        let nodes = masters(&shared);
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
+        let mut set = JoinSet::new();
+        for node in nodes.clone() {
+            set.spawn(follow(shared.clone(), node, ready_tx.clone()));
+        }
+        let mut up = 0;
+        let mut idle = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                Some(()) = ready_rx.recv() => {
+                    up += 1;
+                    if up == nodes.len() && !nodes.is_empty() {
+                        if was_up {
+                            tracker.flush();
+                        }
+                        was_up = true;
+                        shared.tracking_ready.0.store(true, Ordering::Release);
+                        info!(masters = up, "tracking feed up");
+                    }
+                }
+                Some(ended) = set.join_next() => {
+                    debug!(?ended, "tracking feed connection ended");
+                    break;
+                }
+                _ = topology.changed() => {
+                    if masters(&shared) != nodes {
+                        break;
+                    }
+                }
+                _ = idle.tick() => {
+                    if !tracker.active() {
+                        break;
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+        shared.tracking_ready.0.store(false, Ordering::Release);
+        set.abort_all();
+        if nodes.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !tracker.active() {
+            // Nobody tracks: nothing cached to flush; the next client starts afresh.
+            was_up = false;
+        }
+    }
+}
+
+/// One master's feed, until its connection fails.
+async fn follow(shared: Arc<Shared>, node: String, ready: mpsc::UnboundedSender<()>) -> QueryError {
+    match follow_inner(&shared, &node, &ready).await {
+        Ok(never) => match never {},
+        Err(e) => {
+            // A failed connect is retried by the supervisor; pace it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            e
+        }
+    }
+}
+
+enum Never {}
+
+async fn follow_inner(
+    shared: &Shared,
+    node: &str,
+    ready: &mpsc::UnboundedSender<()>,
+) -> Result<Never, QueryError> {
+    let auth = shared.plane.config.node_auth();
+    let mut c = shared.plane.connector.control(node, auth.as_ref()).await?;
+    c.call(&["HELLO", "3"]).await?;
+    c.call(&["CLIENT", "TRACKING", "ON", "BCAST"]).await?;
+    let _ = ready.send(());
+    let mut unanswered = false;
+    loop {
+        let v = match c.read(Duration::from_secs(2)).await {
+            Ok(v) => v,
+            Err(QueryError::Timeout { .. }) if !unanswered => {
+                unanswered = true;
+                c.send(&["PING"]).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        unanswered = false;
+        let Value::Push(parts) = v else { continue };
+        if parts.first().and_then(Value::as_bytes) != Some(b"invalidate") {
+            continue;
+        }
+        match parts.get(1) {
+            Some(Value::Array(keys)) => {
+                let keys: Vec<Bytes> = keys
+                    .iter()
+                    .filter_map(|k| k.as_bytes().map(Bytes::copy_from_slice))
+                    .collect();
+                shared.tracking.invalidate(&keys);
+            }
+            // FLUSHALL or FLUSHDB on the node.
+            Some(Value::Nil) => shared.tracking.flush(),
+            _ => {}
+        }
+    }
+}
