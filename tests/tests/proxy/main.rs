@@ -10,3 +10,4 @@ mod heavy;
 mod one_redis;
 mod protocol;
 mod proxy_cluster;
+mod tracking;

@@ -188,7 +188,6 @@ impl Conn {
             .session
             .tracking
             .as_deref_mut()
-            .filter(|t| t.optin || t.optout)
         else {
             return Err(err("CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"));
         };
@@ -256,7 +255,9 @@ impl Conn {
         write_bulk(out, b"redirect");
         write_integer(out, t.map_or(-1, |t| t.redirect.map_or(0, |r| r as i64)));
         write_bulk(out, b"prefixes");
-        let prefixes: &[Bytes] = t.map_or(&[], |t| &t.prefixes);
+        // In Redis's order: its prefix tree's, sorted.
+        let mut prefixes: Vec<&Bytes> = t.map_or(Vec::new(), |t| t.prefixes.iter().collect());
+        prefixes.sort();
         write_array_header(out, prefixes.len());
         prefixes.iter().for_each(|p| write_bulk(out, p));
     }
