@@ -469,9 +469,12 @@ mod tests {
 
     #[test]
     fn classify_refuses_with_reason() {
+        assert!(matches!(
+            classify_args(&["client", "tracking", "on"]),
+            Action::Tracking
+        ));
         for cmd in [
-            &["client", "tracking", "on"][..],
-            &["sync"],
+            &["sync"][..],
             &["config", "set", "port", "1"],
             &[
                 "config",

@@ -69,6 +69,14 @@ pub fn proxy_section(shared: &Shared, commands: u64) -> String {
             .collect::<Vec<_>>()
             .join(","),
     ));
+    let (tracking_clients, tracking_keys) = shared.tracking.counts();
+    let t = &shared.tracking;
+    out.push_str(&format!(
+        "tracking_clients:{tracking_clients}\r\ntracking_total_keys:{tracking_keys}\r\ntracking_invalidations:{}\r\ntracking_evictions:{}\r\ntracking_flushes:{}\r\n",
+        t.invalidations.load(std::sync::atomic::Ordering::Relaxed),
+        t.evictions.load(std::sync::atomic::Ordering::Relaxed),
+        t.flushes.load(std::sync::atomic::Ordering::Relaxed),
+    ));
     if let Some(f) = &shared.fleet {
         let members = f.members();
         let addrs: Vec<&str> = members.iter().map(|m| m.addr.as_str()).collect();

@@ -112,5 +112,6 @@ fn tracker_table_bound_evicts_oldest_with_an_invalidation() {
         t.track(1, [k.as_bytes()].into_iter());
         t.invalidate(&[Bytes::from(k)]);
     }
-    assert!(t.lock().order.len() <= 2 * t.lock().keys.len() + 1025);
+    let g = t.lock();
+    assert!(g.order.len() <= 2 * g.keys.len() + 1025);
 }

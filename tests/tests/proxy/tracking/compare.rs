@@ -12,7 +12,10 @@ fn same(name: &str, conns: usize, steps: &[Step]) {
     let env = Env::with(3, 0, |_| {});
     let want = Session::open(&redis.addr, conns).run(steps);
     let got = Session::open(&env.proxy.addr.to_string(), conns).run(steps);
-    assert_eq!(got, want, "{name}: Hive (left) and redis-server (right) differ");
+    assert_eq!(
+        got, want,
+        "{name}: Hive (left) and redis-server (right) differ"
+    );
 }
 
 const HELLO3: &[&str] = &["HELLO", "3"];
@@ -94,7 +97,12 @@ fn tracking_bcast_prefixes_matches_redis() {
         2,
         &[
             Send(0, HELLO3),
-            Send(0, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:", "PREFIX", "cfg:"]),
+            Send(
+                0,
+                &[
+                    "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:", "PREFIX", "cfg:",
+                ],
+            ),
             Expect(0, 2),
             Send(1, &["SET", "user:1", "a"]),
             Send(1, &["SET", "other", "b"]),
@@ -146,7 +154,12 @@ fn tracking_bad_input_matches_redis() {
             Send(0, &["CLIENT", "TRACKING", "on", "REDIRECT", "999999"]),
             Send(0, &["CLIENT", "TRACKING", "on", "REDIRECT", "abc"]),
             Send(0, &["CLIENT", "TRACKING", "on", "PREFIX", "a"]),
-            Send(0, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "a", "PREFIX", "ab"]),
+            Send(
+                0,
+                &[
+                    "CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "a", "PREFIX", "ab",
+                ],
+            ),
             Send(0, &["CLIENT", "TRACKING", "on", "OPTIN", "OPTOUT"]),
             Send(0, &["CLIENT", "TRACKING", "on", "BCAST", "OPTIN"]),
             Send(0, &["CLIENT", "TRACKING", "maybe"]),
@@ -163,7 +176,12 @@ fn tracking_bad_input_matches_redis() {
             Send(0, &["CLIENT", "TRACKING", "off"]),
             Send(0, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "ab"]),
             Send(0, &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "a"]),
-            Send(0, &["CLIENT", "TRACKING", "on", "REDIRECT", "$ID0", "REDIRECT", "$ID0"]),
+            Send(
+                0,
+                &[
+                    "CLIENT", "TRACKING", "on", "REDIRECT", "$ID0", "REDIRECT", "$ID0",
+                ],
+            ),
             Expect(0, 21),
         ],
     );

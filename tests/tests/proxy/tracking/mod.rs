@@ -33,7 +33,8 @@ impl Session {
             .map(|_| {
                 let mut s = TcpStream::connect(addr).expect("connect");
                 s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                s.write_all(Request::from_args(&["CLIENT", "ID"]).raw()).unwrap();
+                s.write_all(Request::from_args(&["CLIENT", "ID"]).raw())
+                    .unwrap();
                 let mut buf = Vec::new();
                 let f = read_frame(&mut s, &mut buf);
                 let id = std::str::from_utf8(&f[1..f.len() - 2])
@@ -55,7 +56,10 @@ impl Session {
                 None => a.to_string(),
             })
             .collect();
-        self.conns[n].0.write_all(Request::from_args(&args).raw()).unwrap();
+        self.conns[n]
+            .0
+            .write_all(Request::from_args(&args).raw())
+            .unwrap();
     }
 
     /// The next frame on connection `n`, with every client id of the session written `ID<m>`.

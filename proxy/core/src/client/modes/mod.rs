@@ -1,7 +1,7 @@
 //! States a connection can be in beyond plain requests: holding a connection of its own for a
 //! blocking command (`blocking`), subscribed (`subscriber`, with
 //! keyspace notifications from every master in `keyspace`), in a transaction (`transaction`,
-//! across shards in `tx_shards`), running a command the proxy emulates across slots
+//! across shards in `transaction::shards`), running a command the proxy emulates across slots
 //! (`emulated`), held by CLIENT PAUSE (`paused`), or tracking keys for client-side caching
 //! (`tracking`).
 
@@ -12,4 +12,3 @@ pub(crate) mod paused;
 pub(crate) mod subscriber;
 pub(crate) mod tracking;
 pub(crate) mod transaction;
-pub(crate) mod tx_shards;

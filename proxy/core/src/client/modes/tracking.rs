@@ -184,11 +184,7 @@ impl Conn {
 
     /// CLIENT CACHING YES|NO.
     fn caching(&mut self, req: &Request, out: &mut BytesMut) -> Result<(), ProxyError> {
-        let Some(t) = self
-            .session
-            .tracking
-            .as_deref_mut()
-        else {
+        let Some(t) = self.session.tracking.as_deref_mut() else {
             return Err(err("CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"));
         };
         let a = req.arg(2);

@@ -24,6 +24,39 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         &[],
         s.started.elapsed().as_secs_f64(),
     );
+    let (tracking_clients, tracking_keys) = shared.tracking.counts();
+    f.gauge(
+        "hive_tracking_clients",
+        "Clients with CLIENT TRACKING on.",
+        &[],
+        tracking_clients as f64,
+    );
+    f.gauge(
+        "hive_tracking_keys",
+        "Keys remembered for invalidation (bounded by proxy.tracking_table_max_keys).",
+        &[],
+        tracking_keys as f64,
+    );
+    let t = &shared.tracking;
+    for (name, help, c) in [
+        (
+            "hive_tracking_invalidations_total",
+            "Invalidation messages sent to tracking clients (flushes included).",
+            &t.invalidations,
+        ),
+        (
+            "hive_tracking_evictions_total",
+            "Keys evicted from the tracking table past its bound, each with an invalidation.",
+            &t.evictions,
+        ),
+        (
+            "hive_tracking_flushes_total",
+            "Flushes sent to every tracking client (FLUSHALL, a failover, a lost feed).",
+            &t.flushes,
+        ),
+    ] {
+        f.counter(name, help, &[], g(c));
+    }
     if let Some(fleet) = &shared.fleet {
         f.gauge(
             "hive_fleet_members",

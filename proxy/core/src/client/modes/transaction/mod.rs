@@ -1,6 +1,8 @@
 //! Transactions: MULTI queues in the proxy and EXEC sends MULTI ... EXEC as one unit to the
 //! node of the transaction's slot; WATCH pins the client to a connection of its own there.
 
+pub(crate) mod shards;
+
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -28,11 +30,11 @@ pub(crate) struct Multi {
     pub slot: Option<Slot>,
     pub dirty: bool,
     /// `proxy.cross_slot = "emulate"` and the commands touch several nodes: EXEC runs one
-    /// MULTI/EXEC per node (`tx_shards`), with each command's slot in `slots`.
+    /// MULTI/EXEC per node (`shards`), with each command's slot in `slots`.
     pub spread: bool,
     pub slots: Vec<Option<Slot>>,
     /// MGET/MSET/DEL/... across slots, split per slot (`proxy.cross_slot = "emulate"`).
-    pub splits: Vec<Option<Box<crate::client::modes::tx_shards::TxSplit>>>,
+    pub splits: Vec<Option<Box<shards::TxSplit>>>,
 }
 
 /// WATCH pins the client to a connection of its own on the node that owns the watched slot.
