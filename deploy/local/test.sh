@@ -29,10 +29,11 @@ if [ ! -x target/pyvenv/bin/kubernetes-validate ] || ! target/pyvenv/bin/python 
   python3 -m venv target/pyvenv
   target/pyvenv/bin/pip install --quiet 'redis>=5' 'moto[server]>=5' kubernetes-validate celery
 fi
-# From npm: ioredis, a cluster client in another language, for the fleet tests
-# (tests/js/fleet_load.js).
-if [ ! -d target/node/node_modules/ioredis ]; then
+# From npm: ioredis, a cluster client in another language, for the fleet tests, and
+# node-redis 5, whose client-side cache works against Redis 7.0, for the tracking tests
+# (tests/js/).
+if [ ! -d target/node/node_modules/ioredis ] || [ ! -d target/node/node_modules/redis ]; then
   mkdir -p target/node
-  npm install --prefix target/node --silent --no-audit --no-fund ioredis@5
+  npm install --prefix target/node --silent --no-audit --no-fund ioredis@5 redis@5
 fi
 cargo test --workspace --no-fail-fast

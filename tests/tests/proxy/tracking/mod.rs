@@ -12,6 +12,7 @@ use hive_common::resp::{parse_value, Request};
 
 mod compare;
 mod deployment;
+mod library;
 
 /// One step of a transcript.
 pub(super) enum Step {
