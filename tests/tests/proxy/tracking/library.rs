@@ -27,7 +27,14 @@ fn tracking_node_redis_client_cache_stays_fresh_through_hive() {
     let out = Command::new("node")
         .env("NODE_PATH", &modules)
         .arg(root.join("js/client_cache.js"))
-        .args(["--port", &env.port().to_string(), "--node", &node, "--key", key])
+        .args([
+            "--port",
+            &env.port().to_string(),
+            "--node",
+            &node,
+            "--key",
+            key,
+        ])
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
