@@ -10,21 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use hive_tests::{heavy, Env, GroupEnv};
-
-/// The Python with redis-py that `deploy/local/test.sh` installs (`HIVE_PYTHON` overrides).
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("HIVE_PYTHON") {
-        return p.into();
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyvenv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run deploy/local/test.sh, which installs redis-py from PyPI",
-        p.display()
-    );
-    p
-}
+use hive_tests::{heavy, python, Env, GroupEnv};
 
 /// Runs a script of `tests/py` with the test venv's Python; (success, stdout, stderr), stdout
 /// also printed.

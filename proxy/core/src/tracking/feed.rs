@@ -12,7 +12,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use hive_common::resp::Value;
 use hive_upstream::conn::control::QueryError;
-use hive_upstream::topology::NO_MASTER;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info};
@@ -31,14 +30,7 @@ impl Ready {
 }
 
 fn masters(shared: &Shared) -> Vec<String> {
-    let topo = shared.plane.topology.load();
-    let mut m: Vec<String> = topo
-        .map
-        .shards()
-        .iter()
-        .map(|s| s.master.clone())
-        .filter(|m| m != NO_MASTER)
-        .collect();
+    let mut m = shared.plane.topology.load().masters();
     m.sort();
     m.dedup();
     m

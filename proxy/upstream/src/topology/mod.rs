@@ -38,6 +38,16 @@ impl Topology {
         }
     }
 
+    /// The writable masters, in shard order (a shard mid-failover has none).
+    pub fn masters(&self) -> Vec<String> {
+        self.map
+            .shards()
+            .iter()
+            .map(|s| s.master.clone())
+            .filter(|m| m != NO_MASTER)
+            .collect()
+    }
+
     /// Whether shard `i` has a writable master (not mid-failover).
     pub fn has_master(&self, i: usize) -> bool {
         self.map

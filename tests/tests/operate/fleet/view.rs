@@ -60,37 +60,36 @@ fn fleet_discovered_shows_live_hives_as_the_cluster() {
     check_view_and_kill(true);
 }
 
-#[test]
-fn fleet_wildcard_listen_without_announce_is_refused() {
+/// `hive proxy --check-config` of `text`: its stderr, and whether it passed.
+fn check_config(text: &str) -> (String, bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hive.toml");
-    std::fs::write(
-        &path,
-        "[proxy]\nlisten = \"0.0.0.0:6390\"\nfleet = \"discover\"\n[backend]\nmode = \"cluster\"\nseeds = [\"127.0.0.1:1\"]\n",
-    )
-    .unwrap();
+    std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new(hive_tests::hive_bin())
         .args(["proxy", "--check-config"])
         .arg(&path)
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn fleet_wildcard_listen_without_announce_is_refused() {
+    let (err, ok) = check_config(
+        "[proxy]\nlisten = \"0.0.0.0:6390\"\nfleet = \"discover\"\n[backend]\nmode = \"cluster\"\nseeds = [\"127.0.0.1:1\"]\n",
+    );
+    assert!(!ok);
     assert!(
         err.contains("proxy.announce") && err.contains("hive.toml"),
         "{err}"
     );
-    std::fs::write(
-        &path,
+    let (err, ok) = check_config(
         "[proxy]\nfleet = \"everyone\"\n[backend]\nmode = \"cluster\"\nseeds = [\"127.0.0.1:1\"]\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(hive_tests::hive_bin())
-        .args(["proxy", "--check-config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    assert!(!ok);
     assert!(
         err.contains("proxy.fleet") && err.contains("everyone"),
         "{err}"

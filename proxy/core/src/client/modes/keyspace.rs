@@ -17,7 +17,6 @@ use crate::state::pubsub_index::{
 };
 use crate::state::Shared;
 use hive_upstream::conn::backend::PushSink;
-use hive_upstream::topology::NO_MASTER;
 use hive_upstream::{Inbox, Job, Tag};
 
 const TAG: Tag = Tag {
@@ -71,13 +70,7 @@ impl Conn {
     /// each subscribed to everything keyspace-capable; drops those to former masters.
     pub(crate) fn keyspace_connect(&mut self) {
         let topo = self.shared.plane.topology.load();
-        let masters: Vec<String> = topo
-            .map
-            .shards()
-            .iter()
-            .map(|s| s.master.clone())
-            .filter(|m| m != NO_MASTER)
-            .collect();
+        let masters = topo.masters();
         let proto = self.session.proto;
         let shared = self.shared.clone();
         let follow = self.reply_tx();
