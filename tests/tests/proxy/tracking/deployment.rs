@@ -71,11 +71,16 @@ fn tracking_flushes_after_a_failover_and_follows_the_new_master() {
     let env = Env::cluster();
     let mut s = tracking(&env.proxy.addr.to_string(), &["k"]);
     let old = master_of(&env.proxy, "k");
-    let replica = {
+    let replica_now = || {
         let t = env.proxy.shared.plane.topology.load();
         let i = t.map.shard_of(Slot::for_key(b"k")).unwrap();
-        t.map.shards()[i].replicas[0].clone()
+        t.map.shards()[i].replicas.first().cloned()
     };
+    // A replica shows in the map once it has replicated something.
+    hive_tests::module_cluster::wait_for("the shard's replica", Duration::from_secs(15), || {
+        replica_now().is_some()
+    });
+    let replica = replica_now().unwrap();
     let mut r = connect(&node_url(&replica));
     let _: String = redis::cmd("CLUSTER")
         .arg("FAILOVER")
