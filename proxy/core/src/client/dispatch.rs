@@ -74,20 +74,16 @@ impl Conn {
         // (CLIENT_PUSHING); a SKIP is still used up.
         let silent = self.replies.silent() && !matches!(action, Action::Subscribe { .. });
         let queued_before = self.queued;
-        let mut own_writes = Vec::new();
-        if let Some(spec) = spec.filter(|_| self.session.tracking.is_some()) {
-            if !matches!(action, Action::Error(_)) {
-                own_writes = self.track_request(&req, spec);
-            }
-        }
+        // A tracking connection: its reads are remembered before they are sent; its writes
+        // are looked at once they are under way (a write held by CLIENT PAUSE comes back here).
+        let tracked = spec
+            .filter(|_| self.session.tracking.is_some() && !matches!(action, Action::Error(_)))
+            .map(|spec| (spec, self.track_read(&req, spec).then(|| req.clone())));
         self.acks.dispatching(spec);
         self.dispatch_action(req, action);
         self.acks.now = false;
         if self.held.is_some() {
             return;
-        }
-        if !own_writes.is_empty() {
-            self.tell_own_writes(own_writes);
         }
         if silent {
             for p in self.pending.range_mut(before..) {
@@ -102,6 +98,10 @@ impl Conn {
             let p = &mut self.pending[before];
             p.cmd = spec.id;
             p.at = at;
+        }
+        if let Some((spec, Some(req))) = tracked {
+            // After the silencing above: invalidations go out under CLIENT REPLY OFF too.
+            self.tell_own_writes(&req, spec);
         }
         if let Some(req) = monitored {
             let peer = self.entry.peer.to_string();

@@ -28,7 +28,7 @@ fn tracking_default_mode_matches_redis() {
         &[
             Send(0, HELLO3),
             Send(0, &["CLIENT", "TRACKING", "on"]),
-            Expect(0, 1),
+            Expect(0, 2),
             Send(0, &["GET", "k"]),
             Send(0, &["MGET", "a", "b"]),
             Expect(0, 2),

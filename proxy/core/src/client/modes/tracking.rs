@@ -258,55 +258,64 @@ impl Conn {
         prefixes.iter().for_each(|p| write_bulk(out, p));
     }
 
-    /// What a tracking connection's request does before it runs: a read is remembered; a
-    /// write of keys it read returns them, to be invalidated to it right after the write's
-    /// reply (Redis 7.0 sends its own writes' invalidations once the command has run).
-    pub(crate) fn track_request(&mut self, req: &Request, spec: &CommandSpec) -> Vec<Bytes> {
+    /// Before a tracking connection's request is sent: a read is remembered (in the default
+    /// mode, as OPTIN/OPTOUT and CACHING say); whether it is a write of keys, to be looked at
+    /// by `tell_own_writes` once it is under way.
+    pub(crate) fn track_read(&mut self, req: &Request, spec: &CommandSpec) -> bool {
         let client_cmd = spec.name.starts_with("client");
         let id = self.session.id;
+        let in_multi = self.multi.is_some();
         let Some(t) = self.session.tracking.as_deref_mut() else {
-            return Vec::new();
+            return false;
         };
-        let (bcast, noloop, optin, optout, caching, redirect) =
-            (t.bcast, t.noloop, t.optin, t.optout, t.caching, t.redirect);
-        if !client_cmd && self.multi.is_none() {
+        let (bcast, optin, optout, caching) = (t.bcast, t.optin, t.optout, t.caching);
+        if !client_cmd && !in_multi {
             t.caching = false;
         }
         if spec.key_specs.is_empty() {
-            return Vec::new();
+            return false;
         }
-        let mut at = KeyPositions::new();
-        if spec.keys(req, &mut at).is_err() || at.is_empty() {
-            return Vec::new();
+        if !spec.has(flag::READONLY) {
+            return spec.has(flag::WRITE) && !bcast && !in_multi;
         }
-        let keys = at.iter().map(|&i| req.arg(i as usize));
-        if spec.has(flag::READONLY) {
-            if bcast {
-                self.shared.tracking.read_by_bcast();
-            } else if !((optin && !caching) || (optout && caching)) {
+        if bcast {
+            self.shared.tracking.read_by_bcast();
+        } else if !((optin && !caching) || (optout && caching)) {
+            let mut at = KeyPositions::new();
+            if spec.keys(req, &mut at).is_ok() {
+                let keys = at.iter().map(|&i| req.arg(i as usize));
                 self.shared.tracking.track(id, keys);
             }
-        } else if spec.has(flag::WRITE) && !bcast && self.multi.is_none() {
-            // NOLOOP: its own writes are never reported to it. A RESP3 connection without a
-            // REDIRECT is told here, before the reply; any other is told by the feed.
-            let direct = self.session.resp3() && redirect.is_none();
-            if !(noloop || direct) {
-                return Vec::new();
-            }
-            let mine: Vec<Bytes> = keys
-                .filter(|k| self.shared.tracking.written_by(id, k))
-                .map(Bytes::copy_from_slice)
-                .collect();
-            if !noloop {
-                return mine;
-            }
         }
-        Vec::new()
+        false
     }
 
-    /// The invalidations of its own write, after the write's reply.
-    pub(crate) fn tell_own_writes(&mut self, keys: Vec<Bytes>) {
-        for k in keys {
+    /// A write of keys the connection had read: it stops tracking them, and (unless NOLOOP)
+    /// is told right after the write's reply, as Redis 7.0 tells it. A connection that
+    /// redirects, or speaks RESP2, is told by the feed instead.
+    pub(crate) fn tell_own_writes(&mut self, req: &Request, spec: &CommandSpec) {
+        let Some(t) = self.session.tracking.as_deref() else {
+            return;
+        };
+        let (noloop, direct) = (t.noloop, t.redirect.is_none() && self.session.resp3());
+        if !(noloop || direct) {
+            return;
+        }
+        let mut at = KeyPositions::new();
+        if spec.keys(req, &mut at).is_err() {
+            return;
+        }
+        let id = self.session.id;
+        let mine: Vec<Bytes> = at
+            .iter()
+            .map(|&i| req.arg(i as usize))
+            .filter(|k| self.shared.tracking.written_by(id, k))
+            .map(Bytes::copy_from_slice)
+            .collect();
+        if noloop {
+            return;
+        }
+        for k in mine {
             self.push_done(frames::invalidate(Some(&[k]), true));
         }
     }
