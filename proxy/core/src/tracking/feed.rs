@@ -123,18 +123,8 @@ async fn follow_inner(
     c.call(&["HELLO", "3"]).await?;
     c.call(&["CLIENT", "TRACKING", "ON", "BCAST"]).await?;
     let _ = ready.send(());
-    let mut unanswered = false;
     loop {
-        let v = match c.read(Duration::from_secs(2)).await {
-            Ok(v) => v,
-            Err(QueryError::Timeout { .. }) if !unanswered => {
-                unanswered = true;
-                c.send(&["PING"]).await?;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        unanswered = false;
+        let v = c.read_pinging(Duration::from_secs(2)).await?;
         let Value::Push(parts) = v else { continue };
         if parts.first().and_then(Value::as_bytes) != Some(b"invalidate") {
             continue;

@@ -128,6 +128,19 @@ impl ControlConn {
         }
     }
 
+    /// The next value on a connection that otherwise idles (a subscription, a tracking feed):
+    /// after `period` of silence the node is sent a PING, and a second silent period means it
+    /// is gone.
+    pub async fn read_pinging(&mut self, period: Duration) -> Result<Value, QueryError> {
+        match self.read(period).await {
+            Err(QueryError::Timeout { .. }) => {
+                self.send(&["PING"]).await?;
+                self.read(period).await
+            }
+            r => r,
+        }
+    }
+
     /// Writes a command without waiting for its reply.
     pub async fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<(), QueryError> {
         let req = Request::from_args(args);

@@ -154,21 +154,11 @@ async fn subscribe(plane: &Backplane, addr: &str, role: &mut Option<String>) -> 
         e,
         lasted: since.elapsed(),
     };
-    // A node that stops answering PING within two periods is treated as gone.
-    let mut unanswered = false;
     loop {
-        let v = match c.read(Duration::from_secs(2)).await {
+        let v = match c.read_pinging(Duration::from_secs(2)).await {
             Ok(v) => v,
-            Err(QueryError::Timeout { .. }) if !unanswered => {
-                unanswered = true;
-                if let Err(e) = c.send(&["PING"]).await {
-                    return lost(e);
-                }
-                continue;
-            }
             Err(e) => return lost(e),
         };
-        unanswered = false;
         let Some([kind, _, payload]) = v.as_array().and_then(|a| <&[Value; 3]>::try_from(a).ok())
         else {
             continue;
