@@ -32,6 +32,7 @@ FLOORS = {
         ["metrics"],
         ["auth", "tls"],
         ["command", "emulate"],
+        ["cache"],
         ["state", "fleet", "tracking"],
         ["report"],
         ["client"],

@@ -80,7 +80,11 @@ impl Conn {
             .filter(|_| self.session.tracking.is_some() && !matches!(action, Action::Error(_)))
             .map(|spec| (spec, self.track_read(&req, spec).then(|| req.clone())));
         self.acks.dispatching(spec);
-        self.dispatch_action(req, action);
+        if self.shared.cache.is_some() {
+            self.dispatch_near(req, spec, action);
+        } else {
+            self.dispatch_action(req, action);
+        }
         self.acks.now = false;
         if self.held.is_some() {
             return;

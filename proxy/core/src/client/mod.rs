@@ -120,6 +120,8 @@ struct Conn {
     sample: crate::metrics::hotkeys::Countdown,
     /// Since when CLIENT TRACKING ON waits for the tracking feed.
     tracking_wait: Option<std::time::Instant>,
+    /// The near cache's bookkeeping (`[cache]` on), made with the first request.
+    near: Option<Box<modes::near_cache::NearConn>>,
 }
 
 /// Takes a new client's slot at once (so the accept loop counts it against `max_clients`)
@@ -190,6 +192,7 @@ async fn serve<S>(
         replies: Default::default(),
         sample: crate::metrics::hotkeys::Countdown::new(cfg.hotkeys_sample_every),
         tracking_wait: None,
+        near: None,
     };
     conn.session.read_from = live.backend.read_from;
     // Buffers start empty: an idle client holds no buffer pages.
@@ -395,7 +398,11 @@ impl Conn {
             Action::Error(e) => self.push_error(&e),
             Action::Info => self.info(req),
             Action::FanOut(kind) => self.fan_out(req, kind),
-            Action::Split { kind, step } => self.split(req, kind, step),
+            Action::Split { kind, step } => {
+                if let Some(req) = self.near_read(req, &crate::command::route::Route::Any) {
+                    self.split(req, kind, step)
+                }
+            }
             Action::Blocking(route) => self.blocking(req, route),
             Action::Wait => self.wait(req),
             Action::Tx(cmd) => self.tx(req, cmd),

@@ -101,6 +101,9 @@ pub(super) enum Shape {
         merge: Option<Box<Merge>>,
         reply: Bytes,
     },
+    /// A near-cache fill: the read's reply then PTTL's; the cache keeps what it learns, the
+    /// client gets the read's reply.
+    Fill(Box<crate::cache::Fill>),
 }
 
 pub(super) struct Pending {
@@ -212,6 +215,12 @@ impl Conn {
             Shape::Single => p.reply = Some(frame),
             Shape::Info(n, hot) => p.reply = Some(prepend_info(shared, frame, *n, *hot)),
             Shape::Exec => p.reply = Some(exec_reply(shared, frame)),
+            Shape::Fill(f) => {
+                p.reply = Some(match &shared.cache {
+                    Some(c) => c.fill(f, &frame),
+                    None => frame,
+                })
+            }
             Shape::Merge(m) => {
                 if let Some(out) = m.add(tag.part as usize, frame) {
                     p.reply = Some(out);
@@ -277,7 +286,8 @@ impl Conn {
             if !p.silent {
                 out.push(r);
             }
-            if p.cmd != NO_CMD && self.sample.tick() {
+            // Requests a backend answered: a near-cache hit is sampled where it is answered.
+            if p.cmd != NO_CMD && !p.units.is_empty() && self.sample.tick() {
                 sample(&self.worker, p, r.len(), self.sample.every());
             }
             if p.at != 0 && p.cmd != NO_CMD {
@@ -288,6 +298,9 @@ impl Conn {
                     log_slow(&self.worker, &self.entry, &self.shared, p, us);
                 }
             }
+        }
+        if self.near.is_some() {
+            self.near_replies(self.base + n as u64);
         }
         if n > 0 {
             self.pending.drain(..n);

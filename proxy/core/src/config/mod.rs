@@ -1,8 +1,10 @@
 //! Proxy configuration: the TOML file and its defaults. Validation lives in `validate.rs`.
 
+mod cache;
 mod fleet;
 mod validate;
 
+pub use cache::{Admit, CacheConfig};
 pub use fleet::FleetSetting;
 
 pub use hive_upstream::config::{
@@ -56,6 +58,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub backend: BackendConfig,
     pub log: LogConfig,
+    /// The near cache (off by default).
+    pub cache: CacheConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

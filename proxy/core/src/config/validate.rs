@@ -48,6 +48,7 @@ impl Config {
         }
         self.validate_backend(file)?;
         self.validate_fleet(file)?;
+        self.validate_cache(file)?;
         if self.proxy.max_clients == 0 {
             return Err(bad("proxy.max_clients", "must be at least 1".into()));
         }

@@ -101,6 +101,9 @@ pub struct WorkerStats {
     pub slow: Cell64,
     /// Reads sent to a replica.
     pub replica_reads: Cell64,
+    /// Near-cache reads answered from memory, and those sent to fill it.
+    pub cache_hits: Cell64,
+    pub cache_misses: Cell64,
     /// The sampled requests' keys and reply sizes.
     pub hotkeys: super::hotkeys::HotKeys,
 }
@@ -116,6 +119,8 @@ impl WorkerStats {
             bytes_out: Cell64::default(),
             slow: Cell64::default(),
             replica_reads: Cell64::default(),
+            cache_hits: Cell64::default(),
+            cache_misses: Cell64::default(),
             hotkeys: Default::default(),
         }
     }

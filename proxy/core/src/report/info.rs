@@ -77,6 +77,7 @@ pub fn proxy_section(shared: &Shared, commands: u64) -> String {
         t.evictions.load(std::sync::atomic::Ordering::Relaxed),
         t.flushes.load(std::sync::atomic::Ordering::Relaxed),
     ));
+    out.push_str(&cache_lines(shared));
     if let Some(f) = &shared.fleet {
         let members = f.members();
         let addrs: Vec<&str> = members.iter().map(|m| m.addr.as_str()).collect();
@@ -207,4 +208,32 @@ module_events:{}\r\nfailover_pushes:{}\r\n",
             v.addr, v.shard
         ));
     }
+}
+
+/// The near cache's lines of the `# Proxy` section.
+fn cache_lines(shared: &Shared) -> String {
+    let Some(c) = &shared.cache else {
+        return "cache_enabled:0\r\n".into();
+    };
+    let (mut hits, mut misses) = (0, 0);
+    shared.stats.workers.each(|w| {
+        hits += w.cache_hits.get();
+        misses += w.cache_misses.get();
+    });
+    let ratio = if hits + misses == 0 {
+        0.0
+    } else {
+        hits as f64 / (hits + misses) as f64
+    };
+    let (keys, bytes) = c.counts();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "cache_enabled:1\r\ncache_ready:{}\r\ncache_keys:{keys}\r\ncache_bytes:{bytes}\r\ncache_max_memory:{}\r\ncache_hits:{hits}\r\ncache_misses:{misses}\r\ncache_hit_ratio:{ratio:.4}\r\ncache_fills:{}\r\ncache_invalidations:{}\r\ncache_evictions:{}\r\ncache_flushes:{}\r\n",
+        u8::from(c.is_ready()),
+        c.max_memory(),
+        load(&c.fills),
+        load(&c.invalidations),
+        load(&c.evictions),
+        load(&c.flushes),
+    )
 }

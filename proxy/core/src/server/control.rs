@@ -53,6 +53,13 @@ async fn run(
     tokio::spawn(replicas::run(plane.clone(), shutdown.clone()));
     tokio::spawn(crate::fleet::run(shared.clone(), shutdown.clone()));
     tokio::spawn(crate::tracking::feed::run(shared.clone(), shutdown.clone()));
+    if let Some(c) = &shared.cache {
+        tokio::spawn(crate::cache::hot::run(
+            c.clone(),
+            shared.stats.clone(),
+            shutdown.clone(),
+        ));
+    }
     if shared.config.backend.failover_push {
         tokio::spawn(push::run(plane.clone(), shutdown.clone()));
     }

@@ -53,6 +53,8 @@ pub struct Shared {
     pub tracking: crate::tracking::Tracker,
     /// Whether the tracking feed follows every master now.
     pub tracking_ready: crate::tracking::feed::Ready,
+    /// The near cache (`[cache]`), kept valid by the tracking feed.
+    pub cache: Option<Arc<crate::cache::NearCache>>,
     /// The other Hives in front of the deployment (`proxy.fleet`), if any.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
@@ -91,6 +93,10 @@ impl Shared {
             f
         });
         let tracking = crate::tracking::Tracker::new(config.proxy.tracking_table_max_keys);
+        let cache = config
+            .cache
+            .enabled
+            .then(|| Arc::new(crate::cache::NearCache::new(&config.cache)));
         Ok(Arc::new(Shared {
             plane,
             live: ArcSwap::from_pointee(config.clone()),
@@ -109,6 +115,7 @@ impl Shared {
             handed_over: Default::default(),
             tracking,
             tracking_ready: Default::default(),
+            cache,
             fleet,
         }))
     }

@@ -1,9 +1,10 @@
-//! The tracking feed: while any client tracks, one connection per master in RESP3 with
-//! `CLIENT TRACKING ON BCAST` (no prefix: every key the master changes), whose `invalidate`
-//! pushes go to the `Tracker`. Broadcast mode keeps no table on the nodes and needs nothing on
+//! The tracking feed: while any client tracks, or the near cache is on, one connection per
+//! master in RESP3 with `CLIENT TRACKING ON BCAST` (no prefix: every key the master changes),
+//! whose `invalidate` pushes go to the `Tracker` and the near cache. Broadcast mode keeps no table on the nodes and needs nothing on
 //! Hive's data connections; it costs one push per write on each master while a client tracks.
 //! A lost connection or a change of masters restarts the feed, then flushes every tracking
-//! client: what changed meanwhile was not reported.
+//! client and empties the near cache: what changed meanwhile was not reported. Slots that move
+//! between masters that stay drop their near-cache entries.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,20 +37,38 @@ fn masters(shared: &Shared) -> Vec<String> {
     m
 }
 
-/// Runs until shutdown: idle while nobody tracks.
+/// Which master serves each slot (`None`: no master).
+fn owners(shared: &Shared) -> Vec<Option<String>> {
+    let topo = shared.plane.topology.load();
+    (0..hive_common::SLOT_COUNT)
+        .map(|s| {
+            hive_common::Slot::new(s)
+                .and_then(|s| topo.map.shard_of(s))
+                .map(|i| topo.map.shards()[i].master.clone())
+        })
+        .collect()
+}
+
+/// The feed is needed: a client tracks, or the near cache is on.
+fn needed(shared: &Shared) -> bool {
+    shared.tracking.active() || shared.cache.is_some()
+}
+
+/// Runs until shutdown: idle while nobody tracks and the near cache is off.
 pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let tracker = &shared.tracking;
     let mut topology = shared.plane.topology.changes();
     // A feed was up before: the next one to come up must flush the clients.
     let mut was_up = false;
     loop {
-        while !tracker.active() {
+        while !needed(&shared) {
             tokio::select! {
                 _ = tracker.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
         }
         let nodes = masters(&shared);
+        let mut owned = owners(&shared);
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
         let mut set = JoinSet::new();
         for node in nodes.clone() {
@@ -67,6 +86,9 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                         }
                         was_up = true;
                         shared.tracking_ready.0.store(true, Ordering::Release);
+                        if let Some(c) = &shared.cache {
+                            c.set_ready(true);
+                        }
                         info!(masters = up, "tracking feed up");
                     }
                 }
@@ -78,9 +100,17 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                     if masters(&shared) != nodes {
                         break;
                     }
+                    // Slots that moved between masters: what the cache holds of them came
+                    // from a node that no longer serves them.
+                    let now = owners(&shared);
+                    if let Some(c) = shared.cache.as_ref().filter(|_| now != owned) {
+                        let moved: Vec<bool> = owned.iter().zip(&now).map(|(a, b)| a != b).collect();
+                        c.flush_slots(&moved);
+                    }
+                    owned = now;
                 }
                 _ = idle.tick() => {
-                    if !tracker.active() {
+                    if !needed(&shared) {
                         break;
                     }
                 }
@@ -88,6 +118,9 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             }
         }
         shared.tracking_ready.0.store(false, Ordering::Release);
+        if let Some(c) = &shared.cache {
+            c.set_ready(false);
+        }
         set.abort_all();
         if nodes.is_empty() {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -135,10 +168,18 @@ async fn follow_inner(
                     .iter()
                     .filter_map(|k| k.as_bytes().map(Bytes::copy_from_slice))
                     .collect();
+                if let Some(c) = &shared.cache {
+                    c.invalidate(&keys);
+                }
                 shared.tracking.invalidate(&keys);
             }
             // FLUSHALL or FLUSHDB on the node.
-            Some(Value::Nil) => shared.tracking.flush(),
+            Some(Value::Nil) => {
+                if let Some(c) = &shared.cache {
+                    c.flush();
+                }
+                shared.tracking.flush()
+            }
             _ => {}
         }
     }

@@ -22,6 +22,9 @@ const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
 impl Conn {
     pub(crate) fn forward(&mut self, req: Request, route: Route) {
+        let Some(req) = self.near_read(req, &route) else {
+            return;
+        };
         if let Route::Any = route {
             self.note_script(&req);
         }

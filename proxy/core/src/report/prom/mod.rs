@@ -2,6 +2,7 @@
 //! metrics, built at scrape time (per-worker counters summed here, never on the request path)
 //! and written by the `prometheus` crate's text encoder.
 
+mod cache;
 mod hotkeys;
 mod nodes;
 mod proxy;
@@ -119,6 +120,7 @@ pub fn render(shared: &Shared) -> String {
     let mut f = Families::default();
     proxy::metrics(shared, &mut f);
     reads::metrics(shared, &mut f);
+    cache::metrics(shared, &mut f);
     hotkeys::metrics(shared, &mut f);
     if let Some(s) = shared.plane.facts.latest() {
         nodes::metrics(&s, &mut f);

@@ -1,0 +1,321 @@
+//! The near cache (`[cache]`, off by default): GET, MGET, HGET, HGETALL, EXISTS and STRLEN
+//! answered from the proxy's memory. It stays fresh through the tracking feed (one
+//! broadcast-tracking connection per master, `tracking::feed`): every change a master reports
+//! drops its key, whoever made it. A write through this Hive drops its keys when it is sent
+//! and again before its reply goes out, so a client reads its own writes. A read that fills
+//! an entry carries the entry's generation; an invalidation in between ends the entry, so a
+//! reply that raced one is never cached. While the feed is not up on every master, nothing is
+//! served or filled.
+
+pub mod entry;
+pub mod hot;
+mod shard;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use hive_common::command::CommandTable;
+use hive_common::resp::{write_integer, Request};
+use hive_common::Slot;
+
+use crate::config::{Admit, CacheConfig};
+use entry::FillKind;
+use shard::Shard;
+
+const SHARDS: usize = 16;
+
+/// The reads the cache answers, by command id.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    get: u16,
+    mget: u16,
+    hget: u16,
+    hgetall: u16,
+    exists: u16,
+    strlen: u16,
+}
+
+fn id(name: &str) -> u16 {
+    CommandTable::get()
+        .lookup(name.as_bytes())
+        .map_or(u16::MAX, |s| s.id)
+}
+
+/// A read sent to fill an entry: the generation it must find when it comes back.
+#[derive(Debug, Clone)]
+pub struct Fill {
+    pub key: Bytes,
+    pub kind: FillKind,
+    gen: u64,
+    sent: Instant,
+}
+
+/// What the cache makes of a read.
+pub enum Lookup {
+    /// Not a read it answers (or not now).
+    Pass,
+    Hit(Bytes),
+    /// Sent to the node as `wire` (the read, then `PTTL key`: two replies), to fill an entry.
+    Miss(Box<Fill>, Bytes),
+}
+
+pub struct NearCache {
+    shards: Box<[Mutex<Shard>]>,
+    budget: usize,
+    patterns: Vec<Vec<u8>>,
+    admit: Admit,
+    max_value: usize,
+    max_ttl: Option<Duration>,
+    ids: Ids,
+    /// The feed follows every master: what the cache holds is kept valid.
+    ready: AtomicBool,
+    /// `admit = "hot"`: the keys the sampler sees as hottest, refreshed each second.
+    hot: ArcSwap<HashSet<Box<[u8]>>>,
+    pub fills: AtomicU64,
+    pub invalidations: AtomicU64,
+    pub evictions: AtomicU64,
+    pub flushes: AtomicU64,
+}
+
+impl NearCache {
+    pub fn new(cfg: &CacheConfig) -> NearCache {
+        NearCache {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            budget: cfg.max_memory.0 / SHARDS,
+            patterns: cfg
+                .key_patterns
+                .iter()
+                .map(|p| p.as_bytes().into())
+                .collect(),
+            admit: cfg.admit,
+            max_value: cfg.max_value_bytes.0,
+            max_ttl: (cfg.max_ttl_ms > 0).then(|| Duration::from_millis(cfg.max_ttl_ms)),
+            ids: Ids {
+                get: id("get"),
+                mget: id("mget"),
+                hget: id("hget"),
+                hgetall: id("hgetall"),
+                exists: id("exists"),
+                strlen: id("strlen"),
+            },
+            ready: AtomicBool::new(false),
+            hot: ArcSwap::default(),
+            fills: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
+        // The key's slot spreads keys evenly and is computed once per key anyway.
+        let i = Slot::for_key(key).index() % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether command `cmd` is one the cache answers (cheap: a few compares).
+    pub fn answers(&self, cmd: u16) -> bool {
+        let i = self.ids;
+        [i.get, i.mget, i.hget, i.hgetall, i.exists, i.strlen].contains(&cmd)
+    }
+
+    fn wants(&self, key: &[u8]) -> bool {
+        self.patterns.is_empty()
+            || self
+                .patterns
+                .iter()
+                .any(|p| hive_common::glob::glob_match(p, key))
+    }
+
+    /// Answers read `req` (command `cmd`) from the cache, or says how to fill it.
+    pub fn lookup(&self, cmd: u16, req: &Request, resp3: bool) -> Lookup {
+        if !self.ready.load(Ordering::Acquire) {
+            return Lookup::Pass;
+        }
+        let i = self.ids;
+        let argc = req.argc();
+        if cmd == i.mget || cmd == i.exists {
+            if argc < 2 {
+                return Lookup::Pass;
+            }
+            let mut parts = Vec::with_capacity(argc - 1);
+            let mut n = 0;
+            for k in req.args().skip(1) {
+                if !self.wants(k) {
+                    return Lookup::Pass;
+                }
+                let mut s = self.shard(k);
+                let Some(e) = s.get(k) else {
+                    return Lookup::Pass;
+                };
+                if cmd == i.mget {
+                    match e.known.mget(resp3) {
+                        Some(b) => parts.push(b),
+                        None => return Lookup::Pass,
+                    }
+                } else {
+                    match e.known.exists() {
+                        Some(true) => n += 1,
+                        Some(false) => {}
+                        None => return Lookup::Pass,
+                    }
+                }
+            }
+            if cmd == i.exists {
+                let mut out = BytesMut::with_capacity(16);
+                write_integer(&mut out, n);
+                return Lookup::Hit(out.freeze());
+            }
+            return Lookup::Hit(entry::array(&parts));
+        }
+        let (want, kind) = match cmd {
+            c if c == i.get && argc == 2 => (true, Some(FillKind::Get)),
+            c if c == i.strlen && argc == 2 => (true, None),
+            c if c == i.hgetall && argc == 2 => (true, Some(FillKind::Hgetall)),
+            c if c == i.hget && argc == 3 => (true, Some(FillKind::Hget(req.arg_bytes(2)))),
+            _ => (false, None),
+        };
+        let key = req.arg(1);
+        if !want || !self.wants(key) {
+            return Lookup::Pass;
+        }
+        let mut s = self.shard(key);
+        if let Some(e) = s.get(key) {
+            let hit = match &kind {
+                Some(FillKind::Get) => e.known.get(resp3),
+                Some(FillKind::Hgetall) => e.known.hgetall(resp3),
+                Some(FillKind::Hget(f)) => e.known.hget(f, resp3),
+                None => e.known.strlen().map(|n| {
+                    let mut out = BytesMut::with_capacity(16);
+                    write_integer(&mut out, n as i64);
+                    out.freeze()
+                }),
+            };
+            if let Some(h) = hit {
+                return Lookup::Hit(h);
+            }
+        }
+        let Some(kind) = kind else {
+            return Lookup::Pass;
+        };
+        if self.admit == Admit::Hot && !self.hot.load().contains(key) && s.get(key).is_none() {
+            return Lookup::Pass;
+        }
+        let Some(gen) = s.begin(key, Slot::for_key(key).get()) else {
+            return Lookup::Pass;
+        };
+        let evicted = s.evict(self.budget);
+        drop(s);
+        if evicted > 0 {
+            self.evictions.fetch_add(evicted, Ordering::Relaxed);
+        }
+        let mut wire = BytesMut::with_capacity(req.raw().len() + key.len() + 32);
+        wire.extend_from_slice(req.raw());
+        wire.extend_from_slice(b"*2\r\n$4\r\nPTTL\r\n");
+        hive_common::resp::write_bulk(&mut wire, key);
+        let fill = Fill {
+            key: req.arg_bytes(1),
+            kind,
+            gen,
+            sent: Instant::now(),
+        };
+        Lookup::Miss(Box::new(fill), wire.freeze())
+    }
+
+    /// A fill's reply (the read's, then PTTL's): what the cache learns is kept if the entry
+    /// is still the one it was sent for; the read's own reply is returned for the client.
+    pub fn fill(&self, f: &Fill, frame: &Bytes) -> Bytes {
+        let (reply, learned) = entry::split(frame, &f.kind);
+        let Some((known, pttl)) = learned else {
+            return reply;
+        };
+        let mut expires = (pttl >= 0).then(|| f.sent + Duration::from_millis(pttl as u64));
+        if let Some(max) = self.max_ttl {
+            let cap = f.sent + max;
+            expires = Some(expires.map_or(cap, |e| e.min(cap)));
+        }
+        let mut s = self.shard(&f.key);
+        if s.fill(&f.key, f.gen, known, expires, self.max_value) {
+            let evicted = s.evict(self.budget);
+            drop(s);
+            self.fills.fetch_add(1, Ordering::Relaxed);
+            if evicted > 0 {
+                self.evictions.fetch_add(evicted, Ordering::Relaxed);
+            }
+        }
+        reply
+    }
+
+    /// Keys changed (reported by a master, or written through this Hive).
+    pub fn invalidate<K: AsRef<[u8]>>(&self, keys: &[K]) {
+        let mut n = 0;
+        for k in keys {
+            let k = k.as_ref();
+            if self.shard(k).remove(k) {
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.invalidations.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Everything goes (FLUSHALL, or the feed lost a master).
+    pub fn flush(&self) {
+        for s in self.shards.iter() {
+            s.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The slots `moved` marks changed masters: their entries go.
+    pub fn flush_slots(&self, moved: &[bool]) {
+        for s in self.shards.iter() {
+            s.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drop_slots(moved);
+        }
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The feed follows every master (`true`), or not any more: then everything goes, and
+    /// nothing is served or filled until it is up again.
+    pub fn set_ready(&self, up: bool) {
+        self.ready.store(up, Ordering::Release);
+        if !up {
+            self.flush();
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn admits_hot(&self) -> bool {
+        self.admit == Admit::Hot
+    }
+
+    /// `admit = "hot"`: the sampler's hottest keys now.
+    pub fn set_hot(&self, keys: HashSet<Box<[u8]>>) {
+        self.hot.store(Arc::new(keys));
+    }
+
+    /// (entries, bytes), for INFO and /metrics.
+    pub fn counts(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(n, b), s| {
+            let s = s.lock().unwrap_or_else(|p| p.into_inner());
+            (n + s.len(), b + s.bytes)
+        })
+    }
+
+    pub fn max_memory(&self) -> usize {
+        self.budget * SHARDS
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,174 @@
+//! One lock's share of the near cache: entries by key, a second-chance queue that evicts the
+//! least recently used past the shard's share of `max_memory`, and the generation numbers
+//! that tell a fill whether its key changed since the read was sent.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::entry::Known;
+
+/// Bytes counted per entry beyond its key and data: the map's slot, the queue's, and the
+/// entry itself.
+pub const OVERHEAD: usize = 96;
+
+#[derive(Debug)]
+pub struct Slot {
+    /// Changes whenever the entry is made anew, so a fill sent before an invalidation
+    /// cannot land on the entry made after it.
+    pub gen: u64,
+    pub known: Known,
+    /// The key's TTL as of when the fill was sent (no later than the node's).
+    pub expires: Option<Instant>,
+    /// Read since the queue last passed it (second chance).
+    pub used: bool,
+    pub bytes: usize,
+    /// The key's hash slot, so a topology change drops only the slots that moved.
+    pub slot: u16,
+}
+
+#[derive(Debug, Default)]
+pub struct Shard {
+    map: HashMap<Bytes, Slot>,
+    order: VecDeque<(Bytes, u64)>,
+    pub bytes: usize,
+    next_gen: u64,
+}
+
+impl Shard {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The live entry of `key`, marked used; an expired one is dropped.
+    pub fn get(&mut self, key: &[u8]) -> Option<&Slot> {
+        let s = self.map.get_mut(key)?;
+        if s.expires.is_some_and(|t| t <= Instant::now()) {
+            self.remove(key);
+            return None;
+        }
+        s.used = true;
+        self.map.get(key)
+    }
+
+    /// The generation a fill of `key` must find when its reply comes: the entry's own, or
+    /// that of a new `Pending` entry. `None`: the key is known too big to cache.
+    pub fn begin(&mut self, key: &[u8], slot: u16) -> Option<u64> {
+        if let Some(s) = self.get(key) {
+            return (s.known != Known::TooBig).then_some(s.gen);
+        }
+        self.next_gen += 1;
+        let gen = self.next_gen;
+        let key = Bytes::copy_from_slice(key);
+        let bytes = key.len() + OVERHEAD;
+        self.bytes += bytes;
+        self.order.push_back((key.clone(), gen));
+        self.map.insert(
+            key,
+            Slot {
+                gen,
+                known: Known::Pending,
+                expires: None,
+                used: false,
+                bytes,
+                slot,
+            },
+        );
+        Some(gen)
+    }
+
+    /// A fill's reply: taken only when the entry is still the one the read was sent for.
+    /// Past `max_value`, the key is marked too big instead.
+    pub fn fill(
+        &mut self,
+        key: &[u8],
+        gen: u64,
+        known: Known,
+        expires: Option<Instant>,
+        max_value: usize,
+    ) -> bool {
+        let Some(s) = self.map.get_mut(key).filter(|s| s.gen == gen) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut s.known, Known::Pending);
+        let mut known = old.merge(known);
+        if known.bytes() > max_value {
+            known = Known::TooBig;
+        }
+        let bytes = key.len() + OVERHEAD + known.bytes();
+        self.bytes = self.bytes - s.bytes + bytes;
+        s.bytes = bytes;
+        s.known = known;
+        s.expires = match (s.expires, expires) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        true
+    }
+
+    /// Drops `key`'s entry, or a fill on its way; whether there was one.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        match self.map.remove(key) {
+            Some(s) => {
+                self.bytes -= s.bytes;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn clear(&mut self) -> usize {
+        let n = self.map.len();
+        self.map.clear();
+        self.order.clear();
+        self.bytes = 0;
+        n
+    }
+
+    /// Drops the entries of slots `moved` marks.
+    pub fn drop_slots(&mut self, moved: &[bool]) {
+        let before = self.bytes;
+        let mut freed = 0;
+        self.map.retain(|_, s| {
+            let keep = !moved.get(s.slot as usize).copied().unwrap_or(false);
+            if !keep {
+                freed += s.bytes;
+            }
+            keep
+        });
+        self.bytes = before - freed;
+    }
+
+    /// Evicts entries until the shard holds at most `budget` bytes; how many went. An entry
+    /// read since the queue last reached it goes to the back once (second chance).
+    pub fn evict(&mut self, budget: usize) -> u64 {
+        let mut evicted = 0;
+        let mut passes = self.order.len();
+        while self.bytes > budget {
+            let Some((key, gen)) = self.order.pop_front() else {
+                break;
+            };
+            let Some(s) = self.map.get_mut(&key).filter(|s| s.gen == gen) else {
+                // Invalidated since: its entry is gone (or made anew, queued again).
+                continue;
+            };
+            if s.used && passes > 0 {
+                s.used = false;
+                passes -= 1;
+                self.order.push_back((key, gen));
+                continue;
+            }
+            self.remove(&key);
+            evicted += 1;
+        }
+        // Entries of keys dropped since are swept from time to time, so the queue stays
+        // within a constant factor of the map.
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.order
+                .retain(|(k, g)| map.get(k).is_some_and(|s| s.gen == *g));
+        }
+        evicted
+    }
+}
