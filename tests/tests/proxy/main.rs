@@ -3,6 +3,7 @@
 //! written for one Redis expect, and hive-common checked against a live redis-server.
 
 mod blocking_pops;
+mod cache;
 mod clients;
 mod common_live;
 mod cross_slot;

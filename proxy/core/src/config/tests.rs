@@ -211,3 +211,48 @@ fn config_write_ack_keys_are_checked() {
         );
     }
 }
+
+#[test]
+fn config_cache_keys_are_checked() {
+    let c = parse("[cache]\nenabled = true\nmax_memory = \"64mb\"\nadmit = \"all\"\nkey_patterns = [\"user:*\"]\n").unwrap();
+    assert_eq!(c.cache.max_memory.0, 64 << 20);
+    assert_eq!(c.cache.admit, Admit::All);
+    for (text, key, reason) in [
+        (
+            "[cache]\nadmit = \"warm\"\n",
+            "cache.admit",
+            "unknown variant",
+        ),
+        (
+            "[cache]\nmax_memory = \"lots\"\n",
+            "cache.max_memory",
+            "not a size",
+        ),
+        (
+            "[cache]\nenabled = true\nmax_memory = \"1kb\"\n",
+            "cache.max_memory",
+            "at least 1mb",
+        ),
+        (
+            "[cache]\nenabled = true\nmax_value_bytes = 0\n",
+            "cache.max_value_bytes",
+            "above 0",
+        ),
+        (
+            "[cache]\nenabled = true\nkey_patterns = [\"\"]\n",
+            "cache.key_patterns",
+            "empty",
+        ),
+        (
+            "[proxy]\nhotkeys_sample_every = 0\n[cache]\nenabled = true\n",
+            "cache.admit",
+            "hotkeys_sample_every",
+        ),
+        ("[cache]\nsize = 3\n", "cache", "unknown field"),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert!(e.starts_with("hive.toml: key `"), "{e}");
+        assert!(e.contains(&format!("`{key}")), "{text}: {e}");
+        assert!(e.contains(reason), "{text}: {e}");
+    }
+}
