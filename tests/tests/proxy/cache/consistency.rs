@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use hive_tests::{connect, Env, GroupEnv};
 
 const KEYS: usize = 4;
+
+/// Each key's writes: (value, when acknowledged).
+type Acks = Arc<Mutex<Vec<Vec<(u64, Instant)>>>>;
 const READERS: usize = 3;
 const RUN: Duration = Duration::from_secs(3);
 
@@ -26,9 +29,7 @@ struct Seen {
 /// last number acknowledged before the read was sent.
 fn race(read_url: &str, write_url: &str, keys: &[String]) -> Seen {
     let acked: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
-    // Each key's writes: (value, when acknowledged).
-    let acked_at: Arc<Mutex<Vec<Vec<(u64, Instant)>>>> =
-        Arc::new(Mutex::new(vec![Vec::new(); KEYS]));
+    let acked_at: Acks = Arc::new(Mutex::new(vec![Vec::new(); KEYS]));
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut threads = Vec::new();
