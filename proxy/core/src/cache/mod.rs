@@ -61,6 +61,8 @@ pub enum Lookup {
     Hit(Bytes),
     /// Sent to the node as `wire` (the read, then `PTTL key`: two replies), to fill an entry.
     Miss(Box<Fill>, Bytes),
+    /// Not in the cache, and a fill of it is on its way already: sent as it is.
+    Busy,
 }
 
 pub struct NearCache {
@@ -206,7 +208,7 @@ impl NearCache {
             return Lookup::Pass;
         }
         let Some(gen) = s.begin(key, Slot::for_key(key).get()) else {
-            return Lookup::Pass;
+            return Lookup::Busy;
         };
         let evicted = s.evict(self.budget);
         drop(s);
@@ -231,6 +233,7 @@ impl NearCache {
     pub fn fill(&self, f: &Fill, frame: &Bytes) -> Bytes {
         let (reply, learned) = entry::split(frame, &f.kind);
         let Some((known, pttl)) = learned else {
+            self.shard(&f.key).abandon(&f.key, f.gen);
             return reply;
         };
         let mut expires = (pttl >= 0).then(|| f.sent + Duration::from_millis(pttl as u64));

@@ -5,13 +5,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::entry::Known;
 
 /// Bytes counted per entry beyond its key and data: the map's slot, the queue's, and the
 /// entry itself.
 pub const OVERHEAD: usize = 96;
+
+/// A fill not back by then (its client went away, say) no longer holds the key back.
+const PENDING_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct Slot {
@@ -28,10 +31,18 @@ pub struct Slot {
     pub slot: u16,
 }
 
+/// foldhash: several times faster than SipHash on short keys (the hit path's largest cost,
+/// perf), with a random seed per map, so clients cannot pick keys that collide.
+type Map = HashMap<Key, Slot, foldhash::fast::RandomState>;
+
+/// A key kept in the map's own slot when it is short (most keys are): comparing it then reads
+/// no other memory, which was one of the hit path's cache misses (perf).
+type Key = SmallVec<[u8; 24]>;
+
 #[derive(Debug, Default)]
 pub struct Shard {
-    map: HashMap<Bytes, Slot>,
-    order: VecDeque<(Bytes, u64)>,
+    map: Map,
+    order: VecDeque<(Key, u64)>,
     pub bytes: usize,
     next_gen: u64,
 }
@@ -41,26 +52,30 @@ impl Shard {
         self.map.len()
     }
 
-    /// The live entry of `key`, marked used; an expired one is dropped.
-    pub fn get(&mut self, key: &[u8]) -> Option<&Slot> {
+    /// The live entry of `key`, marked used; an expired one counts as none (`begin` makes
+    /// it anew). One map lookup: this runs for every cached read.
+    pub fn get(&mut self, key: &[u8]) -> Option<&mut Slot> {
         let s = self.map.get_mut(key)?;
         if s.expires.is_some_and(|t| t <= Instant::now()) {
-            self.remove(key);
             return None;
         }
         s.used = true;
-        self.map.get(key)
+        Some(s)
     }
 
-    /// The generation a fill of `key` must find when its reply comes: the entry's own, or
-    /// that of a new `Pending` entry. `None`: the key is known too big to cache.
+    /// Whether a read of `key` should fill it: with a new `Pending` entry (or, for a hash
+    /// known in part, the entry as it is), the generation the fill must find when its reply
+    /// comes. `None`: a fill is already on its way (this read goes as it is, not twice the work
+    /// on the node), or the key is known too big to cache.
     pub fn begin(&mut self, key: &[u8], slot: u16) -> Option<u64> {
         if let Some(s) = self.get(key) {
-            return (s.known != Known::TooBig).then_some(s.gen);
+            return (!matches!(s.known, Known::TooBig | Known::Pending)).then_some(s.gen);
         }
+        // Expired (a fill that never came back ends too), or not there.
+        self.remove(key);
         self.next_gen += 1;
         let gen = self.next_gen;
-        let key = Bytes::copy_from_slice(key);
+        let key = Key::from_slice(key);
         let bytes = key.len() + OVERHEAD;
         self.bytes += bytes;
         self.order.push_back((key.clone(), gen));
@@ -69,13 +84,25 @@ impl Shard {
             Slot {
                 gen,
                 known: Known::Pending,
-                expires: None,
+                expires: Some(Instant::now() + PENDING_MAX),
                 used: false,
                 bytes,
                 slot,
             },
         );
         Some(gen)
+    }
+
+    /// A fill that taught nothing (an error, a key changed between its read and its PTTL):
+    /// its `Pending` entry goes, so the next read tries again.
+    pub fn abandon(&mut self, key: &[u8], gen: u64) {
+        if self
+            .map
+            .get(key)
+            .is_some_and(|s| s.gen == gen && s.known == Known::Pending)
+        {
+            self.remove(key);
+        }
     }
 
     /// A fill's reply: taken only when the entry is still the one the read was sent for.
@@ -92,6 +119,10 @@ impl Shard {
             return false;
         };
         let old = std::mem::replace(&mut s.known, Known::Pending);
+        if old == Known::Pending {
+            // The wait for the fill is over: only the key's own TTL (if any) applies now.
+            s.expires = None;
+        }
         let mut known = old.merge(known);
         if known.bytes() > max_value {
             known = Known::TooBig;

@@ -114,7 +114,7 @@ fn cache_big_value_is_not_kept() {
     let f = fill_of(get(&c, "k"));
     c.fill(&f, &Bytes::from_static(b"$12\r\n0123456789ab\r\n:-1\r\n"));
     // Known too big: passed through, and no fill is tried again until the key changes.
-    assert!(matches!(get(&c, "k"), Lookup::Pass));
+    assert!(matches!(get(&c, "k"), Lookup::Busy));
     c.invalidate(&[b"k"]);
     assert!(matches!(get(&c, "k"), Lookup::Miss(..)));
 }
@@ -200,4 +200,17 @@ fn cache_moved_slots_drop_their_entries() {
     c.flush_slots(&moved);
     assert!(hit(get(&c, "a")).is_none());
     assert!(hit(get(&c, "b")).is_some());
+}
+
+#[test]
+fn cache_second_miss_while_a_fill_is_out_passes_through() {
+    let c = cache(1 << 20);
+    let f = fill_of(get(&c, "k"));
+    // Sent as it is: one fill per key at a time.
+    assert!(matches!(get(&c, "k"), Lookup::Busy));
+    // A fill that learned nothing (an error) lets the next read fill.
+    c.fill(&f, &Bytes::from_static(b"-ERR down\r\n"));
+    let f = fill_of(get(&c, "k"));
+    c.fill(&f, &Bytes::from_static(b"$1\r\nv\r\n:-1\r\n"));
+    assert!(hit(get(&c, "k")).is_some());
 }

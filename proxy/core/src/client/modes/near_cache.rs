@@ -125,6 +125,10 @@ impl Conn {
         };
         match cache.lookup(cmd, &req, self.session.resp3()) {
             crate::cache::Lookup::Pass => Some(req),
+            crate::cache::Lookup::Busy => {
+                self.worker.cache_misses.add(1);
+                Some(req)
+            }
             crate::cache::Lookup::Hit(reply) => {
                 self.worker.cache_hits.add(1);
                 if self.sample.tick() {
