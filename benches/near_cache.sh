@@ -5,8 +5,11 @@
 #   direct    one redis-server
 #   hive      Hive (static mode, in front of it), no cache
 #   cache     Hive with [cache] enabled (admit = "all", max_memory = 512mb), warmed first
+#   feed      Hive with one idle CLIENT TRACKING connection (its per-master feed runs), plain load
 #   tracking  Hive, clients with CLIENT TRACKING on that cache nothing (the cost of tracking)
 #   client    Hive, clients with CLIENT TRACKING on that keep what they read (client-side cache)
+#   direct_tracking, direct_client   the same two loads against redis-server itself, so
+#             the cost the invalidations carry by themselves shows apart from Hive's
 # Server-side processes (redis-server, every Hive with one worker thread) are pinned to CPU1,
 # the load to CPU0. Then the invalidation delay: a tracking client of Hive, a write made on the
 # node, the time from the write's reply to the invalidation (p50/p99 over 2,000 writes).
@@ -31,7 +34,7 @@ cleanup() {
 trap cleanup EXIT
 log() { [ $JSON = 1 ] || echo "$@" >&2; }
 
-# Ports: redis 7870, hive 7871, hive with the cache 7872.
+# Ports: redis 7870, hive 7871, hive with the cache 7872, hive with a tracking client 7873.
 taskset -c 1 redis-server --port 7870 --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
   --logfile "$TMP/redis.log" &
 PIDS+=($!)
@@ -42,10 +45,15 @@ taskset -c 1 "$HIVE" proxy --config "$TMP/plain.toml" --static 127.0.0.1:7870 --
 PIDS+=($!)
 taskset -c 1 "$HIVE" proxy --config "$TMP/cache.toml" --static 127.0.0.1:7870 --listen 127.0.0.1:7872 >"$TMP/cache.log" 2>&1 &
 PIDS+=($!)
-for p in 7871 7872; do
+taskset -c 1 "$HIVE" proxy --config "$TMP/plain.toml" --static 127.0.0.1:7870 --listen 127.0.0.1:7873 >"$TMP/feed.log" 2>&1 &
+PIDS+=($!)
+for p in 7871 7872 7873; do
   for _ in $(seq 100); do redis-cli -p $p ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
 for _ in $(seq 100); do redis-cli -p 7872 info | grep -q 'cache_ready:1' && break; sleep 0.1; done
+"${LOAD[@]}" --addr 127.0.0.1:7873 --hold >"$TMP/hold.out" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q holding "$TMP/hold.out" 2>/dev/null && break; sleep 0.1; done
 log "preloading 1,000,000 keys"
 "${LOAD[@]}" --addr 127.0.0.1:7870 --preload --keys 1000000 2>/dev/null
 log "warming the near cache (20 s at P16)"
@@ -53,7 +61,7 @@ log "warming the near cache (20 s at P16)"
 redis-cli -p 7872 config resetstat >/dev/null
 
 declare -A RES
-TARGETS=(direct hive cache tracking client)
+TARGETS=(direct hive cache feed tracking client direct_tracking direct_client)
 for r in $(seq "$ROUNDS"); do
   for P in 1 16; do
     for t in "${TARGETS[@]}"; do
@@ -63,6 +71,9 @@ for r in $(seq "$ROUNDS"); do
         cache) args=(--addr 127.0.0.1:7872) ;;
         tracking) args=(--addr 127.0.0.1:7871 --track) ;;
         client) args=(--addr 127.0.0.1:7871 --client-cache) ;;
+        feed) args=(--addr 127.0.0.1:7873) ;;
+        direct_tracking) args=(--addr 127.0.0.1:7870 --track) ;;
+        direct_client) args=(--addr 127.0.0.1:7870 --client-cache) ;;
       esac
       out=$("${LOAD[@]}" "${args[@]}" --pipeline "$P" --seconds "$SECONDS_EACH" --json)
       rps=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['ops_per_sec'])" "$out")

@@ -5,7 +5,8 @@
 //! client would, without caching; with `--client-cache` it also keeps what it read until an
 //! invalidation comes, as a client-side cache does (a local hit sends nothing).
 //! `--preload` writes every key once; `--delay` measures how long after a write made on the
-//! node (`--node`) a tracking client of Hive hears of it.
+//! node (`--node`) a tracking client of Hive hears of it; `--hold` keeps one idle tracking
+//! connection open (so Hive's tracking feed runs) until it is killed.
 //! Usage: cargo run --release -p hive-benches --example zipf_load -- --addr HOST:PORT
 //!   [--clients 50] [--pipeline 1] [--seconds 8] [--keys 1000000] [--reads 0.95]
 //!   [--value 64] [--zipf 0.99] [--track] [--client-cache] [--preload] [--delay --node H:P
@@ -78,6 +79,7 @@ fn opts() -> (Opts, &'static str) {
             "--json" => o.json = true,
             "--preload" => mode = "preload",
             "--delay" => mode = "delay",
+            "--hold" => mode = "hold",
             _ => usage(),
         }
         i += 1;
@@ -103,6 +105,7 @@ fn main() {
         match mode {
             "preload" => preload(&o).await,
             "delay" => delay(&o).await,
+            "hold" => hold(&o).await,
             _ => load(&o).await,
         }
     });
@@ -358,5 +361,17 @@ async fn delay(o: &Opts) {
             q(0.99),
             q(1.0)
         );
+    }
+}
+
+/// One tracking connection that reads nothing, open until the process is killed.
+async fn hold(o: &Opts) {
+    let mut c = Conn::open(&o.addr).await;
+    c.call(&["HELLO", "3"]).await;
+    let ok = c.call(&["CLIENT", "TRACKING", "on"]).await;
+    assert_eq!(&ok[..], b"+OK\r\n", "CLIENT TRACKING on");
+    println!("holding");
+    loop {
+        c.frame().await;
     }
 }

@@ -214,3 +214,20 @@ fn cache_second_miss_while_a_fill_is_out_passes_through() {
     c.fill(&f, &Bytes::from_static(b"$1\r\nv\r\n:-1\r\n"));
     assert!(hit(get(&c, "k")).is_some());
 }
+
+#[test]
+fn cache_admit_hot_takes_only_the_samplers_hot_keys() {
+    let c = NearCache::new(&CacheConfig {
+        enabled: true,
+        ..CacheConfig::default()
+    });
+    c.set_ready(true);
+    assert!(matches!(get(&c, "k"), Lookup::Pass));
+    c.set_hot([b"k".to_vec().into_boxed_slice()].into_iter().collect());
+    let f = fill_of(get(&c, "k"));
+    c.fill(&f, &Bytes::from_static(b"$1\r\nv\r\n:-1\r\n"));
+    // Held until it changes, hot or not.
+    c.set_hot(Default::default());
+    assert!(hit(get(&c, "k")).is_some());
+    assert!(matches!(get(&c, "other"), Lookup::Pass));
+}

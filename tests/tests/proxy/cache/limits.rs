@@ -218,3 +218,28 @@ fn cache_hit_still_obeys_acl() {
             .is_err()
     );
 }
+
+#[test]
+fn cache_admit_hot_caches_a_key_once_the_sampler_sees_it_hot() {
+    let _g = hive_tests::heavy();
+    let env = Env::with(3, 0, |c| {
+        c.cache.enabled = true;
+        c.proxy.hotkeys_sample_every = 1;
+    });
+    let mut c = env.client();
+    super::ready(&mut c);
+    let _: () = redis::cmd("SET").arg("hot").arg("v").query(&mut c).unwrap();
+    // The admitted keys are refreshed each second from the sampler's hottest.
+    wait_for(
+        "the hot key served from the cache",
+        Duration::from_secs(10),
+        || {
+            let before = super::hits(&mut c);
+            for _ in 0..50 {
+                let v: String = redis::cmd("GET").arg("hot").query(&mut c).unwrap();
+                assert_eq!(v, "v");
+            }
+            super::hits(&mut c) > before
+        },
+    );
+}
