@@ -48,6 +48,7 @@ fn cache_stays_within_max_memory_under_distinct_keys() {
     let env = Env::with(3, 0, |c| {
         super::on(c);
         c.cache.max_memory = MemSize(1 << 20);
+        c.proxy.admin_listen = Some("127.0.0.1:0".into());
     });
     let mut c = env.client();
     super::ready(&mut c);
@@ -75,6 +76,20 @@ fn cache_stays_within_max_memory_under_distinct_keys() {
     assert!(max_bytes <= limit, "{max_bytes} bytes over {limit}");
     assert!(info_u64(&mut c, "cache_evictions") > 0);
     assert!(info_u64(&mut c, "cache_keys") > 1000);
+    // The same figures in /metrics.
+    let (status, text) = hive_tests::http::get(env.proxy.admin_addr.unwrap(), "/metrics");
+    assert_eq!(status, 200);
+    let metric = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    assert_eq!(metric("hive_cache_max_bytes"), (1 << 20) as f64);
+    assert!(metric("hive_cache_bytes") <= (1 << 20) as f64);
+    assert!(metric("hive_cache_evictions_total") > 0.0);
+    assert!(metric("hive_cache_hits_total") > 0.0 && metric("hive_cache_misses_total") > 0.0);
+    assert_eq!(metric("hive_cache_ready"), 1.0);
 }
 
 #[test]
