@@ -188,6 +188,38 @@ pub fn node_url(addr: &str) -> String {
     format!("redis://{addr}/")
 }
 
+/// The master `proxy` routes `key` to now, and that shard's first replica (shown once it has
+/// replicated something).
+pub fn shard_nodes(proxy: &ProxyHandle, key: &str) -> (String, Option<String>) {
+    let t = proxy.shared.plane.topology.load();
+    let i = t
+        .map
+        .shard_of(hive_common::Slot::for_key(key.as_bytes()))
+        .expect("the key's slot has a shard");
+    let s = &t.map.shards()[i];
+    (s.master.clone(), s.replicas.first().cloned())
+}
+
+/// Promotes the replica of `key`'s shard with CLUSTER FAILOVER TAKEOVER and waits until
+/// `proxy` routes the key to it; its address.
+pub fn take_over(proxy: &ProxyHandle, key: &str) -> String {
+    module_cluster::wait_for("the shard's replica", Duration::from_secs(15), || {
+        shard_nodes(proxy, key).1.is_some()
+    });
+    let (old, replica) = shard_nodes(proxy, key);
+    let replica = replica.expect("a replica");
+    let mut r = connect(&node_url(&replica));
+    let _: String = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .arg("TAKEOVER")
+        .query(&mut r)
+        .expect("CLUSTER FAILOVER TAKEOVER");
+    module_cluster::wait_for("the promotion", Duration::from_secs(15), || {
+        shard_nodes(proxy, key).0 != old
+    });
+    replica
+}
+
 /// A single standalone redis-server with cluster support enabled (CLUSTER KEYSLOT works).
 pub fn single_node(dir: &TempDir, cluster_enabled: bool) -> RedisProcess {
     let port = free_port_pair().expect("port");

@@ -135,24 +135,13 @@ fn cache_empties_on_failover_and_flushall_on_a_node() {
     let env = Env::with(3, 1, super::on);
     let mut c = env.client();
     super::ready(&mut c);
-    let master = |k: &str| {
-        let t = env.proxy.shared.plane.topology.load();
-        let i = t
-            .map
-            .shard_of(hive_common::Slot::for_key(k.as_bytes()))
-            .unwrap();
-        (
-            t.map.shards()[i].master.clone(),
-            t.map.shards()[i].replicas.first().cloned(),
-        )
-    };
     let _: () = redis::cmd("SET").arg("k").arg("old").query(&mut c).unwrap();
     for _ in 0..2 {
         let _: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();
     }
     // FLUSHALL on the node, not through Hive.
     let flushes = info_u64(&mut c, "cache_flushes");
-    let mut n = connect(&node_url(&master("k").0));
+    let mut n = connect(&node_url(&hive_tests::shard_nodes(&env.proxy, "k").0));
     let _: () = redis::cmd("FLUSHALL").query(&mut n).unwrap();
     wait_for("the flush", Duration::from_secs(5), || {
         info_u64(&mut c, "cache_flushes") > flushes
@@ -165,25 +154,13 @@ fn cache_empties_on_failover_and_flushall_on_a_node() {
         .query(&mut c)
         .unwrap();
     let _: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();
-    wait_for("the shard's replica", Duration::from_secs(15), || {
-        master("k").1.is_some()
-    });
-    let (old, replica) = master("k");
-    let replica = replica.unwrap();
     let flushes = info_u64(&mut c, "cache_flushes");
-    let mut r = connect(&node_url(&replica));
-    let _: String = redis::cmd("CLUSTER")
-        .arg("FAILOVER")
-        .arg("TAKEOVER")
-        .query(&mut r)
-        .unwrap();
-    wait_for("the promotion", Duration::from_secs(15), || {
-        master("k").0 != old
-    });
+    let replica = hive_tests::take_over(&env.proxy, "k");
     wait_for("the flush", Duration::from_secs(15), || {
         info_u64(&mut c, "cache_flushes") > flushes
     });
     // Written on the new master directly: read through Hive once the feed follows it.
+    let mut r = connect(&node_url(&replica));
     let _: () = redis::cmd("SET")
         .arg("k")
         .arg("after")

@@ -3,9 +3,6 @@
 //! master never knew what they read), work in Sentinel and static modes, and keep its table
 //! within `tracking_table_max_keys`.
 
-use std::time::Duration;
-
-use hive_common::Slot;
 use hive_proxy::server::ProxyHandle;
 use hive_tests::{connect, node_url, Env, GroupEnv};
 
@@ -37,12 +34,6 @@ fn set(url: &str, key: &str, v: &str) {
     let _: () = redis::cmd("SET").arg(key).arg(v).query(&mut c).unwrap();
 }
 
-fn master_of(proxy: &ProxyHandle, key: &str) -> String {
-    let t = proxy.shared.plane.topology.load();
-    let i = t.map.shard_of(Slot::for_key(key.as_bytes())).unwrap();
-    t.map.shards()[i].master.clone()
-}
-
 #[test]
 fn tracking_reports_changes_made_on_a_node_and_through_another_hive() {
     let _g = hive_tests::heavy();
@@ -52,7 +43,11 @@ fn tracking_reports_changes_made_on_a_node_and_through_another_hive() {
     other.backend.seeds = env.cluster.master_addrs();
     let other = ProxyHandle::start(other).unwrap();
     let mut s = tracking(&env.proxy.addr.to_string(), &["k1", "k2"]);
-    set(&node_url(&master_of(&env.proxy, "k1")), "k1", "on the node");
+    set(
+        &node_url(&hive_tests::shard_nodes(&env.proxy, "k1").0),
+        "k1",
+        "on the node",
+    );
     assert_eq!(s.frame(0), push_of("k1"));
     set(
         &format!("redis://{}/", other.addr),
@@ -70,28 +65,9 @@ fn tracking_flushes_after_a_failover_and_follows_the_new_master() {
     let _g = hive_tests::heavy();
     let env = Env::cluster();
     let mut s = tracking(&env.proxy.addr.to_string(), &["k"]);
-    let old = master_of(&env.proxy, "k");
-    let replica_now = || {
-        let t = env.proxy.shared.plane.topology.load();
-        let i = t.map.shard_of(Slot::for_key(b"k")).unwrap();
-        t.map.shards()[i].replicas.first().cloned()
-    };
-    // A replica shows in the map once it has replicated something.
-    hive_tests::module_cluster::wait_for("the shard's replica", Duration::from_secs(15), || {
-        replica_now().is_some()
-    });
-    let replica = replica_now().unwrap();
-    let mut r = connect(&node_url(&replica));
-    let _: String = redis::cmd("CLUSTER")
-        .arg("FAILOVER")
-        .arg("TAKEOVER")
-        .query(&mut r)
-        .unwrap();
+    let replica = hive_tests::take_over(&env.proxy, "k");
     // The new master never saw what this client read: it is told to drop everything.
     assert_eq!(s.frame(0), FLUSH);
-    hive_tests::module_cluster::wait_for("the promotion", Duration::from_secs(15), || {
-        master_of(&env.proxy, "k") != old
-    });
     s.send(0, &["GET", "k"]);
     s.frame(0);
     set(&node_url(&replica), "k", "on the new master");

@@ -106,6 +106,10 @@ impl Conn {
         let written = spec.and_then(|s| self.near_before(&req, s, &action));
         let before = self.pending.len();
         self.dispatch_action(req, action);
+        // The mark is for this request's own `forward`/`split` only, never a later send.
+        if let Some(n) = &mut self.near {
+            n.cmd = None;
+        }
         if let Some(w) = written.filter(|_| self.held.is_none() && self.pending.len() > before) {
             let seq = self.base + before as u64;
             if let Some(n) = &mut self.near {
