@@ -398,11 +398,12 @@ impl Conn {
             Action::Error(e) => self.push_error(&e),
             Action::Info => self.info(req),
             Action::FanOut(kind) => self.fan_out(req, kind),
-            Action::Split { kind, step } => {
+            Action::Split { kind, step } if self.near.is_some() => {
                 if let Some(req) = self.near_read(req, &crate::command::route::Route::Any) {
                     self.split(req, kind, step)
                 }
             }
+            Action::Split { kind, step } => self.split(req, kind, step),
             Action::Blocking(route) => self.blocking(req, route),
             Action::Wait => self.wait(req),
             Action::Tx(cmd) => self.tx(req, cmd),

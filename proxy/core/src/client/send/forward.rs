@@ -22,8 +22,13 @@ const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
 impl Conn {
     pub(crate) fn forward(&mut self, req: Request, route: Route) {
-        let Some(req) = self.near_read(req, &route) else {
-            return;
+        // Only a connection that has seen the near cache (`[cache]` on) pays for the call.
+        let req = match self.near.is_some() {
+            true => match self.near_read(req, &route) {
+                Some(req) => req,
+                None => return,
+            },
+            false => req,
         };
         if let Route::Any = route {
             self.note_script(&req);
