@@ -39,6 +39,11 @@ type Map = HashMap<Key, Slot, foldhash::fast::RandomState>;
 /// no other memory, which was one of the hit path's cache misses (perf).
 type Key = SmallVec<[u8; 24]>;
 
+/// A key's bytes as held: the map and the eviction queue each keep a copy.
+fn key_bytes(key: &[u8]) -> usize {
+    2 * key.len()
+}
+
 #[derive(Debug, Default)]
 pub struct Shard {
     map: Map,
@@ -76,7 +81,7 @@ impl Shard {
         self.next_gen += 1;
         let gen = self.next_gen;
         let key = Key::from_slice(key);
-        let bytes = key.len() + OVERHEAD;
+        let bytes = key_bytes(&key) + OVERHEAD;
         self.bytes += bytes;
         self.order.push_back((key.clone(), gen));
         self.map.insert(
@@ -127,7 +132,7 @@ impl Shard {
         if known.bytes() > max_value {
             known = Known::TooBig;
         }
-        let bytes = key.len() + OVERHEAD + known.bytes();
+        let bytes = key_bytes(key) + OVERHEAD + known.bytes();
         self.bytes = self.bytes - s.bytes + bytes;
         s.bytes = bytes;
         s.known = known;
