@@ -45,6 +45,15 @@ fn id(name: &str) -> u16 {
         .map_or(u16::MAX, |s| s.id)
 }
 
+/// The single-key reads the cache answers.
+#[derive(Clone, Copy)]
+enum Read {
+    Get,
+    Strlen,
+    Hgetall,
+    Hget,
+}
+
 /// A read sent to fill an entry: the generation it must find when it comes back.
 #[derive(Debug, Clone)]
 pub struct Fill {
@@ -114,9 +123,14 @@ impl NearCache {
     }
 
     fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
-        // The key's slot spreads keys evenly and is computed once per key anyway.
-        let i = Slot::for_key(key).index() % SHARDS;
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+        self.shard_at(Slot::for_key(key))
+    }
+
+    /// The shard of a key in `slot`: the slot spreads keys evenly, and entries keep it anyway.
+    fn shard_at(&self, slot: Slot) -> MutexGuard<'_, Shard> {
+        self.shards[slot.index() % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether command `cmd` is one the cache answers (cheap: a few compares).
@@ -174,24 +188,25 @@ impl NearCache {
             }
             return Lookup::Hit(entry::array(&parts));
         }
-        let (want, kind) = match cmd {
-            c if c == i.get && argc == 2 => (true, Some(FillKind::Get)),
-            c if c == i.strlen && argc == 2 => (true, None),
-            c if c == i.hgetall && argc == 2 => (true, Some(FillKind::Hgetall)),
-            c if c == i.hget && argc == 3 => (true, Some(FillKind::Hget(req.arg_bytes(2)))),
-            _ => (false, None),
+        let read = match cmd {
+            c if c == i.get && argc == 2 => Read::Get,
+            c if c == i.strlen && argc == 2 => Read::Strlen,
+            c if c == i.hgetall && argc == 2 => Read::Hgetall,
+            c if c == i.hget && argc == 3 => Read::Hget,
+            _ => return Lookup::Pass,
         };
         let key = req.arg(1);
-        if !want || !self.wants(key) {
+        if !self.wants(key) {
             return Lookup::Pass;
         }
-        let mut s = self.shard(key);
+        let slot = Slot::for_key(key);
+        let mut s = self.shard_at(slot);
         if let Some(e) = s.get(key) {
-            let hit = match &kind {
-                Some(FillKind::Get) => e.known.get(resp3),
-                Some(FillKind::Hgetall) => e.known.hgetall(resp3),
-                Some(FillKind::Hget(f)) => e.known.hget(f, resp3),
-                None => e.known.strlen().map(|n| {
+            let hit = match read {
+                Read::Get => e.known.get(resp3),
+                Read::Hgetall => e.known.hgetall(resp3),
+                Read::Hget => e.known.hget(req.arg(2), resp3),
+                Read::Strlen => e.known.strlen().map(|n| {
                     let mut out = BytesMut::with_capacity(16);
                     write_integer(&mut out, n as i64);
                     out.freeze()
@@ -201,13 +216,17 @@ impl NearCache {
                 return Lookup::Hit(h);
             }
         }
-        let Some(kind) = kind else {
-            return Lookup::Pass;
+        // A miss: what the fill needs is made only now, off the hit path.
+        let kind = match read {
+            Read::Get => FillKind::Get,
+            Read::Hgetall => FillKind::Hgetall,
+            Read::Hget => FillKind::Hget(req.arg_bytes(2)),
+            Read::Strlen => return Lookup::Pass,
         };
         if self.admit == Admit::Hot && !self.hot.load().contains(key) && s.get(key).is_none() {
             return Lookup::Pass;
         }
-        let Some(gen) = s.begin(key, Slot::for_key(key).get()) else {
+        let Some(gen) = s.begin(key, slot.get()) else {
             return Lookup::Busy;
         };
         let evicted = s.evict(self.budget);

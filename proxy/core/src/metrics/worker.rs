@@ -109,6 +109,16 @@ pub struct WorkerStats {
 }
 
 impl WorkerStats {
+    /// Near-cache (hits, misses) over every worker, for INFO and /metrics.
+    pub fn cache_reads(workers: &Workers) -> (u64, u64) {
+        let (mut hits, mut misses) = (0, 0);
+        workers.each(|w| {
+            hits += w.cache_hits.get();
+            misses += w.cache_misses.get();
+        });
+        (hits, misses)
+    }
+
     fn new() -> WorkerStats {
         WorkerStats {
             commands: (0..CommandTable::get().ids())

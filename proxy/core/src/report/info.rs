@@ -215,11 +215,7 @@ fn cache_lines(shared: &Shared) -> String {
     let Some(c) = &shared.cache else {
         return "cache_enabled:0\r\n".into();
     };
-    let (mut hits, mut misses) = (0, 0);
-    shared.stats.workers.each(|w| {
-        hits += w.cache_hits.get();
-        misses += w.cache_misses.get();
-    });
+    let (hits, misses) = crate::metrics::worker::WorkerStats::cache_reads(&shared.stats.workers);
     let ratio = if hits + misses == 0 {
         0.0
     } else {

@@ -7,11 +7,7 @@ use crate::state::Shared;
 pub(super) fn metrics(shared: &Shared, f: &mut Families) {
     let Some(c) = &shared.cache else { return };
     let s = &shared.stats;
-    let (mut hits, mut misses) = (0, 0);
-    s.workers.each(|w| {
-        hits += w.cache_hits.get();
-        misses += w.cache_misses.get();
-    });
+    let (hits, misses) = crate::metrics::worker::WorkerStats::cache_reads(&s.workers);
     let (keys, bytes) = c.counts();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     for (name, help, v) in [
