@@ -45,8 +45,23 @@ fn has_ttl(i: usize) -> bool {
 
 /// Writes `n` keys through `url`, 1,000 per pipeline.
 pub fn populate(url: &str, n: usize) {
+    populate_range(url, 0..n);
+}
+
+/// `populate(n)` from `threads` connections at once, each a share of the keys.
+pub fn populate_parallel(url: &str, n: usize, threads: usize) {
+    let per = n.div_ceil(threads.max(1));
+    std::thread::scope(|s| {
+        for t in 0..threads.max(1) {
+            s.spawn(move || populate_range(url, (t * per).min(n)..((t + 1) * per).min(n)));
+        }
+    });
+}
+
+/// Writes the keys of `populate` numbered `range`.
+pub fn populate_range(url: &str, range: std::ops::Range<usize>) {
     let mut c = connect(url);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+    for chunk in range.collect::<Vec<_>>().chunks(1000) {
         let mut p = redis::pipe();
         for &i in chunk {
             let k = key(i);

@@ -18,6 +18,7 @@ pub mod backups;
 pub mod cross_slot;
 pub mod faults;
 pub mod http;
+pub mod ledger;
 pub mod module_cluster;
 pub mod module_node;
 pub mod process;

@@ -52,9 +52,9 @@ impl Progress {
                 }
                 (Unit::Bytes, false) => "{prefix:>16} {spinner} {bytes} {bytes_per_sec}",
                 (Unit::Keys, true) => {
-                    "{prefix:>16} [{bar:30}] {human_pos}/{human_len} keys {per_sec} eta {eta}"
+                    "{prefix:>16} [{bar:30}] {human_pos}/{human_len} keys {per_sec} {msg} eta {eta}"
                 }
-                (Unit::Keys, false) => "{prefix:>16} {spinner} {human_pos} keys {per_sec}",
+                (Unit::Keys, false) => "{prefix:>16} {spinner} {human_pos} keys {per_sec} {msg}",
             };
             pb.set_style(
                 ProgressStyle::with_template(tpl)
@@ -70,7 +70,7 @@ impl Progress {
             total,
             unit,
             quiet: self.quiet,
-            state: Arc::new(Mutex::new((0, Instant::now(), Instant::now()))),
+            state: Arc::new(Mutex::new((0, Instant::now(), Instant::now(), 0))),
         }
     }
 }
@@ -82,8 +82,8 @@ pub struct Bar {
     total: Option<u64>,
     unit: Unit,
     quiet: bool,
-    /// Done so far, when it started, when it last logged.
-    state: Arc<Mutex<(u64, Instant, Instant)>>,
+    /// Done so far, when it started, when it last logged, bytes beside keys.
+    state: Arc<Mutex<(u64, Instant, Instant, u64)>>,
 }
 
 impl Bar {
@@ -96,11 +96,32 @@ impl Bar {
         s.0 += n;
         if !self.quiet && s.2.elapsed() >= Duration::from_secs(5) {
             s.2 = Instant::now();
-            eprintln!("{}", self.line(s.0, s.1));
+            eprintln!("{}", self.line(s.0, s.1, s.3));
         }
     }
 
-    fn line(&self, done: u64, started: Instant) -> String {
+    /// Keys done, with the bytes they held (a bar in keys that also shows bytes/s).
+    pub fn inc_keys_bytes(&self, keys: u64, bytes: u64) {
+        let Ok(mut s) = self.state.lock() else { return };
+        s.3 += bytes;
+        if let Some(pb) = &self.pb {
+            let secs = s.1.elapsed().as_secs_f64().max(1e-3);
+            pb.set_message(format!(
+                "{} {}/s",
+                HumanBytes(s.3),
+                HumanBytes((s.3 as f64 / secs) as u64)
+            ));
+            pb.inc(keys);
+            return;
+        }
+        s.0 += keys;
+        if !self.quiet && s.2.elapsed() >= Duration::from_secs(5) {
+            s.2 = Instant::now();
+            eprintln!("{}", self.line(s.0, s.1, s.3));
+        }
+    }
+
+    fn line(&self, done: u64, started: Instant, bytes: u64) -> String {
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         let rate = done as f64 / secs;
         let (d, r) = match self.unit {
@@ -121,7 +142,16 @@ impl Bar {
             }
             _ => String::new(),
         };
-        format!("{}: {d}{of}, {r}{eta}", self.name)
+        let b = if bytes > 0 {
+            format!(
+                ", {} ({}/s)",
+                HumanBytes(bytes),
+                HumanBytes((bytes as f64 / secs) as u64)
+            )
+        } else {
+            String::new()
+        };
+        format!("{}: {d}{of}, {r}{b}{eta}", self.name)
     }
 
     pub fn finish(&self, msg: &str) {
@@ -131,7 +161,7 @@ impl Bar {
         }
         if let Ok(s) = self.state.lock() {
             if !self.quiet {
-                eprintln!("{} ({msg})", self.line(s.0, s.1));
+                eprintln!("{} ({msg})", self.line(s.0, s.1, s.3));
             }
         }
     }

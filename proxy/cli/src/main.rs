@@ -1,11 +1,13 @@
 //! The `hive` binary: parses the command line and runs one subcommand, each in a file or folder
 //! of its own: serving (`serve/`: `proxy`, `up`), looking at a deployment (`inspect/`:
-//! `status`, `check`, `monitor`), `drill/`, `backup`, `init/`. A new subcommand gets a file in
+//! `status`, `check`, `monitor`), `drill/`, `backup`, `init/`, growing and shrinking
+//! (`grow/`: `add-shard`, `remove-shard`, `rebalance`, `reshard`). A new subcommand gets a file in
 //! the folder of its role and a line in `Cmd`.
 #![forbid(unsafe_code)]
 
 mod backup;
 mod drill;
+mod grow;
 mod init;
 mod inspect;
 mod logging;
@@ -57,6 +59,14 @@ enum Cmd {
     Restore(backup::RestoreArgs),
     /// Form a cluster (3+ nodes) or a master + replica with sentinels (2 nodes) from running nodes.
     Init(init::InitArgs),
+    /// Add an empty master (and its replicas) to the cluster; `hive rebalance` gives it slots.
+    AddShard(grow::AddShardArgs),
+    /// Move a master's slots to the others, then take it and its replicas out of the cluster.
+    RemoveShard(grow::RemoveShardArgs),
+    /// Move slots until every master holds its weighted share.
+    Rebalance(grow::RebalanceArgs),
+    /// Move N slots from one master to another, or finish interrupted moves (--resume).
+    Reshard(grow::ReshardArgs),
 }
 
 fn main() {
@@ -85,6 +95,10 @@ fn run() -> Result<()> {
         Cmd::Backups(a) => backup::run_backups(a),
         Cmd::Restore(a) => backup::run_restore(a),
         Cmd::Init(a) => init::run(a),
+        Cmd::AddShard(a) => grow::run_add_shard(a),
+        Cmd::RemoveShard(a) => grow::run_remove_shard(a),
+        Cmd::Rebalance(a) => grow::run_rebalance(a),
+        Cmd::Reshard(a) => grow::run_reshard(a),
     }
 }
 

@@ -8,5 +8,6 @@ mod init;
 mod lifecycle;
 mod observe;
 mod operator;
+mod reshard;
 mod security;
 mod tls;

@@ -197,7 +197,10 @@ async fn open_slots(plane: &Backplane, s: &Snapshot) -> Vec<String> {
         let text = v.as_str().unwrap_or_default();
         if let Some(me) = text.lines().find(|l| l.contains("myself")) {
             for open in me.split(' ').filter(|f| f.starts_with('[')) {
-                out.push(format!("{}: open slot {open}", sh.master));
+                out.push(format!(
+                    "{}: open slot {open} (an interrupted move; fix: hive reshard --resume)",
+                    sh.master
+                ));
             }
         }
     }

@@ -45,6 +45,16 @@ impl Connector {
         ControlConn::dial(&*self.opts.dialer, addr, self.opts.connect_timeout, auth).await
     }
 
+    /// A control connection whose replies may take up to `timeout` (a MIGRATE of a big key).
+    pub async fn control_waiting(
+        &self,
+        addr: &str,
+        auth: Option<&Auth>,
+        timeout: Duration,
+    ) -> Result<ControlConn, QueryError> {
+        ControlConn::dial(&*self.opts.dialer, addr, timeout, auth).await
+    }
+
     /// A new shared connection task to `addr` on the current runtime; it connects on first use.
     pub fn spawn(&self, addr: &str, proto: Proto) -> Arc<Backend> {
         let opts = BackendOpts {

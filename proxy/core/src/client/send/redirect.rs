@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::holds::Holds;
 use crate::client::modes::subscriber::INTERNAL;
+use crate::client::modes::transaction::exec_aborted_by;
 use crate::client::pending::Pending;
 use crate::client::Conn;
 use crate::command::route::Route;
@@ -51,6 +52,14 @@ impl Conn {
                 ReplyError::NoScript if self.heal_script(tag) => return,
                 e if e.acted_on() => return self.on_reply_error(tag, e, frame),
                 _ => {}
+            }
+        } else if frame.len() > 5 && frame.starts_with(b"+OK\r\n") {
+            // MULTI's +OK then more: a transaction unit (the only multi-frame reply starting
+            // so). One aborted by a moving slot runs again, as a single command would.
+            if let Some(e) = exec_aborted_by(&frame).and_then(|f| ReplyError::parse(&f)) {
+                if self.unit(tag).is_some_and(|u| u.wire.is_some()) {
+                    return self.on_reply_error(tag, e, frame);
+                }
             }
         }
         self.complete(tag, frame);

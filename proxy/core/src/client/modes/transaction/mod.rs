@@ -294,6 +294,10 @@ impl Conn {
             .map_or(Route::Any, Route::Slot);
         let mut unit = Unit::new(Request::from_args(&["EXEC"]), route);
         unit.wire = Some((wire.freeze(), m.queued.len() as u32 + 2));
+        // An ASK names one key missing on a migrating slot's source; the others may still be
+        // there, so the whole transaction on the importing node could write a key twice. It
+        // waits for the slot to settle (then MOVED, followed) instead.
+        unit.no_ask = true;
         if let Some(w) = &watch {
             // EXEC clears its watches on the node, before anything sent on it later.
             self.keep_watch_conn(w.conn.clone());
@@ -327,17 +331,18 @@ pub(crate) fn no_master_for(slot: Option<Slot>) -> ProxyError {
     )
 }
 
-/// The client's answer to a MULTI ... EXEC unit: EXEC's own reply, or, when a queued command
-/// was redirected (the slot moved), an EXECABORT that says so. Nothing was applied then.
-pub(crate) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
+/// When EXEC was aborted because a queued command was redirected or told to wait (the slot
+/// moved or is migrating): that command's error frame. Nothing was applied then, so the unit
+/// may run again.
+pub(crate) fn exec_aborted_by(frame: &Bytes) -> Option<Bytes> {
     let mut at = 0;
     let mut last = 0..0;
     let mut redirect: Option<Bytes> = None;
     while at < frame.len() {
         let mut sc = ReplyScanner::default();
+        // A lone error (the connection failed) or garbage: not an abort.
         let Ok(Some(len)) = sc.scan(&frame[at..]) else {
-            // A lone error (the connection failed) or garbage: pass it on.
-            return frame;
+            return None;
         };
         let f = frame.slice(at..at + len);
         if redirect.is_none() && ReplyError::parse(&f).is_some_and(|e| e.acted_on()) {
@@ -346,9 +351,15 @@ pub(crate) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
         last = at..at + len;
         at += len;
     }
-    let exec = frame.slice(last);
-    match redirect {
-        Some(r) if ReplyError::parse(&exec) == Some(ReplyError::ExecAbort) => {
+    let aborted = ReplyError::parse(&frame[last]) == Some(ReplyError::ExecAbort);
+    redirect.filter(|_| aborted)
+}
+
+/// The client's answer to a MULTI ... EXEC unit: EXEC's own reply, or, when a queued command
+/// was redirected and the retries ran out, an EXECABORT that says so. Nothing was applied then.
+pub(crate) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
+    match exec_aborted_by(&frame) {
+        Some(r) => {
             shared.plane.refresh.notify_one();
             let why = String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned();
             ProxyError::client(
@@ -359,6 +370,21 @@ pub(crate) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
             )
             .frame()
         }
-        _ => exec,
+        None => last_frame(frame),
     }
+}
+
+/// EXEC's own reply: the last frame of the unit's replies.
+fn last_frame(frame: Bytes) -> Bytes {
+    let mut at = 0;
+    let mut last = 0..frame.len();
+    while at < frame.len() {
+        let mut sc = ReplyScanner::default();
+        let Ok(Some(len)) = sc.scan(&frame[at..]) else {
+            return frame;
+        };
+        last = at..at + len;
+        at += len;
+    }
+    frame.slice(last)
 }
