@@ -97,6 +97,12 @@ pub fn render(
     }
     out.push_str(&t.to_string());
     out.push('\n');
+    let (migrating, importing, moved) = s.resharding();
+    if migrating + importing > 0 {
+        out.push_str(&format!(
+            "\nResharding: {migrating} slots migrating, {importing} importing; {moved} keys moved into masters since they started\n"
+        ));
+    }
     if !s.sentinels.is_empty() {
         let mut t = Table::new();
         t.load_preset(presets::NOTHING);

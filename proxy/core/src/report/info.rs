@@ -118,13 +118,20 @@ pub fn proxy_section(shared: &Shared, commands: u64) -> String {
             slots.join("|"),
         ));
     }
+    if let Some(f) = shared.plane.facts.latest() {
+        // From the nodes' last poll: a move run by `hive rebalance` (or redis-cli) shows here.
+        let (migrating, importing, moved) = f.resharding();
+        out.push_str(&format!(
+            "reshard_slots_migrating:{migrating}\r\nreshard_slots_importing:{importing}\r\nreshard_keys_moved:{moved}\r\n"
+        ));
+    }
     reads_section(shared, &mut out);
     out.push_str("\r\n");
     out
 }
 
 /// The INFO counters that CONFIG RESETSTAT starts again, with their current values.
-pub fn counters(s: &Stats) -> [(&'static str, u64); 20] {
+pub fn counters(s: &Stats) -> [(&'static str, u64); 21] {
     let u = &s.upstream;
     [
         (
@@ -139,6 +146,7 @@ pub fn counters(s: &Stats) -> [(&'static str, u64); 20] {
         ("error_replies", Stats::get(&s.error_replies)),
         ("moved_redirects", Stats::get(&u.moved)),
         ("ask_redirects", Stats::get(&u.ask)),
+        ("tryagain_waits", Stats::get(&u.tryagain)),
         ("retries", Stats::get(&u.retries)),
         ("backend_failures", Stats::get(&u.backend_failures)),
         ("topology_refreshes", Stats::get(&u.topology_refreshes)),

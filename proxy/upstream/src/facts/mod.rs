@@ -65,6 +65,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Over the masters: slots open for a move (migrating, importing) and keys moved in.
+    pub fn resharding(&self) -> (u64, u64, u64) {
+        self.nodes
+            .iter()
+            .filter(|n| n.role == "master")
+            .fold((0, 0, 0), |(m, i, k), n| {
+                (
+                    m + n.slots_migrating,
+                    i + n.slots_importing,
+                    k + n.keys_imported,
+                )
+            })
+    }
+
     pub fn node(&self, addr: &str) -> Option<&NodeFacts> {
         self.nodes.iter().find(|n| n.addr == addr)
     }

@@ -55,6 +55,12 @@ pub struct NodeFacts {
     pub aof_last_rewrite_ok: bool,
     /// Cluster mode: the node's `cluster_state` (`ok`/`fail`).
     pub cluster_state: Option<String>,
+    /// Cluster mode, masters: slots it has open for a move (`[slot->-id]`, `[slot-<-id]`).
+    pub slots_migrating: u64,
+    pub slots_importing: u64,
+    /// Cluster mode: keys moved into this node by MIGRATE since it started (its
+    /// `restore-asking` calls).
+    pub keys_imported: u64,
     /// Round trip of a PING, microseconds.
     pub ping_us: u64,
     /// When the newest successful `HIVE.BACKUP` of this node finished (module nodes).
@@ -62,6 +68,17 @@ pub struct NodeFacts {
 }
 
 impl NodeFacts {
+    /// Open-slot marks from CLUSTER NODES (the node's own line) and keys moved in from
+    /// `INFO commandstats`.
+    pub fn apply_cluster(&mut self, nodes: &str, commandstats: &str) {
+        let me = nodes.lines().find(|l| l.contains("myself")).unwrap_or("");
+        self.slots_migrating = me.split(' ').filter(|f| f.contains("->-")).count() as u64;
+        self.slots_importing = me.split(' ').filter(|f| f.contains("-<-")).count() as u64;
+        self.keys_imported = info::field(commandstats, "cmdstat_restore-asking")
+            .and_then(|v| info::pairs(v).get("calls").and_then(|c| c.parse().ok()))
+            .unwrap_or(0);
+    }
+
     /// Fills the numbers from the text of `INFO` (default sections).
     pub fn apply_info(&mut self, text: &str) {
         let f = info::fields(text);
@@ -165,6 +182,19 @@ rdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_last_bgrewrite_status:ok\r\nao
 slave0:ip=127.0.0.1,port=7003,state=online,offset=100,lag=2\r\nmaster_repl_offset:120\r\n\
 # Modules\r\nmodule:name=hive,ver=1,api=1,filters=0,usedby=[],using=[],options=[]\r\n\
 # Keyspace\r\ndb0:keys=12,expires=3,avg_ttl=0\r\n";
+
+    #[test]
+    fn apply_cluster_counts_open_slots_and_keys_moved_in() {
+        let mut n = NodeFacts::default();
+        n.apply_cluster(
+            "a 127.0.0.1:1@2 myself,master - 0 0 1 connected 0-10 [5->-b] [6->-b] [20-<-c]\nb 127.0.0.1:3@4 master - 0 0 2 connected [7->-a]\n",
+            "# Commandstats\r\ncmdstat_restore-asking:calls=42,usec=9,usec_per_call=0.21,rejected_calls=0,failed_calls=0\r\n",
+        );
+        assert_eq!(
+            (n.slots_migrating, n.slots_importing, n.keys_imported),
+            (2, 1, 42)
+        );
+    }
 
     #[test]
     fn node_facts_read_info_like_redis_exporter() {

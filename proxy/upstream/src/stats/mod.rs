@@ -17,6 +17,9 @@ pub fn clock() -> &'static quanta::Clock {
 pub struct UpstreamStats {
     pub moved: AtomicU64,
     pub ask: AtomicU64,
+    /// Requests that waited for a migrating slot: TRYAGAIN, or an ASK a transaction must not
+    /// follow.
+    pub tryagain: AtomicU64,
     pub retries: AtomicU64,
     pub backend_failures: AtomicU64,
     pub topology_refreshes: AtomicU64,

@@ -162,6 +162,16 @@ async fn query_node(
             let text = v.as_str().unwrap_or_default();
             n.cluster_state = hive_common::info::field(text, "cluster_state").map(str::to_string);
         }
+        if n.role == "master" {
+            let nodes = c.call(&["CLUSTER", "NODES"]).await;
+            let stats = c.call(&["INFO", "commandstats"]).await;
+            if let (Ok(nodes), Ok(stats)) = (nodes, stats) {
+                n.apply_cluster(
+                    nodes.as_str().unwrap_or_default(),
+                    stats.as_str().unwrap_or_default(),
+                );
+            }
+        }
     }
     Ok(text)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hive_tests::backups::{check_populated, populate_parallel};
 use hive_tests::ledger::LedgerLoad;
-use hive_tests::module_cluster::{deployment, wait_for};
+use hive_tests::module_cluster::{deployment, poll_until, wait_for};
 
 use super::{hive_ok, masters_of, open_marks, settled, spare_nodes, total_keys};
 
@@ -15,7 +15,10 @@ const KEYS: usize = 1_000_000;
 #[test]
 fn reshard_add_rebalance_remove_under_load_loses_nothing() {
     let _heavy = hive_tests::heavy();
-    let d = deployment(|_| {});
+    let d = deployment(|c| {
+        c.proxy.admin_listen = Some("127.0.0.1:0".into());
+        c.proxy.node_poll_interval_ms = 200;
+    });
     let url = format!("redis://{}/", d.proxy.addr);
     let seed = d.cluster.master_addrs()[0].clone();
     let spare_dir = tempfile::tempdir().unwrap();
@@ -41,7 +44,18 @@ fn reshard_add_rebalance_remove_under_load_loses_nothing() {
         "--json",
     ]);
     assert_eq!(added["master"], spare[0].addr.as_str());
-    let grown = hive_ok(&["rebalance", "--cluster", &seed, "--json"]);
+    // The proxy's INFO shows the move while it runs (from its poll of the nodes).
+    let rebalance = {
+        let seed = seed.clone();
+        std::thread::spawn(move || hive_ok(&["rebalance", "--cluster", &seed, "--json"]))
+    };
+    let mut info = d.client();
+    let seen = poll_until(Duration::from_secs(60), || {
+        let text: String = redis::cmd("INFO").query(&mut info).unwrap();
+        field(&text, "reshard_slots_migrating") > 0 && field(&text, "reshard_slots_importing") > 0
+    });
+    let grown = rebalance.join().expect("the rebalance thread");
+    assert!(seen, "INFO never showed a slot migrating");
     let moved = &grown["outcome"];
     assert!(moved["slots"].as_u64().unwrap() >= 4000, "{grown}");
     assert!(moved["keys"].as_u64().unwrap() > 0, "{grown}");
@@ -52,6 +66,14 @@ fn reshard_add_rebalance_remove_under_load_loses_nothing() {
         "within 2% of 4096: {shares:?}"
     );
     let ops_grown = load.ops();
+    let want = moved["keys"].as_u64().unwrap();
+    let mut last = 0;
+    let counted = poll_until(Duration::from_secs(20), || {
+        let text: String = redis::cmd("INFO").query(&mut info).unwrap();
+        last = field(&text, "reshard_keys_moved");
+        last >= want
+    });
+    assert!(counted, "INFO's reshard_keys_moved {last} < {want}");
 
     let shrunk = hive_ok(&["remove-shard", "--cluster", &seed, &spare[0].addr, "--json"]);
     assert_eq!(shrunk["outcome"]["slots"], moved["slots"], "{shrunk}");
@@ -90,4 +112,10 @@ fn reshard_add_rebalance_remove_under_load_loses_nothing() {
         "grow and shrink under load: {KEYS} keys populated in {populated:?}; {} slots and {} keys each way in {took:?}; {} ops ({} while growing), 0 errors, {} keys in the ledger",
         moved["slots"], moved["keys"], out.ops, ops_grown, out.ledger.len()
     );
+}
+
+fn field(info: &str, name: &str) -> u64 {
+    hive_common::info::field(info, name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -64,6 +64,13 @@ fn header(f: &mut Frame, area: Rect, st: &State) {
             s.nodes.len(),
             st.refreshed
         )));
+        let (migrating, importing, _) = s.resharding();
+        if migrating + importing > 0 {
+            spans.push(Span::styled(
+                format!("  · RESHARDING {} slots open", migrating.max(importing)),
+                Style::default().fg(Color::Yellow),
+            ));
+        }
     } else {
         spans.push(Span::raw("  polling..."));
     }

@@ -110,10 +110,15 @@ impl Conn {
         }
         let redirect = match e {
             ReplyError::Redirect(Redirect::Ask { .. }) if unit.no_ask => {
-                return self.hold(tag, frame)
+                Stats::add(&shared.stats.upstream.tryagain, 1);
+                return self.hold(tag, frame);
             }
             ReplyError::Redirect(r) => r,
-            ReplyError::TryAgain | ReplyError::Loading => return self.hold(tag, frame),
+            ReplyError::TryAgain => {
+                Stats::add(&shared.stats.upstream.tryagain, 1);
+                return self.hold(tag, frame);
+            }
+            ReplyError::Loading => return self.hold(tag, frame),
             ReplyError::ClusterDown | ReplyError::ReadOnly => {
                 // The map is stale (a failover happened): re-read it while waiting.
                 shared.plane.refresh.notify_one();

@@ -230,6 +230,26 @@ pub(super) fn metrics(s: &Snapshot, f: &mut Families) {
                 &l,
                 bool01(state == "ok"),
             );
+            if n.role == "master" {
+                f.gauge(
+                    "hive_node_slots_migrating",
+                    "Slots the master has open to move out (a reshard in progress).",
+                    &l,
+                    n.slots_migrating as f64,
+                );
+                f.gauge(
+                    "hive_node_slots_importing",
+                    "Slots the master has open to move in (a reshard in progress).",
+                    &l,
+                    n.slots_importing as f64,
+                );
+                f.counter(
+                    "hive_node_keys_imported_total",
+                    "Keys MIGRATE moved into the node since it started (its restore-asking calls).",
+                    &l,
+                    n.keys_imported as f64,
+                );
+            }
         }
         f.gauge(
             "hive_node_ping_seconds",

@@ -196,6 +196,12 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
         g(&s.upstream.ask),
     );
     f.counter(
+        "hive_tryagain_waits_total",
+        "Requests that waited for a migrating slot (TRYAGAIN, or an ASK a transaction must not follow).",
+        &[],
+        g(&s.upstream.tryagain),
+    );
+    f.counter(
         "hive_retries_total",
         "Retries of requests waiting for a writable master.",
         &[],
