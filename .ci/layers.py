@@ -39,6 +39,14 @@ FLOORS = {
         ["admin"],
         ["server"],
     ],
+    "proxy/reshard/src": [
+        ["error"],
+        ["view"],
+        ["plan"],
+        ["session"],
+        ["run"],
+        ["members"],
+    ],
 }
 
 # Items the crate root re-exports, and the module each comes from.
@@ -54,6 +62,7 @@ ROOT_ITEMS = {
         "Tag": "conn",
     },
     "proxy/core/src": {},
+    "proxy/reshard/src": {"ReshardError": "error"},
 }
 
 # Folders exempt from the loose-file count, with the reason.

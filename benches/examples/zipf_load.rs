@@ -6,13 +6,17 @@
 //! invalidation comes, as a client-side cache does (a local hit sends nothing).
 //! `--preload` writes every key once; `--delay` measures how long after a write made on the
 //! node (`--node`) a tracking client of Hive hears of it; `--hold` keeps one idle tracking
-//! connection open (so Hive's tracking feed runs) until it is killed.
+//! connection open (so Hive's tracking feed runs) until it is killed. A load reports its
+//! error replies and the p50/p99 round trip of its batches; `--stop-file F` ends it early
+//! once F exists (the reshard benchmark's load runs exactly as long as the move).
 //! Usage: cargo run --release -p hive-benches --example zipf_load -- --addr HOST:PORT
 //!   [--clients 50] [--pipeline 1] [--seconds 8] [--keys 1000000] [--reads 0.95]
 //!   [--value 64] [--zipf 0.99] [--track] [--client-cache] [--preload] [--delay --node H:P
-//!   --samples N] [--json]
+//!   --samples N] [--stop-file F] [--json]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -36,6 +40,7 @@ struct Opts {
     track: bool,
     client_cache: bool,
     samples: usize,
+    stop_file: Option<String>,
     json: bool,
 }
 
@@ -54,6 +59,7 @@ fn opts() -> (Opts, &'static str) {
         track: false,
         client_cache: false,
         samples: 2000,
+        stop_file: None,
         json: false,
     };
     let mut mode = "load";
@@ -77,6 +83,7 @@ fn opts() -> (Opts, &'static str) {
             "--track" => o.track = true,
             "--client-cache" => (o.track, o.client_cache) = (true, true),
             "--json" => o.json = true,
+            "--stop-file" => o.stop_file = Some(val(&mut i)),
             "--preload" => mode = "preload",
             "--delay" => mode = "delay",
             "--hold" => mode = "hold",
@@ -91,7 +98,7 @@ fn opts() -> (Opts, &'static str) {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: zipf_load --addr HOST:PORT [--clients N] [--pipeline N] [--seconds S] [--keys N] [--reads F] [--value BYTES] [--zipf S] [--track] [--client-cache] [--preload] [--delay --node HOST:PORT --samples N] [--json]");
+    eprintln!("usage: zipf_load --addr HOST:PORT [--clients N] [--pipeline N] [--seconds S] [--keys N] [--reads F] [--value BYTES] [--zipf S] [--track] [--client-cache] [--preload] [--delay --node HOST:PORT --samples N] [--stop-file F] [--json]");
     std::process::exit(2);
 }
 
@@ -177,9 +184,12 @@ fn invalidated(f: &[u8]) -> Option<Vec<Vec<u8>>> {
 struct Tally {
     ops: u64,
     local_hits: u64,
+    errors: u64,
+    /// Round trip of each batch, microseconds.
+    lat_us: Vec<u32>,
 }
 
-async fn client(o: Opts, seed: u64, until: Instant) -> Tally {
+async fn client(o: Opts, seed: u64, until: Instant, stop: Arc<AtomicBool>) -> Tally {
     let mut c = Conn::open(&o.addr).await;
     if o.track {
         c.call(&["HELLO", "3"]).await;
@@ -193,7 +203,7 @@ async fn client(o: Opts, seed: u64, until: Instant) -> Tally {
     let mut t = Tally::default();
     let mut out = BytesMut::with_capacity(o.pipeline * (o.value + 64));
     let mut sent: Vec<Option<Vec<u8>>> = Vec::with_capacity(o.pipeline);
-    while Instant::now() < until {
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
         out.clear();
         sent.clear();
         for _ in 0..o.pipeline {
@@ -221,6 +231,7 @@ async fn client(o: Opts, seed: u64, until: Instant) -> Tally {
             drain_pushes(&mut c, &mut local);
             continue;
         }
+        let sent_at = Instant::now();
         c.s.write_all(&out).await.expect("write");
         let mut i = 0;
         while i < sent.len() {
@@ -229,6 +240,9 @@ async fn client(o: Opts, seed: u64, until: Instant) -> Tally {
                 forget(&f, &mut local);
                 continue;
             }
+            if f.first() == Some(&b'-') {
+                t.errors += 1;
+            }
             if let Some(key) = sent[i].take() {
                 if f.first() == Some(&b'$') {
                     local.insert(key, f);
@@ -236,6 +250,8 @@ async fn client(o: Opts, seed: u64, until: Instant) -> Tally {
             }
             i += 1;
         }
+        t.lat_us
+            .push(sent_at.elapsed().as_micros().min(u32::MAX as u128) as u32);
     }
     t
 }
@@ -269,23 +285,46 @@ fn forget(f: &[u8], local: &mut HashMap<Vec<u8>, BytesMut>) {
 async fn load(o: &Opts) {
     let until = Instant::now() + Duration::from_secs_f64(o.seconds);
     let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Some(f) = o.stop_file.clone() {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !std::path::Path::new(&f).exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
     let tasks: Vec<_> = (0..o.clients)
-        .map(|i| tokio::spawn(client(o.clone(), 0x5eed + i as u64, until)))
+        .map(|i| tokio::spawn(client(o.clone(), 0x5eed + i as u64, until, stop.clone())))
         .collect();
     let mut total = Tally::default();
     for t in tasks {
         let t = t.await.expect("client");
         total.ops += t.ops;
         total.local_hits += t.local_hits;
+        total.errors += t.errors;
+        total.lat_us.extend(t.lat_us);
     }
     let secs = started.elapsed().as_secs_f64();
     let rps = total.ops as f64 / secs;
     let local = total.local_hits as f64 / total.ops.max(1) as f64;
+    total.lat_us.sort_unstable();
+    let pct = |p: f64| {
+        let n = total.lat_us.len();
+        if n == 0 {
+            0
+        } else {
+            total.lat_us[((n as f64 * p) as usize).min(n - 1)]
+        }
+    };
+    let (p50, p99) = (pct(0.50), pct(0.99));
+    let errors = total.errors;
     if o.json {
-        println!("{{\"ops\":{},\"seconds\":{secs:.3},\"ops_per_sec\":{rps:.0},\"local_hit_ratio\":{local:.4}}}", total.ops);
+        println!("{{\"ops\":{},\"seconds\":{secs:.3},\"ops_per_sec\":{rps:.0},\"local_hit_ratio\":{local:.4},\"errors\":{errors},\"p50_us\":{p50},\"p99_us\":{p99}}}", total.ops);
     } else {
         println!(
-            "{} ops in {secs:.2} s: {rps:.0} ops/s, local hit ratio {local:.4}",
+            "{} ops in {secs:.2} s: {rps:.0} ops/s, local hit ratio {local:.4}, {errors} errors, p50 {p50} us, p99 {p99} us",
             total.ops
         );
     }

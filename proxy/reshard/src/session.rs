@@ -145,14 +145,22 @@ impl Session {
             .collect();
         let mut first_sig = None;
         for (id, addr) in masters {
-            let own =
-                parse_nodes(&self.text(&addr, &["CLUSTER", "NODES"]).await?).map_err(|why| {
-                    ReshardError::Reply {
-                        addr: addr.clone(),
-                        why,
-                    }
-                })?;
-            let state = self.text(&addr, &["CLUSTER", "INFO"]).await?;
+            // A master that cannot answer now (LOADING: it just turned into a replica and
+            // syncs) counts as down: the caller waits for the cluster to settle.
+            let (own, state) = match (
+                self.text(&addr, &["CLUSTER", "NODES"]).await,
+                self.text(&addr, &["CLUSTER", "INFO"]).await,
+            ) {
+                (Ok(n), Ok(i)) => (n, i),
+                _ => {
+                    view.down.push(addr.clone());
+                    continue;
+                }
+            };
+            let own = parse_nodes(&own).map_err(|why| ReshardError::Reply {
+                addr: addr.clone(),
+                why,
+            })?;
             if hive_common::info::field(&state, "cluster_state") != Some("ok") {
                 view.down.push(addr.clone());
             }

@@ -26,6 +26,9 @@ pub struct Options {
     pub batching: Batching,
     /// Keys at or over this many bytes are listed in the plan and moved last.
     pub big_key_bytes: u64,
+    /// The share of the time the move works (0.01-1); it rests the rest, so clients keep
+    /// most of the nodes' time.
+    pub pace: f64,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
                 timeout_ms: 60_000,
             },
             big_key_bytes: 64 << 20,
+            pace: 0.35,
         }
     }
 }
@@ -131,7 +135,11 @@ pub async fn execute(
     let masters: Vec<String> = view.masters().iter().map(|m| m.addr.clone()).collect();
     let started = Instant::now();
     let mut out = Outcome::default();
-    for group in groups(moves) {
+    // Resting (1 / pace - 1) times as long as each group took leaves the nodes and the
+    // proxy that share of their time for the clients.
+    let rest = 1.0 / opts.pace.clamp(0.01, 1.0) - 1.0;
+    for group in groups(moves, GROUP) {
+        let t0 = Instant::now();
         if stop.load(Ordering::Relaxed) {
             out.stopped = true;
             break;
@@ -144,6 +152,9 @@ pub async fn execute(
         out.slots += group.len() as u64;
         out.keys += c.keys;
         out.bytes += c.bytes;
+        if rest > 0.0 {
+            tokio::time::sleep(t0.elapsed().mul_f64(rest)).await;
+        }
     }
     out.seconds = started.elapsed().as_secs_f64();
     let secs = out.seconds.max(1e-3);
@@ -154,12 +165,12 @@ pub async fn execute(
 }
 
 /// Runs of at most GROUP consecutive moves with the same two ends.
-fn groups(moves: &[Move]) -> Vec<&[Move]> {
+fn groups(moves: &[Move], size: usize) -> Vec<&[Move]> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=moves.len() {
         let split = i == moves.len()
-            || i - start >= GROUP
+            || i - start >= size
             || moves[i].from != moves[start].from
             || moves[i].to != moves[start].to;
         if split {
@@ -228,8 +239,8 @@ mod tests {
         };
         let mut moves: Vec<Move> = (0..40).map(|s| mv(s, "b")).collect();
         moves.push(mv(40, "c"));
-        let g: Vec<usize> = groups(&moves).iter().map(|g| g.len()).collect();
+        let g: Vec<usize> = groups(&moves, GROUP).iter().map(|g| g.len()).collect();
         assert_eq!(g, vec![32, 8, 1]);
-        assert!(groups(&[]).is_empty());
+        assert!(groups(&[], GROUP).is_empty());
     }
 }
