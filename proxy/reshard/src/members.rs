@@ -65,6 +65,25 @@ async fn refuse_joiner(s: &mut Session, view: &View, addr: &str) -> Result<Strin
     Ok(id)
 }
 
+/// Checks that `master` and `replicas` may join (see `refuse_joiner`); their addresses with
+/// their node ids, master first. Changes nothing.
+pub async fn check_joiners(
+    s: &mut Session,
+    view: &View,
+    master: &str,
+    replicas: &[String],
+) -> Result<Vec<(String, String)>> {
+    let mut joiners: Vec<(String, String)> = Vec::new();
+    for a in std::iter::once(master).chain(replicas.iter().map(String::as_str)) {
+        if joiners.iter().any(|(x, _)| x == a) {
+            return Err(ReshardError::Input(format!("{a}: named twice")));
+        }
+        let id = refuse_joiner(s, view, a).await?;
+        joiners.push((a.to_string(), id));
+    }
+    Ok(joiners)
+}
+
 /// Adds `master` (and `replicas` under it) to the cluster; every node is checked before the
 /// first change.
 pub async fn add_shard(
@@ -79,14 +98,7 @@ pub async fn add_shard(
         .first()
         .map(|m| m.addr.clone())
         .ok_or_else(|| ReshardError::Unsettled("the cluster has no master up".into()))?;
-    let mut joiners = Vec::new();
-    for a in std::iter::once(master).chain(replicas.iter().map(String::as_str)) {
-        if joiners.iter().any(|(x, _): &(String, String)| x == a) {
-            return Err(ReshardError::Input(format!("{a}: named twice")));
-        }
-        let id = refuse_joiner(s, view, a).await?;
-        joiners.push((a.to_string(), id));
-    }
+    let joiners = check_joiners(s, view, master, replicas).await?;
     for (a, _) in &joiners {
         let (ip, port) = resolve(a).await?;
         s.call(&seed, &["CLUSTER", "MEET", &ip, &port.to_string()])

@@ -114,6 +114,26 @@ impl Session {
         Ok(out)
     }
 
+    /// `MEMORY USAGE` of each key on `addr`, pipelined; `None` for a key gone meanwhile.
+    pub async fn memory_usage(&mut self, addr: &str, keys: &[&Bytes]) -> Result<Vec<Option<u64>>> {
+        let reqs: Vec<Vec<Bytes>> = keys
+            .iter()
+            .map(|k| {
+                vec![
+                    Bytes::from_static(b"MEMORY"),
+                    Bytes::from_static(b"USAGE"),
+                    (*k).clone(),
+                ]
+            })
+            .collect();
+        Ok(self
+            .pipeline(addr, &reqs)
+            .await?
+            .iter()
+            .map(|v| v.as_int().map(|n| n.max(0) as u64))
+            .collect())
+    }
+
     /// The cluster as the first reachable seed sees it, with every master's own open slots,
     /// its own slot claims, and whether its view of the owners matches the others'.
     pub async fn view(&mut self) -> Result<View> {

@@ -195,8 +195,10 @@ pub fn run_add_shard(a: AddShardArgs) -> Result<()> {
         let mut s = session(&a.target, None).await?;
         let view = run::ready(&mut s, SETTLE).await?;
         if a.dry_run {
+            members::check_joiners(&mut s, &view, &a.master, &a.replicas).await?;
             println!(
-                "dry run: CLUSTER MEET {} (and {} replica(s)), then CLUSTER REPLICATE; no slots move until `hive rebalance`",
+                "dry run: {} may join (empty, in no cluster); CLUSTER MEET {} and {} replica(s), then CLUSTER REPLICATE; no slots move until `hive rebalance`",
+                a.master,
                 a.master,
                 a.replicas.len()
             );

@@ -144,24 +144,11 @@ pub async fn drain(
         for (slot, keys) in left.iter().zip(&listings) {
             // Exact sizes only where the survey saw a big key: elsewhere the slot's mean does.
             let weights: Vec<u64> = if sizes.has_big(*slot) {
-                let usage = s
-                    .pipeline(
-                        &e.src,
-                        &keys
-                            .iter()
-                            .map(|k| {
-                                vec![
-                                    Bytes::from_static(b"MEMORY"),
-                                    Bytes::from_static(b"USAGE"),
-                                    k.clone(),
-                                ]
-                            })
-                            .collect::<Vec<_>>(),
-                    )
-                    .await?;
-                usage
-                    .iter()
-                    .map(|u| u.as_int().unwrap_or(0).max(0) as u64)
+                let refs: Vec<&Bytes> = keys.iter().collect();
+                s.memory_usage(&e.src, &refs)
+                    .await?
+                    .into_iter()
+                    .map(Option::unwrap_or_default)
                     .collect()
             } else {
                 vec![sizes.mean(*slot).max(1); keys.len()]

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use hive_common::resp::Value;
 
 use crate::error::{ReshardError, Result};
 use crate::plan::{BigKey, Move, Sizes, SlotSize};
@@ -67,32 +66,19 @@ pub async fn survey(
                 }
                 sizes.slots.insert(*slot, SlotSize::default());
             }
-            let usage = s
-                .pipeline(
-                    &addr,
-                    &keys
-                        .iter()
-                        .map(|(_, k)| {
-                            vec![
-                                Bytes::from_static(b"MEMORY"),
-                                Bytes::from_static(b"USAGE"),
-                                k.clone(),
-                            ]
-                        })
-                        .collect::<Vec<_>>(),
-                )
-                .await?;
+            let refs: Vec<&Bytes> = keys.iter().map(|(_, k)| k).collect();
+            let usage = s.memory_usage(&addr, &refs).await?;
             for ((slot, key), u) in keys.iter().zip(&usage) {
                 // A key gone since GETKEYSINSLOT answers nil: not counted.
-                let Value::Int(b) = u else { continue };
+                let Some(b) = u else { continue };
                 let e = sizes.slots.entry(*slot).or_default();
                 e.keys += 1;
-                e.bytes += *b as u64;
-                if *b as u64 >= big_key_bytes {
+                e.bytes += *b;
+                if *b >= big_key_bytes {
                     sizes.big.push(BigKey {
                         slot: *slot,
                         key: String::from_utf8_lossy(key).into_owned(),
-                        bytes: *b as u64,
+                        bytes: *b,
                     });
                 }
             }

@@ -1,18 +1,25 @@
 //! Bad input to the growing commands: a clear error naming what is wrong, and the cluster left
 //! exactly as it was.
 
+use std::time::Duration;
+
 use hive_tests::backups::hive;
+use hive_tests::module_cluster::wait_for;
 use hive_tests::{connect, node_url, Env};
 
 use super::{masters_of, spare_nodes};
 
-fn refused(args: &[&str], says: &str) {
-    let (ok, out, err) = hive(args, &[]);
-    assert!(!ok, "hive {args:?} must fail: {out}");
-    assert!(
-        err.contains(says),
-        "hive {args:?}: expected {says:?} in: {err}"
-    );
+/// Runs each `hive` command line (words split on spaces) and checks it fails saying `says`.
+fn all_refused(cases: &[(String, &str)]) {
+    for (line, says) in cases {
+        let args: Vec<&str> = line.split(' ').collect();
+        let (ok, out, err) = hive(&args, &[]);
+        assert!(!ok, "hive {line} must fail: {out}");
+        assert!(
+            err.contains(says),
+            "hive {line}: expected {says:?} in: {err}"
+        );
+    }
 }
 
 #[test]
@@ -21,83 +28,43 @@ fn reshard_bad_input_is_refused_and_changes_nothing() {
     let m = env.cluster.master_addrs();
     let seed = m[0].as_str();
     let before = masters_of(seed);
-
-    refused(
-        &[
-            "reshard",
-            "--cluster",
-            seed,
-            "--slots",
-            "9999",
-            "--from",
-            &m[0],
-            "--to",
-            &m[1],
-        ],
-        "the source holds only 5461 slots; nothing was changed",
-    );
-    refused(
-        &[
-            "reshard",
-            "--cluster",
-            seed,
-            "--slots",
-            "1",
-            "--from",
-            "127.0.0.1:1",
-            "--to",
-            &m[1],
-        ],
-        "127.0.0.1:1: no such node in this cluster",
-    );
-    refused(
-        &[
-            "reshard",
-            "--cluster",
-            seed,
-            "--slots",
-            "1",
-            "--from",
-            &m[0],
-            "--to",
-            &m[0],
-        ],
-        "--from and --to name the same master",
-    );
-    refused(
-        &["reshard", "--cluster", seed, "--slots", "1"],
-        "give --slots N --from NODE --to NODE",
-    );
-    refused(
-        &["rebalance", "--cluster", seed, "--weight", "oops"],
-        "--weight oops: give NODE=W",
-    );
-    refused(
-        &[
-            "rebalance",
-            "--cluster",
-            seed,
-            "--weight",
-            &format!("{}=-1", m[0]),
-        ],
-        "W must be a number",
-    );
-    refused(
-        &["remove-shard", "--cluster", seed, "127.0.0.1:1"],
-        "no such node",
-    );
-    refused(
-        &[
-            "reshard", "--static", seed, "--slots", "1", "--from", "a", "--to", "b",
-        ],
-        "Static mode is not supported yet",
-    );
+    let c = format!("--cluster {seed}");
+    all_refused(&[
+        (
+            format!("reshard {c} --slots 9999 --from {} --to {}", m[0], m[1]),
+            "the source holds only 5461 slots; nothing was changed",
+        ),
+        (
+            format!("reshard {c} --slots 1 --from 127.0.0.1:1 --to {}", m[1]),
+            "127.0.0.1:1: no such node in this cluster",
+        ),
+        (
+            format!("reshard {c} --slots 1 --from {} --to {}", m[0], m[0]),
+            "--from and --to name the same master",
+        ),
+        (
+            format!("reshard {c} --slots 1"),
+            "give --slots N --from NODE --to NODE",
+        ),
+        (
+            format!("rebalance {c} --weight oops"),
+            "--weight oops: give NODE=W",
+        ),
+        (
+            format!("rebalance {c} --weight {}=-1", m[0]),
+            "W must be a number",
+        ),
+        (format!("remove-shard {c} 127.0.0.1:1"), "no such node"),
+        (
+            format!("reshard --static {seed} --slots 1 --from a --to b"),
+            "Static mode is not supported yet",
+        ),
+    ]);
 
     let dir = tempfile::tempdir().unwrap();
     let spare = spare_nodes(dir.path(), 3);
-    // A node holding keys, one in another cluster, and a standalone (non-cluster) server.
-    // A cluster node serves keys only in slots it holds: hold them all, write, let them go
-    // (the key stays).
+    // A node with a key: a cluster node serves keys only in slots it holds, so it holds them
+    // all, takes the write, and lets them go (the key stays).
     let mut full = connect(&node_url(&spare[0].addr));
     let () = redis::cmd("CLUSTER")
         .arg("ADDSLOTSRANGE")
@@ -105,57 +72,56 @@ fn reshard_bad_input_is_refused_and_changes_nothing() {
         .arg(16383)
         .query(&mut full)
         .unwrap();
-    hive_tests::module_cluster::wait_for(
-        "the lone node to serve",
-        std::time::Duration::from_secs(10),
-        || {
-            redis::cmd("SET")
-                .arg("x")
-                .arg(1)
-                .query::<()>(&mut full)
-                .is_ok()
-        },
-    );
+    wait_for("the lone node to serve", Duration::from_secs(10), || {
+        redis::cmd("SET")
+            .arg("x")
+            .arg(1)
+            .query::<()>(&mut full)
+            .is_ok()
+    });
     let () = redis::cmd("CLUSTER")
         .arg("DELSLOTSRANGE")
         .arg(0)
         .arg(16383)
         .query(&mut full)
         .unwrap();
-    let mut other = connect(&node_url(&spare[1].addr));
+    // A node in a cluster of its own, and a standalone (non-cluster) server.
     let () = redis::cmd("CLUSTER")
         .arg("ADDSLOTS")
         .arg(1)
-        .query(&mut other)
+        .query(&mut connect(&node_url(&spare[1].addr)))
         .unwrap();
     let plain = hive_tests::single_node(&dir, false);
-    refused(
-        &["add-shard", "--cluster", seed, &spare[0].addr],
-        "holds 1 keys; only an empty node can join; nothing was changed",
-    );
-    refused(
-        &["add-shard", "--cluster", seed, &spare[1].addr],
-        "belongs to another cluster",
-    );
-    refused(
-        &["add-shard", "--cluster", seed, &plain.addr],
-        "not a cluster node (cluster-enabled no)",
-    );
-    refused(
-        &[
-            "add-shard",
-            "--cluster",
-            seed,
-            &spare[2].addr,
-            "--replica",
-            &spare[0].addr,
-        ],
-        "holds 1 keys",
-    );
-    refused(
-        &["add-shard", "--cluster", seed, &m[1]],
-        "already a member of this cluster",
-    );
+    let (keyed, other, fresh) = (&spare[0].addr, &spare[1].addr, &spare[2].addr);
+    all_refused(&[
+        (
+            format!("add-shard {c} {keyed}"),
+            "holds 1 keys; only an empty node can join; nothing was changed",
+        ),
+        (format!("add-shard {c} {keyed} --dry-run"), "holds 1 keys"),
+        (
+            format!("add-shard {c} {other}"),
+            "belongs to another cluster",
+        ),
+        (
+            format!("add-shard {c} {}", plain.addr),
+            "not a cluster node (cluster-enabled no)",
+        ),
+        (
+            format!("add-shard {c} {fresh} --replica {keyed}"),
+            "holds 1 keys",
+        ),
+        (
+            format!("add-shard {c} {fresh} --replica {fresh}"),
+            "named twice",
+        ),
+        (
+            format!("add-shard {c} {}", m[1]),
+            "already a member of this cluster",
+        ),
+    ]);
+    let (ok, out, err) = hive(&["add-shard", "--cluster", seed, fresh, "--dry-run"], &[]);
+    assert!(ok && out.contains("may join"), "{out} {err}");
 
     assert_eq!(masters_of(seed), before, "the cluster changed");
     let known: String = redis::cmd("CLUSTER")
