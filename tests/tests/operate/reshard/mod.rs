@@ -2,6 +2,7 @@
 //! `remove-shard` and `reshard`: under a load that records every acknowledged write, after a
 //! kill -9 half-way, and with bad input.
 
+mod auth;
 mod grow;
 mod input;
 mod resume;
