@@ -125,23 +125,19 @@ pub async fn add_shard(
             }
         }
     }
-    for (a, _) in &joiners {
-        // A node that just joined answers CLUSTERDOWN (a MIGRATE to it fails) until it has
-        // the whole slot map.
-        loop {
-            let ci = s.text(a, &["CLUSTER", "INFO"]).await?;
-            if info::field(&ci, "cluster_state") == Some("ok") {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(ReshardError::Reply {
-                    addr: a.clone(),
-                    why: format!("cluster_state is not ok after {limit:?}"),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    // A node that just joined answers CLUSTERDOWN (a MIGRATE to it fails) until it has the
+    // whole slot map.
+    let joined: Vec<String> = joiners.iter().map(|(a, _)| a.clone()).collect();
+    let ok = |t: &str| info::field(t, "cluster_state") == Some("ok");
+    until_each(
+        s,
+        &joined,
+        &["CLUSTER", "INFO"],
+        ok,
+        "cluster_state is not ok",
+        deadline,
+    )
+    .await?;
     let all: Vec<String> = everyone.iter().map(|(a, _)| a.clone()).collect();
     let replica_ids: Vec<String> = joiners[1..].iter().map(|(_, id)| id.clone()).collect();
     // Every node must see the replicas as replicas before a plan counts the masters.
@@ -170,26 +166,46 @@ pub async fn add_shard(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for (a, _) in &joiners[1..] {
-        loop {
-            let r = info::replication(&s.text(a, &["INFO", "replication"]).await?);
-            if r.link_up {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(ReshardError::Reply {
-                    addr: a.clone(),
-                    why: format!("its link to {master} is not up after {limit:?}"),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    let up = |t: &str| info::replication(t).link_up;
+    let why = format!("its link to {master} is not up");
+    until_each(
+        s,
+        &joined[1..],
+        &["INFO", "replication"],
+        up,
+        &why,
+        deadline,
+    )
+    .await?;
     Ok(Joined {
         master: master.into(),
         master_id,
         replicas: replicas.to_vec(),
     })
+}
+
+/// Polls `args` on each of `addrs` in turn until `ok` holds for its reply; past `deadline`,
+/// fails naming the node and `what` is wrong.
+async fn until_each(
+    s: &mut Session,
+    addrs: &[String],
+    args: &[&str],
+    ok: impl Fn(&str) -> bool,
+    what: &str,
+    deadline: Instant,
+) -> Result<()> {
+    for a in addrs {
+        while !ok(&s.text(a, args).await?) {
+            if Instant::now() >= deadline {
+                return Err(ReshardError::Reply {
+                    addr: a.clone(),
+                    why: format!("{what} in time"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Waits until every node of `nodes` knows every id of `ids` (no handshake left).

@@ -43,7 +43,8 @@ impl Session {
     pub fn seeds(&self) -> Vec<String> {
         let mut s = self.plane.topology.load().masters();
         s.extend(self.plane.config.seeds.iter().cloned());
-        s.dedup();
+        let mut seen = std::collections::HashSet::new();
+        s.retain(|a| seen.insert(a.clone()));
         s
     }
 

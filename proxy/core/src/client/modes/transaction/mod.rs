@@ -331,16 +331,15 @@ pub(crate) fn no_master_for(slot: Option<Slot>) -> ProxyError {
     )
 }
 
-/// When EXEC was aborted because a queued command was redirected or told to wait (the slot
-/// moved or is migrating): that command's error frame. Nothing was applied then, so the unit
-/// may run again.
-pub(crate) fn exec_aborted_by(frame: &Bytes) -> Option<Bytes> {
+/// A transaction unit's replies, scanned once: the first queued command's error that the
+/// proxy acts on (a redirect, TRYAGAIN…) when EXEC was aborted, and EXEC's own frame.
+/// `None` for a lone error (the connection failed) or garbage: passed on as it is.
+fn scan_exec(frame: &Bytes) -> Option<(Option<Bytes>, Bytes)> {
     let mut at = 0;
     let mut last = 0..0;
     let mut redirect: Option<Bytes> = None;
     while at < frame.len() {
         let mut sc = ReplyScanner::default();
-        // A lone error (the connection failed) or garbage: not an abort.
         let Ok(Some(len)) = sc.scan(&frame[at..]) else {
             return None;
         };
@@ -351,15 +350,25 @@ pub(crate) fn exec_aborted_by(frame: &Bytes) -> Option<Bytes> {
         last = at..at + len;
         at += len;
     }
-    let aborted = ReplyError::parse(&frame[last]) == Some(ReplyError::ExecAbort);
-    redirect.filter(|_| aborted)
+    let exec = frame.slice(last);
+    let aborted = ReplyError::parse(&exec) == Some(ReplyError::ExecAbort);
+    Some((redirect.filter(|_| aborted), exec))
+}
+
+/// When EXEC was aborted because a queued command was redirected or told to wait (the slot
+/// moved or is migrating): that command's error frame. Nothing was applied then, so the unit
+/// may run again.
+pub(crate) fn exec_aborted_by(frame: &Bytes) -> Option<Bytes> {
+    scan_exec(frame).and_then(|(r, _)| r)
 }
 
 /// The client's answer to a MULTI ... EXEC unit: EXEC's own reply, or, when a queued command
 /// was redirected and the retries ran out, an EXECABORT that says so. Nothing was applied then.
 pub(crate) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
-    match exec_aborted_by(&frame) {
-        Some(r) => {
+    match scan_exec(&frame) {
+        None => frame,
+        Some((None, exec)) => exec,
+        Some((Some(r), _)) => {
             shared.plane.refresh.notify_one();
             let why = String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned();
             ProxyError::client(
@@ -370,21 +379,5 @@ pub(crate) fn exec_reply(shared: &Shared, frame: Bytes) -> Bytes {
             )
             .frame()
         }
-        None => last_frame(frame),
     }
-}
-
-/// EXEC's own reply: the last frame of the unit's replies.
-fn last_frame(frame: Bytes) -> Bytes {
-    let mut at = 0;
-    let mut last = 0..frame.len();
-    while at < frame.len() {
-        let mut sc = ReplyScanner::default();
-        let Ok(Some(len)) = sc.scan(&frame[at..]) else {
-            return frame;
-        };
-        last = at..at + len;
-        at += len;
-    }
-    frame.slice(last)
 }
