@@ -16,8 +16,11 @@ mod backup;
 mod config;
 mod event;
 #[cfg(not(test))]
+mod handover;
+#[cfg(not(test))]
 mod node;
 #[cfg(not(test))]
 mod register;
 mod reply;
 mod shapes;
+mod slots;

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis_module::configuration::{ConfigurationContext, ConfigurationFlags};
-use redis_module::{redis_module, Context, RedisError, RedisResult, RedisString, Status};
+use redis_module::native_types::RedisType;
+use redis_module::{raw, redis_module, Context, RedisError, RedisResult, RedisString, Status};
 
 use crate::config::{BACKUP_DIR, BACKUP_DIRS_ALLOWED, BACKUP_HOOK, BACKUP_KEEP, HEARTBEAT_MS};
 
@@ -40,6 +41,49 @@ fn backup(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guarded(ctx, args, crate::node::backup)
 }
 
+fn slots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guarded(ctx, args, crate::handover::slots)
+}
+
+fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    guarded(ctx, args, crate::handover::setslots)
+}
+
+/// The error a filtered command gets instead of running (`-ASK`, `-TRYAGAIN`): its argument.
+fn refuse(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    match args.get(1) {
+        Some(e) if args.len() == 2 => Err(RedisError::String(e.to_string_lossy())),
+        _ => Err(RedisError::WrongArity),
+    }
+}
+
+/// A type with no keys, only there to carry the slot state in every RDB's aux field.
+static SLOT_STATE: RedisType = RedisType::new(
+    "hiveslots",
+    1,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: None,
+        rdb_save: None,
+        aof_rewrite: None,
+        mem_usage: None,
+        digest: None,
+        free: None,
+        aux_load: Some(crate::handover::aux_load),
+        aux_save: Some(crate::handover::aux_save),
+        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as i32,
+        free_effort: None,
+        unlink: None,
+        copy: None,
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
 fn tick(ctx: &Context, _: ()) {
     let _ = catch_unwind(AssertUnwindSafe(|| crate::node::tick(ctx)));
     let hb = HEARTBEAT_MS.load(Ordering::Relaxed);
@@ -52,6 +96,9 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     match catch_unwind(AssertUnwindSafe(crate::node::init)) {
         Ok(()) => {
             ctx.create_timer(Duration::from_millis(100), tick, ());
+            if !crate::handover::filter::register(ctx.ctx) {
+                ctx.log_warning("hive-module: no command filter API; slot handovers refused");
+            }
             Status::Ok
         }
         Err(_) => {
@@ -67,7 +114,7 @@ redis_module! {
     name: "hive",
     version: 1,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-    data_types: [],
+    data_types: [SLOT_STATE],
     init: init,
     commands: [
         ["hive.topology", topology, "readonly fast", 0, 0, 0, ""],
@@ -75,6 +122,10 @@ redis_module! {
         // `write` so that a client calling it on a replica gets READONLY.
         ["hive.heartbeat", heartbeat, "write fast", 0, 0, 0, ""],
         ["hive.backup", backup, "admin", 0, 0, 0, ""],
+        ["hive.slots", slots, "readonly fast allow-loading allow-stale", 0, 0, 0, ""],
+        // `write`: replicated, in the AOF, refused on a replica.
+        ["hive.setslots", setslots, "write deny-oom", 0, 0, 0, ""],
+        ["hive.refuse", refuse, "fast allow-loading allow-stale", 0, 0, 0, ""],
     ],
     configurations: [
         i64: [

@@ -12,8 +12,8 @@ pub use secret::Secret;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hive_common::topology::deployed::parse_ranges;
 use hive_common::topology::{ShardMap, SlotRange};
-use hive_common::SLOT_COUNT;
 use serde::{Deserialize, Serialize};
 
 /// A backend setting that cannot be used (a TLS file that does not read, a missing CA): the key
@@ -257,25 +257,4 @@ impl BackendConfig {
             .map(|(i, s)| parse_ranges(s.slots.as_deref().unwrap_or("")).map_err(|e| (i, e)))
             .collect()
     }
-}
-
-/// Parses `"0-5460,6000,7000-7010"`.
-fn parse_ranges(text: &str) -> Result<Vec<SlotRange>, String> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let num = |x: &str| {
-            x.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|n| *n < SLOT_COUNT)
-                .ok_or_else(|| format!("`{part}` is not a slot or slot range within 0-16383"))
-        };
-        let (start, end) = (num(a)?, num(b)?);
-        if start > end {
-            return Err(format!("`{part}`: the range starts after it ends"));
-        }
-        out.push(SlotRange { start, end });
-    }
-    Ok(out)
 }

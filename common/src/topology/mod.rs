@@ -1,5 +1,7 @@
 //! `ShardMap`: which shard owns each slot, and the master and replicas of each shard.
 
+pub mod deployed;
+
 use serde::{Deserialize, Serialize};
 
 use crate::slot::{Slot, SLOT_COUNT};

@@ -1,0 +1,200 @@
+//! The slot state a master keeps for sentinel and static deployments: the deployment's slot map
+//! (`HIVE.SLOTS SET`, newest epoch wins) and the slots this node is handing to another master
+//! (`HIVE.SLOTS MIGRATING`), with the JSON they persist as. Pure: no Redis types.
+
+pub mod acks;
+pub mod guard;
+
+use std::collections::BTreeMap;
+
+use hive_common::topology::deployed::{expand, format_slots, parse_ranges, DeployedMap};
+use serde::{Deserialize, Serialize};
+
+/// What `HIVE.SLOTS SET` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SetOutcome {
+    Stored,
+    /// The same map again (a retried or replayed SET): nothing changes.
+    Same,
+}
+
+/// A master's slot state.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SlotState {
+    /// The deployment's map, as JSON, and its epoch (0: none yet).
+    pub map: Option<DeployedMap>,
+    /// Slot → the master it is being handed to.
+    pub migrating: BTreeMap<u16, String>,
+}
+
+/// The persisted form (the RDB's aux field), versioned by its `v`.
+#[derive(Serialize, Deserialize)]
+struct Persisted {
+    v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    map: Option<DeployedMap>,
+    #[serde(default)]
+    migrating: Vec<Handover>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Handover {
+    to: String,
+    slots: String,
+}
+
+impl SlotState {
+    pub fn epoch(&self) -> u64 {
+        self.map.as_ref().map_or(0, |m| m.epoch)
+    }
+
+    /// Stores `json` if its epoch is above this node's; the same map again is accepted.
+    pub fn set_map(&mut self, json: &str) -> Result<SetOutcome, String> {
+        let map = DeployedMap::parse(json).map_err(|e| e.to_string())?;
+        if map.epoch == 0 {
+            return Err("a slot map's epoch starts at 1".into());
+        }
+        match &self.map {
+            Some(cur) if *cur == map => return Ok(SetOutcome::Same),
+            Some(cur) if cur.epoch >= map.epoch => {
+                return Err(format!(
+                    "STALE this node has epoch {}; a new map needs a higher one (got {})",
+                    cur.epoch, map.epoch
+                ))
+            }
+            _ => {}
+        }
+        self.map = Some(map);
+        Ok(SetOutcome::Stored)
+    }
+
+    /// Marks `slots` (range text) as being handed to `to` (`host:port`).
+    pub fn set_migrating(&mut self, to: &str, slots: &str) -> Result<usize, String> {
+        if to.is_empty() || !to.contains(':') {
+            return Err(format!("`{to}` is not a host:port"));
+        }
+        let slots = expand(&parse_ranges(slots)?);
+        for s in &slots {
+            self.migrating.insert(*s, to.to_string());
+        }
+        Ok(slots.len())
+    }
+
+    /// Ends the handover of `slots` (range text), or of every slot with `None`.
+    pub fn set_stable(&mut self, slots: Option<&str>) -> Result<usize, String> {
+        match slots {
+            None => {
+                let n = self.migrating.len();
+                self.migrating.clear();
+                Ok(n)
+            }
+            Some(text) => {
+                let slots = expand(&parse_ranges(text)?);
+                Ok(slots
+                    .iter()
+                    .filter(|s| self.migrating.remove(s).is_some())
+                    .count())
+            }
+        }
+    }
+
+    /// The handovers grouped by target: `(target, "1-5,9")`, sorted by target.
+    pub fn handovers(&self) -> Vec<(String, String)> {
+        let mut by: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+        for (s, to) in &self.migrating {
+            by.entry(to).or_default().push(*s);
+        }
+        by.into_iter()
+            .map(|(to, slots)| (to.to_string(), format_slots(&slots)))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_none() && self.migrating.is_empty()
+    }
+
+    pub fn to_json(&self) -> String {
+        let p = Persisted {
+            v: 1,
+            map: self.map.clone(),
+            migrating: self
+                .handovers()
+                .into_iter()
+                .map(|(to, slots)| Handover { to, slots })
+                .collect(),
+        };
+        serde_json::to_string(&p).unwrap_or_default()
+    }
+
+    pub fn from_json(json: &str) -> Result<SlotState, String> {
+        let p: Persisted = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        if p.v != 1 {
+            return Err(format!("unknown slot state version {}", p.v));
+        }
+        let mut st = SlotState {
+            map: p.map,
+            migrating: BTreeMap::new(),
+        };
+        if let Some(m) = &st.map {
+            m.check().map_err(|e| e.to_string())?;
+        }
+        for h in p.migrating {
+            st.set_migrating(&h.to, &h.slots)?;
+        }
+        Ok(st)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(epoch: u64, a: &str) -> String {
+        format!(r#"{{"epoch":{epoch},"shards":[{{"name":"a","slots":"{a}"}}]}}"#)
+    }
+
+    #[test]
+    fn set_map_takes_only_a_newer_epoch() {
+        let mut st = SlotState::default();
+        assert_eq!(st.set_map(&map(2, "0-16383")), Ok(SetOutcome::Stored));
+        assert_eq!(st.set_map(&map(2, "0-16383")), Ok(SetOutcome::Same));
+        let stale = st.set_map(&map(2, "0-100")).unwrap_err();
+        assert!(stale.starts_with("STALE this node has epoch 2"), "{stale}");
+        assert!(st.set_map(&map(1, "0-100")).is_err());
+        assert!(st.set_map(&map(0, "0-100")).is_err());
+        assert_eq!(st.set_map(&map(3, "0-100")), Ok(SetOutcome::Stored));
+        assert_eq!(st.epoch(), 3);
+        assert!(st.set_map("not json").is_err());
+        assert_eq!(st.epoch(), 3, "a refused map changes nothing");
+    }
+
+    #[test]
+    fn handovers_group_by_target_and_end() {
+        let mut st = SlotState::default();
+        assert_eq!(st.set_migrating("127.0.0.1:7001", "1-3,9"), Ok(4));
+        assert_eq!(st.set_migrating("127.0.0.1:7002", "5"), Ok(1));
+        assert!(st.set_migrating("nohost", "5").is_err());
+        assert!(st.set_migrating("127.0.0.1:7002", "99999").is_err());
+        assert_eq!(
+            st.handovers(),
+            vec![
+                ("127.0.0.1:7001".to_string(), "1-3,9".to_string()),
+                ("127.0.0.1:7002".to_string(), "5".to_string())
+            ]
+        );
+        assert_eq!(st.set_stable(Some("2-5")), Ok(3));
+        assert_eq!(st.set_stable(None), Ok(2));
+        assert!(st.migrating.is_empty());
+    }
+
+    #[test]
+    fn slot_state_persists_and_restores() {
+        let mut st = SlotState::default();
+        st.set_map(&map(4, "0-16383")).unwrap();
+        st.set_migrating("[::1]:7001", "10-12").unwrap();
+        let back = SlotState::from_json(&st.to_json()).unwrap();
+        assert_eq!(back, st);
+        assert!(SlotState::from_json(r#"{"v":9}"#).is_err());
+        assert!(SlotState::from_json("garbage").is_err());
+    }
+}
