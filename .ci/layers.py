@@ -45,7 +45,7 @@ FLOORS = {
         ["plan"],
         ["session"],
         ["run"],
-        ["members"],
+        ["members", "standalone"],
     ],
 }
 

@@ -114,10 +114,19 @@ pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
     };
     HANDING.store(!st.migrating.is_empty(), Ordering::Release);
+    let epoch = st.epoch();
     drop(st);
     match done {
         Ok(n) => {
             ctx.replicate_verbatim();
+            if sub == "map" && !replayed {
+                // Proxies subscribed to this node read the new map at once.
+                let ev = format!(
+                    r#"{{"event":"slotmap","role":"master","epoch":{epoch},"time_ms":{}}}"#,
+                    now_ms()
+                );
+                let _ = ctx.call("PUBLISH", &[crate::event::CHANNEL, &ev]);
+            }
             Ok(RedisValue::Integer(n as i64))
         }
         Err(_) if replayed => Ok(RedisValue::Integer(0)),

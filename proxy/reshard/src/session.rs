@@ -34,6 +34,10 @@ impl Session {
         }
     }
 
+    pub fn plane(&self) -> &Arc<Backplane> {
+        &self.plane
+    }
+
     pub fn auth(&self) -> Option<&Auth> {
         self.auth.as_ref()
     }

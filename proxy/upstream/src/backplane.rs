@@ -18,6 +18,7 @@ use crate::facts::FactsCell;
 use crate::replicas::ReadState;
 use crate::stats::UpstreamStats;
 use crate::stream::Dialer;
+use crate::topology::layout::Layout;
 use crate::topology::TopologyState;
 
 /// How often the facts poller runs unless told otherwise (`proxy.node_poll_interval_ms`).
@@ -40,6 +41,13 @@ pub struct Backplane {
     pub facts: FactsCell,
     /// The replicas fresh enough for reads (`backend.read_from`, READONLY).
     pub reads: ReadState,
+    /// Sentinel and static modes' shards and slots: `hive.toml`'s, or the deployment's own map.
+    pub layout: ArcSwap<Layout>,
+    /// Wakes the slot map follower (hive-module published a new map).
+    pub map_changed: Notify,
+    /// Who this proxy is when it acknowledges a slot map (`HIVE.SLOTS ACK`); unset in the
+    /// CLI, which routes no client and must not be waited for.
+    pub proxy_id: std::sync::OnceLock<String>,
 }
 
 impl Backplane {
@@ -70,6 +78,9 @@ impl Backplane {
         let topology = TopologyState::default();
         topology.demote_through(connector.demotions());
         Arc::new(Backplane {
+            layout: ArcSwap::from_pointee(Layout::from_config(&config)),
+            proxy_id: std::sync::OnceLock::new(),
+            map_changed: Notify::new(),
             connector,
             live: ArcSwap::from_pointee(config.clone()),
             config,
@@ -84,5 +95,18 @@ impl Backplane {
 
     pub fn node_poll_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.node_poll_interval_ms.load(Relaxed))
+    }
+}
+
+impl Backplane {
+    /// Marks this backplane as a proxy's: it acknowledges the slot maps it routes by.
+    pub fn acknowledge_maps(&self) {
+        let _ = self.proxy_id.set(format!(
+            "hive-{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        ));
     }
 }

@@ -127,11 +127,15 @@ pub struct RemoveShardArgs {
 pub struct AddShardArgs {
     #[command(flatten)]
     pub target: Target,
-    /// The new master: an empty cluster-enabled node in no cluster.
+    /// The new master: an empty node (cluster mode: cluster-enabled, in no cluster; sentinel
+    /// and static modes: with hive-module loaded).
     pub master: String,
-    /// A replica for it (repeatable): an empty cluster-enabled node in no cluster.
+    /// A replica for it (repeatable), empty as well.
     #[arg(long = "replica")]
     pub replicas: Vec<String>,
+    /// Sentinel mode: the new group's master name (Sentinel is told to monitor it).
+    #[arg(long)]
+    pub name: Option<String>,
     /// Check the new nodes and print what would be done; change nothing.
     #[arg(long)]
     pub dry_run: bool,

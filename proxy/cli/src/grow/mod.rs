@@ -4,7 +4,9 @@
 //! table or `--json`.
 
 mod args;
+mod sentinels;
 mod show;
+mod standalone;
 
 pub use args::{AddShardArgs, MoveFlags, RebalanceArgs, RemoveShardArgs, ReshardArgs};
 
@@ -35,15 +37,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// A session on the deployment `target` names, which must be a Redis Cluster.
+/// A session on the deployment `target` names.
 async fn session(target: &Target, flags: Option<&MoveFlags>) -> Result<Session> {
-    let (config, _) = target.config()?;
-    if config.backend.mode != Mode::Cluster {
-        bail!(
-            "resharding drives Redis Cluster's slot migration; {:?} mode is not supported yet",
-            config.backend.mode
-        );
-    }
     let plane = target.connect().await?;
     let migrate_ms = match flags {
         Some(f) => f.options()?.batching.timeout_ms,
@@ -107,7 +102,10 @@ async fn plan_and_move(
     let moves = plan_for(&view).map_err(ReshardError::Input)?;
     let sizes = survey(s, &view, &moves, opts.big_key_bytes).await?;
     let moves = plan::order(moves, &sizes);
-    report.set_plan(&view, &moves, &sizes);
+    report.set_plan(&moves, &sizes, |id| {
+        view.node(id)
+            .map_or_else(|| id.to_string(), |n| n.addr.clone())
+    });
     if !flags.json {
         report.print_plan();
     }
@@ -119,6 +117,10 @@ async fn plan_and_move(
     Ok(Some(view))
 }
 
+fn clustered(s: &Session) -> bool {
+    s.plane().config.mode == Mode::Cluster
+}
+
 pub fn run_reshard(a: ReshardArgs) -> Result<()> {
     runtime()?.block_on(async {
         let mut s = session(&a.target, Some(&a.flags)).await?;
@@ -126,6 +128,19 @@ pub fn run_reshard(a: ReshardArgs) -> Result<()> {
         let only_resume = a.slots.is_none() && a.flags.resume;
         if !only_resume && (a.slots.is_none() || a.from.is_none() || a.to.is_none()) {
             bail!("give --slots N --from NODE --to NODE (or --resume alone to finish open slots)");
+        }
+        if !clustered(&s) {
+            let d = standalone::plan_and_move(&mut s, &a.flags, &mut report, |d| {
+                if only_resume {
+                    return Ok(Vec::new());
+                }
+                let from = d.find(a.from.as_deref().unwrap_or_default())?;
+                let to = d.find(a.to.as_deref().unwrap_or_default())?;
+                plan::reshard(&d.members(&[]), a.slots.unwrap_or(0), &from, &to)
+            })
+            .await?;
+            report.epoch = Some(d.map.epoch);
+            return report.finish();
         }
         plan_and_move(&mut s, &a.flags, &mut report, |view| {
             if only_resume {
@@ -145,6 +160,22 @@ pub fn run_rebalance(a: RebalanceArgs) -> Result<()> {
         let mut s = session(&a.target, Some(&a.flags)).await?;
         let mut report = Report::new("rebalance", &a.flags);
         let weights = a.weights()?;
+        if !clustered(&s) {
+            let d = standalone::plan_and_move(&mut s, &a.flags, &mut report, |d| {
+                let mut w = Vec::new();
+                for (node, weight) in &weights {
+                    w.push((d.find(node)?, *weight));
+                }
+                let m = d.members(&w);
+                if m.iter().all(|m| m.weight <= 0.0) {
+                    return Err("--weight: every master has weight 0".into());
+                }
+                Ok(plan::rebalance(&m, a.threshold))
+            })
+            .await?;
+            report.epoch = Some(d.map.epoch);
+            return report.finish();
+        }
         plan_and_move(&mut s, &a.flags, &mut report, |view| {
             let mut w = Vec::new();
             for (node, weight) in &weights {
@@ -169,6 +200,20 @@ pub fn run_remove_shard(a: RemoveShardArgs) -> Result<()> {
     runtime()?.block_on(async {
         let mut s = session(&a.target, Some(&a.flags)).await?;
         let mut report = Report::new("remove-shard", &a.flags);
+        if !clustered(&s) {
+            let mut leaving = String::new();
+            let mut d = standalone::plan_and_move(&mut s, &a.flags, &mut report, |d| {
+                leaving = d.find(&a.master)?;
+                plan::drain(&d.members(&[]), &leaving).map_err(|e| format!("{}: {e}", a.master))
+            })
+            .await?;
+            let stopped = report.outcome.as_ref().is_some_and(|o: &Outcome| o.stopped);
+            if !a.flags.dry_run && !stopped {
+                report.removed = standalone::forget_shard(&mut s, &mut d, &leaving).await?;
+            }
+            report.epoch = Some(d.map.epoch);
+            return report.finish();
+        }
         let mut leaving = None;
         let moved = plan_and_move(&mut s, &a.flags, &mut report, |view| {
             let n = view.find(&a.master)?;
@@ -193,6 +238,33 @@ pub fn run_remove_shard(a: RemoveShardArgs) -> Result<()> {
 pub fn run_add_shard(a: AddShardArgs) -> Result<()> {
     runtime()?.block_on(async {
         let mut s = session(&a.target, None).await?;
+        if !clustered(&s) {
+            let (shard, epoch) = standalone::add_shard(
+                &mut s,
+                &a.master,
+                &a.replicas,
+                a.name.as_deref(),
+                a.dry_run,
+            )
+            .await?;
+            let what = if a.dry_run { "dry run: may add" } else { "added" };
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"dry_run": a.dry_run, "shard": shard, "master": a.master, "replicas": a.replicas, "epoch": epoch})
+                );
+            } else {
+                println!(
+                    "{what} shard {shard} (master {}, {} replica(s)) at slot map epoch {epoch}; it holds no slots: run `hive rebalance` to give it its share",
+                    a.master,
+                    a.replicas.len()
+                );
+            }
+            return Ok(());
+        }
+        if a.name.is_some() {
+            bail!("--name is for sentinel mode (a cluster names its nodes itself)");
+        }
         let view = run::ready(&mut s, SETTLE).await?;
         if a.dry_run {
             members::check_joiners(&mut s, &view, &a.master, &a.replicas).await?;

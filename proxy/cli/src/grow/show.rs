@@ -5,7 +5,6 @@ use anyhow::Result;
 use comfy_table::{presets, Table};
 use hive_reshard::plan::{rows, BigKey, Move, Row, Sizes};
 use hive_reshard::run::{Outcome, Resumed};
-use hive_reshard::view::View;
 use serde::Serialize;
 
 use super::{resumed_line, MoveFlags};
@@ -30,6 +29,9 @@ pub struct Report {
     pub resumed: Option<Resumed>,
     pub plan: PlanOut,
     pub outcome: Option<Outcome>,
+    /// Sentinel/static modes: the slot map's epoch when the command ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
     /// Nodes `remove-shard` took out of the cluster.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
@@ -46,16 +48,14 @@ impl Report {
             resumed: None,
             plan: PlanOut::default(),
             outcome: None,
+            epoch: None,
             removed: Vec::new(),
             json: flags.json,
         }
     }
 
-    pub fn set_plan(&mut self, view: &View, moves: &[Move], sizes: &Sizes) {
-        let name = |id: &str| {
-            view.node(id)
-                .map_or_else(|| id.to_string(), |n| n.addr.clone())
-        };
+    /// The plan's rows; `name` turns a node id or shard name into what to print.
+    pub fn set_plan(&mut self, moves: &[Move], sizes: &Sizes, name: impl Fn(&str) -> String) {
         let r = rows(moves, sizes, name);
         self.plan = PlanOut {
             slots: r.iter().map(|r| r.slots).sum(),
@@ -144,9 +144,12 @@ impl Report {
         }
         if !self.removed.is_empty() {
             println!(
-                "removed {} from the cluster (reset; they can be stopped)",
+                "removed {} from the deployment (they hold no slot; they can be stopped)",
                 self.removed.join(", ")
             );
+        }
+        if let Some(e) = self.epoch {
+            println!("slot map epoch {e}");
         }
         Ok(())
     }

@@ -31,6 +31,7 @@ pub(super) fn spawn(
     std::thread::Builder::new()
         .name("hive-control".into())
         .spawn(move || {
+            shared.plane.acknowledge_maps();
             if !rt.block_on(source::initial(&shared.plane)) {
                 warn!(
                     mode = shared.config.backend.mode.as_str(),

@@ -207,7 +207,7 @@ pub async fn drain(
 }
 
 /// `MIGRATE host port "" 0 timeout [AUTH2 user pass | AUTH pass] KEYS k…`.
-fn migrate_args(
+pub(crate) fn migrate_args(
     host: &str,
     port: &str,
     timeout_ms: u64,

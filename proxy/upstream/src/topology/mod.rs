@@ -2,6 +2,8 @@
 //! batch, replaced whole by the task that follows the backend mode (`source`), with the shards
 //! that Sentinel is failing over.
 
+pub mod layout;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -209,6 +209,8 @@ pub async fn on_event(plane: &Backplane, addr: &str, ev: &Event) {
             plane.reads.drop_replica(addr);
             plane.refresh.notify_one();
         }
+        // `hive reshard` stored a new slot map on this master: read it now, not at the next poll.
+        "slotmap" => plane.map_changed.notify_one(),
         _ => {}
     }
 }

@@ -11,18 +11,14 @@ use hive_common::topology::{Shard, ShardMap};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::config::BackendConfig;
 use crate::conn::control::QueryError;
 use crate::stats::UpstreamStats;
 use crate::topology::NO_MASTER;
 use crate::Backplane;
 
-/// The Sentinel master names, in shard order.
-pub fn group_names(cfg: &BackendConfig) -> Vec<String> {
-    cfg.shards
-        .iter()
-        .map(|s| s.name.clone().unwrap_or_default())
-        .collect()
+/// The Sentinel master names, in shard order: `hive.toml`'s, or the deployment's slot map's.
+pub fn group_names(plane: &Backplane) -> Vec<String> {
+    plane.layout.load().names.clone()
 }
 
 /// Asks the sentinels in order for `name`'s master and returns the first one the node itself
@@ -113,11 +109,11 @@ pub async fn confirm_master(plane: &Backplane, addr: &str) -> Result<(), String>
 /// wait (`NO_MASTER`). Returns whether every group has a master.
 pub async fn refresh_all(plane: &Backplane) -> bool {
     UpstreamStats::add(&plane.stats.topology_refreshes, 1);
-    let cfg = &plane.config;
     let generation = plane.topology.generation();
     let current = plane.topology.load_full();
-    let names = group_names(cfg);
-    let ranges = cfg.shard_ranges().unwrap_or_default();
+    let layout = plane.layout.load_full();
+    let names = layout.names.clone();
+    let ranges = layout.ranges.clone();
     let mut entries = Vec::with_capacity(names.len());
     let mut complete = true;
     for (i, name) in names.iter().enumerate() {
@@ -317,7 +313,7 @@ async fn follow(plane: &Backplane, sentinel: &str) -> String {
 }
 
 async fn on_event(plane: &Backplane, sentinel: &str, channel: &str, payload: &str) {
-    let names = group_names(&plane.config);
+    let names = group_names(plane);
     let words: Vec<&str> = payload.split(' ').collect();
     info!(%sentinel, event = %channel, %payload, "sentinel event");
     UpstreamStats::add(&plane.stats.sentinel_events, 1);

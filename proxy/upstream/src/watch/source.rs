@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use hive_common::topology::{Shard, ShardMap};
+use hive_common::topology::ShardMap;
 use tokio::sync::watch;
 
-use super::{cluster, sentinel};
+use super::{cluster, deployed, sentinel};
 use crate::config::Mode;
 use crate::Backplane;
 
@@ -15,41 +15,37 @@ use crate::Backplane;
 pub async fn initial(plane: &Backplane) -> bool {
     match plane.config.mode {
         Mode::Cluster => cluster::refresh_once(plane).await,
-        Mode::Sentinel => sentinel::refresh_all(plane).await,
+        Mode::Sentinel => {
+            let ok = sentinel::refresh_all(plane).await;
+            // A Hive started mid-move routes by the deployment's map from its first request.
+            if deployed::poll(plane).await {
+                return sentinel::refresh_all(plane).await;
+            }
+            ok
+        }
         Mode::Static => {
             plane.topology.install(static_map(plane), Vec::new());
+            if deployed::poll(plane).await {
+                plane.topology.install(static_map(plane), Vec::new());
+            }
             true
         }
     }
 }
 
 /// Keeps the topology current until shutdown.
-pub async fn run(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(plane: Arc<Backplane>, shutdown: watch::Receiver<bool>) {
     match plane.config.mode {
         Mode::Cluster => cluster::run_refresher(plane, shutdown).await,
-        Mode::Sentinel => sentinel::run(plane, shutdown).await,
-        // Fixed by configuration: nothing to follow.
-        Mode::Static => {
-            let _ = shutdown.changed().await;
+        Mode::Sentinel => {
+            tokio::spawn(deployed::run(plane.clone(), shutdown.clone()));
+            sentinel::run(plane, shutdown).await
         }
+        Mode::Static => deployed::run(plane, shutdown).await,
     }
 }
 
-/// The configured static shards (validated at load time).
+/// Static mode's shards: `hive.toml`'s, or the deployment's own slot map once it has one.
 fn static_map(plane: &Backplane) -> ShardMap {
-    let cfg = &plane.config;
-    let ranges = cfg.shard_ranges().unwrap_or_default();
-    let entries = cfg
-        .shards
-        .iter()
-        .zip(ranges)
-        .map(|(s, r)| {
-            let shard = Shard {
-                master: s.master.clone().unwrap_or_default(),
-                replicas: s.replicas.clone(),
-            };
-            (shard, r)
-        })
-        .collect();
-    ShardMap::new(entries).unwrap_or_else(|_| ShardMap::empty())
+    plane.layout.load().static_map()
 }

@@ -19,6 +19,8 @@ use hive_upstream::topology::NO_MASTER;
 use hive_upstream::{route::pool, Job, Proto, Tag};
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
+/// What a transaction held on a moving slot gets if the move outlasts `failover_hold_ms`.
+const MOVING: &[u8] = b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
 
 impl Conn {
     pub(crate) fn forward(&mut self, req: Request, route: Route) {
@@ -76,6 +78,12 @@ impl Conn {
         };
         let route = unit.route.clone();
         let (own, pinned, large, ack) = (unit.own, unit.pinned.clone(), unit.large, unit.ack);
+        if unit.no_ask && pinned.is_none() && self.slot_moving(&route) {
+            // A transaction on a slot being handed over (sentinel/static modes) could find its
+            // keys split between the two masters: it waits until the slot is done.
+            return self.hold(tag, Bytes::from_static(MOVING));
+        }
+        let Some(unit) = self.unit(tag) else { return };
         let mut prefix = unit.prefix.clone();
         // Field borrows, not a clone of the `Arc`: this runs for every request.
         let shared = &self.shared;
@@ -230,4 +238,14 @@ fn bulk_body(frame: &[u8]) -> Option<(&[u8], bool)> {
     } else {
         (body, false)
     })
+}
+
+impl Conn {
+    /// Whether `route`'s slot is being handed over by `hive reshard` in sentinel/static mode.
+    fn slot_moving(&self, route: &Route) -> bool {
+        let Route::Slot(s) = route else { return false };
+        let plane = &self.shared.plane;
+        plane.config.mode != hive_upstream::config::Mode::Cluster
+            && plane.layout.load().is_moving(*s)
+    }
 }
