@@ -49,14 +49,6 @@ fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guarded(ctx, args, crate::handover::setslots)
 }
 
-/// The error a filtered command gets instead of running (`-ASK`, `-TRYAGAIN`): its argument.
-fn refuse(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    match args.get(1) {
-        Some(e) if args.len() == 2 => Err(RedisError::String(e.to_string_lossy())),
-        _ => Err(RedisError::WrongArity),
-    }
-}
-
 /// A type with no keys, only there to carry the slot state in every RDB's aux field.
 static SLOT_STATE: RedisType = RedisType::new(
     "hiveslots",
@@ -125,7 +117,6 @@ redis_module! {
         ["hive.slots", slots, "readonly fast allow-loading allow-stale", 0, 0, 0, ""],
         // `write`: replicated, in the AOF, refused on a replica.
         ["hive.setslots", setslots, "write deny-oom", 0, 0, 0, ""],
-        ["hive.refuse", refuse, "fast allow-loading allow-stale", 0, 0, 0, ""],
     ],
     configurations: [
         i64: [

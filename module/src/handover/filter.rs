@@ -21,9 +21,6 @@ static LOOKUP: AtomicPtr<raw::RedisModuleCtx> = AtomicPtr::new(std::ptr::null_mu
 /// Whether the filter is in place (handovers are refused without it).
 pub static ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// The command a refused one becomes: it answers the error given as its argument.
-pub const REFUSE: &str = "hive.refuse";
-
 /// Registers the filter; false if this Redis lacks the API.
 pub fn register(ctx: *mut raw::RedisModuleCtx) -> bool {
     unsafe {
@@ -120,12 +117,15 @@ unsafe fn exists(ctx: *mut raw::RedisModuleCtx, key: &[u8]) -> bool {
     found
 }
 
-/// Rewrites the command into `hive.refuse <error>`.
+/// Renames the command to its refusal (`ASK 866 host:port`), without arguments. Redis then
+/// answers `-ERR unknown command 'ASK 866 host:port', …`, which Hive reads as the redirect;
+/// and inside MULTI it rejects the command when queued, so the whole transaction aborts
+/// (EXECABORT) instead of running its other commands (a command that replied the error itself
+/// would be queued, and fail alone at EXEC).
 unsafe fn refuse(fctx: *mut raw::RedisModuleCommandFilterCtx, n: c_int, error: &str) {
-    let (Some(del), Some(replace), Some(insert), Some(create)) = (
+    let (Some(del), Some(replace), Some(create)) = (
         raw::RedisModule_CommandFilterArgDelete,
         raw::RedisModule_CommandFilterArgReplace,
-        raw::RedisModule_CommandFilterArgInsert,
         raw::RedisModule_CreateString,
     ) else {
         return;
@@ -133,8 +133,6 @@ unsafe fn refuse(fctx: *mut raw::RedisModuleCommandFilterCtx, n: c_int, error: &
     for i in (1..n).rev() {
         del(fctx, i);
     }
-    let name = create(std::ptr::null_mut(), REFUSE.as_ptr().cast(), REFUSE.len());
+    let name = create(std::ptr::null_mut(), error.as_ptr().cast(), error.len());
     replace(fctx, 0, name);
-    let text = create(std::ptr::null_mut(), error.as_ptr().cast(), error.len());
-    insert(fctx, 1, text);
 }

@@ -67,6 +67,9 @@ impl ReplyError {
         if line.starts_with(b"UNBLOCKED") {
             return Some(ReplyError::Unblocked);
         }
+        if let Some(named) = line.strip_prefix(MODULE_REFUSED) {
+            return refused_by_module(named);
+        }
         let (moved, rest) = redirect_parts(line)?;
         let mut parts = rest.splitn(2, |&b| b == b' ');
         let slot = parse_i64(parts.next()?)
@@ -256,5 +259,49 @@ mod tests {
         assert_eq!(&q(b"-ERR x :1\r\n", "10.1.2.3:7000")[..], b"-ERR x :1\r\n");
         // Unqualified redirects are not followed to a guessed host.
         assert_eq!(ReplyError::parse(b"-MOVED 3999 :7001\r\n"), None);
+    }
+}
+
+/// How Redis answers a command hive-module's filter renamed to its refusal (`ASK <slot>
+/// <addr>` or `TRYAGAIN …`) on a master handing slots over: an unknown command. Renaming, not
+/// an error-returning command, because Redis rejects an unknown command when it is queued,
+/// which aborts the whole transaction (EXECABORT) instead of running its other commands.
+const MODULE_REFUSED: &[u8] = b"ERR unknown command '";
+
+fn refused_by_module(named: &[u8]) -> Option<ReplyError> {
+    let end = named.iter().position(|&b| b == b'\'')?;
+    let inner = &named[..end];
+    if !(inner.starts_with(b"ASK ") || inner.starts_with(b"TRYAGAIN")) {
+        return None;
+    }
+    let mut frame = Vec::with_capacity(inner.len() + 3);
+    frame.push(b'-');
+    frame.extend_from_slice(inner);
+    frame.extend_from_slice(b"\r\n");
+    ReplyError::parse(&frame)
+}
+
+#[cfg(test)]
+mod module_refusal_tests {
+    use super::*;
+
+    #[test]
+    fn reply_error_reads_a_module_refusal_as_its_redirect() {
+        let ask = ReplyError::parse(
+            b"-ERR unknown command 'ASK 15305 127.0.0.1:15380', with args beginning with: \r\n",
+        );
+        assert!(matches!(
+            ask,
+            Some(ReplyError::Redirect(Redirect::Ask { slot, ref addr })) if slot.get() == 15305 && addr == "127.0.0.1:15380"
+        ));
+        let again = ReplyError::parse(
+            b"-ERR unknown command 'TRYAGAIN Multiple keys request during rehashing of slot', with args beginning with: \r\n",
+        );
+        assert_eq!(again, Some(ReplyError::TryAgain));
+        assert_eq!(
+            ReplyError::parse(b"-ERR unknown command 'FOO', with args beginning with: \r\n"),
+            None
+        );
+        assert_eq!(ReplyError::parse(b"-ERR unknown command 'ASK\r\n"), None);
     }
 }

@@ -32,19 +32,25 @@ pub struct Outcome {
     pub stale: u64,
 }
 
-fn key(t: usize, k: u64) -> String {
-    format!("ledger:{t}:{k}")
+fn key(p: &str, t: usize, k: u64) -> String {
+    format!("ledger:{p}{t}:{k}")
 }
 
 impl LedgerLoad {
     /// `clients` threads through `url`, each for at most `limit`.
     pub fn start(url: &str, clients: usize, limit: Duration) -> LedgerLoad {
+        LedgerLoad::start_named(url, clients, limit, "")
+    }
+
+    /// As `start`, with keys named apart by `prefix` (several loads on one deployment).
+    pub fn start_named(url: &str, clients: usize, limit: Duration, prefix: &str) -> LedgerLoad {
         let stop = Arc::new(AtomicBool::new(false));
         let ops = Arc::new(AtomicU64::new(0));
         let threads = (0..clients)
             .map(|t| {
                 let (stop, ops, url) = (stop.clone(), ops.clone(), url.to_string());
-                std::thread::spawn(move || run(t, &url, &stop, &ops, limit))
+                let p = prefix.to_string();
+                std::thread::spawn(move || run(&p, t, &url, &stop, &ops, limit))
             })
             .collect();
         LedgerLoad { stop, ops, threads }
@@ -71,7 +77,14 @@ impl LedgerLoad {
     }
 }
 
-fn run(t: usize, url: &str, stop: &AtomicBool, ops: &AtomicU64, limit: Duration) -> Outcome {
+fn run(
+    p: &str,
+    t: usize,
+    url: &str,
+    stop: &AtomicBool,
+    ops: &AtomicU64,
+    limit: Duration,
+) -> Outcome {
     let mut o = Outcome::default();
     let mut c = connect(url);
     let deadline = Instant::now() + limit;
@@ -84,7 +97,7 @@ fn run(t: usize, url: &str, stop: &AtomicBool, ops: &AtomicU64, limit: Duration)
     };
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         n += 1;
-        let k = key(t, n % KEYS);
+        let k = key(p, t, n % KEYS);
         match n % 4 {
             0 => {
                 let r: redis::RedisResult<()> = redis::cmd("SET").arg(&k).arg(n).query(&mut c);
@@ -97,7 +110,7 @@ fn run(t: usize, url: &str, stop: &AtomicBool, ops: &AtomicU64, limit: Duration)
             }
             1 => {
                 // A pipeline of five keys in different slots.
-                let keys: Vec<String> = (0..5).map(|i| key(t, (n + i * 13) % KEYS)).collect();
+                let keys: Vec<String> = (0..5).map(|i| key(p, t, (n + i * 13) % KEYS)).collect();
                 let mut p = redis::pipe();
                 for k in &keys {
                     p.cmd("SET").arg(k).arg(n).ignore();
@@ -114,7 +127,7 @@ fn run(t: usize, url: &str, stop: &AtomicBool, ops: &AtomicU64, limit: Duration)
             }
             2 => {
                 // MULTI on two keys of one hash tag (a slot that may be moving).
-                let tag = format!("{{ledger:{t}:{}}}", n % KEYS);
+                let tag = format!("{{ledger:{p}{t}:{}}}", n % KEYS);
                 let (a, b) = (format!("{tag}:a"), format!("{tag}:b"));
                 let r: redis::RedisResult<()> = redis::pipe()
                     .atomic()

@@ -14,7 +14,11 @@ async fn dial(s: &Session, sen: &str) -> Result<ControlConn> {
 }
 
 /// The settings copied from an existing group, so the new one fails over alike.
-const COPIED: [&str; 3] = ["down-after-milliseconds", "failover-timeout", "parallel-syncs"];
+const COPIED: [&str; 3] = [
+    "down-after-milliseconds",
+    "failover-timeout",
+    "parallel-syncs",
+];
 
 pub async fn monitor(s: &mut Session, d: &Deployment, name: &str, master: &str) -> Result<()> {
     let sentinels = s.plane().config.sentinels.clone();
@@ -43,7 +47,10 @@ pub async fn monitor(s: &mut Session, d: &Deployment, name: &str, master: &str) 
                 }
             }
         }
-        match c.call(&["SENTINEL", "MONITOR", name, &host, port, &quorum]).await {
+        match c
+            .call(&["SENTINEL", "MONITOR", name, &host, port, &quorum])
+            .await
+        {
             Ok(_) => {}
             // Already monitored (a retried add-shard): the settings below still apply.
             Err(e) if e.to_string().contains("Duplicated master name") => {}

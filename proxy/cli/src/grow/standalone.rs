@@ -117,9 +117,16 @@ pub async fn plan_and_move(
             break;
         }
         // Big keys last within the pair too (the survey order is by slot).
-        let c = hand_over(s, &mut d, &from, &to, &slots, Some(keys), &opts, &mut |k, b| {
-            bar.inc_keys_bytes(k, b)
-        })
+        let c = hand_over(
+            s,
+            &mut d,
+            &from,
+            &to,
+            &slots,
+            Some(keys),
+            &opts,
+            &mut |k, b| bar.inc_keys_bytes(k, b),
+        )
         .await?;
         out.slots += slots.len() as u64;
         out.keys += c.keys;
@@ -179,7 +186,9 @@ pub async fn add_shard(
         (hive_upstream::config::Mode::Sentinel, None) => {
             bail!("sentinel mode: give the new group's Sentinel name with --name; nothing was changed")
         }
-        (_, Some(_)) => bail!("--name is for sentinel mode; a static shard is named by its master's address"),
+        (_, Some(_)) => {
+            bail!("--name is for sentinel mode; a static shard is named by its master's address")
+        }
         (_, None) => master.to_string(),
     };
     if d.map.shards.iter().any(|x| x.name == shard) {
@@ -192,7 +201,8 @@ pub async fn add_shard(
     for r in replicas {
         let (h, p) = hive_common::addr::split(master)
             .ok_or_else(|| anyhow::anyhow!("{master}: not a host:port"))?;
-        s.call(r, &["REPLICAOF", h.trim_matches(['[', ']']), p]).await?;
+        s.call(r, &["REPLICAOF", h.trim_matches(['[', ']']), p])
+            .await?;
     }
     if matches!(d.mode, hive_upstream::config::Mode::Sentinel) {
         super::sentinels::monitor(s, &d, &shard, master).await?;
@@ -210,12 +220,15 @@ pub async fn add_shard(
 
 /// After a drain: the shard leaves the map (and Sentinel forgets the group).
 pub async fn forget_shard(s: &mut Session, d: &mut Deployment, shard: &str) -> Result<Vec<String>> {
-    if d.members(&[]).iter().any(|m| m.id == shard && !m.slots.is_empty()) {
+    if d.members(&[])
+        .iter()
+        .any(|m| m.id == shard && !m.slots.is_empty())
+    {
         bail!("{shard} still owns slots; it stays in the map");
     }
     let addr = d.addr(shard)?;
     let next = maps::without_shard(&d.map, shard);
-    standalone::write_map(s, d, next, &[addr.clone()]).await?;
+    standalone::write_map(s, d, next, std::slice::from_ref(&addr)).await?;
     d.addrs.remove(shard);
     if matches!(d.mode, hive_upstream::config::Mode::Sentinel) {
         super::sentinels::forget(s, shard).await?;

@@ -70,7 +70,11 @@ pub async fn hand_over(
         .unwrap_or_default();
     let mut walked = pending.is_empty();
     if walked {
-        pending = keys_in(s, &src, &set).await?.into_iter().map(|k| (k, 1)).collect();
+        pending = keys_in(s, &src, &set)
+            .await?
+            .into_iter()
+            .map(|k| (k, 1))
+            .collect();
     }
     let mut rounds = 0;
     loop {
@@ -88,7 +92,10 @@ pub async fn hand_over(
         if rounds > ROUNDS && !left.is_empty() {
             return Err(stuck(
                 Slot(&left[0]),
-                format!("{src} still holds {} key(s) after {ROUNDS} walks", left.len()),
+                format!(
+                    "{src} still holds {} key(s) after {ROUNDS} walks",
+                    left.len()
+                ),
             ));
         }
         pending = left.into_iter().map(|k| (k, 1)).collect();
@@ -155,9 +162,7 @@ async fn migrate_all(
                         ),
                     ));
                 }
-                other => {
-                    return Err(stuck(Slot(&ks[0]), format!("MIGRATE answered {other:?}")))
-                }
+                other => return Err(stuck(Slot(&ks[0]), format!("MIGRATE answered {other:?}"))),
             }
         }
         if rest > 0.0 {

@@ -9,7 +9,11 @@ fn slots_of(map: &DeployedMap, name: &str) -> BTreeSet<u16> {
     map.shards
         .iter()
         .find(|s| s.name == name)
-        .map(|s| expand(&parse_ranges(&s.slots).unwrap_or_default()).into_iter().collect())
+        .map(|s| {
+            expand(&parse_ranges(&s.slots).unwrap_or_default())
+                .into_iter()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -71,11 +75,12 @@ pub fn committed(map: &DeployedMap, slots: &[u16], from: &str, to: &str) -> Depl
 /// A new shard without slots.
 pub fn with_shard(map: &DeployedMap, name: &str, replicas: &[String]) -> DeployedMap {
     let mut m = next(map);
-    m.shards.push(hive_common::topology::deployed::DeployedShard {
-        name: name.into(),
-        replicas: replicas.to_vec(),
-        slots: String::new(),
-    });
+    m.shards
+        .push(hive_common::topology::deployed::DeployedShard {
+            name: name.into(),
+            replicas: replicas.to_vec(),
+            slots: String::new(),
+        });
     m
 }
 

@@ -88,9 +88,10 @@ fn no_module(addr: &str, why: &str) -> ReshardError {
 pub async fn node_state(s: &mut Session, addr: &str) -> Result<Value> {
     match s.call(addr, &["HIVE.SLOTS", "GET"]).await {
         Ok(v) => Ok(v),
-        Err(ReshardError::Node(hive_upstream::conn::control::QueryError::Redis { message: msg, .. })) => {
-            Err(no_module(addr, &msg))
-        }
+        Err(ReshardError::Node(hive_upstream::conn::control::QueryError::Redis {
+            message: msg,
+            ..
+        })) => Err(no_module(addr, &msg)),
         Err(e) => Err(e),
     }
 }
@@ -137,7 +138,11 @@ pub async fn load(s: &mut Session) -> Result<Deployment> {
             .zip(&layout.replicas)
             .map(|((n, r), reps)| DeployedShard {
                 name: n.clone(),
-                replicas: if matches!(mode, Mode::Static) { reps.clone() } else { Vec::new() },
+                replicas: if matches!(mode, Mode::Static) {
+                    reps.clone()
+                } else {
+                    Vec::new()
+                },
                 slots: format_slots(&hive_common::topology::deployed::expand(r)),
             })
             .collect(),
@@ -184,8 +189,8 @@ pub async fn write_map(
                 ..
             })) if msg.starts_with("STALE") => {
                 return Err(ReshardError::Unsettled(format!(
-                    "{addr} holds a newer slot map than this run ({msg}): another reshard is running"
-                )))
+                "{addr} holds a newer slot map than this run ({msg}): another reshard is running"
+            )))
             }
             Err(e) => return Err(e),
         }

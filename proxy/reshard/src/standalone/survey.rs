@@ -9,7 +9,7 @@ use hive_common::resp::Value;
 use hive_common::Slot;
 
 use crate::error::{ReshardError, Result};
-use crate::plan::{BigKey, Sizes, SlotSize};
+use crate::plan::{BigKey, Sizes};
 use crate::session::{req, Session};
 
 /// Keys per SCAN step.
@@ -73,7 +73,7 @@ pub async fn survey(
                 continue;
             };
             let slot = Slot::for_key(k).get();
-            let e = sizes.slots.entry(slot).or_insert(SlotSize::default());
+            let e = sizes.slots.entry(slot).or_default();
             e.keys += 1;
             e.bytes += bytes;
             if bytes >= big_key_bytes {

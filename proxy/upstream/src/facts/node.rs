@@ -79,6 +79,37 @@ impl NodeFacts {
             .unwrap_or(0);
     }
 
+    /// Sentinel/static modes: slots this master hands over (hive-module's `HIVE.SLOTS GET`),
+    /// slots the deployment's map moves to it (`me`: its shard names), and keys moved in
+    /// (`RESTORE` calls: MIGRATE restores with it outside a cluster).
+    pub fn apply_handover(&mut self, state: &str, me: &[String], commandstats: &str) {
+        use hive_common::topology::deployed::{expand, parse_ranges, DeployedMap};
+        let count = |text: &str| expand(&parse_ranges(text).unwrap_or_default()).len() as u64;
+        let v: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+        self.slots_migrating = v
+            .get("migrating")
+            .and_then(|m| m.as_array())
+            .map_or(0, |a| {
+                a.iter()
+                    .filter_map(|h| h.get("slots").and_then(|s| s.as_str()))
+                    .map(count)
+                    .sum()
+            });
+        self.slots_importing = v
+            .get("map")
+            .and_then(|m| serde_json::from_value::<DeployedMap>(m.clone()).ok())
+            .map_or(0, |m| {
+                m.moving
+                    .iter()
+                    .filter(|mv| me.contains(&mv.to))
+                    .map(|mv| count(&mv.slots))
+                    .sum()
+            });
+        self.keys_imported = info::field(commandstats, "cmdstat_restore")
+            .and_then(|v| info::pairs(v).get("calls").and_then(|c| c.parse().ok()))
+            .unwrap_or(0);
+    }
+
     /// Fills the numbers from the text of `INFO` (default sections).
     pub fn apply_info(&mut self, text: &str) {
         let f = info::fields(text);
@@ -182,6 +213,21 @@ rdb_last_bgsave_status:ok\r\naof_enabled:1\r\naof_last_bgrewrite_status:ok\r\nao
 slave0:ip=127.0.0.1,port=7003,state=online,offset=100,lag=2\r\nmaster_repl_offset:120\r\n\
 # Modules\r\nmodule:name=hive,ver=1,api=1,filters=0,usedby=[],using=[],options=[]\r\n\
 # Keyspace\r\ndb0:keys=12,expires=3,avg_ttl=0\r\n";
+
+    #[test]
+    fn apply_handover_counts_handed_and_incoming_slots() {
+        let mut n = NodeFacts::default();
+        n.apply_handover(
+            r#"{"v":1,"map":{"epoch":4,"shards":[{"name":"a","slots":"0-99"},{"name":"b","slots":"100-16383"}],
+              "moving":[{"slots":"90-99","from":"a","to":"b"}]},"migrating":[{"to":"127.0.0.1:2","slots":"95-99"}]}"#,
+            &["b".to_string()],
+            "# Commandstats\r\ncmdstat_restore:calls=7,usec=9,usec_per_call=0.21,rejected_calls=0,failed_calls=0\r\n",
+        );
+        assert_eq!(
+            (n.slots_migrating, n.slots_importing, n.keys_imported),
+            (5, 10, 7)
+        );
+    }
 
     #[test]
     fn apply_cluster_counts_open_slots_and_keys_moved_in() {

@@ -173,6 +173,27 @@ async fn query_node(
             }
         }
     }
+    if !cluster && n.module_version.is_some() && n.role == "master" {
+        let state = c.call(&["HIVE.SLOTS", "GET"]).await;
+        let stats = c.call(&["INFO", "commandstats"]).await;
+        if let (Ok(state), Ok(stats)) = (state, stats) {
+            let topo = plane.topology.load();
+            let me: Vec<String> = topo
+                .map
+                .shards()
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.master == addr)
+                .map(|(i, _)| topo.shard_name(i).to_string())
+                .chain(std::iter::once(addr.to_string()))
+                .collect();
+            n.apply_handover(
+                state.as_str().unwrap_or_default(),
+                &me,
+                stats.as_str().unwrap_or_default(),
+            );
+        }
+    }
     Ok(text)
 }
 

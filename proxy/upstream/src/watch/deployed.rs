@@ -69,9 +69,17 @@ pub async fn poll(plane: &Backplane) -> bool {
         if map.epoch > cur.epoch {
             let next = Layout::from_deployed(&map);
             if !next.covers_all() {
-                warn!(epoch = map.epoch, "the deployment's slot map leaves slots unowned; routing by it anyway");
+                warn!(
+                    epoch = map.epoch,
+                    "the deployment's slot map leaves slots unowned; routing by it anyway"
+                );
             }
-            info!(epoch = map.epoch, shards = next.names.len(), moving = next.moving_count(), "slot map from the deployment installed");
+            info!(
+                epoch = map.epoch,
+                shards = next.names.len(),
+                moving = next.moving_count(),
+                "slot map from the deployment installed"
+            );
             plane.layout.store(Arc::new(next));
             changed = true;
         }

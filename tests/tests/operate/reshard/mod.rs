@@ -3,6 +3,7 @@
 //! kill -9 half-way, and with bad input.
 
 mod auth;
+mod groups;
 mod grow;
 mod input;
 mod resume;
