@@ -103,6 +103,8 @@ async fn suite(a: &CheckArgs, plane: &Backplane, s: &Snapshot) -> Vec<Check> {
     }
     if plane.config.mode == Mode::Cluster {
         slots.extend(open_slots(plane, s).await);
+    } else {
+        slots.extend(handed_slots(s));
     }
     out.push(check(
         "slots covered, none open",
@@ -205,6 +207,21 @@ async fn open_slots(plane: &Backplane, s: &Snapshot) -> Vec<String> {
         }
     }
     out
+}
+
+/// Sentinel/static modes: slots a master is handing over, or the deployment's map moves
+/// (hive-module's state, from the poll).
+fn handed_slots(s: &Snapshot) -> Vec<String> {
+    s.nodes
+        .iter()
+        .filter(|n| n.role == "master" && (n.slots_migrating > 0 || n.slots_importing > 0))
+        .map(|n| {
+            format!(
+                "{}: {} slot(s) handed over, {} coming in (an interrupted move; fix: hive reshard --resume)",
+                n.addr, n.slots_migrating, n.slots_importing
+            )
+        })
+        .collect()
 }
 
 /// Nodes whose persistence differs from the templates, grouped by what is wrong.

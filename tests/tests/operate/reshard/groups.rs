@@ -23,7 +23,7 @@ const KEYS: usize = 30_000;
 
 /// Groups (master + replica each) with hive-module and an AOF fsynced on every write, so that
 /// a restart keeps everything; `sentinels` watch them (0: none).
-fn groups(dir: &Path, n: usize, sentinels: usize) -> LocalGroups {
+pub(super) fn groups(dir: &Path, n: usize, sentinels: usize) -> LocalGroups {
     let mut opts = GroupOpts::new(n, sentinels, dir.to_path_buf());
     opts.extra = vec![
         "--loadmodule".into(),
@@ -37,7 +37,7 @@ fn groups(dir: &Path, n: usize, sentinels: usize) -> LocalGroups {
     LocalGroups::start(&opts).expect("start the groups")
 }
 
-fn config(g: &LocalGroups, mode: Mode) -> Config {
+pub(super) fn config(g: &LocalGroups, mode: Mode) -> Config {
     let mut c = Config::default();
     c.proxy.listen = "127.0.0.1:0".into();
     c.proxy.threads = 2;
@@ -53,7 +53,7 @@ fn config(g: &LocalGroups, mode: Mode) -> Config {
 }
 
 /// The same deployment as a `hive.toml` for the CLI.
-fn write_toml(dir: &Path, c: &Config) -> String {
+pub(super) fn write_toml(dir: &Path, c: &Config) -> String {
     let mut text = format!("[backend]\nmode = \"{}\"\n", c.backend.mode.as_str());
     if !c.backend.sentinels.is_empty() {
         text.push_str(&format!("sentinels = {:?}\n", c.backend.sentinels));
@@ -72,7 +72,7 @@ fn write_toml(dir: &Path, c: &Config) -> String {
     path.display().to_string()
 }
 
-fn url(p: &ProxyHandle) -> String {
+pub(super) fn url(p: &ProxyHandle) -> String {
     format!("redis://{}/", p.addr)
 }
 
@@ -110,7 +110,7 @@ fn moving(p: &ProxyHandle) -> bool {
     p.shared.plane.layout.load().moving_count() > 0
 }
 
-fn epoch(p: &ProxyHandle) -> u64 {
+pub(super) fn epoch(p: &ProxyHandle) -> u64 {
     p.shared.plane.layout.load().epoch
 }
 

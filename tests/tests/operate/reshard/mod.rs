@@ -4,6 +4,7 @@
 
 mod auth;
 mod groups;
+mod groups_faults;
 mod grow;
 mod input;
 mod resume;
