@@ -147,19 +147,19 @@ async fn check_joiner(s: &mut Session, d: &Deployment, addr: &str, master: bool)
         bail!("{addr} is already a master of this deployment; nothing was changed");
     }
     standalone::node_state(s, addr).await?;
-    let keys = s.int(addr, &["DBSIZE"]).await?;
-    if master && keys > 0 {
-        bail!("{addr} holds {keys} keys; a new master must be empty; nothing was changed");
-    }
     let role = s.call(addr, &["ROLE"]).await?;
     let role = role
         .as_array()
         .and_then(|a| a.first())
         .and_then(|v| v.as_str())
         .unwrap_or("?")
-        .to_string();
+        .replace("slave", "replica");
     if master && role != "master" {
         bail!("{addr} is a {role}, not a master; nothing was changed");
+    }
+    let keys = s.int(addr, &["DBSIZE"]).await?;
+    if master && keys > 0 {
+        bail!("{addr} holds {keys} keys; a new master must be empty; nothing was changed");
     }
     Ok(())
 }
@@ -177,10 +177,6 @@ pub async fn add_shard(
     if !maps::moving(&d.map).is_empty() {
         bail!("slots are moving from an interrupted run; run `hive reshard --resume` first; nothing was changed");
     }
-    check_joiner(s, &d, master, true).await?;
-    for r in replicas {
-        check_joiner(s, &d, r, false).await?;
-    }
     let shard = match (&d.mode, name) {
         (hive_upstream::config::Mode::Sentinel, Some(n)) => n.to_string(),
         (hive_upstream::config::Mode::Sentinel, None) => {
@@ -191,6 +187,10 @@ pub async fn add_shard(
         }
         (_, None) => master.to_string(),
     };
+    check_joiner(s, &d, master, true).await?;
+    for r in replicas {
+        check_joiner(s, &d, r, false).await?;
+    }
     if d.map.shards.iter().any(|x| x.name == shard) {
         bail!("{shard} is already a shard of this deployment; nothing was changed");
     }

@@ -57,7 +57,7 @@ fn reshard_bad_input_is_refused_and_changes_nothing() {
         (format!("remove-shard {c} 127.0.0.1:1"), "no such node"),
         (
             format!("reshard --static {seed} --slots 1 --from a --to b"),
-            "Static mode is not supported yet",
+            "hive-module is not loaded",
         ),
     ]);
 

@@ -5,6 +5,7 @@
 mod auth;
 mod groups;
 mod groups_faults;
+mod groups_input;
 mod grow;
 mod input;
 mod resume;
