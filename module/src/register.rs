@@ -72,7 +72,7 @@ static SLOT_STATE: RedisType = RedisType::new(
         free_effort2: None,
         unlink2: None,
         copy2: None,
-        aux_save2: None,
+        aux_save2: Some(crate::handover::aux_save2),
     },
 );
 

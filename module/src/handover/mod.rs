@@ -147,6 +147,15 @@ pub extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
     raw::save_string(rdb, &json);
 }
 
+/// Redis 7.2+: the same, but a node with no slot state writes no aux field at all, so its RDB
+/// also loads where hive-module is not (7.0 always writes the field: see docs).
+pub extern "C" fn aux_save2(rdb: *mut raw::RedisModuleIO, when: c_int) {
+    if state().is_empty() {
+        return;
+    }
+    aux_save(rdb, when);
+}
+
 pub extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, _encver: c_int, _when: c_int) -> c_int {
     let text = match raw::load_string_buffer(rdb) {
         Ok(b) => String::from_utf8_lossy(b.as_ref()).into_owned(),
