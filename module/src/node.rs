@@ -188,6 +188,7 @@ pub fn tick(ctx: &Context) {
         st.last_sent_ms = now;
     }
     let link = LinkState::of(&repl);
+    crate::handover::tick(ctx, &repl);
     let events = event::changes(st.link.as_ref(), &link, repl.offset, now);
     st.link = Some(link);
     let pending = st.pending.is_some();

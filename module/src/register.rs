@@ -7,8 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis_module::configuration::{ConfigurationContext, ConfigurationFlags};
-use redis_module::native_types::RedisType;
-use redis_module::{raw, redis_module, Context, RedisError, RedisResult, RedisString, Status};
+use redis_module::{redis_module, Context, RedisError, RedisResult, RedisString, Status};
 
 use crate::config::{BACKUP_DIR, BACKUP_DIRS_ALLOWED, BACKUP_HOOK, BACKUP_KEEP, HEARTBEAT_MS};
 
@@ -49,33 +48,6 @@ fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     guarded(ctx, args, crate::handover::setslots)
 }
 
-/// A type with no keys, only there to carry the slot state in every RDB's aux field.
-static SLOT_STATE: RedisType = RedisType::new(
-    "hiveslots",
-    1,
-    raw::RedisModuleTypeMethods {
-        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
-        rdb_load: None,
-        rdb_save: None,
-        aof_rewrite: None,
-        mem_usage: None,
-        digest: None,
-        free: None,
-        aux_load: Some(crate::handover::aux_load),
-        aux_save: Some(crate::handover::aux_save),
-        aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as i32,
-        free_effort: None,
-        unlink: None,
-        copy: None,
-        defrag: None,
-        mem_usage2: None,
-        free_effort2: None,
-        unlink2: None,
-        copy2: None,
-        aux_save2: Some(crate::handover::aux_save2),
-    },
-);
-
 fn tick(ctx: &Context, _: ()) {
     let _ = catch_unwind(AssertUnwindSafe(|| crate::node::tick(ctx)));
     let hb = HEARTBEAT_MS.load(Ordering::Relaxed);
@@ -88,6 +60,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     match catch_unwind(AssertUnwindSafe(crate::node::init)) {
         Ok(()) => {
             ctx.create_timer(Duration::from_millis(100), tick, ());
+            crate::handover::init(ctx);
             if !crate::handover::filter::register(ctx.ctx) {
                 ctx.log_warning("hive-module: no command filter API; slot handovers refused");
             }
@@ -106,7 +79,7 @@ redis_module! {
     name: "hive",
     version: 1,
     allocator: (redis_module::alloc::RedisAlloc, redis_module::alloc::RedisAlloc),
-    data_types: [SLOT_STATE],
+    data_types: [],
     init: init,
     commands: [
         ["hive.topology", topology, "readonly fast", 0, 0, 0, ""],

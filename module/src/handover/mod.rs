@@ -1,15 +1,15 @@
 //! `HIVE.SLOTS` (read the slot state, acknowledge a map) and `HIVE.SETSLOTS` (store a map, open
-//! and close handovers; replicated and persisted in the RDB's aux field), over the pure
-//! `slots` state. The adapter half; the filter that acts on handovers is `filter`.
+//! and close handovers; replicated, and saved by `store`), over the pure `slots` state. The
+//! adapter half; the filter that acts on handovers is `filter`.
 
 pub mod filter;
+pub mod store;
 
-use std::os::raw::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redis_module::{raw, Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
 use crate::slots::acks::Acks;
 use crate::slots::SlotState;
@@ -86,14 +86,30 @@ pub fn slots(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
 }
 
-/// `HIVE.SETSLOTS MAP <json> | MIGRATING <host:port> <slots> | STABLE [<slots>]`
+/// `HIVE.SETSLOTS MAP <json> | MIGRATING <host:port> <slots> | STABLE [<slots>]`, and `SYNC
+/// <state>` from the master over replication
 pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let flags = ctx.get_flags();
-    // From the master's stream or the AOF: apply what can be applied, never refuse (a replayed
-    // older map after a newer RDB aux is simply not newer).
-    let replayed =
-        flags.contains(ContextFlags::REPLICATED) || flags.contains(ContextFlags::LOADING);
     let sub = arg(&args, 1).to_ascii_lowercase();
+    // The AOF replays what the state file already holds (it is written on every change, the
+    // AOF up to a second later): the file wins.
+    if flags.contains(ContextFlags::LOADING) {
+        return Ok(RedisValue::Integer(0));
+    }
+    // From the master's stream: apply what can be applied, never refuse.
+    let replayed = flags.contains(ContextFlags::REPLICATED);
+    if sub == "sync" {
+        if !replayed || args.len() != 3 {
+            return Err(err(
+                "HIVE.SETSLOTS SYNC is sent by the master's hive module over replication, not by clients",
+            ));
+        }
+        let st = SlotState::from_json(&arg(&args, 2)).map_err(err)?;
+        HANDING.store(!st.migrating.is_empty(), Ordering::Release);
+        store::save(ctx, &st);
+        *state() = st;
+        return Ok(RedisValue::SimpleStringStatic("OK"));
+    }
     if sub == "migrating" && !filter::ACTIVE.load(Ordering::Acquire) {
         return Err(err(
             "this Redis gives modules no command filter; slots cannot be handed over",
@@ -115,6 +131,9 @@ pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     HANDING.store(!st.migrating.is_empty(), Ordering::Release);
     let epoch = st.epoch();
+    if done.is_ok() {
+        store::save(ctx, &st);
+    }
     drop(st);
     match done {
         Ok(n) => {
@@ -134,47 +153,16 @@ pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
 }
 
-/// Saves the slot state into every RDB (also the ones a replica syncs from), so that a
-/// restarted node, an AOF with an RDB preamble and a new replica keep it.
-pub extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, _when: c_int) {
-    let st = state();
-    let json = if st.is_empty() {
-        String::new()
-    } else {
-        st.to_json()
-    };
-    drop(st);
-    raw::save_string(rdb, &json);
+/// At load: the state this node saved before it stopped.
+pub fn init(ctx: &Context) {
+    if let Some(st) = store::load(ctx) {
+        HANDING.store(!st.migrating.is_empty(), Ordering::Release);
+        *state() = st;
+    }
 }
 
-/// Redis 7.2+: the same, but a node with no slot state writes no aux field at all, so its RDB
-/// also loads where hive-module is not (7.0 always writes the field: see docs).
-pub extern "C" fn aux_save2(rdb: *mut raw::RedisModuleIO, when: c_int) {
-    if state().is_empty() {
-        return;
-    }
-    aux_save(rdb, when);
-}
-
-pub extern "C" fn aux_load(rdb: *mut raw::RedisModuleIO, _encver: c_int, _when: c_int) -> c_int {
-    let text = match raw::load_string_buffer(rdb) {
-        Ok(b) => String::from_utf8_lossy(b.as_ref()).into_owned(),
-        Err(_) => return raw::REDISMODULE_ERR as c_int,
-    };
-    let loaded = if text.is_empty() {
-        Ok(SlotState::default())
-    } else {
-        SlotState::from_json(&text)
-    };
-    match loaded {
-        Ok(st) => {
-            HANDING.store(!st.migrating.is_empty(), Ordering::Release);
-            *state() = st;
-        }
-        // Never fail the whole load over this field; the CLI can write the map again.
-        Err(e) => redis_module::logging::log_warning(format!(
-            "hive-module: the RDB's slot state is unreadable ({e}); starting without it"
-        )),
-    }
-    raw::REDISMODULE_OK as c_int
+/// Every tick: a master sends its whole state to a replica that just came online.
+pub fn tick(ctx: &Context, repl: &hive_common::info::Replication) {
+    let st = state().clone();
+    store::tick(ctx, repl, &st);
 }

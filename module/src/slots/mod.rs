@@ -27,7 +27,7 @@ pub struct SlotState {
     pub migrating: BTreeMap<u16, String>,
 }
 
-/// The persisted form (the RDB's aux field), versioned by its `v`.
+/// The persisted form (`hive-slots-<port>.json`, and `HIVE.SETSLOTS SYNC`), versioned by its `v`.
 #[derive(Serialize, Deserialize)]
 struct Persisted {
     v: u32,

@@ -15,7 +15,7 @@ use hive_proxy::server::ProxyHandle;
 use hive_tests::backups::{check_populated, populate_parallel};
 use hive_tests::ledger::LedgerLoad;
 use hive_tests::module_cluster::wait_for;
-use hive_tests::{connect, module_so, node_url};
+use hive_tests::{connect, module_so};
 
 use super::hive_ok;
 
@@ -24,7 +24,17 @@ const KEYS: usize = 30_000;
 /// Groups (master + replica each) with hive-module and an AOF fsynced on every write, so that
 /// a restart keeps everything; `sentinels` watch them (0: none).
 pub(super) fn groups(dir: &Path, n: usize, sentinels: usize) -> LocalGroups {
+    groups_with(dir, n, sentinels, None)
+}
+
+pub(super) fn groups_with(
+    dir: &Path,
+    n: usize,
+    sentinels: usize,
+    password: Option<&str>,
+) -> LocalGroups {
     let mut opts = GroupOpts::new(n, sentinels, dir.to_path_buf());
+    opts.password = password.map(str::to_string);
     opts.extra = vec![
         "--loadmodule".into(),
         module_so().display().to_string(),
@@ -43,6 +53,8 @@ pub(super) fn config(g: &LocalGroups, mode: Mode) -> Config {
     c.proxy.threads = 2;
     c.backend.failover_hold_ms = 20_000;
     c.backend.mode = mode.clone();
+    c.backend.password = g.password.clone().map(Into::into);
+    c.backend.sentinel_password = g.password.clone().map(Into::into);
     if mode == Mode::Sentinel {
         c.backend.sentinels = g.sentinel_addrs();
         c.backend.shards = g.sentinel_shards();
@@ -57,6 +69,12 @@ pub(super) fn write_toml(dir: &Path, c: &Config) -> String {
     let mut text = format!("[backend]\nmode = \"{}\"\n", c.backend.mode.as_str());
     if !c.backend.sentinels.is_empty() {
         text.push_str(&format!("sentinels = {:?}\n", c.backend.sentinels));
+    }
+    if let Some(p) = &c.backend.password {
+        let p = p.expose();
+        text.push_str(&format!(
+            "password = \"{p}\"\nsentinel_password = \"{p}\"\n"
+        ));
     }
     for s in &c.backend.shards {
         text.push_str("[[backend.shards]]\n");
@@ -114,13 +132,13 @@ pub(super) fn epoch(p: &ProxyHandle) -> u64 {
     p.shared.plane.layout.load().epoch
 }
 
-fn grow_and_shrink(mode: Mode) {
+fn grow_and_shrink(mode: Mode, password: Option<&str>) {
     let _heavy = hive_tests::heavy();
     let dir = tempfile::tempdir().unwrap();
     let sentinels = if mode == Mode::Sentinel { 3 } else { 0 };
-    let mut g = groups(dir.path(), 3, sentinels);
+    let mut g = groups_with(dir.path(), 3, sentinels, password);
     let spare_dir = tempfile::tempdir().unwrap();
-    let spare = groups(spare_dir.path(), 1, 0);
+    let spare = groups_with(spare_dir.path(), 1, 0, password);
     let new_master = spare.initial_masters()[0].clone();
     let new_replica = spare.static_shards()[0].replicas[0].clone();
     let cfg = config(&g, mode.clone());
@@ -154,6 +172,24 @@ fn grow_and_shrink(mode: Mode) {
     add.push("--json");
     let added = hive_ok(&add);
     let shard = added["shard"].as_str().unwrap().to_string();
+    if mode == Mode::Sentinel {
+        // Every sentinel watches the new group, and (with the node password it was given)
+        // reaches its master.
+        for sen in g.sentinel_addrs() {
+            let mut c = connect(&hive_tests::suites::url(&sen, password));
+            let flags: String = wait_for_value(|| {
+                let v: redis::RedisResult<std::collections::HashMap<String, String>> =
+                    redis::cmd("SENTINEL")
+                        .arg("MASTER")
+                        .arg(&shard)
+                        .query(&mut c);
+                v.ok()
+                    .and_then(|m| m.get("flags").cloned())
+                    .filter(|f| f == "master")
+            });
+            assert_eq!(flags, "master", "{sen} watches {shard}");
+        }
+    }
     let rebalance = {
         let toml = toml.clone();
         std::thread::spawn(move || hive_ok(&["rebalance", "--config", &toml, "--json"]))
@@ -238,7 +274,7 @@ fn grow_and_shrink(mode: Mode) {
     }
     assert_eq!(check_populated(&url(&p3), KEYS, 37), KEYS.div_ceil(37));
     assert_eq!(
-        hive_tests::backups::dbsize(&node_url(&new_master)),
+        hive_tests::backups::dbsize(&hive_tests::suites::url(&new_master, password)),
         0,
         "the removed group is empty"
     );
@@ -286,12 +322,24 @@ fn grow_and_shrink(mode: Mode) {
     );
 }
 
-#[test]
-fn reshard_static_groups_two_proxies_lose_nothing() {
-    grow_and_shrink(Mode::Static);
+/// The first `Some` that `f` gives within 15 s.
+fn wait_for_value<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let mut got = None;
+    wait_for("a value", Duration::from_secs(15), || {
+        got = f();
+        got.is_some()
+    });
+    got.expect("waited for above")
 }
 
 #[test]
+fn reshard_static_groups_two_proxies_lose_nothing() {
+    grow_and_shrink(Mode::Static, None);
+}
+
+/// With node and sentinel passwords: MIGRATE carries them, and the new group is monitored with
+/// its `auth-pass`.
+#[test]
 fn reshard_sentinel_groups_two_proxies_lose_nothing() {
-    grow_and_shrink(Mode::Sentinel);
+    grow_and_shrink(Mode::Sentinel, Some("s3cret-reshard"));
 }
