@@ -4,7 +4,8 @@
 # (its command filter then looks at every command's keys), interleaved A B C A B C, medians of
 # ROUNDS rounds. Prints the module's ratios to stock Redis. Judges nothing: exits non-zero only
 # when it cannot run.
-# Usage: bash benches/module_overhead.sh [rounds]   (needs redis-server, redis-benchmark)
+# Usage: [PIN=1] bash benches/module_overhead.sh [rounds]   (needs redis-server, redis-benchmark)
+# PIN=1: the servers on CPU 1 and redis-benchmark on CPU 0 (taskset), for steadier figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
@@ -13,9 +14,11 @@ cargo build -q --release -p hive-module
 SO=$PWD/target/release/libhive_module.so
 TMP=$(mktemp -d)
 trap 'for p in 7611 7612 7621 7622 7631 7632; do redis-cli -p $p shutdown nosave >/dev/null 2>&1 || true; done; rm -rf "$TMP"' EXIT
+SRV=() CLI=()
+if [ "${PIN:-0}" = 1 ]; then SRV=(taskset -c 1) CLI=(taskset -c 0); fi
 start() { # port [args...]
   local port=$1; shift
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+  "${SRV[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
     --dbfilename "d$port.rdb" --daemonize yes --logfile "$TMP/$port.log" --repl-diskless-sync-delay 0 "$@"
 }
 start 7611
@@ -25,11 +28,25 @@ start 7622 --loadmodule "$SO" --replicaof 127.0.0.1 7621
 start 7631 --loadmodule "$SO"
 start 7632 --loadmodule "$SO" --replicaof 127.0.0.1 7631
 sleep 2
-# Slot 0 handed over to a node that is not there: the filter now checks every command; the
-# benchmark's keys in slot 0 (1 in 16384) that are missing get an ASK error.
-redis-cli -p 7631 HIVE.SETSLOTS MIGRATING 127.0.0.1:1 0 >/dev/null
+# A slot none of the benchmark's keys (key:000000000000 to key:000000099999) falls in, handed
+# over to a node that is not there: the filter now judges every command, and none is refused
+# (redis-benchmark stops at an error reply).
+FREE=$(python3 - <<'PY'
+def crc16(d):
+    c = 0
+    for b in d:
+        c ^= b << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else c << 1
+            c &= 0xFFFF
+    return c
+used = {crc16(b"key:%012d" % i) % 16384 for i in range(100000)}
+print(min(set(range(16384)) - used))
+PY
+)
+redis-cli -p 7631 HIVE.SETSLOTS MIGRATING 127.0.0.1:1 "$FREE" >/dev/null
 run() { # port pipeline -> "set get"
-  redis-benchmark -p "$1" -t set,get -n 200000 -r 100000 -d 64 -c 50 -P "$2" -q 2>/dev/null \
+  "${CLI[@]}" redis-benchmark -p "$1" -t set,get -n 200000 -r 100000 -d 64 -c 50 -P "$2" -q 2>/dev/null \
     | tr '\r' '\n' | grep 'requests per second' | awk '{print $2}' | tr '\n' ' '
 }
 declare -A R

@@ -86,7 +86,8 @@ pub fn slots(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
 }
 
-/// `HIVE.SETSLOTS MAP <json> | MIGRATING <host:port> <slots> | STABLE [<slots>]`, and `SYNC
+/// `HIVE.SETSLOTS MAP <json> | MIGRATING <host:port> <slots> | STABLE [<slots> [AFTER <ms>]]`,
+/// and `SYNC
 /// <state>` from the master over replication
 pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let flags = ctx.get_flags();
@@ -121,6 +122,12 @@ pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         ("migrating", 4) => st.set_migrating(&arg(&args, 2), &arg(&args, 3)),
         ("stable", 2) => st.set_stable(None),
         ("stable", 3) => st.set_stable(Some(&arg(&args, 2))),
+        ("stable", 5) if arg(&args, 3).eq_ignore_ascii_case("after") => {
+            match args[4].parse_integer() {
+                Ok(ms) if ms >= 0 => st.set_stable_after(&arg(&args, 2), now_ms() + ms as u64),
+                _ => Err("AFTER takes milliseconds (an integer ≥ 0)".to_string()),
+            }
+        }
         ("map" | "migrating" | "stable", _) => return Err(RedisError::WrongArity),
         _ => {
             return Err(err(format!(
@@ -161,8 +168,14 @@ pub fn init(ctx: &Context) {
     }
 }
 
-/// Every tick: a master sends its whole state to a replica that just came online.
+/// Every tick: guards whose time is up end, and a master sends its whole state to a replica
+/// that just came online.
 pub fn tick(ctx: &Context, repl: &hive_common::info::Replication) {
-    let st = state().clone();
+    let mut st = state();
+    if st.expire(now_ms()) {
+        HANDING.store(!st.migrating.is_empty(), Ordering::Release);
+        store::save(ctx, &st);
+    }
+    let st = st.clone();
     store::tick(ctx, repl, &st);
 }

@@ -25,6 +25,9 @@ pub struct SlotState {
     pub map: Option<DeployedMap>,
     /// Slot → the master it is being handed to.
     pub migrating: BTreeMap<u16, String>,
+    /// Slots whose handover is done, still guarded until this unix ms: a request a proxy
+    /// routed by the old map may still be on its way, and must not write the key here.
+    pub until: BTreeMap<u16, u64>,
 }
 
 /// The persisted form (`hive-slots-<port>.json`, and `HIVE.SETSLOTS SYNC`), versioned by its `v`.
@@ -41,6 +44,8 @@ struct Persisted {
 struct Handover {
     to: String,
     slots: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
 }
 
 impl SlotState {
@@ -76,8 +81,36 @@ impl SlotState {
         let slots = expand(&parse_ranges(slots)?);
         for s in &slots {
             self.migrating.insert(*s, to.to_string());
+            self.until.remove(s);
         }
         Ok(slots.len())
+    }
+
+    /// Ends the handover of `slots` (range text) at `deadline` (unix ms) instead of now: they
+    /// stay guarded (every key there is gone, so every request is sent on) until then.
+    pub fn set_stable_after(&mut self, slots: &str, deadline: u64) -> Result<usize, String> {
+        let slots = expand(&parse_ranges(slots)?);
+        let mut n = 0;
+        for s in slots.iter().filter(|s| self.migrating.contains_key(s)) {
+            self.until.insert(*s, deadline);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Ends the guards whose time is up; whether any did.
+    pub fn expire(&mut self, now_ms: u64) -> bool {
+        let done: Vec<u16> = self
+            .until
+            .iter()
+            .filter(|(_, t)| **t <= now_ms)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in &done {
+            self.until.remove(s);
+            self.migrating.remove(s);
+        }
+        !done.is_empty()
     }
 
     /// Ends the handover of `slots` (range text), or of every slot with `None`.
@@ -86,10 +119,14 @@ impl SlotState {
             None => {
                 let n = self.migrating.len();
                 self.migrating.clear();
+                self.until.clear();
                 Ok(n)
             }
             Some(text) => {
                 let slots = expand(&parse_ranges(text)?);
+                for s in &slots {
+                    self.until.remove(s);
+                }
                 Ok(slots
                     .iter()
                     .filter(|s| self.migrating.remove(s).is_some())
@@ -98,14 +135,16 @@ impl SlotState {
         }
     }
 
-    /// The handovers grouped by target: `(target, "1-5,9")`, sorted by target.
-    pub fn handovers(&self) -> Vec<(String, String)> {
-        let mut by: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+    /// The handovers grouped by target and guard deadline: `(target, "1-5,9", until)`.
+    pub fn handovers(&self) -> Vec<(String, String, Option<u64>)> {
+        let mut by: BTreeMap<(&str, Option<u64>), Vec<u16>> = BTreeMap::new();
         for (s, to) in &self.migrating {
-            by.entry(to).or_default().push(*s);
+            by.entry((to, self.until.get(s).copied()))
+                .or_default()
+                .push(*s);
         }
         by.into_iter()
-            .map(|(to, slots)| (to.to_string(), format_slots(&slots)))
+            .map(|((to, until), slots)| (to.to_string(), format_slots(&slots), until))
             .collect()
     }
 
@@ -120,7 +159,7 @@ impl SlotState {
             migrating: self
                 .handovers()
                 .into_iter()
-                .map(|(to, slots)| Handover { to, slots })
+                .map(|(to, slots, until)| Handover { to, slots, until })
                 .collect(),
         };
         serde_json::to_string(&p).unwrap_or_default()
@@ -134,12 +173,16 @@ impl SlotState {
         let mut st = SlotState {
             map: p.map,
             migrating: BTreeMap::new(),
+            until: BTreeMap::new(),
         };
         if let Some(m) = &st.map {
             m.check().map_err(|e| e.to_string())?;
         }
         for h in p.migrating {
             st.set_migrating(&h.to, &h.slots)?;
+            if let Some(t) = h.until {
+                st.set_stable_after(&h.slots, t)?;
+            }
         }
         Ok(st)
     }
@@ -178,8 +221,8 @@ mod tests {
         assert_eq!(
             st.handovers(),
             vec![
-                ("127.0.0.1:7001".to_string(), "1-3,9".to_string()),
-                ("127.0.0.1:7002".to_string(), "5".to_string())
+                ("127.0.0.1:7001".to_string(), "1-3,9".to_string(), None),
+                ("127.0.0.1:7002".to_string(), "5".to_string(), None)
             ]
         );
         assert_eq!(st.set_stable(Some("2-5")), Ok(3));
@@ -188,10 +231,33 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_handover_stays_guarded_until_its_deadline() {
+        let mut st = SlotState::default();
+        st.set_migrating("127.0.0.1:7001", "1-3").unwrap();
+        assert_eq!(st.set_stable_after("2-9", 5000), Ok(2));
+        assert_eq!(
+            st.handovers(),
+            vec![
+                ("127.0.0.1:7001".to_string(), "1".to_string(), None),
+                ("127.0.0.1:7001".to_string(), "2-3".to_string(), Some(5000))
+            ]
+        );
+        assert!(!st.expire(4999));
+        assert_eq!(st.migrating.len(), 3, "guarded until the deadline");
+        assert!(st.expire(5000));
+        assert_eq!(st.migrating.keys().copied().collect::<Vec<_>>(), vec![1]);
+        // Handed over again: no deadline any more.
+        st.set_stable_after("1", 10).unwrap();
+        st.set_migrating("127.0.0.1:7002", "1").unwrap();
+        assert!(!st.expire(u64::MAX));
+    }
+
+    #[test]
     fn slot_state_persists_and_restores() {
         let mut st = SlotState::default();
         st.set_map(&map(4, "0-16383")).unwrap();
         st.set_migrating("[::1]:7001", "10-12").unwrap();
+        st.set_stable_after("12", 99).unwrap();
         let back = SlotState::from_json(&st.to_json()).unwrap();
         assert_eq!(back, st);
         assert!(SlotState::from_json(r#"{"v":9}"#).is_err());

@@ -2,12 +2,14 @@
 //! hive-module standing in for the cluster bus:
 //! 1. the map marks the slots moving (a new epoch) and every live proxy takes it, so that
 //!    transactions on them wait;
-//! 2. the source marks them MIGRATING: its filter now answers `-ASK` for a key that is gone
+//! 2. the target drops any guard it kept on them from giving them away earlier, and the source
+//!    marks them MIGRATING: its filter now answers `-ASK` for a key that is gone
 //!    (so a new key is written on the target) and `-TRYAGAIN` for a split multi-key request;
 //! 3. the keys move with `MIGRATE … KEYS` in pipelined batches, then the source is walked again
 //!    until none is left (no key of those slots can appear on it any more);
 //! 4. the map gives the slots to the target, and every live proxy takes it;
-//! 5. the source ends the handover (`STABLE`).
+//! 5. the source ends the handover 30 s later (`STABLE … AFTER`): a request a proxy routed by
+//!    the old map just before it took the new one may still be on its way, and is sent on.
 //!
 //! Each step may run again: `--resume` carries on from the map's moving entries.
 
@@ -25,6 +27,8 @@ use crate::run::migrate::{batch, migrate_args};
 use crate::run::{Carried, Options};
 use crate::session::Session;
 
+/// How long a source keeps guarding slots it gave away, after every proxy took the new map.
+const GUARD_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 /// MIGRATEs per pipeline.
 const PIPELINE: usize = 16;
 /// Walks of the source before giving up on keys that will not leave.
@@ -57,8 +61,13 @@ pub async fn hand_over(
         write_map(s, d, marked, &[]).await?;
     }
     wait_acks(s, d, d.map.epoch).await?;
-    // 2. The source's filter takes over.
+    // 2. The target drops any guard it still keeps on these slots from giving them away
+    //    earlier (it would send their requests back to the source), and the source's filter
+    //    takes over.
     let text = format_slots(slots);
+    s.call(&dst, &["HIVE.SETSLOTS", "STABLE", &text])
+        .await
+        .map_err(|e| stuck(first, format!("HIVE.SETSLOTS STABLE on {dst}: {e}")))?;
     s.call(&src, &["HIVE.SETSLOTS", "MIGRATING", &dst, &text])
         .await
         .map_err(|e| stuck(first, format!("HIVE.SETSLOTS MIGRATING on {src}: {e}")))?;
@@ -104,8 +113,10 @@ pub async fn hand_over(
     let given = maps::committed(&d.map, slots, from, to);
     write_map(s, d, given, &[]).await?;
     wait_acks(s, d, d.map.epoch).await?;
-    // 5. Every proxy routes them to the target: the source may stop guarding them.
-    s.call(&src, &["HIVE.SETSLOTS", "STABLE", &text])
+    // 5. Every proxy routes them to the target now, but a request one routed by the old map
+    //    may still be on its way to the source: the source keeps sending them on for a while.
+    let after = GUARD_AFTER.as_millis().to_string();
+    s.call(&src, &["HIVE.SETSLOTS", "STABLE", &text, "AFTER", &after])
         .await
         .map_err(|e| stuck(first, format!("HIVE.SETSLOTS STABLE on {src}: {e}")))?;
     Ok(carried)

@@ -90,7 +90,9 @@ impl NodeFacts {
             .get("migrating")
             .and_then(|m| m.as_array())
             .map_or(0, |a| {
+                // Slots still guarded after their move (`until`) are done, not moving.
                 a.iter()
+                    .filter(|h| h.get("until").is_none())
                     .filter_map(|h| h.get("slots").and_then(|s| s.as_str()))
                     .map(count)
                     .sum()
@@ -219,7 +221,7 @@ slave0:ip=127.0.0.1,port=7003,state=online,offset=100,lag=2\r\nmaster_repl_offse
         let mut n = NodeFacts::default();
         n.apply_handover(
             r#"{"v":1,"map":{"epoch":4,"shards":[{"name":"a","slots":"0-99"},{"name":"b","slots":"100-16383"}],
-              "moving":[{"slots":"90-99","from":"a","to":"b"}]},"migrating":[{"to":"127.0.0.1:2","slots":"95-99"}]}"#,
+              "moving":[{"slots":"90-99","from":"a","to":"b"}]},"migrating":[{"to":"127.0.0.1:2","slots":"95-99"},{"to":"127.0.0.1:2","slots":"7","until":5}]}"#,
             &["b".to_string()],
             "# Commandstats\r\ncmdstat_restore:calls=7,usec=9,usec_per_call=0.21,rejected_calls=0,failed_calls=0\r\n",
         );

@@ -226,6 +226,29 @@ fn grow_and_shrink(mode: Mode, password: Option<&str>) {
                 .all(|p| epoch(p) == grown_epoch && !moving(p))
         },
     );
+    // A request routed by the old map that reaches the master which gave a slot away (a late
+    // one from a proxy) is sent on to the slot's new master: the giver keeps guarding it.
+    let layout = p1.shared.plane.layout.load_full();
+    let new_i = layout.names.iter().position(|n| *n == shard).unwrap();
+    let gone = hive_common::Slot::new(layout.ranges[new_i][0].start).unwrap();
+    let tag = (0..)
+        .map(|n| format!("{{m{n}}}"))
+        .find(|t| hive_common::Slot::for_key(t.as_bytes()) == gone)
+        .unwrap();
+    let asks = g
+        .initial_masters()
+        .iter()
+        .filter(|m| {
+            let r: redis::RedisResult<Option<String>> = redis::cmd("GET")
+                .arg(format!("{tag}late"))
+                .query(&mut connect(&hive_tests::suites::url(m, password)));
+            r.is_err_and(|e| e.to_string().contains("ASK"))
+        })
+        .count();
+    assert_eq!(
+        asks, 1,
+        "the giver of slot {gone:?} sends a late request on"
+    );
     let share = p1.shared.plane.layout.load().ranges.clone();
     let counts: Vec<usize> = share
         .iter()

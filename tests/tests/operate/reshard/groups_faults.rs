@@ -19,7 +19,8 @@ use super::hive_ok;
 
 const KEYS: usize = 20_000;
 
-/// Slots `addr` is handing over now (hive-module's state).
+/// Whether `addr` is handing slots over now (hive-module's state; slots still guarded after a
+/// finished move, with an `until`, do not count).
 fn handing(addr: &str) -> bool {
     let Ok(mut c) = redis::Client::open(node_url(addr)).and_then(|c| c.get_connection()) else {
         return false;
@@ -29,7 +30,9 @@ fn handing(addr: &str) -> bool {
         .query(&mut c)
         .unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
-    v["migrating"].as_array().is_some_and(|a| !a.is_empty())
+    v["migrating"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|h| h.get("until").is_none()))
 }
 
 /// A slow rebalance (one key per MIGRATE, resting most of the time), started in the background.
