@@ -16,7 +16,9 @@ BG=()
 stop_hive_up() {
   for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -n "${UP:-}" ] && { kill -INT "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; }
-  [ -n "${dir:-}" ] && rm -rf "$dir"
+  # A node may still be writing its last file as it stops: one more try after it has.
+  [ -n "${dir:-}" ] && { rm -rf "$dir" 2>/dev/null || { sleep 1; rm -rf "$dir"; }; }
+  return 0
 }
 start_hive_up() {
   local name=$1 port=$2 proxy_port=$3 mode=${4:-cluster}
