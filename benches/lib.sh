@@ -47,3 +47,20 @@ start_masters() {
   done
   sleep 1
 }
+
+# `json_get JSON EXPR`: a field of a JSON document, e.g. `json_get "$out" "['outcome']['keys']"`.
+json_get() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(eval('d'+sys.argv[2]))" "$1" "$2"; }
+
+# `under_load CMD...`: runs CMD while "${LOAD[@]}" (a zipf_load command line) runs; the load
+# stops when CMD ends. Sets MOVE_OUT (CMD's stdout) and LOAD_OUT (the load's JSON).
+under_load() {
+  rm -f "$dir/stop"
+  "${LOAD[@]}" --seconds 600 --stop-file "$dir/stop" --json >"$dir/load.json" &
+  local lp=$!
+  local out
+  out=$("$@")
+  touch "$dir/stop"
+  wait $lp
+  MOVE_OUT=$out
+  LOAD_OUT=$(cat "$dir/load.json")
+}

@@ -33,25 +33,11 @@ done
 for p in 7910 7911 7912 7913; do
   for _ in $(seq 100); do redis-cli -p $p ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
-json_get() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(eval('d'+sys.argv[2]))" "$1" "$2"; }
 
 log "preloading $KEYS keys through Hive"
 "${LOAD[@]}" --preload >/dev/null 2>&1
 before=$("${LOAD[@]}" --seconds 5 --json)
 log "load alone: $(json_get "$before" "['ops_per_sec']") ops/s, p99 $(json_get "$before" "['p99_us']") us"
-
-# `under_load CMD...`: runs CMD while the load runs; the load stops when CMD ends.
-under_load() {
-  rm -f "$dir/stop"
-  "${LOAD[@]}" --seconds 600 --stop-file "$dir/stop" --json >"$dir/load.json" &
-  local lp=$!
-  local out
-  out=$("$@")
-  touch "$dir/stop"
-  wait $lp
-  MOVE_OUT=$out
-  LOAD_OUT=$(cat "$dir/load.json")
-}
 
 PACE=(${PACE:+--pace "$PACE"})
 proxy_counts() {

@@ -26,24 +26,12 @@ redis-server --port 7880 --bind 127.0.0.1 --dir "$dir" --dbfilename spare.rdb --
   --loadmodule "$SO" --logfile "$dir/spare.log" &
 BG+=($!)
 for _ in $(seq 100); do redis-cli -p 7880 ping >/dev/null 2>&1 && break; sleep 0.1; done
-json_get() { python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(eval('d'+sys.argv[2]))" "$1" "$2"; }
 
 log "preloading $KEYS keys through Hive"
 "${LOAD[@]}" --preload >/dev/null 2>&1
 before=$("${LOAD[@]}" --seconds 5 --json)
 log "load alone: $(json_get "$before" "['ops_per_sec']") ops/s, p99 $(json_get "$before" "['p99_us']") us"
 
-under_load() {
-  rm -f "$dir/stop"
-  "${LOAD[@]}" --seconds 600 --stop-file "$dir/stop" --json >"$dir/load.json" &
-  local lp=$!
-  local out
-  out=$("$@")
-  touch "$dir/stop"
-  wait $lp
-  MOVE_OUT=$out
-  LOAD_OUT=$(cat "$dir/load.json")
-}
 PACE=(${PACE:+--pace "$PACE"})
 "$HIVE" add-shard "${CONF[@]}" $SPARE --name hive-spare >/dev/null
 log "hive rebalance under load"

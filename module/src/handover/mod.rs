@@ -7,10 +7,10 @@ pub mod store;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
+use crate::node::now_ms;
 use crate::slots::acks::Acks;
 use crate::slots::SlotState;
 
@@ -25,13 +25,6 @@ pub fn state() -> MutexGuard<'static, SlotState> {
 
 fn acks() -> MutexGuard<'static, Acks> {
     ACKS.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn err(msg: impl Into<String>) -> RedisError {
