@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use hive_common::command::CommandTable;
-use hive_common::command::KeyPositions;
+use hive_common::command::{BeginSearch, CommandSpec, FindKeys, KeyPositions};
 use hive_common::resp::Request;
 use hive_common::Slot;
 
@@ -61,6 +61,21 @@ pub fn judge(
     if let Some(sub) = args.get(1).and_then(|s| spec.subcommand(s)) {
         spec = sub;
     }
+    // Most commands (GET, SET, HSET…) name one key at a fixed place: judged without copying
+    // the arguments (the filter runs for every command while a slot is handed over).
+    if let Some(i) = single_key(spec) {
+        let Some(key) = args.get(i) else {
+            return Verdict::Run;
+        };
+        let slot = Slot::for_key(key).get();
+        return match migrating.get(&slot) {
+            Some(to) if !exists(key) => Verdict::Ask {
+                slot,
+                to: to.clone(),
+            },
+            _ => Verdict::Run,
+        };
+    }
     let req = Request::from_args(args);
     let mut pos = KeyPositions::new();
     if spec.keys(&req, &mut pos).is_err() || pos.is_empty() {
@@ -97,6 +112,19 @@ pub fn judge(
             }
         }
         Some(_) => Verdict::TryAgain,
+    }
+}
+
+/// The argument index of the one key of a command with a single fixed-place key spec.
+fn single_key(spec: &CommandSpec) -> Option<usize> {
+    match spec.key_specs.as_slice() {
+        [k] => match (&k.begin_search, &k.find_keys) {
+            (BeginSearch::Index { pos }, FindKeys::Range { lastkey: 0, .. }) if *pos > 0 => {
+                Some(*pos as usize)
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -153,6 +181,30 @@ mod tests {
             judge_with(&["EVAL", "return 1", "0"], &m, &[]),
             Verdict::Run
         );
+    }
+
+    #[test]
+    fn guard_finds_single_keys_in_place_and_others_by_their_specs() {
+        let m = handing("{u}", "127.0.0.1:7002");
+        // One key at a fixed place, after a subcommand, and several keys.
+        assert!(matches!(
+            judge_with(&["HSET", "{u}h", "f", "v"], &m, &[]),
+            Verdict::Ask { .. }
+        ));
+        assert!(matches!(
+            judge_with(&["OBJECT", "ENCODING", "{u}h"], &m, &[]),
+            Verdict::Ask { .. }
+        ));
+        assert_eq!(
+            judge_with(&["OBJECT", "ENCODING", "{u}h"], &m, &["{u}h"]),
+            Verdict::Run
+        );
+        assert!(matches!(
+            judge_with(&["DEL", "{u}a", "{u}b"], &m, &[]),
+            Verdict::Ask { .. }
+        ));
+        assert!(single_key(CommandTable::get().lookup(b"get").unwrap()).is_some());
+        assert!(single_key(CommandTable::get().lookup(b"mget").unwrap()).is_none());
     }
 
     #[test]

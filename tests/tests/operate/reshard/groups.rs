@@ -143,7 +143,11 @@ fn grow_and_shrink(mode: Mode, password: Option<&str>) {
     let new_replica = spare.static_shards()[0].replicas[0].clone();
     let cfg = config(&g, mode.clone());
     let toml = write_toml(dir.path(), &cfg);
-    let p1 = ProxyHandle::start(cfg.clone()).expect("proxy 1");
+    // Proxy 1 polls the nodes (its INFO then counts the keys the moves carried).
+    let mut polled = cfg.clone();
+    polled.proxy.admin_listen = Some("127.0.0.1:0".into());
+    polled.proxy.node_poll_interval_ms = 200;
+    let p1 = ProxyHandle::start(polled).expect("proxy 1");
     let p2 = ProxyHandle::start(cfg.clone()).expect("proxy 2");
     let (u1, u2) = (url(&p1), url(&p2));
     populate_parallel(&u1, KEYS, 4);
@@ -217,6 +221,18 @@ fn grow_and_shrink(mode: Mode, password: Option<&str>) {
     let moved = &grown["outcome"];
     assert!(moved["slots"].as_u64().unwrap() >= 4000, "{grown}");
     let grown_epoch = grown["epoch"].as_u64().unwrap();
+    // INFO counts the keys MIGRATE restored into the masters (RESTORE calls): at least the
+    // moved ones.
+    let want = moved["keys"].as_u64().unwrap();
+    let mut seen = 0;
+    let counted = hive_tests::module_cluster::poll_until(Duration::from_secs(20), || {
+        let text: String = redis::cmd("INFO").query(&mut connect(&u1)).unwrap();
+        seen = hive_common::info::field(&text, "reshard_keys_moved")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        seen >= want
+    });
+    assert!(counted, "INFO's reshard_keys_moved {seen} < {want}");
     wait_for(
         "every proxy to take the final map",
         Duration::from_secs(10),
