@@ -4,6 +4,7 @@
 //! acknowledges the epoch it routes by (`HIVE.SLOTS ACK`), which `hive reshard` waits for
 //! before it moves keys.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tracing::{info, warn};
 
 use super::sentinel;
 use crate::config::Mode;
+use crate::conn::control::{ControlConn, QueryError};
 use crate::topology::layout::Layout;
 use crate::topology::NO_MASTER;
 use crate::Backplane;
@@ -39,60 +41,90 @@ fn masters(plane: &Backplane) -> Vec<String> {
     out
 }
 
-/// Reads every master's map and installs the newest if it is newer than the layout, then
-/// acknowledges. Returns whether the layout changed.
+/// Reads every master's map once (at start) and installs the newest; see `Follower::poll`.
 pub async fn poll(plane: &Backplane) -> bool {
-    let auth = plane.config.node_auth();
-    let addrs = masters(plane);
-    let mut newest: Option<DeployedMap> = None;
-    let mut reached = Vec::new();
-    for addr in &addrs {
-        let Ok(mut c) = plane.connector.control(addr, auth.as_ref()).await else {
-            continue;
-        };
-        match c.call(&["HIVE.SLOTS", "GET"]).await {
-            Ok(Value::Bulk(b)) => {
-                if let Some(m) = map_of(&String::from_utf8_lossy(&b)) {
-                    if newest.as_ref().is_none_or(|n| m.epoch > n.epoch) {
-                        newest = Some(m);
-                    }
+    Follower::default().poll(plane).await
+}
+
+/// One connection kept per master across polls: a poll a second from every proxy (sidecars
+/// included) must not cost the masters a new connection each.
+#[derive(Default)]
+pub struct Follower {
+    conns: HashMap<String, ControlConn>,
+}
+
+impl Follower {
+    async fn call(&mut self, plane: &Backplane, addr: &str, args: &[&str]) -> Option<Value> {
+        if !self.conns.contains_key(addr) {
+            let auth = plane.config.node_auth();
+            let c = plane.connector.control(addr, auth.as_ref()).await.ok()?;
+            self.conns.insert(addr.to_string(), c);
+        }
+        let c = self.conns.get_mut(addr)?;
+        match c.call(args).await {
+            Ok(v) => Some(v),
+            // An error reply (no module) keeps the connection; a broken one is dialled again.
+            Err(QueryError::Redis { .. }) => None,
+            Err(_) => {
+                self.conns.remove(addr);
+                None
+            }
+        }
+    }
+
+    /// Reads every master's map and installs the newest if it is newer than the layout, then
+    /// acknowledges. Returns whether the layout changed.
+    pub async fn poll(&mut self, plane: &Backplane) -> bool {
+        let addrs = masters(plane);
+        self.conns.retain(|a, _| addrs.contains(a));
+        let mut newest: Option<DeployedMap> = None;
+        let mut reached = Vec::new();
+        for addr in &addrs {
+            // No module on a node: it carries no map, and cannot be acknowledged to.
+            let Some(Value::Bulk(b)) = self.call(plane, addr, &["HIVE.SLOTS", "GET"]).await else {
+                continue;
+            };
+            if let Some(m) = map_of(&String::from_utf8_lossy(&b)) {
+                if newest.as_ref().is_none_or(|n| m.epoch > n.epoch) {
+                    newest = Some(m);
                 }
-                reached.push(c);
             }
-            // No module on this node: it carries no map, and cannot be acknowledged to.
-            _ => continue,
+            reached.push(addr);
         }
-    }
-    let mut changed = false;
-    if let Some(map) = newest {
-        let cur = plane.layout.load();
-        if map.epoch > cur.epoch {
-            let next = Layout::from_deployed(&map);
-            if !next.covers_all() {
-                warn!(
-                    epoch = map.epoch,
-                    "the deployment's slot map leaves slots unowned; routing by it anyway"
-                );
+        let changed = newest.is_some_and(|map| install(plane, &map));
+        // Epoch 0 too (hive.toml's map): `hive reshard` then knows this proxy exists before
+        // the deployment's first map, and waits for it to take that one.
+        let epoch = plane.layout.load().epoch.to_string();
+        if let Some(id) = plane.proxy_id.get() {
+            for addr in reached {
+                self.call(plane, addr, &["HIVE.SLOTS", "ACK", id, &epoch])
+                    .await;
             }
-            info!(
-                epoch = map.epoch,
-                shards = next.names.len(),
-                moving = next.moving_count(),
-                "slot map from the deployment installed"
-            );
-            plane.layout.store(Arc::new(next));
-            changed = true;
         }
+        changed
     }
-    // Epoch 0 too (hive.toml's map): `hive reshard` then knows this proxy exists before the
-    // deployment's first map, and waits for it to take that one.
-    let epoch = plane.layout.load().epoch.to_string();
-    if let Some(id) = plane.proxy_id.get() {
-        for c in &mut reached {
-            let _ = c.call(&["HIVE.SLOTS", "ACK", id, &epoch]).await;
-        }
+}
+
+/// Installs `map` if it is newer than the layout; whether it did.
+fn install(plane: &Backplane, map: &DeployedMap) -> bool {
+    if map.epoch <= plane.layout.load().epoch {
+        return false;
     }
-    changed
+    let next = Layout::from_deployed(map);
+    if !next.covers_all() {
+        warn!(
+            epoch = map.epoch,
+            "the deployment's slot map leaves slots unowned; routing by it anyway"
+        );
+    }
+    info!(
+        epoch = map.epoch,
+        shards = next.names.len(),
+        moving = next.moving_count(),
+        "slot map from the deployment installed"
+    );
+    plane.layout.store(Arc::new(next));
+    true
 }
 
 /// Polls every `backend.refresh_interval_ms`, and at once when hive-module publishes a new map
@@ -100,13 +132,14 @@ pub async fn poll(plane: &Backplane) -> bool {
 /// a new layout is installed at once (static) or resolved through Sentinel (sentinel).
 pub async fn run(plane: Arc<Backplane>, mut shutdown: watch::Receiver<bool>) {
     let interval = Duration::from_millis(plane.config.refresh_interval_ms.max(10));
+    let mut follower = Follower::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = plane.map_changed.notified() => {}
             _ = shutdown.changed() => return,
         }
-        if poll(&plane).await {
+        if follower.poll(&plane).await {
             match plane.config.mode {
                 Mode::Static => plane
                     .topology
