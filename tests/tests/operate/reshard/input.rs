@@ -10,7 +10,7 @@ use hive_tests::{connect, node_url, Env};
 use super::{masters_of, spare_nodes};
 
 /// Runs each `hive` command line (words split on spaces) and checks it fails saying `says`.
-fn all_refused(cases: &[(String, &str)]) {
+pub(super) fn all_refused(cases: &[(String, &str)]) {
     for (line, says) in cases {
         let args: Vec<&str> = line.split(' ').collect();
         let (ok, out, err) = hive(&args, &[]);
