@@ -164,6 +164,29 @@ pub fn expand(ranges: &[SlotRange]) -> Vec<u16> {
     v
 }
 
+/// A key name as hex, for the JSON a node keeps its slot state in (key names are bytes).
+pub fn key_to_hex(key: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(key.len() * 2);
+    for b in key {
+        s.push(D[(b >> 4) as usize] as char);
+        s.push(D[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// The key name `key_to_hex` wrote; `None` for text that is not even-length hex.
+pub fn key_from_hex(text: &str) -> Option<Vec<u8>> {
+    let t = text.as_bytes();
+    if !t.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    t.chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +245,15 @@ mod tests {
         );
         assert!(parse_ranges("16384").is_err());
         assert!(parse_ranges("x").is_err());
+    }
+
+    #[test]
+    fn key_hex_round_trips_any_bytes() {
+        let key = b"{u}\x00\xff k";
+        assert_eq!(key_from_hex(&key_to_hex(key)).unwrap(), key);
+        assert_eq!(key_to_hex(b"\x01\xab"), "01ab");
+        assert_eq!(key_from_hex("0"), None);
+        assert_eq!(key_from_hex("zz"), None);
+        assert_eq!(key_from_hex(""), Some(Vec::new()));
     }
 }

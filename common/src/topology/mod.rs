@@ -1,6 +1,7 @@
 //! `ShardMap`: which shard owns each slot, and the master and replicas of each shard.
 
 pub mod deployed;
+pub mod nodes;
 
 use serde::{Deserialize, Serialize};
 

@@ -86,7 +86,7 @@ unsafe fn apply(fctx: *mut raw::RedisModuleCommandFilterCtx) {
     }
     let verdict = {
         let st = state();
-        judge(&args, &st.migrating, |key| exists(ctx, key))
+        judge(&args, &st.migrating, st.suspects(), |key| exists(ctx, key))
     };
     if let Some(error) = verdict.error() {
         refuse(fctx, n, &error);

@@ -1,9 +1,11 @@
 //! `HIVE.SLOTS` (read the slot state, acknowledge a map) and `HIVE.SETSLOTS` (store a map, open
 //! and close handovers; replicated, and saved by `store`), over the pure `slots` state. The
-//! adapter half; the filter that acts on handovers is `filter`.
+//! adapter half; the filter that acts on handovers is `filter`, and a promotion mid-move is
+//! `takeover`.
 
 pub mod filter;
 pub mod store;
+pub mod takeover;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
@@ -27,7 +29,7 @@ fn acks() -> MutexGuard<'static, Acks> {
     ACKS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn err(msg: impl Into<String>) -> RedisError {
+pub(crate) fn err(msg: impl Into<String>) -> RedisError {
     let msg = msg.into();
     // STALE is its own error code, as Redis words codes in capitals.
     if msg.starts_with("STALE ") {
@@ -79,9 +81,9 @@ pub fn slots(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
 }
 
-/// `HIVE.SETSLOTS MAP <json> | MIGRATING <host:port> <slots> | STABLE [<slots> [AFTER <ms>]]`,
-/// and `SYNC
-/// <state>` from the master over replication
+/// `HIVE.SETSLOTS MAP <json> | MIGRATING <host:port> <slots> | STABLE [<slots> [AFTER <ms>]]
+/// | STANDBY <host:port> <slots> | INFLIGHT [key …] | FORGET key …`, and `SYNC <state>` from
+/// the master over replication.
 pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let flags = ctx.get_flags();
     let sub = arg(&args, 1).to_ascii_lowercase();
@@ -104,7 +106,13 @@ pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         *state() = st;
         return Ok(RedisValue::SimpleStringStatic("OK"));
     }
-    if sub == "migrating" && !filter::ACTIVE.load(Ordering::Acquire) {
+    match sub.as_str() {
+        "inflight" => return takeover::inflight(ctx, &args[2..], replayed),
+        "forget" if args.len() > 2 => return takeover::forget(ctx, &args[2..], replayed),
+        "forget" => return Err(RedisError::WrongArity),
+        _ => {}
+    }
+    if (sub == "migrating" || sub == "standby") && !filter::ACTIVE.load(Ordering::Acquire) {
         return Err(err(
             "this Redis gives modules no command filter; slots cannot be handed over",
         ));
@@ -113,6 +121,7 @@ pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let done = match (sub.as_str(), args.len()) {
         ("map", 3) => st.set_map(&arg(&args, 2)).map(|_| 1),
         ("migrating", 4) => st.set_migrating(&arg(&args, 2), &arg(&args, 3)),
+        ("standby", 4) => st.set_standby(&arg(&args, 2), &arg(&args, 3)),
         ("stable", 2) => st.set_stable(None),
         ("stable", 3) => st.set_stable(Some(&arg(&args, 2))),
         ("stable", 5) if arg(&args, 3).eq_ignore_ascii_case("after") => {
@@ -121,10 +130,10 @@ pub fn setslots(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 _ => Err("AFTER takes milliseconds (an integer ≥ 0)".to_string()),
             }
         }
-        ("map" | "migrating" | "stable", _) => return Err(RedisError::WrongArity),
+        ("map" | "migrating" | "stable" | "standby", _) => return Err(RedisError::WrongArity),
         _ => {
             return Err(err(format!(
-                "unknown subcommand '{}'. Try HIVE.SETSLOTS MAP, MIGRATING or STABLE",
+                "unknown subcommand '{}'. Try HIVE.SETSLOTS MAP, MIGRATING, STABLE, STANDBY, INFLIGHT or FORGET",
                 arg(&args, 1)
             )))
         }
@@ -171,4 +180,5 @@ pub fn tick(ctx: &Context, repl: &hive_common::info::Replication) {
     }
     let st = st.clone();
     store::tick(ctx, repl, &st);
+    takeover::look(ctx);
 }

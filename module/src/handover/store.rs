@@ -3,7 +3,7 @@
 //! (temp file, fsync, rename) on every change. Not in the RDB, so RDBs and backups stay
 //! loadable by a Redis without hive-module. A replica gets its master's state over replication:
 //! each change as it happens, and the whole state (`HIVE.SETSLOTS SYNC`) whenever the master
-//! sees a replica come online (a full sync carries no past commands).
+//! sees a replica come online (a full sync carries no past commands), even an empty state.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -82,7 +82,9 @@ pub fn tick(ctx: &Context, repl: &Replication, st: &SlotState) {
         last.clear();
         return;
     }
-    if joined && !st.is_empty() {
+    // Sent even when empty: a node that was a master before (a failed-over one, or a source
+    // whose last slot left) must not keep marks of its own.
+    if joined {
         // A paused master must not replicate (see the heartbeat): the next tick tries again.
         if ctx.avoid_replication_traffic() {
             return;

@@ -1,9 +1,10 @@
 //! What a master does with a command while it hands slots over, as Redis Cluster's source node
 //! does (`getNodeByQuery`, with 7.2's rule for split keys): a command whose keys in a handed
 //! slot are all here runs; one whose keys are all gone is sent to the target with `-ASK`; one
-//! with some here and some gone gets `-TRYAGAIN` until the slot is done. Pure.
+//! with some here and some gone gets `-TRYAGAIN` until the slot is done. A suspect key (one a
+//! promoted replica may hold a stale copy of, `takeover`) gets `-TRYAGAIN` too. Pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hive_common::command::CommandTable;
 use hive_common::command::{BeginSearch, CommandSpec, FindKeys, KeyPositions};
@@ -38,10 +39,12 @@ fn exempt(name: &[u8]) -> bool {
         || name.len() > 5 && name[..5].eq_ignore_ascii_case(b"hive.")
 }
 
-/// Judges `args` against the handed slots; `exists` says whether a key is on this node.
+/// Judges `args` against the handed slots; `exists` says whether a key is on this node, and
+/// `suspects` are keys held back even when here.
 pub fn judge(
     args: &[&[u8]],
     migrating: &BTreeMap<u16, String>,
+    suspects: &BTreeSet<Vec<u8>>,
     mut exists: impl FnMut(&[u8]) -> bool,
 ) -> Verdict {
     let Some(name) = args.first() else {
@@ -73,6 +76,7 @@ pub fn judge(
                 slot,
                 to: to.clone(),
             },
+            Some(_) if suspects.contains(*key) => Verdict::TryAgain,
             _ => Verdict::Run,
         };
     }
@@ -91,6 +95,9 @@ pub fn judge(
             None => outside += 1,
             Some(to) => {
                 if exists(key) {
+                    if suspects.contains(key) {
+                        return Verdict::TryAgain;
+                    }
                     here += 1;
                 } else {
                     gone += 1;
@@ -138,7 +145,9 @@ mod tests {
 
     fn judge_with(args: &[&str], m: &BTreeMap<u16, String>, present: &[&str]) -> Verdict {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        judge(&args, m, |k| present.iter().any(|p| p.as_bytes() == k))
+        judge(&args, m, &BTreeSet::new(), |k| {
+            present.iter().any(|p| p.as_bytes() == k)
+        })
     }
 
     #[test]
@@ -205,6 +214,26 @@ mod tests {
         ));
         assert!(single_key(CommandTable::get().lookup(b"get").unwrap()).is_some());
         assert!(single_key(CommandTable::get().lookup(b"mget").unwrap()).is_none());
+    }
+
+    #[test]
+    fn guard_holds_back_suspect_keys_that_are_here() {
+        let m = handing("{u}", "127.0.0.1:7002");
+        let suspects = BTreeSet::from([b"{u}a".to_vec()]);
+        let j = |args: &[&str], present: &[&str]| {
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            judge(&args, &m, &suspects, |k| {
+                present.iter().any(|p| p.as_bytes() == k)
+            })
+        };
+        assert_eq!(j(&["GET", "{u}a"], &["{u}a"]), Verdict::TryAgain);
+        assert_eq!(
+            j(&["MGET", "{u}b", "{u}a"], &["{u}a", "{u}b"]),
+            Verdict::TryAgain
+        );
+        assert_eq!(j(&["GET", "{u}b"], &["{u}b"]), Verdict::Run);
+        // Gone from here: the target has the only copy.
+        assert!(matches!(j(&["GET", "{u}a"], &[]), Verdict::Ask { .. }));
     }
 
     #[test]

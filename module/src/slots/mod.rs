@@ -4,10 +4,14 @@
 
 pub mod acks;
 pub mod guard;
+pub mod imports;
+pub mod takeover;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use hive_common::topology::deployed::{expand, format_slots, parse_ranges, DeployedMap};
+use hive_common::topology::deployed::{
+    expand, format_slots, key_from_hex, key_to_hex, parse_ranges, DeployedMap,
+};
 use serde::{Deserialize, Serialize};
 
 /// What `HIVE.SLOTS SET` did.
@@ -28,6 +32,16 @@ pub struct SlotState {
     /// Slots whose handover is done, still guarded until this unix ms: a request a proxy
     /// routed by the old map may still be on its way, and must not write the key here.
     pub until: BTreeMap<u16, u64>,
+    /// Cluster mode: slots Redis Cluster itself marks MIGRATING on this master, to this
+    /// target. Redis does not replicate that mark; a replica promoted mid-move guards them
+    /// (`promote`).
+    pub standby: BTreeMap<u16, String>,
+    /// Keys of the last MIGRATEs whose end the replicas have not confirmed: each may be on
+    /// the target already, with its DEL here not yet replicated.
+    pub inflight: BTreeSet<Vec<u8>>,
+    /// This node became master with `inflight` set: those keys may be stale copies, and wait
+    /// (TRYAGAIN) until `hive reshard --resume` settles which copy is the live one.
+    pub suspect: bool,
 }
 
 /// The persisted form (`hive-slots-<port>.json`, and `HIVE.SETSLOTS SYNC`), versioned by its `v`.
@@ -38,6 +52,13 @@ struct Persisted {
     map: Option<DeployedMap>,
     #[serde(default)]
     migrating: Vec<Handover>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    standby: Vec<Handover>,
+    /// Key names in hex.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    inflight: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    suspect: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,6 +103,7 @@ impl SlotState {
         for s in &slots {
             self.migrating.insert(*s, to.to_string());
             self.until.remove(s);
+            self.standby.remove(s);
         }
         Ok(slots.len())
     }
@@ -117,39 +139,33 @@ impl SlotState {
     pub fn set_stable(&mut self, slots: Option<&str>) -> Result<usize, String> {
         match slots {
             None => {
-                let n = self.migrating.len();
+                let n = self.migrating.len() + self.standby.len();
                 self.migrating.clear();
                 self.until.clear();
+                self.standby.clear();
+                self.clear_inflight();
                 Ok(n)
             }
             Some(text) => {
                 let slots = expand(&parse_ranges(text)?);
+                let mut n = 0;
                 for s in &slots {
                     self.until.remove(s);
+                    n += usize::from(self.migrating.remove(s).is_some());
+                    n += usize::from(self.standby.remove(s).is_some());
                 }
-                Ok(slots
-                    .iter()
-                    .filter(|s| self.migrating.remove(s).is_some())
-                    .count())
+                let done: BTreeSet<u16> = slots.into_iter().collect();
+                self.inflight
+                    .retain(|k| !done.contains(&hive_common::Slot::for_key(k).get()));
+                self.suspect &= !self.inflight.is_empty();
+                Ok(n)
             }
         }
     }
 
     /// The handovers grouped by target and guard deadline: `(target, "1-5,9", until)`.
     pub fn handovers(&self) -> Vec<(String, String, Option<u64>)> {
-        let mut by: BTreeMap<(&str, Option<u64>), Vec<u16>> = BTreeMap::new();
-        for (s, to) in &self.migrating {
-            by.entry((to, self.until.get(s).copied()))
-                .or_default()
-                .push(*s);
-        }
-        by.into_iter()
-            .map(|((to, until), slots)| (to.to_string(), format_slots(&slots), until))
-            .collect()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_none() && self.migrating.is_empty()
+        group(&self.migrating, &self.until)
     }
 
     pub fn to_json(&self) -> String {
@@ -161,6 +177,16 @@ impl SlotState {
                 .into_iter()
                 .map(|(to, slots, until)| Handover { to, slots, until })
                 .collect(),
+            standby: group(&self.standby, &BTreeMap::new())
+                .into_iter()
+                .map(|(to, slots, _)| Handover {
+                    to,
+                    slots,
+                    until: None,
+                })
+                .collect(),
+            inflight: self.inflight.iter().map(|k| key_to_hex(k)).collect(),
+            suspect: self.suspect,
         };
         serde_json::to_string(&p).unwrap_or_default()
     }
@@ -172,8 +198,7 @@ impl SlotState {
         }
         let mut st = SlotState {
             map: p.map,
-            migrating: BTreeMap::new(),
-            until: BTreeMap::new(),
+            ..SlotState::default()
         };
         if let Some(m) = &st.map {
             m.check().map_err(|e| e.to_string())?;
@@ -184,8 +209,30 @@ impl SlotState {
                 st.set_stable_after(&h.slots, t)?;
             }
         }
+        for h in p.standby {
+            st.set_standby(&h.to, &h.slots)?;
+        }
+        for k in &p.inflight {
+            st.inflight
+                .insert(key_from_hex(k).ok_or_else(|| format!("bad key `{k}` in inflight"))?);
+        }
+        st.suspect = p.suspect && !st.inflight.is_empty();
         Ok(st)
     }
+}
+
+/// Slots grouped by target and guard deadline: `(target, "1-5,9", until)`.
+fn group(
+    by_slot: &BTreeMap<u16, String>,
+    until: &BTreeMap<u16, u64>,
+) -> Vec<(String, String, Option<u64>)> {
+    let mut by: BTreeMap<(&str, Option<u64>), Vec<u16>> = BTreeMap::new();
+    for (s, to) in by_slot {
+        by.entry((to, until.get(s).copied())).or_default().push(*s);
+    }
+    by.into_iter()
+        .map(|((to, until), slots)| (to.to_string(), format_slots(&slots), until))
+        .collect()
 }
 
 #[cfg(test)]
@@ -258,6 +305,11 @@ mod tests {
         st.set_map(&map(4, "0-16383")).unwrap();
         st.set_migrating("[::1]:7001", "10-12").unwrap();
         st.set_stable_after("12", 99).unwrap();
+        st.set_standby("127.0.0.1:7002", "20-21").unwrap();
+        st.set_inflight(vec![b"k\xff".to_vec()]).unwrap();
+        st.promote();
+        st.set_standby("127.0.0.1:7002", "30").unwrap();
+        assert!(st.suspect);
         let back = SlotState::from_json(&st.to_json()).unwrap();
         assert_eq!(back, st);
         assert!(SlotState::from_json(r#"{"v":9}"#).is_err());

@@ -62,11 +62,7 @@ async fn resume(
         return Ok(());
     }
     let opts = flags.options()?;
-    let mut r = Resumed {
-        slots: Vec::new(),
-        keys: 0,
-        bytes: 0,
-    };
+    let mut r = Resumed::default();
     for (from, to, slots) in open {
         let c = hand_over(s, d, &from, &to, &slots, None, &opts, &mut |_, _| {}).await?;
         r.slots.extend(slots);

@@ -6,9 +6,15 @@
 use bytes::Bytes;
 use hive_common::resp::Value;
 
+use super::marks::{self, Marks};
 use crate::error::{ReshardError, Result};
 use crate::plan::Sizes;
 use crate::session::{req, Session};
+
+/// With hive-module's marks, a round's MIGRATEs go out in chunks of at most this many
+/// batches and `CHUNK_KEYS` keys, each marked in flight first.
+const CHUNK_BATCHES: usize = 16;
+const CHUNK_KEYS: usize = 4096;
 
 /// How keys are batched into MIGRATE commands.
 #[derive(Debug, Clone)]
@@ -72,12 +78,14 @@ fn first_error(slots: &[u16], replies: &[Value], what: &str, addr: &str) -> Resu
 }
 
 /// Opens the slots on both ends, pipelined (Redis writes its nodes.conf once per batch of
-/// commands, not once per slot). Idempotent: a resumed move opens them again.
-pub async fn open(s: &mut Session, e: &Ends) -> Result<()> {
+/// commands, not once per slot), then marks them on the source's hive-module, if it has one.
+/// Idempotent: a resumed move opens them again.
+pub async fn open(s: &mut Session, e: &Ends) -> Result<Option<Marks>> {
     let r = setslot(s, &e.dst, &e.slots, &["IMPORTING", &e.src_id]).await?;
     first_error(&e.slots, &r, "IMPORTING", &e.dst)?;
     let r = setslot(s, &e.src, &e.slots, &["MIGRATING", &e.dst_id]).await?;
-    first_error(&e.slots, &r, "MIGRATING", &e.src)
+    first_error(&e.slots, &r, "MIGRATING", &e.src)?;
+    marks::standby(s, &e.src, &e.dst, &e.slots).await
 }
 
 /// Moves every key of the slots from the source to the target; `done` hears each batch.
@@ -86,6 +94,7 @@ pub async fn drain(
     e: &Ends,
     b: &Batching,
     sizes: &Sizes,
+    mut marked: Option<&mut Marks>,
     done: &mut dyn FnMut(u64, u64),
 ) -> Result<Carried> {
     let first = e.slots[0];
@@ -162,39 +171,20 @@ pub async fn drain(
             }
         }
         batches.extend(big);
-        let reqs: Vec<Vec<Bytes>> = batches
-            .iter()
-            .map(|(ks, _)| migrate_args(&host, &port, b.timeout_ms, s.auth(), ks))
-            .collect();
-        let replies = s
-            .pipeline(&e.src, &reqs)
-            .await
-            .map_err(|err| moving(first, format!("MIGRATE to {}: {err}", e.dst)))?;
         let mut moved = 0;
-        for ((ks, bytes), r) in batches.iter().zip(&replies) {
-            let slot = hive_common::Slot::for_key(&ks[0]).get();
-            match r {
-                Value::Simple(_) => {
-                    moved += ks.len();
-                    carried.keys += ks.len() as u64;
-                    carried.bytes += bytes;
-                    done(ks.len() as u64, *bytes);
-                }
-                Value::Error(m) => {
-                    let m = String::from_utf8_lossy(m);
-                    let why = if m.starts_with("BUSYKEY") {
-                        format!(
-                            "MIGRATE to {}: a key of this batch (first: {}) already exists on the target: {m}",
-                            e.dst,
-                            String::from_utf8_lossy(&ks[0])
-                        )
-                    } else {
-                        format!("MIGRATE to {}: {m}", e.dst)
-                    };
-                    return Err(moving(slot, why));
-                }
-                other => return Err(moving(slot, format!("MIGRATE answered {other:?}"))),
+        let mut rest: &[(Vec<Bytes>, u64)] = &batches;
+        while !rest.is_empty() {
+            let n = match marked {
+                None => rest.len(),
+                Some(_) => chunk_len(rest),
+            };
+            let (chunk, after) = rest.split_at(n);
+            rest = after;
+            if let Some(m) = marked.as_deref_mut() {
+                let keys: Vec<&Bytes> = chunk.iter().flat_map(|(ks, _)| ks).collect();
+                marks::inflight(s, &e.src, m, &keys).await?;
             }
+            moved += migrate_chunk(s, e, b, &host, &port, chunk, &mut carried, &mut *done).await?;
         }
         // Keys that expired between the listing and the MIGRATE answer NOKEY and are gone
         // from the next listing; a listing that never shrinks is a stall, not a loop.
@@ -204,6 +194,69 @@ pub async fn drain(
         }
     }
     Ok(carried)
+}
+
+/// Batches from the front of `batches` that fit one marked chunk (at least one).
+fn chunk_len(batches: &[(Vec<Bytes>, u64)]) -> usize {
+    let mut keys = 0;
+    let mut n = 0;
+    for (ks, _) in batches.iter().take(CHUNK_BATCHES) {
+        if n > 0 && keys + ks.len() > CHUNK_KEYS {
+            break;
+        }
+        keys += ks.len();
+        n += 1;
+    }
+    n.max(1)
+}
+
+/// One pipeline of MIGRATEs; the keys it moved.
+#[allow(clippy::too_many_arguments)]
+async fn migrate_chunk(
+    s: &mut Session,
+    e: &Ends,
+    b: &Batching,
+    host: &str,
+    port: &str,
+    batches: &[(Vec<Bytes>, u64)],
+    carried: &mut Carried,
+    done: &mut dyn FnMut(u64, u64),
+) -> Result<usize> {
+    let reqs: Vec<Vec<Bytes>> = batches
+        .iter()
+        .map(|(ks, _)| migrate_args(host, port, b.timeout_ms, s.auth(), ks))
+        .collect();
+    let replies = s
+        .pipeline(&e.src, &reqs)
+        .await
+        .map_err(|err| moving(e.slots[0], format!("MIGRATE to {}: {err}", e.dst)))?;
+    let mut moved = 0;
+    for ((ks, bytes), r) in batches.iter().zip(&replies) {
+        let slot = hive_common::Slot::for_key(&ks[0]).get();
+        match r {
+            Value::Simple(_) => {
+                moved += ks.len();
+                carried.keys += ks.len() as u64;
+                carried.bytes += bytes;
+                done(ks.len() as u64, *bytes);
+            }
+            Value::Error(m) => {
+                let m = String::from_utf8_lossy(m);
+                let why = if m.starts_with("BUSYKEY") {
+                    format!(
+                        "MIGRATE to {}: a key of this batch (first: {}) already exists on the target: {m}",
+                        e.dst,
+                        String::from_utf8_lossy(&ks[0])
+                    )
+                } else {
+                    format!("MIGRATE to {}: {m}", e.dst)
+                };
+                return Err(moving(slot, why));
+            }
+            other => return Err(moving(slot, format!("MIGRATE answered {other:?}"))),
+        }
+    }
+    Ok(moved)
 }
 
 /// `MIGRATE host port "" 0 timeout [AUTH2 user pass | AUTH pass] KEYS k…`.

@@ -2,6 +2,7 @@
 //! the owners, no slot left open unless resuming), then each slot moved in turn with progress,
 //! stopping between slots when asked.
 
+mod marks;
 pub mod migrate;
 mod resume;
 pub mod survey;
@@ -207,15 +208,19 @@ pub async fn move_slots(
     masters: &[String],
     done: &mut dyn FnMut(u64, u64),
 ) -> Result<Carried> {
-    migrate::open(s, e).await?;
+    let mut marked = migrate::open(s, e).await?;
     let mut carried = Carried::default();
+    let group = e.slots.clone();
     let mut e = e.clone();
     for _ in 0..4 {
-        let c = migrate::drain(s, &e, &opts.batching, sizes, &mut *done).await?;
+        let c = migrate::drain(s, &e, &opts.batching, sizes, marked.as_mut(), &mut *done).await?;
         carried.keys += c.keys;
         carried.bytes += c.bytes;
         let again = migrate::settle(s, &e, masters).await?;
         if again.is_empty() {
+            if let Some(m) = marked.as_mut() {
+                marks::clear(s, &e.src, m, &group).await?;
+            }
             return Ok(carried);
         }
         e.slots = again;

@@ -2,11 +2,12 @@
 //! failed-over node). For each open slot: the target is the node importing it (or the one the
 //! source names), the source the node migrating it (or, when that one failed over, the slot's
 //! owner now); the keys still on the source move, then every master is told the target owns
-//! the slot. Marks on any other node are cleared.
+//! the slot. Marks on any other node are cleared. A replica promoted mid-move first settles
+//! the keys it held back (`marks::settle_suspects`), and hive-module's marks end with the move.
 
 use serde::Serialize;
 
-use super::{move_slots, Ends, Options};
+use super::{marks, move_slots, Ends, Options};
 use crate::error::{ReshardError, Result};
 use crate::plan::Sizes;
 use crate::session::Session;
@@ -17,12 +18,22 @@ pub struct Resumed {
     pub slots: Vec<u16>,
     pub keys: u64,
     pub bytes: u64,
+    /// Copies a replica promoted mid-move held of keys its old master had handed over, dropped
+    /// because the target holds the live one.
+    pub stale_copies: u64,
 }
 
 pub async fn resume(s: &mut Session, view: &View, opts: &Options) -> Result<Resumed> {
     let masters: Vec<String> = view.masters().iter().map(|m| m.addr.clone()).collect();
     let up = |id: &str| view.node(id).filter(|n| !n.failed && n.master);
     let mut out = Resumed::default();
+    for m in &masters {
+        if let Some(held) = marks::held(s, m).await? {
+            if !held.suspects.is_empty() {
+                out.stale_copies += marks::settle_suspects(s, m, &held).await? as u64;
+            }
+        }
+    }
     for (slot, marks) in view.open_slots() {
         let dst = marks
             .iter()
@@ -90,6 +101,16 @@ pub async fn resume(s: &mut Session, view: &View, opts: &Options) -> Result<Resu
             }
         }
         out.slots.push(slot);
+    }
+    // Every open slot is settled: a mark left on a module (a source stopped between its
+    // settling and its clearing) no longer stands for anything.
+    for m in &masters {
+        if marks::held(s, m)
+            .await?
+            .is_some_and(|h| !h.handed.is_empty())
+        {
+            s.call(m, &["HIVE.SETSLOTS", "STABLE"]).await?;
+        }
     }
     Ok(out)
 }

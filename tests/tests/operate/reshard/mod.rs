@@ -4,11 +4,10 @@
 
 mod auth;
 mod groups;
-mod groups_faults;
-mod groups_input;
 mod grow;
 mod input;
 mod resume;
+mod takeover;
 
 use std::time::Duration;
 

@@ -5,8 +5,8 @@ use hive_proxy::config::Mode;
 use hive_tests::backups::{dbsize, populate};
 use hive_tests::{connect, node_url};
 
-use super::groups::{config, groups, write_toml};
-use super::input::all_refused;
+use super::super::input::all_refused;
+use super::{config, groups, write_toml};
 
 fn state(addr: &str) -> String {
     redis::cmd("HIVE.SLOTS")

@@ -19,6 +19,9 @@ use hive_tests::{connect, module_so};
 
 use super::hive_ok;
 
+mod faults;
+mod input;
+
 const KEYS: usize = 30_000;
 
 /// Groups (master + replica each) with hive-module and an AOF fsynced on every write, so that

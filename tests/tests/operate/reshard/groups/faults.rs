@@ -14,8 +14,8 @@ use hive_tests::ledger::LedgerLoad;
 use hive_tests::module_cluster::{poll_until, wait_for};
 use hive_tests::{connect, hive_bin, node_url};
 
-use super::groups::{config, epoch, groups, url, write_toml};
-use super::hive_ok;
+use super::super::hive_ok;
+use super::{config, epoch, groups, url, write_toml};
 
 const KEYS: usize = 20_000;
 
