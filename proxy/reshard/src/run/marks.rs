@@ -3,7 +3,8 @@
 //! alone): the slots handed over (`HIVE.SETSLOTS STANDBY`), and before each round of
 //! MIGRATEs its keys (`INFLIGHT`), confirmed on every replica with `WAIT` before a key moves.
 //! The same WAIT confirms the last round's DELs. Without the module on the source, a move
-//! runs as Redis Cluster alone would.
+//! runs as Redis Cluster alone would. Sentinel and static handovers use the in-flight marks
+//! too: their source's replicas carry the handover itself already.
 
 use bytes::Bytes;
 use hive_common::resp::Value;
@@ -46,6 +47,14 @@ pub async fn standby(
         Err(e) if module_missing(&e) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The marks for a source whose handover hive-module guards already (sentinel and static
+/// modes): only the in-flight keys are added.
+pub async fn for_source(s: &mut Session, src: &str) -> Result<Marks> {
+    Ok(Marks {
+        replicas: online_replicas(s, src).await?,
+    })
 }
 
 async fn online_replicas(s: &mut Session, src: &str) -> Result<usize> {
@@ -157,13 +166,11 @@ pub async fn settle_suspects(s: &mut Session, addr: &str, held: &Held) -> Result
     let mut by_target: std::collections::BTreeMap<&str, Vec<&[u8]>> = Default::default();
     for k in &held.suspects {
         let slot = hive_common::Slot::for_key(k).get();
-        let Some(to) = held.handed.get(&slot) else {
-            return Err(ReshardError::Reply {
-                addr: addr.into(),
-                why: format!("holds back key of slot {slot}, which it does not hand over"),
-            });
-        };
-        by_target.entry(to).or_default().push(k);
+        // A key of a slot no longer handed over is not held back (its move ended): released
+        // with the rest below.
+        if let Some(to) = held.handed.get(&slot) {
+            by_target.entry(to).or_default().push(k);
+        }
     }
     let mut stale: Vec<Bytes> = Vec::new();
     for (to, keys) in by_target {

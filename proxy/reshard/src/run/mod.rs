@@ -2,7 +2,7 @@
 //! the owners, no slot left open unless resuming), then each slot moved in turn with progress,
 //! stopping between slots when asked.
 
-mod marks;
+pub(crate) mod marks;
 pub mod migrate;
 mod resume;
 pub mod survey;

@@ -5,8 +5,10 @@
 //! 2. the target drops any guard it kept on them from giving them away earlier, and the source
 //!    marks them MIGRATING: its filter now answers `-ASK` for a key that is gone
 //!    (so a new key is written on the target) and `-TRYAGAIN` for a split multi-key request;
-//! 3. the keys move with `MIGRATE … KEYS` in pipelined batches, then the source is walked again
-//!    until none is left (no key of those slots can appear on it any more);
+//! 3. the keys move with `MIGRATE … KEYS` in pipelined batches, each round marked in flight on
+//!    the source first (`run::marks`: a replica promoted mid-round holds those keys back until
+//!    `--resume` settles which copy is live), then the source is walked again until none is
+//!    left (no key of those slots can appear on it any more);
 //! 4. the map gives the slots to the target, and every live proxy takes it;
 //! 5. the source ends the handover 30 s later (`STABLE … AFTER`): a request a proxy routed by
 //!    the old map just before it took the new one may still be on its way, and is sent on.
@@ -23,6 +25,7 @@ use hive_common::topology::deployed::format_slots;
 use super::survey::keys_in;
 use super::{maps, wait_acks, write_map, Deployment};
 use crate::error::{ReshardError, Result};
+use crate::run::marks::{self, Marks};
 use crate::run::migrate::{batch, migrate_args};
 use crate::run::{Carried, Options};
 use crate::session::Session;
@@ -71,6 +74,14 @@ pub async fn hand_over(
     s.call(&src, &["HIVE.SETSLOTS", "MIGRATING", &dst, &text])
         .await
         .map_err(|e| stuck(first, format!("HIVE.SETSLOTS MIGRATING on {src}: {e}")))?;
+    // A replica promoted mid-move holds back the keys of the last unconfirmed round: which
+    // copy is live is settled before anything else moves.
+    if let Some(held) = marks::held(s, &src).await? {
+        if !held.suspects.is_empty() {
+            marks::settle_suspects(s, &src, &held).await?;
+        }
+    }
+    let mut m = marks::for_source(s, &src).await?;
     // 3. The keys.
     let set: BTreeSet<u16> = slots.iter().copied().collect();
     let mut carried = Carried::default();
@@ -87,7 +98,7 @@ pub async fn hand_over(
     }
     let mut rounds = 0;
     loop {
-        let c = migrate_all(s, &src, &dst, &pending, opts, done).await?;
+        let c = migrate_all(s, &src, &dst, &pending, opts, &mut m, done).await?;
         carried.keys += c.keys;
         carried.bytes += c.bytes;
         // After MIGRATING, a key of these slots can only leave the source: one walk that finds
@@ -128,13 +139,15 @@ fn Slot(key: &[u8]) -> u16 {
 }
 
 /// MIGRATEs `keys` (with their sizes) from `src` to `dst` in batches, `PIPELINE` per round
-/// trip, resting between round trips as `opts.pace` says.
+/// trip, resting between round trips as `opts.pace` says. Each round's keys are marked in
+/// flight first, confirmed on the source's replicas; the end confirms the last DELs.
 async fn migrate_all(
     s: &mut Session,
     src: &str,
     dst: &str,
     keys: &[(Bytes, u64)],
     opts: &Options,
+    m: &mut Marks,
     done: &mut dyn FnMut(u64, u64),
 ) -> Result<Carried> {
     let mut carried = Carried::default();
@@ -151,6 +164,8 @@ async fn migrate_all(
     let rest = 1.0 / opts.pace.clamp(0.01, 1.0) - 1.0;
     for round in batches.chunks(PIPELINE) {
         let t0 = Instant::now();
+        let names: Vec<&Bytes> = round.iter().flat_map(|(ks, _)| ks).collect();
+        marks::inflight(s, src, m, &names).await?;
         let reqs: Vec<Vec<Bytes>> = round
             .iter()
             .map(|(ks, _)| migrate_args(&host, &port, b.timeout_ms, s.auth(), ks))
@@ -180,5 +195,6 @@ async fn migrate_all(
             tokio::time::sleep(t0.elapsed().mul_f64(rest)).await;
         }
     }
+    marks::inflight(s, src, m, &[]).await?;
     Ok(carried)
 }
