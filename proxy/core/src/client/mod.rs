@@ -80,6 +80,9 @@ struct Conn {
     /// Connections of this client's own (blocking commands), by address. Dropping one closes
     /// it, which unblocks the command on the node.
     own: Vec<Arc<Backend>>,
+    /// Blocking commands on `own` connections, outside cluster mode (`modes::parked`).
+    parked: Vec<modes::blocking::parked::Parked>,
+    parked_following: bool,
     multi: Option<Box<Multi>>,
     watch: Option<Watch>,
     /// WATCH connections free for the next WATCH on their node (their watches cleared by EXEC
@@ -171,6 +174,8 @@ async fn serve<S>(
         keys: KeyPositions::new(),
         closing: *shutdown.borrow(),
         own: Vec::new(),
+        parked: Vec::new(),
+        parked_following: false,
         multi: None,
         watch: None,
         watch_spare: Vec::new(),

@@ -11,6 +11,7 @@ use crate::client::pending::{Shape, Unit};
 use crate::client::send::redirect::{no_master, no_topology};
 use crate::client::Conn;
 use crate::command::route::Route;
+use crate::config::Mode;
 use crate::error::{ProxyError, UpstreamReason};
 use crate::state::registry::Blocked;
 use crate::state::Shared;
@@ -94,6 +95,7 @@ impl Conn {
             _ => None,
         };
         let mut via = None;
+        let mut park = None;
         let backend = if let Some(p) = pinned {
             Some(p)
         } else if own || large {
@@ -112,6 +114,9 @@ impl Conn {
                 Some(a) if large => Some(self.large.conn(shared, proto, &a)),
                 Some(a) => {
                     let c = own_conn(&mut self.own, shared, proto, &a);
+                    if shared.config.backend.mode != Mode::Cluster {
+                        park = Some(c.clone());
+                    }
                     // CLIENT UNBLOCK from another client releases it on the node.
                     let mut b = self.entry.blocked.lock().unwrap_or_else(|p| p.into_inner());
                     match &mut *b {
@@ -158,6 +163,9 @@ impl Conn {
         match backend {
             Some(b) => {
                 drop(topo);
+                if let Some(c) = park {
+                    self.park(tag, c);
+                }
                 if via.is_some() {
                     self.worker.replica_reads.add(1);
                     if let Some(u) = self.unit(tag) {

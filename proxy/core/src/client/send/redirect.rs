@@ -38,7 +38,10 @@ impl Conn {
             Inbox::Lost => self.schedule_resubscribe(),
             Inbox::Resubscribe => self.resubscribe(),
             Inbox::Done { seq, frame } => self.on_done(seq, frame),
-            Inbox::Topology => self.on_topology(),
+            Inbox::Topology => {
+                self.on_topology();
+                self.release_moved();
+            }
             Inbox::Invalidate { frame } => self.push_done(frame),
         }
     }
@@ -50,6 +53,7 @@ impl Conn {
             }
             match e {
                 ReplyError::NoScript if self.heal_script(tag) => return,
+                ReplyError::Unblocked if self.resend_moved(tag) => return,
                 e if e.acted_on() => return self.on_reply_error(tag, e, frame),
                 _ => {}
             }

@@ -19,6 +19,7 @@ use hive_tests::{connect, module_so};
 
 use super::hive_ok;
 
+mod blocking;
 mod faults;
 mod input;
 

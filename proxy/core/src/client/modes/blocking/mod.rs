@@ -1,6 +1,9 @@
 //! Commands that hold a connection: blocking commands (BLPOP, XREAD BLOCK, ...) and WAIT run
 //! on connections of the client's own, so they never stall the shared ones; CLIENT UNBLOCK
-//! releases another client of the proxy from them.
+//! releases another client of the proxy from them; one parked on a master whose slot moved
+//! away is sent on (`parked`).
+
+pub(crate) mod parked;
 
 use bytes::Bytes;
 use hive_common::resp::Request;
