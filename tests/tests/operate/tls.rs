@@ -1,7 +1,8 @@
 //! TLS on both sides with real tools: redis-server nodes on `--tls-port` requiring client
 //! certificates, the proxy dialing them over TLS, and clients (redis-cli --tls, redis-py
 //! ssl=True) reaching the proxy's TLS listener; plaintext and untrusted certificates refused
-//! without disturbing others; the certificate re-read on SIGHUP. Certificates are made here.
+//! without disturbing others; the certificate re-read on SIGHUP; backups, restores and a
+//! reshard over TLS. Certificates are made here.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -54,6 +55,11 @@ struct Tls {
 }
 
 fn deployment() -> Tls {
+    deployment_with(false)
+}
+
+/// With `module`, every node loads hive-module (sentinel and static resharding needs it).
+fn deployment_with(module: bool) -> Tls {
     let dir = tempfile::Builder::new()
         .prefix("hive-tls-")
         .tempdir()
@@ -67,6 +73,7 @@ fn deployment() -> Tls {
     write_ca(d, "other-ca", &other);
     leaf(d, "untrusted", &other, ExtendedKeyUsagePurpose::ClientAuth);
     let s = |f: &str| d.join(f).display().to_string();
+    let so = hive_tests::module_so().display().to_string();
     let mut nodes = Vec::new();
     for _ in 0..2 {
         let plain = free_port_pair().unwrap();
@@ -85,8 +92,17 @@ fn deployment() -> Tls {
                 &s("ca.pem"),
                 "--tls-auth-clients",
                 "yes",
+                // MIGRATE (a reshard) dials the other node over TLS, with a client certificate.
+                "--tls-cluster",
+                "yes",
+                "--tls-client-cert-file",
+                &s("client.pem"),
+                "--tls-client-key-file",
+                &s("client.key"),
                 "--dbfilename",
                 &format!("dump-{plain}.rdb"),
+                if module { "--loadmodule" } else { "--loglevel" },
+                if module { &so } else { "notice" },
             ],
         )
         .expect("redis-server with TLS (Debian's is built with it)");
@@ -355,4 +371,43 @@ fn tls_backup_and_restore_go_over_tls() {
     );
     assert_eq!(r["ok"], true, "{r:#}");
     assert_eq!(keys(&t), 200);
+}
+
+#[test]
+fn tls_reshard_hands_slots_over_between_tls_nodes() {
+    let t = deployment_with(true);
+    // Keys where the map (two static shards, even halves) puts them.
+    let mut written = [0u64; 2];
+    for j in 0..400 {
+        let key = format!("k{j}");
+        let i = usize::from(hive_common::Slot::for_key(key.as_bytes()).get() >= 8192);
+        let mut c = hive_tests::connect(&hive_tests::node_url(&t.nodes[i].0.addr));
+        let _: () = redis::cmd("SET").arg(&key).arg(j).query(&mut c).unwrap();
+        written[i] += 1;
+    }
+    let path = t.path("hive.toml");
+    std::fs::write(&path, toml::to_string(&t.config(AuthClients::No)).unwrap()).unwrap();
+    let conf = path.display().to_string();
+    let (from, to) = (
+        format!("127.0.0.1:{}", t.nodes[0].1),
+        format!("127.0.0.1:{}", t.nodes[1].1),
+    );
+    let out = hive_tests::backups::hive_json(
+        &[
+            "reshard", "--config", &conf, "--slots", "4096", "--from", &from, "--to", &to, "--json",
+        ],
+        &[],
+    );
+    // The nodes' MIGRATEs went to the TLS ports, where a plaintext MIGRATE fails.
+    let moved = out["outcome"]["keys"].as_u64().unwrap();
+    assert!(moved > 50, "{out:#}");
+    let dbsize = |i: usize| -> u64 {
+        redis::cmd("DBSIZE")
+            .query(&mut hive_tests::connect(&hive_tests::node_url(
+                &t.nodes[i].0.addr,
+            )))
+            .unwrap()
+    };
+    assert_eq!(dbsize(0), written[0] - moved);
+    assert_eq!(dbsize(1), written[1] + moved);
 }
