@@ -1,13 +1,13 @@
 //! A `hive rebalance` killed with SIGKILL in the middle of a slot leaves it open: a new plan
-//! is refused, `hive check` names the slot and its fix, `hive status` shows the move, and
-//! `--resume` finishes it with no key lost or duplicated.
+//! is refused, `hive check` names the slot and its fix, `hive status` and `hive monitor` show
+//! the move, and `--resume` finishes it with no key lost or duplicated.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hive_local::{ClusterOpts, LocalCluster};
 use hive_tests::backups::{check_populated, hive, populate};
-use hive_tests::module_cluster::poll_until;
+use hive_tests::module_cluster::{poll_until, wait_for};
 use hive_tests::{hive_bin, Env};
 
 use super::{hive_ok, masters_of, open_marks, settled, spare_nodes, total_keys};
@@ -135,8 +135,26 @@ fn reshard_resume_finishes_a_slot_opened_by_hand() {
         .arg(&dst_id)
         .query(&mut src)
         .unwrap();
+    // `hive monitor`'s header shows the open slot (under tmux, as a terminal shows it).
+    let name = format!("hive-monitor-reshard-{}", std::process::id());
+    let monitor = hive_tests::tmux::Session::start(
+        &name,
+        160,
+        45,
+        &format!("{} monitor --cluster {}", hive_bin().display(), m[0]),
+    );
+    wait_for(
+        "monitor's RESHARDING header",
+        Duration::from_secs(20),
+        || monitor.screen().contains("RESHARDING 1 slots open"),
+    );
     let out = hive_ok(&["reshard", "--cluster", &m[0], "--resume", "--json"]);
     assert_eq!(out["resumed"]["slots"], serde_json::json!([100]), "{out}");
+    wait_for("the header without it", Duration::from_secs(20), || {
+        let s = monitor.screen();
+        s.contains("HEALTH") && !s.contains("RESHARDING")
+    });
+    drop(monitor);
     assert_eq!(out["resumed"]["keys"], 1);
     assert!(open_marks(&m).is_empty());
     let v: String = redis::cmd("GET")
