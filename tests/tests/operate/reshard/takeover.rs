@@ -151,8 +151,19 @@ fn reshard_promoted_replica_guards_the_slot_and_resume_keeps_the_live_copy() {
     assert_eq!(module_state(&replica)["standby"][0]["slots"], slot.as_str());
 
     d.cluster.nodes[0].kill();
+    // A read sent at once waits out the failover, then the target's repair of its view
+    // (CLUSTERDOWN until then), and gets the moved key's value, not an error.
+    let early = {
+        let (url, k) = (format!("redis://{}/", d.proxy.addr), moved.clone());
+        std::thread::spawn(move || {
+            redis::cmd("GET")
+                .arg(&k)
+                .query::<String>(&mut connect(&url))
+        })
+    };
     let masters = promoted(&d, &src);
     assert!(masters.contains(&replica), "{masters:?}");
+    assert_eq!(early.join().unwrap().unwrap(), "v2");
     let st = module_state(&replica);
     assert_eq!(st["migrating"][0]["slots"], slot.as_str(), "{st}");
     assert_eq!(st["suspect"], true, "{st}");

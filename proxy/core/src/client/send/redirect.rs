@@ -192,10 +192,13 @@ impl Conn {
             .add(tag, delay);
     }
 
-    /// Sends a held request again, along its original route.
+    /// Sends a held request again, along its original route. Its redirects count afresh: a
+    /// wait bounds it now (`failover_hold_ms`), and an ASK that led to a node not ready yet
+    /// (a target still repairing its view after a failover: CLUSTERDOWN) is followed again.
     pub(crate) fn retry(&mut self, tag: Tag) {
         if let Some(u) = self.unit(tag) {
             u.route = u.home.clone();
+            u.redirects = 0;
             self.send(tag.seq, tag.part as usize);
         }
     }
