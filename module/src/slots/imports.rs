@@ -18,19 +18,36 @@ pub struct Repair {
     pub owner: String,
 }
 
-/// The replicas of each source this node imports from, as last seen while it was up.
+/// What this node last saw of a source while it was up.
+#[derive(Debug, Default, Clone)]
+struct Source {
+    replicas: BTreeSet<String>,
+    /// Its slots besides those this node imports from it: a replica that took its place
+    /// claims them, and this node's view (which only importing slots ignore) shows it.
+    slots: Vec<u16>,
+}
+
+/// The sources this node imports from, as last seen while each was up.
 #[derive(Debug, Default)]
 pub struct Imports {
-    replicas: BTreeMap<String, BTreeSet<String>>,
+    sources: BTreeMap<String, Source>,
 }
 
 impl Imports {
     /// One look at CLUSTER NODES (this node's own view).
     pub fn look(&mut self, nodes: &[Node]) -> Vec<Repair> {
         let Some(me) = nodes.iter().find(|n| n.myself).filter(|n| n.master) else {
-            self.replicas.clear();
+            self.sources.clear();
             return Vec::new();
         };
+        let importing: BTreeSet<u16> = me
+            .open
+            .iter()
+            .filter_map(|o| match o {
+                Open::Importing { slot, .. } => Some(*slot),
+                _ => None,
+            })
+            .collect();
         let mut sources = BTreeSet::new();
         let mut out = Vec::new();
         for open in &me.open {
@@ -39,30 +56,41 @@ impl Imports {
             };
             sources.insert(from.clone());
             let src = nodes.iter().find(|n| n.id == *from);
-            if src.is_some_and(|s| !s.down) {
-                let seen = self.replicas.entry(from.clone()).or_default();
-                seen.extend(
-                    nodes
+            if let Some(src) = src.filter(|s| !s.down) {
+                let seen = Source {
+                    replicas: nodes
                         .iter()
                         .filter(|n| n.master_id.as_deref() == Some(from.as_str()))
-                        .map(|n| n.id.clone()),
-                );
+                        .map(|n| n.id.clone())
+                        .collect(),
+                    slots: src
+                        .slots
+                        .iter()
+                        .copied()
+                        .filter(|s| !importing.contains(s))
+                        .collect(),
+                };
+                self.sources.insert(from.clone(), seen);
                 continue;
             }
-            let Some(seen) = self.replicas.get(from) else {
+            let Some(seen) = self.sources.get(from) else {
                 continue;
             };
-            if let Some(p) = nodes
-                .iter()
-                .find(|n| seen.contains(&n.id) && n.master && !n.failed)
-            {
+            let took_over = |n: &Node| {
+                seen.replicas.contains(&n.id)
+                    && n.master
+                    && !n.failed
+                    && (seen.slots.is_empty()
+                        || seen.slots.iter().any(|s| n.slots.binary_search(s).is_ok()))
+            };
+            if let Some(p) = nodes.iter().find(|n| took_over(n)) {
                 out.push(Repair {
                     slot: *slot,
                     owner: p.id.clone(),
                 });
             }
         }
-        self.replicas.retain(|id, _| sources.contains(id));
+        self.sources.retain(|id, _| sources.contains(id));
         out
     }
 }
@@ -117,6 +145,19 @@ rrrr 127.0.0.1:7003@17003 master - 0 0 7 connected 0-99 101-5460
         im.look(&parse_nodes(BEFORE).unwrap());
         let replica = AFTER.replace("myself,master -", "myself,slave rrrr");
         assert!(im.look(&parse_nodes(&replica).unwrap()).is_empty());
-        assert!(im.replicas.is_empty());
+        assert!(im.sources.is_empty());
+    }
+
+    #[test]
+    fn imports_skip_a_former_replica_that_did_not_take_the_slots() {
+        // rrrr moved to another master earlier and is a master of other slots now; the
+        // source's slots went to nobody this node can see.
+        let mut im = Imports::default();
+        im.look(&parse_nodes(BEFORE).unwrap());
+        let elsewhere = AFTER.replace("0-99 101-5460", "10923-16383").replace(
+            "master,fail - 0 0 1 disconnected 100",
+            "master,fail - 0 0 1 disconnected 0-5460",
+        );
+        assert!(im.look(&parse_nodes(&elsewhere).unwrap()).is_empty());
     }
 }

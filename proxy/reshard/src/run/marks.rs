@@ -22,9 +22,13 @@ pub struct Marks {
     pub replicas: usize,
 }
 
+/// No hive-module (or one without these subcommands), or a backend user without `hive.*`:
+/// the move runs as Redis Cluster alone would.
 fn module_missing(v: &ReshardError) -> bool {
     matches!(v, ReshardError::Node(hive_upstream::conn::control::QueryError::Redis { message, .. })
-        if message.contains("unknown command"))
+        if message.contains("unknown command")
+            || message.contains("unknown subcommand")
+            || message.starts_with("NOPERM"))
 }
 
 /// Marks `slots` as handed from `src` to `dst` on the source's module; `None` without it.

@@ -363,6 +363,19 @@ mod tests {
     }
 
     #[test]
+    fn chunk_len_caps_batches_and_keys_and_takes_at_least_one() {
+        let b = |n: usize| (keys(n), 0u64);
+        assert_eq!(chunk_len(&vec![b(100); 40]), CHUNK_BATCHES);
+        assert_eq!(chunk_len(&vec![b(1000); 5]), 4);
+        assert_eq!(chunk_len(&vec![b(3000); 3]), 1);
+        assert_eq!(
+            chunk_len(&[b(5000), b(1)]),
+            1,
+            "a batch over the cap goes alone"
+        );
+    }
+
+    #[test]
     fn migrate_args_carry_credentials_the_node_way() {
         let a = migrate_args(
             "127.0.0.1",
