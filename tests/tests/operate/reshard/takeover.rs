@@ -102,6 +102,22 @@ fn strays(addr: &str) -> u64 {
     counts.iter().sum()
 }
 
+/// No slot open, no hive-module mark left, and no master holding a key of a slot it does not
+/// own (a copy left on two masters).
+fn settled(masters: &[String]) {
+    assert!(open_marks(masters).is_empty(), "{:?}", open_marks(masters));
+    for m in masters {
+        assert_eq!(strays(m), 0, "{m} keeps keys of slots it does not own");
+        let st = module_state(m);
+        assert!(
+            st.get("standby").is_none()
+                && st.get("inflight").is_none()
+                && st["migrating"] == serde_json::json!([]),
+            "{m}: {st}"
+        );
+    }
+}
+
 #[test]
 fn reshard_promoted_replica_guards_the_slot_and_resume_keeps_the_live_copy() {
     let _heavy = hive_tests::heavy();
@@ -192,19 +208,7 @@ fn reshard_promoted_replica_guards_the_slot_and_resume_keeps_the_live_copy() {
     assert_eq!(out["resumed"]["stale_copies"], 1, "{out}");
     let got: Vec<String> = waiting.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(got, ["v2", "v1"], "the live copy of each key in flight");
-    assert!(
-        open_marks(&masters).is_empty(),
-        "{:?}",
-        open_marks(&masters)
-    );
-    for m in &masters {
-        assert_eq!(strays(m), 0, "{m} keeps keys of slots it does not own");
-        let st = module_state(m);
-        assert!(
-            st.get("standby").is_none() && st["migrating"] == serde_json::json!([]),
-            "{m}: {st}"
-        );
-    }
+    settled(&masters);
     for (k, want) in [(&moved, "v2"), (&stale, "v2"), (&fresh, "v1")] {
         let v: String = redis::cmd("GET").arg(k).query(&mut c).unwrap();
         assert_eq!(v, want, "{k}");
@@ -271,14 +275,7 @@ fn reshard_cluster_source_killed_mid_slot_loses_nothing_acknowledged() {
         lost.len(),
         &lost[..lost.len().min(5)]
     );
-    assert!(
-        open_marks(&masters).is_empty(),
-        "{:?}",
-        open_marks(&masters)
-    );
-    for m in &masters {
-        assert_eq!(strays(m), 0, "{m} keeps keys of slots it does not own");
-    }
+    settled(&masters);
     assert_eq!(check_populated(&u, KEYS, 7), KEYS.div_ceil(7));
     assert_eq!(masters_of(&dst).len(), 3);
 }
