@@ -15,7 +15,7 @@ use hive_tests::module_cluster::{poll_until, wait_for};
 use hive_tests::{connect, hive_bin, node_url};
 
 use super::super::hive_ok;
-use super::{config, epoch, groups, url, write_toml};
+use super::{config, epoch, groups, slot_counts, url, write_toml};
 
 const KEYS: usize = 20_000;
 
@@ -110,15 +110,7 @@ fn reshard_static_killed_mid_move_resumes_without_loss() {
     let total: u64 = masters.iter().map(|m| dbsize(&node_url(m))).sum();
     assert_eq!(total, KEYS as u64, "no key lost or duplicated");
     assert_eq!(check_populated(&u, KEYS, 7), KEYS.div_ceil(7));
-    let counts: Vec<usize> = proxy
-        .shared
-        .plane
-        .layout
-        .load()
-        .ranges
-        .iter()
-        .map(|r| r.iter().map(|r| (r.end - r.start) as usize + 1).sum())
-        .collect();
+    let counts = slot_counts(&proxy);
     assert!(
         counts.iter().all(|c| (5350..=5570).contains(c)),
         "{counts:?}"

@@ -132,6 +132,18 @@ fn moving(p: &ProxyHandle) -> bool {
     p.shared.plane.layout.load().moving_count() > 0
 }
 
+/// How many slots each shard has in the map `p` routes by.
+pub(super) fn slot_counts(p: &ProxyHandle) -> Vec<usize> {
+    p.shared
+        .plane
+        .layout
+        .load()
+        .ranges
+        .iter()
+        .map(|r| r.iter().map(|r| (r.end - r.start) as usize + 1).sum())
+        .collect()
+}
+
 pub(super) fn epoch(p: &ProxyHandle) -> u64 {
     p.shared.plane.layout.load().epoch
 }
@@ -269,11 +281,7 @@ fn grow_and_shrink(mode: Mode, password: Option<&str>) {
         asks, 1,
         "the giver of slot {gone:?} sends a late request on"
     );
-    let share = p1.shared.plane.layout.load().ranges.clone();
-    let counts: Vec<usize> = share
-        .iter()
-        .map(|r| r.iter().map(|r| (r.end - r.start) as usize + 1).sum())
-        .collect();
+    let counts = slot_counts(&p1);
     assert!(
         counts.iter().all(|c| (4013..=4178).contains(c)),
         "{counts:?}"
