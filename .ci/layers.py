@@ -16,7 +16,7 @@ MAX_LOOSE = 8
 # Floors, lowest first. A module may use modules on its own floor or below.
 FLOORS = {
     "proxy/upstream/src": [
-        ["error", "stream", "stop"],
+        ["error", "stream", "stop", "mailbox"],
         ["config"],
         ["stats"],
         ["tls", "reply_error"],

@@ -12,6 +12,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod facts;
+pub mod mailbox;
 pub mod replicas;
 pub mod reply_error;
 pub mod route;

@@ -32,7 +32,7 @@ use futures_util::FutureExt;
 use hive_common::command::KeyPositions;
 use hive_common::resp::{Request, RequestDecoder};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -43,7 +43,7 @@ use crate::metrics::worker::WorkerStats;
 use crate::metrics::Stats;
 use crate::state::Shared;
 use hive_upstream::conn::backend::Backend;
-use hive_upstream::{Inbox, ReplyTx};
+use hive_upstream::{mailbox, Inbox, ReplyTx};
 use local::{After, Ctx};
 
 use crate::state::registry::ClientEntry;
@@ -72,7 +72,7 @@ struct Conn {
     /// connection costs no channel (measured: ~2.5 KiB each).
     tx: Option<ReplyTx>,
     /// The receiving end of a channel just created, for the serve loop to pick up.
-    new_rx: Option<mpsc::UnboundedReceiver<Inbox>>,
+    new_rx: Option<mailbox::Receiver<Inbox>>,
     keys: KeyPositions,
     /// Stop reading; close once every accepted request has its reply (QUIT, protocol error,
     /// shutdown).
@@ -154,7 +154,7 @@ async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut rx: Option<mpsc::UnboundedReceiver<Inbox>> = None;
+    let mut rx: Option<mailbox::Receiver<Inbox>> = None;
     // The config as of this connection's start (a reload applies to later connections).
     let live = shared.live.load_full();
     let cfg = &live.proxy;
@@ -256,7 +256,7 @@ async fn serve<S>(
             Some(msg) = recv(&mut rx) => {
                 conn.on_inbox(msg);
                 work += 1;
-                while let Some(m) = rx.as_mut().and_then(|r| r.try_recv().ok()) {
+                while let Some(m) = rx.as_mut().and_then(|r| r.try_recv()) {
                     conn.on_inbox(m);
                     work += 1;
                 }
@@ -343,7 +343,7 @@ const WORK_BURST: usize = 512;
 pub(crate) use hive_upstream::BURST;
 
 /// The next reply, or never while no channel exists yet.
-async fn recv(rx: &mut Option<mpsc::UnboundedReceiver<Inbox>>) -> Option<Inbox> {
+async fn recv(rx: &mut Option<mailbox::Receiver<Inbox>>) -> Option<Inbox> {
     match rx {
         Some(r) => r.recv().await,
         None => std::future::pending().await,
@@ -369,7 +369,7 @@ impl Conn {
         if let Some(tx) = &self.tx {
             return tx.clone();
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mailbox::channel();
         self.new_rx = Some(rx);
         self.tx = Some(tx.clone());
         tx

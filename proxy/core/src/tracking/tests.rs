@@ -1,12 +1,12 @@
 use super::*;
-use tokio::sync::mpsc;
+use hive_upstream::mailbox;
 
 fn client(
     resp3: bool,
     redirect: Option<u64>,
     bcast: Option<Vec<Bytes>>,
-) -> (Client, mpsc::UnboundedReceiver<Inbox>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+) -> (Client, mailbox::Receiver<Inbox>) {
+    let (tx, rx) = mailbox::channel();
     (
         Client {
             tx,
@@ -18,9 +18,9 @@ fn client(
     )
 }
 
-fn frames(rx: &mut mpsc::UnboundedReceiver<Inbox>) -> Vec<Bytes> {
+fn frames(rx: &mut mailbox::Receiver<Inbox>) -> Vec<Bytes> {
     let mut out = Vec::new();
-    while let Ok(Inbox::Invalidate { frame }) = rx.try_recv() {
+    while let Some(Inbox::Invalidate { frame }) = rx.try_recv() {
         out.push(frame);
     }
     out
@@ -54,7 +54,7 @@ fn tracker_tells_readers_once_per_read() {
 #[test]
 fn tracker_redirects_and_reports_a_broken_redirect() {
     let t = Tracker::new(0);
-    let (sink_tx, mut sink_rx) = mpsc::unbounded_channel();
+    let (sink_tx, mut sink_rx) = mailbox::channel();
     t.sink(9, Some((sink_tx, false)));
     let (c, mut rx) = client(true, Some(9), None);
     t.enable(1, c);

@@ -2,7 +2,6 @@
 //! the client's sequence number) one way, an `Inbox` message (the reply) the other.
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use crate::error::ProxyError;
 
@@ -51,7 +50,7 @@ impl Proto {
     }
 }
 
-pub type ReplyTx = mpsc::UnboundedSender<Inbox>;
+pub type ReplyTx = crate::mailbox::Sender<Inbox>;
 
 /// One request for a backend connection.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::backend::{Backend, BackendOpts};
 use super::{Inbox, Job, Proto, Tag};
@@ -69,7 +69,7 @@ async fn backend_keeps_order_of_a_burst_of_jobs() {
         Arc::new(UpstreamStats::default()),
         None,
     );
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = crate::mailbox::channel();
     let job = |seq: u64| Job {
         data: ping(seq),
         prefix: None,

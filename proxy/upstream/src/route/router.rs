@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use hive_common::resp::{ReplyScanner, Request};
 use hive_common::Slot;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::conn::backend::Backend;
@@ -168,7 +167,7 @@ impl Router {
         for r in reqs {
             data.extend_from_slice(r.raw());
         }
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = crate::mailbox::channel();
         let tag = Tag { seq: 0, part: 0 };
         backend.send(Job {
             data: data.freeze(),

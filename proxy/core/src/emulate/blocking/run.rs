@@ -12,11 +12,11 @@ use bytes::Bytes;
 use hive_common::resp::{parse_i64, Request};
 use hive_common::Slot;
 use hive_upstream::conn::backend::Backend;
+use hive_upstream::mailbox;
 use hive_upstream::reply_error::ReplyError;
 use hive_upstream::route::pool;
 use hive_upstream::route::router::Router;
 use hive_upstream::{Inbox, Job, ReplyTx, Tag};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::plan::{is_nil, BlockPlan, Kind};
@@ -193,7 +193,7 @@ struct Shards<'a> {
     deadline: Option<Instant>,
     groups: Vec<Group>,
     tx: ReplyTx,
-    rx: mpsc::UnboundedReceiver<Inbox>,
+    rx: mailbox::Receiver<Inbox>,
     /// The client's reply, once decided: the winning element, or an error.
     reply: Option<Bytes>,
     /// A timed-out group's null, the reply when every group timed out.
@@ -219,7 +219,7 @@ impl<'a> Shards<'a> {
             }
         });
         drop(topo);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mailbox::channel();
         let groups = keys
             .into_iter()
             .map(|keys| Group {

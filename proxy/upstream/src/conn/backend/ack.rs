@@ -86,7 +86,7 @@ mod tests {
     use std::time::Instant;
 
     fn entry() -> InFlight {
-        let (tx, _) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, _) = crate::mailbox::channel();
         InFlight {
             reply: tx,
             tag: Tag { seq: 1, part: 0 },

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 mod ack;
@@ -57,7 +57,7 @@ pub use super::sink::PushSink;
 #[derive(Debug)]
 pub struct Backend {
     pub addr: Arc<str>,
-    tx: mpsc::UnboundedSender<Job>,
+    tx: crate::mailbox::Sender<Job>,
     /// Set by the connection while a large reply streams on it; only this worker thread
     /// writes and reads it.
     handoff: Arc<AtomicBool>,
@@ -74,9 +74,9 @@ impl Backend {
         opts: BackendOpts,
         on_failure: Arc<Notify>,
         stats: Arc<UpstreamStats>,
-        demoted: Option<mpsc::UnboundedReceiver<()>>,
+        demoted: Option<crate::conn::demote::Demoted>,
     ) -> Arc<Backend> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = crate::mailbox::channel();
         let handoff = Arc::new(AtomicBool::new(false));
         let node_id = Arc::new(AtomicI64::new(-1));
         let task = Task {
@@ -111,7 +111,7 @@ impl Backend {
     }
 
     pub fn send(&self, job: Job) {
-        if let Err(mpsc::error::SendError(job)) = self.tx.send(job) {
+        if let Err(crate::mailbox::SendError(job)) = self.tx.send(job) {
             // Only after runtime shutdown; the client still gets an answer.
             let err = ProxyError::internal(format!("backend {} is shutting down", self.addr));
             let _ = job.reply.send(Inbox::Failed { tag: job.tag, err });
@@ -124,12 +124,12 @@ struct Task {
     opts: BackendOpts,
     on_failure: Arc<Notify>,
     stats: Arc<UpstreamStats>,
-    rx: mpsc::UnboundedReceiver<Job>,
+    rx: crate::mailbox::Receiver<Job>,
     /// Taken from `rx` but not yet written; the next connection sends it first.
     carry: Option<Job>,
     handoff: Arc<AtomicBool>,
     node_id: Arc<AtomicI64>,
-    demoted: Option<mpsc::UnboundedReceiver<()>>,
+    demoted: Option<crate::conn::demote::Demoted>,
 }
 
 /// After a failed connect, fail requests at once for this long instead of each one waiting
@@ -244,7 +244,7 @@ impl Task {
     }
 
     fn fail_queued(&mut self, why: &str) {
-        while let Ok(job) = self.rx.try_recv() {
+        while let Some(job) = self.rx.try_recv() {
             self.fail_job(job, why);
         }
     }

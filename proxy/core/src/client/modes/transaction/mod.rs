@@ -215,7 +215,7 @@ impl Conn {
     /// connection is kept for the next WATCH (UNWATCH goes first on it, in order).
     pub(crate) fn release_watch(&mut self) {
         let Some(w) = self.watch.take() else { return };
-        let (tx, _) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, _) = hive_upstream::mailbox::channel();
         for c in std::iter::once(w.conn).chain(w.more.into_iter().map(|(_, c)| c)) {
             c.send(hive_upstream::Job {
                 data: Request::from_args(&["UNWATCH"]).raw().clone(),
