@@ -7,7 +7,9 @@
 # connection-scale run (10,000 idle clients); then the cost of write_ack = "replica"
 # (benches/write_ack.sh). Judges nothing: exits
 # non-zero only when it cannot run.
-# Usage: bash benches/compare.sh [rounds]
+# Usage: [PIN=1] [WRITE_ACK=0] bash benches/compare.sh [rounds]
+#   PIN=1: servers, sentinels and proxies on CPU 1 and redis-benchmark on CPU 0 (taskset), as the
+#   performance issue measured; WRITE_ACK=0 leaves out the write_ack run at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
@@ -24,13 +26,15 @@ cleanup() {
 }
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || true
+ON1=() ON0=()
+[ "${PIN:-0}" = 1 ] && ON1=(taskset -c 1) ON0=(taskset -c 0)
 
 # Ports: cluster 7740-7745 (hive up's own proxy 7760), standalone 7750-7752, hive static 7761,
 # nutcracker 7762, hive cluster 7763.
-"$HIVE" up --port 7740 --listen 127.0.0.1:7760 --dir "$TMP/cluster" >"$TMP/up.log" 2>&1 &
+"${ON1[@]}" "$HIVE" up --port 7740 --listen 127.0.0.1:7760 --dir "$TMP/cluster" >"$TMP/up.log" 2>&1 &
 PIDS+=($!)
 for p in 7750 7751 7752; do
-  redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" --dbfilename "d$p.rdb" \
+  "${ON1[@]}" redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" --dbfilename "d$p.rdb" \
     --logfile "$TMP/r$p.log" &
   PIDS+=($!)
 done
@@ -45,18 +49,18 @@ bench:
    - 127.0.0.1:7751:1
    - 127.0.0.1:7752:1
 EOF
-nutcracker -c "$TMP/nutcracker.yml" -o "$TMP/nutcracker.log" &
+"${ON1[@]}" nutcracker -c "$TMP/nutcracker.yml" -o "$TMP/nutcracker.log" &
 NUT=$!; PIDS+=($NUT)
 for _ in $(seq 120); do grep -q "Press Ctrl-C" "$TMP/up.log" 2>/dev/null && break; sleep 0.5; done
 grep -q "Press Ctrl-C" "$TMP/up.log" || { cat "$TMP/up.log"; echo "hive up did not start" >&2; exit 1; }
 # Room for the 10,000 idle clients of the connection-scale run plus the load.
 printf '[proxy]\nmax_clients = 20000\n' >"$TMP/static.toml"
-"$HIVE" proxy --config "$TMP/static.toml" --static 127.0.0.1:7750,127.0.0.1:7751,127.0.0.1:7752 \
+"${ON1[@]}" "$HIVE" proxy --config "$TMP/static.toml" --static 127.0.0.1:7750,127.0.0.1:7751,127.0.0.1:7752 \
   --listen 127.0.0.1:7761 >"$TMP/static.log" 2>&1 &
 HSTATIC=$!; PIDS+=($HSTATIC)
 # A proxy process of its own in front of the cluster, so its CPU and RSS are the proxy's alone
 # (`hive up` also supervises the nodes).
-"$HIVE" proxy --cluster 127.0.0.1:7740 --listen 127.0.0.1:7763 >"$TMP/cluster.log" 2>&1 &
+"${ON1[@]}" "$HIVE" proxy --cluster 127.0.0.1:7740 --listen 127.0.0.1:7763 >"$TMP/cluster.log" 2>&1 &
 HCLUSTER=$!; PIDS+=($HCLUSTER)
 sleep 1
 declare -A PORT=([direct]=7750 [hive-cluster]=7763 [hive-static]=7761 [nutcracker]=7762)
@@ -68,7 +72,7 @@ TARGETS=(direct hive-cluster hive-static nutcracker)
 bench() {
   local t=$1 test=$2 p=$3 n=$4 c=$5 before after line
   before=$(cpu_ticks "${PID[$t]}")
-  line=$(redis-benchmark -p "${PORT[$t]}" -t "$test" -n "$n" -r 100000 -d 64 -c "$c" -P "$p" --csv 2>/dev/null | tail -1)
+  line=$("${ON0[@]}" redis-benchmark -p "${PORT[$t]}" -t "$test" -n "$n" -r 100000 -d 64 -c "$c" -P "$p" --csv 2>/dev/null | tail -1)
   after=$(cpu_ticks "${PID[$t]}")
   echo "$line" | tr -d '"' | awk -F, -v b="$before" -v a="$after" -v n="$n" -v tk="$TICK" \
     '{printf "%s %s %s %.3f\n", $2, $5, $7, (a-b)/tk/n*1e6}'
@@ -170,6 +174,7 @@ idle_rps=$(echo "${idle[@]}" | median)
 printf 'RSS %.1f MB -> %.1f MB: %.2f KiB per idle connection\n' "$(echo "$rss0/1024" | bc -l)" "$(echo "$rss1/1024" | bc -l)" "$(echo "($rss1-$rss0)/10000" | bc -l)"
 printf 'GET P1 with 10,000 idle clients: %.0f req/s vs %.0f without (%.2f)\n' "$idle_rps" "$base_rps" "$(echo "$idle_rps/$base_rps" | bc -l)"
 
+[ "${WRITE_ACK:-1}" = 0 ] && exit 0
 # The cost of write_ack = "replica" (issue 30), on deployments of its own once these are gone.
 cleanup
 trap - EXIT

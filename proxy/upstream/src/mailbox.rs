@@ -5,12 +5,13 @@
 //! channel every time they wake, for whatever woke them, several times per request; tokio's
 //! `mpsc` registered the waker (two atomic read-modify-writes) and checked the coop budget on
 //! every poll that found nothing, and popped each message by itself: 370 instructions per
-//! request at P16 and about 1,100 at P1 (callgrind, issue 27). Here the receiver keeps its
-//! registration until a sender takes it, and takes every queued message in one swap.
+//! request at P16 and about 1,100 at P1 (callgrind, issue 27). Here the receiver registers its
+//! waker once, only the first message after it emptied the queue wakes it, and it takes every
+//! queued message in one swap.
 //! Senders are mostly on the receiver's own worker thread, so the lock is uncontended.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -31,7 +32,8 @@ impl<T: std::fmt::Debug> std::error::Error for SendError<T> {}
 
 struct State<T> {
     queue: VecDeque<T>,
-    /// The receiving task, until a send takes it to wake it.
+    /// The receiving task. It stays registered across wake-ups: only the first send after the
+    /// receiver emptied the queue wakes it, so it need not register again every time.
     waker: Option<Waker>,
     receiver_gone: bool,
 }
@@ -62,7 +64,7 @@ pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
     /// Taken from the shared queue, not yet returned.
     local: VecDeque<T>,
-    /// Whether the shared state still holds this task's waker.
+    /// The waker the shared state holds, to see without the lock whether it is this task's.
     registered: Option<Waker>,
 }
 
@@ -99,11 +101,12 @@ impl<T> Sender<T> {
             return Err(SendError(value));
         }
         st.queue.push_back(value);
-        let waker = st.waker.take();
-        self.shared.ready.store(true, Ordering::Release);
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
+        if !self.shared.ready.swap(true, Ordering::AcqRel) {
+            // Under the lock, so the receiver cannot change its waker meanwhile; a task's
+            // waker only schedules it.
+            if let Some(w) = &st.waker {
+                w.wake_by_ref();
+            }
         }
         Ok(())
     }
@@ -140,9 +143,8 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The last one: a waiting receiver must see the end.
-            let waker = self.shared.lock().waker.take();
-            if let Some(w) = waker {
-                w.wake();
+            if let Some(w) = &self.shared.lock().waker {
+                w.wake_by_ref();
             }
         }
     }
@@ -161,17 +163,8 @@ impl<T> std::fmt::Debug for Receiver<T> {
 }
 
 /// Moves everything queued into `local`; true if anything was.
-fn take_queued<T>(
-    ready: &AtomicBool,
-    st: &mut State<T>,
-    local: &mut VecDeque<T>,
-    registered: &mut Option<Waker>,
-) -> bool {
-    ready.store(false, Ordering::Relaxed);
-    // A send that queued took the waker; keep registering only if it is still there.
-    if st.waker.is_none() {
-        *registered = None;
-    }
+fn take_queued<T>(ready: &AtomicBool, st: &mut State<T>, local: &mut VecDeque<T>) -> bool {
+    ready.store(false, Ordering::Release);
     if st.queue.is_empty() {
         return false;
     }
@@ -197,7 +190,7 @@ impl<T> Receiver<T> {
         }
         if shared.ready.load(Ordering::Acquire) {
             let mut st = shared.lock();
-            if take_queued(&shared.ready, &mut st, local, registered) {
+            if take_queued(&shared.ready, &mut st, local) {
                 return Poll::Ready(local.pop_front());
             }
         }
@@ -208,7 +201,7 @@ impl<T> Receiver<T> {
         }
         let mut st = shared.lock();
         // Looked at again under the lock: a send since the check above would not wake us.
-        if take_queued(&shared.ready, &mut st, local, registered) {
+        if take_queued(&shared.ready, &mut st, local) {
             return Poll::Ready(local.pop_front());
         }
         if shared.senders.load(Ordering::Acquire) == 0 {
@@ -220,18 +213,15 @@ impl<T> Receiver<T> {
         Poll::Pending
     }
 
-    /// The next message; `None` once it is empty and every sender is gone.
-    pub async fn recv(&mut self) -> Option<T> {
-        poll_fn(|cx| self.poll_recv(cx)).await
+    /// The next message; `None` once it is empty and every sender is gone. A plain
+    /// `poll_fn`, not an `async fn`: the future is made anew at every poll of a `select!`.
+    pub fn recv(&mut self) -> impl Future<Output = Option<T>> + '_ {
+        poll_fn(move |cx| self.poll_recv(cx))
     }
 
     /// The next message if one is there.
     pub fn try_recv(&mut self) -> Option<T> {
-        let Receiver {
-            shared,
-            local,
-            registered,
-        } = self;
+        let Receiver { shared, local, .. } = self;
         if let Some(v) = local.pop_front() {
             return Some(v);
         }
@@ -239,7 +229,7 @@ impl<T> Receiver<T> {
             return None;
         }
         let mut st = shared.lock();
-        take_queued(&shared.ready, &mut st, local, registered);
+        take_queued(&shared.ready, &mut st, local);
         local.pop_front()
     }
 }

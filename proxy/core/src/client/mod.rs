@@ -342,12 +342,15 @@ const WORK_BURST: usize = 512;
 /// Bytes a task reads before it yields to the other tasks of its worker.
 pub(crate) use hive_upstream::BURST;
 
-/// The next reply, or never while no channel exists yet.
-async fn recv(rx: &mut Option<mailbox::Receiver<Inbox>>) -> Option<Inbox> {
-    match rx {
-        Some(r) => r.recv().await,
-        None => std::future::pending().await,
-    }
+/// The next reply, or never while no channel exists yet. A `poll_fn`: `select!` makes this
+/// future anew on every turn, and an `async fn`'s state machine cost more to make and poll.
+fn recv(
+    rx: &mut Option<mailbox::Receiver<Inbox>>,
+) -> impl std::future::Future<Output = Option<Inbox>> + '_ {
+    std::future::poll_fn(move |cx| match rx {
+        Some(r) => r.poll_recv(cx),
+        None => std::task::Poll::Pending,
+    })
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

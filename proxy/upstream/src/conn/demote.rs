@@ -107,11 +107,11 @@ impl Demoted {
 
 /// Resolves when the connection is told its node was demoted; never, for connections that
 /// are not registered.
-pub(super) async fn demoted(d: &mut Option<Demoted>) {
-    match d {
-        Some(d) => poll_fn(|cx| d.poll_demoted(cx)).await,
-        None => std::future::pending().await,
-    }
+pub(super) fn demoted(d: &mut Option<Demoted>) -> impl std::future::Future<Output = ()> + '_ {
+    poll_fn(move |cx| match d {
+        Some(d) => d.poll_demoted(cx),
+        None => Poll::Pending,
+    })
 }
 
 #[cfg(test)]

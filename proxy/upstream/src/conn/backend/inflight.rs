@@ -64,14 +64,14 @@ const WRITE_DIRECT: usize = 64 * 1024;
 /// `acking`: the connection confirms writes with WAIT, so a job marked `ack` is gated.
 pub(super) fn push_job(
     wbuf: &mut BytesMut,
-    batch: &mut Vec<InFlight>,
+    batch: &mut VecDeque<InFlight>,
     job: Job,
     sent: Instant,
     acking: bool,
 ) -> Option<Bytes> {
     if let Some(prefix) = &job.prefix {
         wbuf.extend_from_slice(prefix);
-        batch.push(InFlight {
+        batch.push_back(InFlight {
             reply: job.reply.clone(),
             tag: job.tag,
             skip: true,
@@ -81,7 +81,7 @@ pub(super) fn push_job(
             gate: Gate::Open,
         });
     }
-    batch.push(InFlight {
+    batch.push_back(InFlight {
         reply: job.reply,
         tag: job.tag,
         skip: false,
