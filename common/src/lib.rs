@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod command;
 pub mod error;
+pub mod find;
 pub mod glob;
 pub mod info;
 pub mod pubsub;

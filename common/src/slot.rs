@@ -97,7 +97,7 @@ impl std::fmt::Display for Slot {
 }
 
 fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = memchr::memchr(b'{', key) {
+    if let Some(open) = crate::find::find_byte(b'{', key) {
         if let Some(close) = memchr::memchr(b'}', &key[open + 1..]) {
             if close > 0 {
                 return &key[open + 1..open + 1 + close];

@@ -50,6 +50,20 @@ impl CommandSpec {
     }
 
     fn walk_keys(&self, req: &Request, mut emit: impl FnMut(u32, u8)) -> Result<(), KeyError> {
+        if self.one_key > 0 {
+            // What the walk below does for a single `index` + `range 0` spec.
+            let spec = &self.key_specs[0];
+            if (self.one_key as usize) < req.argc() {
+                emit(self.one_key, spec.access);
+            } else if !spec.incomplete {
+                return Err(KeyError::OutOfRange);
+            }
+            return Ok(());
+        }
+        self.walk_specs(req, emit)
+    }
+
+    fn walk_specs(&self, req: &Request, mut emit: impl FnMut(u32, u8)) -> Result<(), KeyError> {
         let argc = req.argc() as i64;
         // `MIGRATE host port "" db timeout ... KEYS k1 k2`: the empty key is a placeholder.
         let placeholder = self.name == "migrate" && req.argc() > 3 && req.arg(3).is_empty();
@@ -175,6 +189,44 @@ mod tests {
         let mut out = KeyPositions::new();
         spec.keys(&req, &mut out)?;
         Ok(out.iter().map(|&i| args[i as usize].to_string()).collect())
+    }
+
+    #[test]
+    fn keys_one_key_shortcut_matches_the_spec_walk() {
+        let mut shortcut = 0;
+        for spec in CommandTable::get().all() {
+            if spec.one_key == 0 {
+                continue;
+            }
+            shortcut += 1;
+            for argc in 1..6 {
+                let args: Vec<String> = (0..argc).map(|i| format!("a{i}")).collect();
+                let req = Request::from_args(&args);
+                let (mut fast, mut walked) = (Vec::new(), Vec::new());
+                let a = spec.walk_keys(&req, |i, acc| fast.push((i, acc)));
+                let b = spec.walk_specs(&req, |i, acc| walked.push((i, acc)));
+                assert_eq!(
+                    (a, fast),
+                    (b, walked),
+                    "{} with {argc} arguments",
+                    spec.name
+                );
+            }
+        }
+        // GET, SET, HSET, INCR, EXPIRE, ... take it; MGET, EVAL, SORT do not.
+        assert!(shortcut > 100, "only {shortcut} commands take the shortcut");
+        let t = CommandTable::get();
+        assert!(t.lookup(b"get").unwrap().one_key == 1);
+        for name in [
+            &b"mget"[..],
+            b"eval",
+            b"sort",
+            b"migrate",
+            b"ping",
+            b"rename",
+        ] {
+            assert_eq!(t.lookup(name).unwrap().one_key, 0, "{name:?}");
+        }
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! `data/commands.json` is produced by `cargo run -p hive-common --example gen_commands` from a
 //! real server's `COMMAND` reply and checked in; a test compares it with a live server.
 
+mod index;
 mod keys;
 
 use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
+use index::{NameIndex, MAX_NAME};
 pub use keys::{KeyError, KeyPositions};
 
 /// How a key spec finds where its keys begin.
@@ -73,6 +75,10 @@ pub struct CommandSpec {
     pub subcommands: Vec<CommandSpec>,
     #[serde(skip)]
     bits: u32,
+    /// The argument index of the one key when the key specs name exactly one, at a fixed
+    /// index (GET's 1, HSET's 1); 0 otherwise. Key extraction then walks no spec.
+    #[serde(skip)]
+    one_key: u32,
     /// A dense number for every command and subcommand (`0..CommandTable::ids()`), so a set
     /// of commands (an ACL user's) is a bitmap.
     #[serde(skip)]
@@ -179,14 +185,27 @@ impl CommandSpec {
                 }
             });
         }
+        self.one_key = match self.key_specs.as_slice() {
+            [KeySpec {
+                begin_search: BeginSearch::Index { pos },
+                find_keys:
+                    FindKeys::Range {
+                        lastkey: 0,
+                        keystep,
+                        ..
+                    },
+                ..
+            }] if *keystep > 0 && !matches!(self.name.as_str(), "sort" | "migrate") => {
+                u32::try_from(*pos).unwrap_or(0)
+            }
+            _ => 0,
+        };
         self.subcommands.sort_by(|a, b| a.name.cmp(&b.name));
         for s in &mut self.subcommands {
             s.prepare(next);
         }
     }
 }
-
-const MAX_NAME: usize = 48;
 
 fn lowercase<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME]) -> Option<&'a [u8]> {
     let out = buf.get_mut(..name.len())?;
@@ -201,21 +220,7 @@ pub struct CommandTable {
     commands: Vec<CommandSpec>,
     /// How many ids `prepare` gave out.
     ids: u16,
-    /// Command index per hash bucket, `EMPTY` where none.
-    index: Vec<u16>,
-}
-
-const EMPTY: u16 = u16::MAX;
-
-/// FNV-1a over the lowercased name; returns the hash and writes the lowercase bytes to `buf`.
-fn hash_lower<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME]) -> Option<(u32, &'a [u8])> {
-    let out = buf.get_mut(..name.len())?;
-    let mut h: u32 = 0x811c_9dc5;
-    for (o, b) in out.iter_mut().zip(name) {
-        *o = b.to_ascii_lowercase();
-        h = (h ^ u32::from(*o)).wrapping_mul(0x0100_0193);
-    }
-    Some((h, out))
+    index: NameIndex,
 }
 
 static TABLE: LazyLock<CommandTable> = LazyLock::new(|| {
@@ -253,20 +258,7 @@ impl CommandTable {
         for c in &mut commands {
             c.prepare(&mut ids);
         }
-        // At most 1/4 full, so probes stay short.
-        let size = (commands.len() * 4).next_power_of_two().max(16);
-        let mut index = vec![EMPTY; size];
-        for (i, c) in commands.iter().enumerate() {
-            let mut buf = [0u8; MAX_NAME];
-            let Some((h, _)) = hash_lower(c.name.as_bytes(), &mut buf) else {
-                continue;
-            };
-            let mut at = h as usize & (size - 1);
-            while index[at] != EMPTY {
-                at = (at + 1) & (size - 1);
-            }
-            index[at] = i as u16;
-        }
+        let index = NameIndex::build(commands.iter().map(|c| c.name.as_str()));
         Ok(CommandTable {
             commands,
             ids,
@@ -276,21 +268,10 @@ impl CommandTable {
 
     /// Case-insensitive lookup without allocation.
     pub fn lookup(&self, name: &[u8]) -> Option<&CommandSpec> {
-        let mut buf = [0u8; MAX_NAME];
-        let (h, name) = hash_lower(name, &mut buf)?;
-        let mask = self.index.len() - 1;
-        let mut at = h as usize & mask;
-        loop {
-            let i = self.index[at];
-            if i == EMPTY {
-                return None;
-            }
-            let c = &self.commands[i as usize];
-            if c.name.as_bytes() == name {
-                return Some(c);
-            }
-            at = (at + 1) & mask;
-        }
+        let i = self
+            .index
+            .find(name, |i| self.commands[usize::from(i)].name.as_str())?;
+        Some(&self.commands[usize::from(i)])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &CommandSpec> {

@@ -17,6 +17,12 @@ pub use value::{parse_value, Value};
 /// Maximum length of an inline request or of a `*`/`$` header line, as in Redis (64 KiB).
 pub const INLINE_MAX: usize = 64 * 1024;
 
+/// Where the first `\r` of `buf` is (the end of a RESP line).
+#[inline]
+pub fn find_cr(buf: &[u8]) -> Option<usize> {
+    crate::find::find_byte(b'\r', buf)
+}
+
 /// Parses an ASCII decimal `i64` as Redis's `string2ll` does (no `+`, no spaces, no leading zeros).
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
     let (neg, digits) = match s.first()? {
@@ -45,7 +51,20 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_i64;
+    use super::{find_cr, parse_i64};
+
+    #[test]
+    fn find_cr_agrees_with_memchr_at_every_length_and_place() {
+        for len in 0..70 {
+            for at in 0..=len {
+                let mut buf = vec![b'x'; len];
+                if at < len {
+                    buf[at] = b'\r';
+                }
+                assert_eq!(find_cr(&buf), memchr::memchr(b'\r', &buf), "{len} {at}");
+            }
+        }
+    }
 
     #[test]
     fn parse_i64_matches_string2ll() {

@@ -40,7 +40,7 @@ impl ReplyScanner {
                 return Ok(None);
             };
             let line_start = self.pos + 1;
-            let Some(cr) = memchr::memchr(b'\r', &buf[line_start..]) else {
+            let Some(cr) = super::find_cr(&buf[line_start..]) else {
                 return Ok(None);
             };
             let cr = line_start + cr;

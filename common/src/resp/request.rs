@@ -155,7 +155,7 @@ impl RequestDecoder {
 
     /// `Some(true)`: a multibulk started; `Some(false)`: an empty one was skipped.
     fn start_multibulk(&mut self, buf: &mut BytesMut) -> Result<Option<bool>, ProtocolError> {
-        let Some(cr) = memchr::memchr(b'\r', buf) else {
+        let Some(cr) = super::find_cr(buf) else {
             if buf.len() > INLINE_MAX {
                 return Err(ProtocolError::TooBigMultibulkCount);
             }
@@ -193,7 +193,7 @@ impl RequestDecoder {
         };
         while args.len() < *total {
             let rest = &buf[*pos..];
-            let Some(cr) = memchr::memchr(b'\r', rest) else {
+            let Some(cr) = super::find_cr(rest) else {
                 if rest.len() > INLINE_MAX {
                     return Err(ProtocolError::TooBigBulkCount);
                 }

@@ -252,9 +252,10 @@ fn route(
             why: NotEmulated::No,
         };
     }
-    if keys[1..]
-        .iter()
-        .any(|&k| Slot::for_key(req.arg(k as usize)) != slot)
+    if keys.len() > 1
+        && keys[1..]
+            .iter()
+            .any(|&k| Slot::for_key(req.arg(k as usize)) != slot)
     {
         if full == "watch" {
             return Action::Tx(TxCmd::WatchShards);
