@@ -35,25 +35,33 @@ pub(super) struct Unit {
     pub route: Route,
     pub redirects: u8,
     pub attempts: u8,
-    /// When the unit started waiting for a writable master (bounded by `failover_hold_ms`).
-    pub held_since: Option<Instant>,
     /// Runs on one of the client's own connections, chosen by address (blocking commands).
     pub own: bool,
-    /// A fixed connection (WATCH, subscriptions): never redirected.
-    pub pinned: Option<Arc<Backend>>,
-    /// Bytes sent instead of `req` and the reply frames they produce (a transaction).
-    pub wire: Option<(Bytes, u32)>,
-    /// Sent before the request with its reply dropped (SCRIPT LOAD after NOSCRIPT, or the
-    /// replicated write WAIT measures from).
-    pub prefix: Option<Bytes>,
     /// ASK is waited out instead of followed (a slot scan must see the whole slot).
     pub no_ask: bool,
     /// Goes over the client's own connection for large traffic (`large.rs`).
     pub large: bool,
-    /// The replica a read was sent to, so a failure sets it aside and retries elsewhere.
-    pub replica: Option<Arc<str>>,
     /// Replicas must confirm it before it is answered (`write_ack = "replica"`).
     pub ack: bool,
+    /// The replica a read was sent to, so a failure sets it aside and retries elsewhere.
+    pub replica: Option<Arc<str>>,
+    /// What few units carry, boxed: every request's unit is built, moved into its queue entry
+    /// and dropped, and these fields made it 256 bytes instead of 168 (issue 27).
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The parts of a `Unit` that transactions, subscriptions, fills, scripts and waits use.
+#[derive(Default)]
+pub(super) struct Extra {
+    /// When the unit started waiting for a writable master (bounded by `failover_hold_ms`).
+    pub held_since: Option<Instant>,
+    /// A fixed connection (WATCH, subscriptions): never redirected.
+    pub pinned: Option<Arc<Backend>>,
+    /// Bytes sent instead of `req` and the reply frames they produce (a transaction).
+    pub wire: Option<(Bytes, u32)>,
+    /// Sent before the request with its reply dropped (SCRIPT LOAD after NOSCRIPT, or a
+    /// blocking command's heartbeat).
+    pub prefix: Option<Bytes>,
 }
 
 impl Unit {
@@ -64,16 +72,34 @@ impl Unit {
             route,
             redirects: 0,
             attempts: 0,
-            held_since: None,
             own: false,
-            pinned: None,
-            wire: None,
-            prefix: None,
             no_ask: false,
             large: false,
-            replica: None,
             ack: false,
+            replica: None,
+            extra: None,
         }
+    }
+
+    /// The rare parts, made on first use.
+    pub fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    pub fn held_since(&self) -> Option<Instant> {
+        self.extra.as_ref()?.held_since
+    }
+
+    pub fn pinned(&self) -> Option<&Arc<Backend>> {
+        self.extra.as_ref()?.pinned.as_ref()
+    }
+
+    pub fn wire(&self) -> Option<&(Bytes, u32)> {
+        self.extra.as_ref()?.wire.as_ref()
+    }
+
+    pub fn prefix(&self) -> Option<&Bytes> {
+        self.extra.as_ref()?.prefix.as_ref()
     }
 }
 
@@ -205,7 +231,7 @@ impl Conn {
             return;
         };
         if let Some(u) = p.units.get(tag.part as usize) {
-            if let Some(since) = u.held_since {
+            if let Some(since) = u.held_since() {
                 if frame.first() != Some(&b'-') {
                     held_succeeded(shared, &u.home, since);
                 }

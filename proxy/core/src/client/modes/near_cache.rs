@@ -152,7 +152,7 @@ impl Conn {
                 };
                 let mut unit = Unit::new(req, route);
                 unit.large = self.large.on;
-                unit.wire = Some((wire, 2));
+                unit.extra().wire = Some((wire, 2));
                 self.push_unit(unit, Shape::Fill(fill));
                 None
             }

@@ -240,8 +240,9 @@ impl Conn {
             Request::from_args(&all).raw().clone()
         };
         let mut unit = Unit::new(req, route);
-        unit.pinned = Some(conn);
-        unit.wire = Some((data, frames));
+        let extra = unit.extra();
+        extra.pinned = Some(conn);
+        extra.wire = Some((data, frames));
         let shape = match confirm {
             Some(reply) => Shape::Confirm { merge: None, reply },
             None => Shape::Single,
@@ -271,7 +272,7 @@ impl Conn {
                 continue;
             };
             let mut u = Unit::new(req, Route::Any);
-            u.pinned = Some(conn);
+            u.extra().pinned = Some(conn);
             units.push(u);
         }
         let resp3 = self.session.resp3();

@@ -73,19 +73,19 @@ impl Conn {
         let proto = self.session.proto;
         let reply = self.reply_tx();
         let Some(unit) = self.unit(tag) else { return };
-        let (data, frames) = match &unit.wire {
+        let (data, frames) = match unit.wire() {
             Some((w, n)) => (w.clone(), *n),
             None => (unit.req.raw().clone(), 1),
         };
         let route = unit.route.clone();
-        let (own, pinned, large, ack) = (unit.own, unit.pinned.clone(), unit.large, unit.ack);
+        let (own, pinned, large, ack) = (unit.own, unit.pinned().cloned(), unit.large, unit.ack);
         if unit.no_ask && pinned.is_none() && self.slot_moving(&route) {
             // A transaction on a slot being handed over (sentinel/static modes) could find its
             // keys split between the two masters: it waits until the slot is done.
             return self.hold(tag, Bytes::from_static(MOVING));
         }
         let Some(unit) = self.unit(tag) else { return };
-        let mut prefix = unit.prefix.clone();
+        let mut prefix = unit.prefix().cloned();
         // Field borrows, not a clone of the `Arc`: this runs for every request.
         let shared = &self.shared;
         let topo = shared.plane.topology.load();

@@ -61,7 +61,7 @@ impl Conn {
             // MULTI's +OK then more: a transaction unit (the only multi-frame reply starting
             // so). One aborted by a moving slot runs again, as a single command would.
             if let Some(e) = exec_aborted_by(&frame).and_then(|f| ReplyError::parse(&f)) {
-                if self.unit(tag).is_some_and(|u| u.wire.is_some()) {
+                if self.unit(tag).is_some_and(|u| u.wire().is_some()) {
                     return self.on_reply_error(tag, e, frame);
                 }
             }
@@ -93,13 +93,13 @@ impl Conn {
         let name = u.req.arg(0);
         let evalsha =
             name.eq_ignore_ascii_case(b"evalsha") || name.eq_ignore_ascii_case(b"evalsha_ro");
-        if !evalsha || u.prefix.is_some() || u.req.argc() < 2 {
+        if !evalsha || u.prefix().is_some() || u.req.argc() < 2 {
             return false;
         }
         let Some(load) = shared.scripts.load_request(u.req.arg(1)) else {
             return false;
         };
-        u.prefix = Some(load);
+        u.extra().prefix = Some(load);
         self.send(tag.seq, tag.part as usize);
         true
     }
@@ -109,7 +109,7 @@ impl Conn {
     fn on_reply_error(&mut self, tag: Tag, e: ReplyError, frame: Bytes) {
         let shared = self.shared.clone();
         let Some(unit) = self.unit(tag) else { return };
-        if unit.pinned.is_some() {
+        if unit.pinned().is_some() {
             return self.complete(tag, frame);
         }
         let redirect = match e {
@@ -166,7 +166,7 @@ impl Conn {
         let stats = self.shared.stats.clone();
         let shared = self.shared.clone();
         let Some(u) = self.unit(tag) else { return };
-        if u.held_since.is_none() {
+        if u.held_since().is_none() {
             // The shard's failover clock starts with the first request that has to wait.
             if let Route::Slot(s) = &u.home {
                 if let Some(i) = shared.plane.topology.load().map.shard_of(*s) {
@@ -178,7 +178,7 @@ impl Conn {
                 }
             }
         }
-        let since = *u.held_since.get_or_insert_with(Instant::now);
+        let since = *u.extra().held_since.get_or_insert_with(Instant::now);
         let left = limit.saturating_sub(since.elapsed());
         if left.is_zero() {
             return self.complete(tag, frame);

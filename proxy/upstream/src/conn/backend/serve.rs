@@ -68,7 +68,9 @@ impl Task {
                     // Let the worker poll its sockets once more before writing, so the
                     // requests that other clients have already sent join this write. At P1
                     // this halved the backend writes and raised GET from 57k to 75k req/s
-                    // (benches/README.md); at -c 1 it costs no measurable latency.
+                    // (benches/README.md); at -c 1 it costs no measurable latency. The jobs
+                    // sent meanwhile must not wake this task before that poll.
+                    rx.stay_awake();
                     tokio::task::yield_now().await;
                 }
                 // The node runs nothing more on this connection while a WAIT of it waits, so

@@ -42,7 +42,7 @@ impl Conn {
             .map(|i| {
                 let mut u = Unit::new(req.clone(), Route::Master(i));
                 u.own = true;
-                u.prefix = Some(Bytes::from_static(HEARTBEAT));
+                u.extra().prefix = Some(Bytes::from_static(HEARTBEAT));
                 u
             })
             .collect();

@@ -106,7 +106,7 @@ impl Conn {
             more: Vec::new(),
         });
         let mut unit = Unit::new(req, route);
-        unit.pinned = Some(conn);
+        unit.extra().pinned = Some(conn);
         self.push_unit(unit, Shape::Single);
     }
 
@@ -293,7 +293,7 @@ impl Conn {
             .or(watch.as_ref().map(|w| w.slot))
             .map_or(Route::Any, Route::Slot);
         let mut unit = Unit::new(Request::from_args(&["EXEC"]), route);
-        unit.wire = Some((wire.freeze(), m.queued.len() as u32 + 2));
+        unit.extra().wire = Some((wire.freeze(), m.queued.len() as u32 + 2));
         // An ASK names one key missing on a migrating slot's source; the others may still be
         // there, so the whole transaction on the importing node could write a key twice. It
         // waits for the slot to settle (then MOVED, followed) instead.
@@ -302,7 +302,9 @@ impl Conn {
             // EXEC clears its watches on the node, before anything sent on it later.
             self.keep_watch_conn(w.conn.clone());
         }
-        unit.pinned = watch.map(|w| w.conn);
+        if let Some(w) = watch {
+            unit.extra().pinned = Some(w.conn);
+        }
         self.push_unit(unit, Shape::Exec);
     }
 }

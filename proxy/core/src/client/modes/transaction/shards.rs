@@ -110,7 +110,7 @@ impl Conn {
             let mut args: Vec<&[u8]> = vec![b"WATCH"];
             args.extend(keys);
             let mut u = Unit::new(Request::from_args(&args), Route::Slot(slot));
-            u.pinned = Some(conn);
+            u.extra().pinned = Some(conn);
             units.push(u);
         }
         let n = units.len();
