@@ -3,8 +3,10 @@
 //! `memchr` does the rest. `memchr`'s vector set-up cost 42 instructions per call on such input
 //! (five calls per GET request through the proxy, callgrind, issue 27).
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
+/// A one in every byte, and every byte's high bit: the word-at-a-time masks (`command/index.rs`
+/// lowercases with them too).
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const HIGH: u64 = 0x8080_8080_8080_8080;
 const HEAD: usize = 16;
 
 /// Where the first `needle` of `hay` is.

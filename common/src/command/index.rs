@@ -6,8 +6,10 @@
 //! `memcmp` cost GET's lookup 122 instructions (callgrind, issue 27), this about a quarter of
 //! that. Longer names take the byte-wise path.
 
+use crate::find::{HIGH, ONES};
+
 /// A bucket's command, `EMPTY` where none.
-pub(super) const EMPTY: u16 = u16::MAX;
+const EMPTY: u16 = u16::MAX;
 
 /// Longest name looked up; longer ones are no command.
 pub(super) const MAX_NAME: usize = 48;
@@ -119,8 +121,6 @@ fn pack(name: &[u8]) -> Option<u64> {
 
 /// ASCII lowercase of eight bytes at once; bytes outside `A..=Z` (non-ASCII too) unchanged.
 fn lower(x: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let low7 = x & !HIGH;
     // Per byte, the high bit says: its low 7 bits are at least `A`, resp. above `Z` (no sum
     // reaches 0x100, so no carry crosses into the next byte).
