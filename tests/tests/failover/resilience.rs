@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,17 +23,20 @@ struct Outcome {
 }
 
 /// Runs `clients` writers through the proxy until `stop` is set (at most `limit`). Each SETs
-/// fresh keys and reads back one of its earlier keys, checking the value.
+/// fresh keys and reads back its key 1 (written second), checking the value; `past_key_1`
+/// counts the writers that have written it.
 fn run_writers(
     env: &Env,
     clients: usize,
     stop: Arc<AtomicBool>,
     limit: Duration,
+    past_key_1: Arc<AtomicUsize>,
 ) -> Vec<thread::JoinHandle<Outcome>> {
     (0..clients)
         .map(|w| {
             let url = env.url();
             let stop = stop.clone();
+            let past_key_1 = past_key_1.clone();
             thread::spawn(move || {
                 let mut c = hive_tests::connect(&url);
                 let mut out = Outcome::default();
@@ -59,6 +62,9 @@ fn run_writers(
                                 Err(e) => out.errors.push((k, e.to_string(), Instant::now())),
                             }
                         }
+                    }
+                    if i == 1 {
+                        past_key_1.fetch_add(1, Ordering::SeqCst);
                     }
                     out.ops += 1;
                     i += 1;
@@ -95,7 +101,13 @@ fn verify_all(env: &Env, acked: &HashMap<String, i64>) {
 /// at least `min_ops` operations, and that every acknowledged value reads back.
 fn without_errors_during(env: &Env, min_ops: u64, action: impl FnOnce()) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
-    let writers = run_writers(env, 4, stop.clone(), Duration::from_secs(90));
+    let writers = run_writers(
+        env,
+        4,
+        stop.clone(),
+        Duration::from_secs(90),
+        Arc::new(AtomicUsize::new(0)),
+    );
     thread::sleep(Duration::from_millis(500));
     action();
     thread::sleep(Duration::from_millis(500));
@@ -175,6 +187,18 @@ fn has_role(addr: &str, role: &str, limit: Duration) -> bool {
     false
 }
 
+/// A replication offset from the node's `INFO replication` (0 while unreadable).
+fn repl_offset(addr: &str, field: &str) -> u64 {
+    let mut c = hive_tests::connect(&node_url(addr));
+    let text: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut c)
+        .unwrap_or_default();
+    hive_common::info::field(&text, field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn wait_role(addr: &str, role: &str, limit: Duration) {
     assert!(
         has_role(addr, role, limit),
@@ -221,8 +245,29 @@ fn killed_master_only_affects_its_shard_and_recovers() {
             .collect()
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let writers = run_writers(&env, 4, stop.clone(), Duration::from_secs(60));
-    thread::sleep(Duration::from_millis(500));
+    let past_key_1 = Arc::new(AtomicUsize::new(0));
+    let writers = run_writers(
+        &env,
+        4,
+        stop.clone(),
+        Duration::from_secs(60),
+        past_key_1.clone(),
+    );
+    // Every writer reads its key 1 back all along, so the kill waits until each has written
+    // it and the victim's replica holds all written so far: a write the replica has not
+    // received when its master is killed is lost (Redis replicates asynchronously), and on a
+    // loaded machine a writer thread can start late enough for its key 1 to be that write
+    // (a CI run: "acknowledged key w3:1 is missing").
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while past_key_1.load(Ordering::SeqCst) < 4 {
+        assert!(Instant::now() < deadline, "the writers did not start");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let written = repl_offset(&victim, "master_repl_offset");
+    while repl_offset(&env.cluster.nodes[3].addr, "slave_repl_offset") < written {
+        assert!(Instant::now() < deadline, "the replica did not catch up");
+        thread::sleep(Duration::from_millis(10));
+    }
     let killed_at = Instant::now();
     env.cluster.nodes[0].kill();
     wait_role(
