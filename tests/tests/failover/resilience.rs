@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use hive_common::resp::{ReplyScanner, Request};
 use hive_common::Slot;
+use hive_tests::module_cluster::wait_for;
 use hive_tests::{heavy, node_url, Env};
 use redis::Commands;
 
@@ -51,8 +52,8 @@ fn run_writers(
                         Err(e) => out.errors.push((key, e.to_string(), Instant::now())),
                     }
                     if i > 0 {
-                        // An earlier key spread over the whole history (`i * 7919 % i` was
-                        // always 0, so only the first key was ever read back).
+                        // `(i * 7919 + 1) % i` is 1 for every i > 1: each writer reads back
+                        // its key 1 (what the kill -9 test waits for before its kill).
                         let j = (i * 7919 + 1) % i;
                         let k = format!("w{w}:{j}");
                         if let Some(&want) = out.acked.get(&k) {
@@ -258,16 +259,15 @@ fn killed_master_only_affects_its_shard_and_recovers() {
     // received when its master is killed is lost (Redis replicates asynchronously), and on a
     // loaded machine a writer thread can start late enough for its key 1 to be that write
     // (a CI run: "acknowledged key w3:1 is missing").
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while past_key_1.load(Ordering::SeqCst) < 4 {
-        assert!(Instant::now() < deadline, "the writers did not start");
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(
+        "every writer to write its key 1",
+        Duration::from_secs(30),
+        || past_key_1.load(Ordering::SeqCst) == 4,
+    );
     let written = repl_offset(&victim, "master_repl_offset");
-    while repl_offset(&env.cluster.nodes[3].addr, "slave_repl_offset") < written {
-        assert!(Instant::now() < deadline, "the replica did not catch up");
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_for("the replica to catch up", Duration::from_secs(30), || {
+        repl_offset(&env.cluster.nodes[3].addr, "slave_repl_offset") >= written
+    });
     let killed_at = Instant::now();
     env.cluster.nodes[0].kill();
     wait_role(
