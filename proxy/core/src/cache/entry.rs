@@ -14,8 +14,10 @@ pub enum Known {
     TooBig,
     /// No such key.
     Absent,
-    /// A string, as its GET reply (`$n\r\n...\r\n`, the same in RESP2 and RESP3).
-    Str(Bytes),
+    /// A string, as its GET reply (`$n\r\n...\r\n`, the same in RESP2 and RESP3), in an
+    /// allocation of its own: a slice of the node's read buffer would keep that whole buffer
+    /// alive for as long as the entry lives, memory `max_memory` does not count.
+    Str(Box<[u8]>),
     /// A hash: every field in the node's order (HGETALL), and fields read one by one (HGET;
     /// `None`: no such field).
     Hash {
@@ -60,7 +62,10 @@ impl Known {
     /// GET's reply.
     pub fn get(&self, resp3: bool) -> Option<Bytes> {
         match self {
-            Known::Str(f) => Some(f.clone()),
+            // Copied, not shared: a shared reply's reference count is a write to a line of
+            // its own (a cache miss among hundreds of thousands of entries, 9% of the hit path
+            // under perf, issue 29), and a write every worker would share.
+            Known::Str(f) => Some(Bytes::copy_from_slice(f)),
             Known::Absent => Some(nil(resp3)),
             _ => None,
         }
@@ -183,7 +188,7 @@ pub fn split(frame: &Bytes, kind: &FillKind) -> (Bytes, Option<(Known, i64)>) {
         _ => return (reply, None),
     };
     let known = match (kind, first) {
-        (FillKind::Get, Value::Bulk(_)) if pttl >= -1 => Known::Str(reply.clone()),
+        (FillKind::Get, Value::Bulk(_)) if pttl >= -1 => Known::Str(reply[..].into()),
         (_, Value::Nil) if pttl == -2 => Known::Absent,
         (FillKind::Hgetall, Value::Array(v)) | (FillKind::Hgetall, Value::Set(v)) => {
             if v.is_empty() && pttl == -2 {

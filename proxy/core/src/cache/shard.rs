@@ -64,7 +64,11 @@ impl Shard {
         if s.expires.is_some_and(|t| t <= Instant::now()) {
             return None;
         }
-        s.used = true;
+        // Written only when it changes: a hot entry's line is then only read, and stays
+        // shared between the cores that read it.
+        if !s.used {
+            s.used = true;
+        }
         Some(s)
     }
 

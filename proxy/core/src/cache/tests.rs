@@ -231,3 +231,33 @@ fn cache_admit_hot_takes_only_the_samplers_hot_keys() {
     assert!(hit(get(&c, "k")).is_some());
     assert!(matches!(get(&c, "other"), Lookup::Pass));
 }
+
+#[test]
+fn cache_entry_does_not_keep_the_nodes_read_buffer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    /// A node's read buffer that says when it is freed.
+    struct ReadBuffer(Vec<u8>, Arc<AtomicBool>);
+    impl AsRef<[u8]> for ReadBuffer {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    impl Drop for ReadBuffer {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+    let c = cache(1 << 20);
+    let f = fill_of(get(&c, "k"));
+    let freed = Arc::new(AtomicBool::new(false));
+    let frame = Bytes::from_owner(ReadBuffer(b"$2\r\nv1\r\n:-1\r\n".to_vec(), freed.clone()));
+    let reply = c.fill(&f, &frame);
+    assert_eq!(&reply[..], b"$2\r\nv1\r\n");
+    drop((reply, frame));
+    assert!(
+        freed.load(Ordering::SeqCst),
+        "the cached value keeps the buffer it was read into"
+    );
+    assert_eq!(hit(get(&c, "k")).as_deref(), Some(&b"$2\r\nv1\r\n"[..]));
+}

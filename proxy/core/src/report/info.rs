@@ -175,8 +175,26 @@ pub fn counters(s: &Stats) -> [(&'static str, u64); 21] {
 
 /// CONFIG RESETSTAT: INFO's counters count from now on (the Prometheus counters keep going:
 /// a counter that falls back would read as a reset of the process).
-pub fn reset_counters(s: &Stats) {
-    *s.info_base.lock().unwrap_or_else(|p| p.into_inner()) = counters(s).to_vec();
+pub fn reset_counters(shared: &Shared) {
+    let s = &shared.stats;
+    let mut base = counters(s).to_vec();
+    base.extend(cache_counters(shared).into_iter().flatten());
+    *s.info_base.lock().unwrap_or_else(|p| p.into_inner()) = base;
+}
+
+/// The near cache's counters that CONFIG RESETSTAT starts again (`None`: no cache).
+fn cache_counters(shared: &Shared) -> Option<[(&'static str, u64); 6]> {
+    let c = shared.cache.as_ref()?;
+    let (hits, misses) = crate::metrics::worker::WorkerStats::cache_reads(&shared.stats.workers);
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    Some([
+        ("cache_hits", hits),
+        ("cache_misses", misses),
+        ("cache_fills", load(&c.fills)),
+        ("cache_invalidations", load(&c.invalidations)),
+        ("cache_evictions", load(&c.evictions)),
+        ("cache_flushes", load(&c.flushes)),
+    ])
 }
 
 /// The read policy's view of the replicas, and the failover push counters.
@@ -218,26 +236,31 @@ module_events:{}\r\nfailover_pushes:{}\r\n",
     }
 }
 
-/// The near cache's lines of the `# Proxy` section.
+/// The near cache's lines of the `# Proxy` section; its counters start again from CONFIG
+/// RESETSTAT, as Redis's `keyspace_hits` do.
 fn cache_lines(shared: &Shared) -> String {
-    let Some(c) = &shared.cache else {
+    let (Some(c), Some(now)) = (&shared.cache, cache_counters(shared)) else {
         return "cache_enabled:0\r\n".into();
     };
-    let (hits, misses) = crate::metrics::worker::WorkerStats::cache_reads(&shared.stats.workers);
+    let base = shared
+        .stats
+        .info_base
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let [hits, misses, fills, invalidations, evictions, flushes] = now.map(|(name, v)| {
+        let since = base.iter().find(|(n, _)| *n == name).map_or(0, |(_, b)| *b);
+        v.saturating_sub(since)
+    });
     let ratio = if hits + misses == 0 {
         0.0
     } else {
         hits as f64 / (hits + misses) as f64
     };
     let (keys, bytes) = c.counts();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     format!(
-        "cache_enabled:1\r\ncache_ready:{}\r\ncache_keys:{keys}\r\ncache_bytes:{bytes}\r\ncache_max_memory:{}\r\ncache_hits:{hits}\r\ncache_misses:{misses}\r\ncache_hit_ratio:{ratio:.4}\r\ncache_fills:{}\r\ncache_invalidations:{}\r\ncache_evictions:{}\r\ncache_flushes:{}\r\n",
+        "cache_enabled:1\r\ncache_ready:{}\r\ncache_keys:{keys}\r\ncache_bytes:{bytes}\r\ncache_max_memory:{}\r\ncache_hits:{hits}\r\ncache_misses:{misses}\r\ncache_hit_ratio:{ratio:.4}\r\ncache_fills:{fills}\r\ncache_invalidations:{invalidations}\r\ncache_evictions:{evictions}\r\ncache_flushes:{flushes}\r\n",
         u8::from(c.is_ready()),
         c.max_memory(),
-        load(&c.fills),
-        load(&c.invalidations),
-        load(&c.evictions),
-        load(&c.flushes),
     )
 }

@@ -70,7 +70,7 @@ pub fn follow_config_set(req: &Request, shared: &Shared) {
     }
     if req.arg(1).eq_ignore_ascii_case(b"resetstat") {
         // INFO's counters start again, as on one Redis.
-        crate::report::info::reset_counters(&shared.stats);
+        crate::report::info::reset_counters(shared);
         return;
     }
     if !req.arg(1).eq_ignore_ascii_case(b"set") {

@@ -124,7 +124,8 @@ impl Conn {
         let Some(cmd) = self.near.as_mut().and_then(|n| n.cmd.take()) else {
             return Some(req);
         };
-        let Some(cache) = self.shared.cache.clone() else {
+        // Borrowed, not cloned: an `Arc` clone per read would be a shared atomic per request.
+        let Some(cache) = self.shared.cache.as_ref() else {
             return Some(req);
         };
         match cache.lookup(cmd, &req, self.session.resp3()) {
