@@ -10,6 +10,10 @@
 #   client    Hive, clients with CLIENT TRACKING on that keep what they read (client-side cache)
 #   direct_tracking, direct_client   the same two loads against redis-server itself, so
 #             the cost the invalidations carry by themselves shows apart from Hive's
+#   ceiling   benches/examples/ceiling.rs: a one-thread server that answers every GET with a
+#             fixed value and stores nothing, the most any cache on that core could give
+#   direct_ro, cache_ro   direct and cache with 100% reads (no write ends a cached entry)
+# The cache's hit ratio is read per run (CONFIG RESETSTAT before each).
 # Server-side processes (redis-server, every Hive with one worker thread) are pinned to CPU1,
 # the load to CPU0. Then the invalidation delay: a tracking client of Hive, a write made on the
 # node, the time from the write's reply to the invalidation (p50/p99 over 2,000 writes).
@@ -21,7 +25,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=3 JSON=0 SECONDS_EACH=${SECONDS_EACH:-5}
 for a in "$@"; do case $a in --json) JSON=1 ;; *) ROUNDS=$a ;; esac; done
 cargo build -q --release -p hive-cli
-cargo build -q --release -p hive-benches --example zipf_load
+cargo build -q --release -p hive-benches --example zipf_load --example ceiling
 HIVE=$PWD/target/release/hive
 LOAD=(taskset -c 0 "$PWD/target/release/examples/zipf_load")
 TMP=$(mktemp -d)
@@ -34,7 +38,10 @@ cleanup() {
 trap cleanup EXIT
 log() { [ $JSON = 1 ] || echo "$@" >&2; }
 
-# Ports: redis 7870, hive 7871, hive with the cache 7872, hive with a tracking client 7873.
+# Ports: redis 7870, hive 7871, hive with the cache 7872, hive with a tracking client 7873,
+# the ceiling 7879.
+taskset -c 1 "$PWD/target/release/examples/ceiling" 127.0.0.1:7879 64 &
+PIDS+=($!)
 taskset -c 1 redis-server --port 7870 --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
   --logfile "$TMP/redis.log" &
 PIDS+=($!)
@@ -61,7 +68,8 @@ log "warming the near cache (20 s at P16)"
 redis-cli -p 7872 config resetstat >/dev/null
 
 declare -A RES
-TARGETS=(direct hive cache feed tracking client direct_tracking direct_client)
+TARGETS=(direct hive cache feed tracking client direct_tracking direct_client ceiling direct_ro cache_ro)
+declare -A HIT
 for r in $(seq "$ROUNDS"); do
   for P in 1 16; do
     for t in "${TARGETS[@]}"; do
@@ -74,15 +82,23 @@ for r in $(seq "$ROUNDS"); do
         feed) args=(--addr 127.0.0.1:7873) ;;
         direct_tracking) args=(--addr 127.0.0.1:7870 --track) ;;
         direct_client) args=(--addr 127.0.0.1:7870 --client-cache) ;;
+        ceiling) args=(--addr 127.0.0.1:7879) ;;
+        direct_ro) args=(--addr 127.0.0.1:7870 --reads 1.0) ;;
+        cache_ro) args=(--addr 127.0.0.1:7872 --reads 1.0) ;;
       esac
+      redis-cli -p 7872 config resetstat >/dev/null
       out=$("${LOAD[@]}" "${args[@]}" --pipeline "$P" --seconds "$SECONDS_EACH" --json)
       rps=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['ops_per_sec'])" "$out")
       RES[$t,$P]+="$rps "
+      if [ "$t" = cache ] || [ "$t" = cache_ro ]; then
+        HIT[$t,$P]+="$(redis-cli -p 7872 info | awk -F: '/^cache_hit_ratio/ {print $2}' | tr -d '\r') "
+      fi
       log "round $r P$P $t: $rps ops/s"
     done
   done
 done
-hit=$(redis-cli -p 7872 info | awk -F: '/^cache_hit_ratio/ {print $2}' | tr -d '\r')
+hit=$(echo "${HIT[cache,1]} ${HIT[cache,16]}" | median)
+hits=$(for t in cache cache_ro; do for P in 1 16; do echo -n "\"$t P$P\":$(echo "${HIT[$t,$P]}" | median),"; done; done)
 delay=$("${LOAD[@]}" --delay --addr 127.0.0.1:7871 --node 127.0.0.1:7870 --samples 2000 --json)
 
 rows=()
@@ -101,11 +117,14 @@ rows=[]
 for l in sys.stdin:
     t,p,v,d,h=l.split()
     rows.append({"target":t,"pipeline":p,"ops_per_sec":float(v),"vs_direct":float(d),"vs_hive":float(h)})
-print(json.dumps({"rounds":'"$ROUNDS"',"cache_hit_ratio":float("'"$hit"'"),"invalidation_delay":'"$delay"',"rows":rows}))'
+print(json.dumps({"rounds":'"$ROUNDS"',"cache_hit_ratio":float("'"$hit"'"),"hit_ratios":{'"${hits%,}"'},"invalidation_delay":'"$delay"',"rows":rows}))'
 else
   echo "zipf_load: zipfian s=0.99 over 1,000,000 keys, 95% GET, -c 50, ${SECONDS_EACH} s each, median of $ROUNDS interleaved rounds"
   printf '%-10s %-4s %12s %10s %9s\n' target P ops/s vs_direct vs_hive
   printf '%s\n' "${rows[@]}" | awk '{printf "%-10s %-4s %12.0f %10s %9s\n", $1, $2, $3, $4, $5}'
-  echo "near cache hit ratio over the measured rounds: $hit"
+  echo "near cache hit ratio, median of the measured runs: $hit"
+  for t in cache cache_ro; do for P in 1 16; do
+    echo "  $t P$P: $(echo "${HIT[$t,$P]}" | median)"
+  done; done
   echo "invalidation delay (write on the node -> push to a tracking client of Hive): $delay"
 fi
