@@ -7,9 +7,8 @@ use hive_tests::module_cluster::wait_for;
 use hive_tests::{connect, info_u64, node_url, Env};
 
 fn info_str(c: &mut redis::Connection, field: &str) -> String {
-    let info: String = redis::cmd("INFO").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+    let text: String = redis::cmd("INFO").query(c).unwrap();
+    hive_common::info::field(&text, field)
         .unwrap_or_else(|| panic!("no {field} in INFO"))
         .to_string()
 }
