@@ -5,7 +5,10 @@
 //! and again before its reply goes out, so a client reads its own writes. A read that fills
 //! an entry carries the entry's generation; an invalidation in between ends the entry, so a
 //! reply that raced one is never cached. While the feed is not up on every master, nothing is
-//! served or filled.
+//! served or filled. A GET of a key whose fill is on its way waits for that fill's reply
+//! instead of going to the node (a hot key rewritten often is read from the node once per
+//! write, not once per read); a read that waited before a write dropped the entry was sent
+//! before that write was acknowledged, so the fill's reply is as good for it as any.
 
 pub mod entry;
 pub mod hot;
@@ -21,10 +24,11 @@ use bytes::{Bytes, BytesMut};
 use hive_common::command::CommandTable;
 use hive_common::resp::{write_integer, Request};
 use hive_common::Slot;
+use hive_upstream::{Inbox, ReplyTx};
 
 use crate::config::{Admit, CacheConfig};
 use entry::FillKind;
-use shard::Shard;
+use shard::{Begin, Shard};
 
 const SHARDS: usize = 16;
 
@@ -54,13 +58,67 @@ enum Read {
     Hget,
 }
 
-/// A read sent to fill an entry: the generation it must find when it comes back.
-#[derive(Debug, Clone)]
+/// A read sent to fill an entry: the generation it must find when it comes back. Dropped
+/// before its reply came (its client went away), it ends its `Pending` entry and sends the
+/// reads that waited for it to the node.
 pub struct Fill {
     pub key: Bytes,
     pub kind: FillKind,
     gen: u64,
     sent: Instant,
+    cache: Arc<NearCache>,
+    answered: bool,
+}
+
+impl Drop for Fill {
+    fn drop(&mut self) {
+        if !self.answered {
+            let waiters = {
+                let mut s = self.cache.shard(&self.key);
+                s.abandon(&self.key, self.gen);
+                s.waiters(self.gen)
+            };
+            release(waiters, None);
+        }
+    }
+}
+
+impl std::fmt::Debug for Fill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fill")
+            .field("key", &self.key)
+            .field("kind", &self.kind)
+            .field("gen", &self.gen)
+            .finish()
+    }
+}
+
+/// A GET waiting for another read's fill: where its reply goes.
+pub struct Waiter {
+    pub tx: ReplyTx,
+    pub seq: u64,
+    pub resp3: bool,
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Waiter({})", self.seq)
+    }
+}
+
+/// Each waiter's reply: GET's answer from what the fill taught (`known`, by protocol), or
+/// `None` to send its read itself. A waiter whose client went away is skipped.
+fn release(waiters: Vec<Waiter>, known: Option<&entry::Known>) {
+    if waiters.is_empty() {
+        return;
+    }
+    let replies = known.map(|k| [k.get(false), k.get(true)]);
+    for w in waiters {
+        let frame = replies
+            .as_ref()
+            .and_then(|r| r[usize::from(w.resp3)].clone());
+        let _ = w.tx.send(Inbox::Joined { seq: w.seq, frame });
+    }
 }
 
 /// What the cache makes of a read.
@@ -72,6 +130,9 @@ pub enum Lookup {
     Miss(Box<Fill>, Bytes),
     /// Not in the cache, and a fill of it is on its way already: sent as it is.
     Busy,
+    /// A GET of a key whose fill (of this generation) is on its way: it may wait for it
+    /// (`NearCache::join`).
+    InFlight(u64),
 }
 
 pub struct NearCache {
@@ -148,7 +209,7 @@ impl NearCache {
     }
 
     /// Answers read `req` (command `cmd`) from the cache, or says how to fill it.
-    pub fn lookup(&self, cmd: u16, req: &Request, resp3: bool) -> Lookup {
+    pub fn lookup(self: &Arc<Self>, cmd: u16, req: &Request, resp3: bool) -> Lookup {
         if !self.ready.load(Ordering::Acquire) {
             return Lookup::Pass;
         }
@@ -226,8 +287,10 @@ impl NearCache {
         if self.admit == Admit::Hot && !self.hot.load().contains(key) && s.get(key).is_none() {
             return Lookup::Pass;
         }
-        let Some(gen) = s.begin(key, slot.get()) else {
-            return Lookup::Busy;
+        let gen = match s.begin(key, slot.get()) {
+            Begin::Fill(gen) => gen,
+            Begin::InFlight(gen) if matches!(read, Read::Get) => return Lookup::InFlight(gen),
+            Begin::InFlight(_) | Begin::No => return Lookup::Busy,
         };
         let evicted = s.evict(self.budget);
         drop(s);
@@ -243,16 +306,31 @@ impl NearCache {
             kind,
             gen,
             sent: Instant::now(),
+            cache: Arc::clone(self),
+            answered: false,
         };
         Lookup::Miss(Box::new(fill), wire.freeze())
     }
 
+    /// Makes GET `w` wait for fill `gen` of `key` (`Lookup::InFlight`); handed back if that
+    /// fill is back already (the read then goes as it is).
+    pub fn join(&self, key: &[u8], gen: u64, w: Waiter) -> Result<(), Waiter> {
+        self.shard(key).join(gen, w)
+    }
+
     /// A fill's reply (the read's, then PTTL's): what the cache learns is kept if the entry
-    /// is still the one it was sent for; the read's own reply is returned for the client.
-    pub fn fill(&self, f: &Fill, frame: &Bytes) -> Bytes {
+    /// is still the one it was sent for; the read's own reply is returned for the client, and
+    /// the reads that waited for it get theirs.
+    pub fn fill(&self, f: &mut Fill, frame: &Bytes) -> Bytes {
+        f.answered = true;
         let (reply, learned) = entry::split(frame, &f.kind);
         let Some((known, pttl)) = learned else {
-            self.shard(&f.key).abandon(&f.key, f.gen);
+            let waiters = {
+                let mut s = self.shard(&f.key);
+                s.abandon(&f.key, f.gen);
+                s.waiters(f.gen)
+            };
+            release(waiters, None);
             return reply;
         };
         let mut expires = (pttl >= 0).then(|| f.sent + Duration::from_millis(pttl as u64));
@@ -261,6 +339,9 @@ impl NearCache {
             expires = Some(expires.map_or(cap, |e| e.min(cap)));
         }
         let mut s = self.shard(&f.key);
+        let waiters = s.waiters(f.gen);
+        // Answered from what the fill taught before the entry takes it (cheap clones).
+        let answers = (!waiters.is_empty()).then(|| known.clone());
         if s.fill(&f.key, f.gen, known, expires, self.max_value) {
             let evicted = s.evict(self.budget);
             drop(s);
@@ -268,7 +349,10 @@ impl NearCache {
             if evicted > 0 {
                 self.evictions.fetch_add(evicted, Ordering::Relaxed);
             }
+        } else {
+            drop(s);
         }
+        release(waiters, answers.as_ref());
         reply
     }
 

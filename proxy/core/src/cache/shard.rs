@@ -1,6 +1,7 @@
 //! One lock's share of the near cache: entries by key, a second-chance queue that evicts the
-//! least recently used past the shard's share of `max_memory`, and the generation numbers
-//! that tell a fill whether its key changed since the read was sent.
+//! least recently used past the shard's share of `max_memory`, the generation numbers that
+//! tell a fill whether its key changed since the read was sent, and the reads waiting for a
+//! fill on its way.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -44,12 +45,27 @@ fn key_bytes(key: &[u8]) -> usize {
     2 * key.len()
 }
 
+/// What a read of a key may do about filling it.
+#[derive(Debug, PartialEq)]
+pub enum Begin {
+    /// Send a fill that must find this generation.
+    Fill(u64),
+    /// A fill of this generation is on its way: the read may wait for it.
+    InFlight(u64),
+    /// Neither (the key is known too big to cache): the read goes as it is.
+    No,
+}
+
 #[derive(Debug, Default)]
 pub struct Shard {
     map: Map,
     order: VecDeque<(Key, u64)>,
     pub bytes: usize,
     next_gen: u64,
+    /// The fills on their way that made a key's entry (by generation), with the reads
+    /// waiting for them. An entry dropped meanwhile leaves its fill here: the reads that
+    /// joined it before the drop still take its reply.
+    waiting: HashMap<u64, Vec<super::Waiter>>,
 }
 
 impl Shard {
@@ -74,11 +90,22 @@ impl Shard {
 
     /// Whether a read of `key` should fill it: with a new `Pending` entry (or, for a hash
     /// known in part, the entry as it is), the generation the fill must find when its reply
-    /// comes. `None`: a fill is already on its way (this read goes as it is, not twice the work
-    /// on the node), or the key is known too big to cache.
-    pub fn begin(&mut self, key: &[u8], slot: u16) -> Option<u64> {
+    /// comes; or the fill already on its way, not twice the work on the node.
+    pub fn begin(&mut self, key: &[u8], slot: u16) -> Begin {
         if let Some(s) = self.get(key) {
-            return (!matches!(s.known, Known::TooBig | Known::Pending)).then_some(s.gen);
+            let (gen, too_big, pending) =
+                (s.gen, s.known == Known::TooBig, s.known == Known::Pending);
+            return if too_big {
+                Begin::No
+            } else if !pending {
+                Begin::Fill(gen)
+            } else if self.waiting.contains_key(&gen) {
+                // Only a fill that made the entry takes waiters (a hash's later fills share
+                // its generation).
+                Begin::InFlight(gen)
+            } else {
+                Begin::No
+            };
         }
         // Expired (a fill that never came back ends too), or not there.
         self.remove(key);
@@ -99,7 +126,25 @@ impl Shard {
                 slot,
             },
         );
-        Some(gen)
+        self.waiting.insert(gen, Vec::new());
+        Begin::Fill(gen)
+    }
+
+    /// Adds a read to those waiting for fill `gen`; handed back when that fill is no longer on
+    /// its way.
+    pub fn join(&mut self, gen: u64, w: super::Waiter) -> Result<(), super::Waiter> {
+        match self.waiting.get_mut(&gen) {
+            Some(v) => {
+                v.push(w);
+                Ok(())
+            }
+            None => Err(w),
+        }
+    }
+
+    /// Fill `gen` is back (or gone): the reads that waited for it.
+    pub fn waiters(&mut self, gen: u64) -> Vec<super::Waiter> {
+        self.waiting.remove(&gen).unwrap_or_default()
     }
 
     /// A fill that taught nothing (an error, a key changed between its read and its PTTL):

@@ -193,6 +193,21 @@ impl Conn {
         self.send(seq, 0);
     }
 
+    /// Queues one unit that waits for a near-cache fill on its way, unsent: the fill's
+    /// reply completes it, or `on_joined` sends it after all.
+    pub(super) fn push_waiting(&mut self, mut unit: Unit) {
+        unit.ack = self.acks.now;
+        self.pending.push_back(Pending {
+            units: smallvec![unit],
+            shape: Shape::Single,
+            reply: None,
+            push: false,
+            cmd: NO_CMD,
+            at: 0,
+            silent: false,
+        });
+    }
+
     /// Queues several units answered as one reply and sends them all.
     pub(super) fn push_merge(&mut self, mut units: SmallVec<[Unit; 1]>, shape: Shape) {
         let seq = self.next_seq();

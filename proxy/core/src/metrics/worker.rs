@@ -104,19 +104,22 @@ pub struct WorkerStats {
     /// Near-cache reads answered from memory, and those sent to fill it.
     pub cache_hits: Cell64,
     pub cache_misses: Cell64,
+    /// Misses that waited for a fill already on its way instead of going to the node.
+    pub cache_joined: Cell64,
     /// The sampled requests' keys and reply sizes.
     pub hotkeys: super::hotkeys::HotKeys,
 }
 
 impl WorkerStats {
-    /// Near-cache (hits, misses) over every worker, for INFO and /metrics.
-    pub fn cache_reads(workers: &Workers) -> (u64, u64) {
-        let (mut hits, mut misses) = (0, 0);
+    /// Near-cache (hits, misses, joined) over every worker, for INFO and /metrics.
+    pub fn cache_reads(workers: &Workers) -> (u64, u64, u64) {
+        let (mut hits, mut misses, mut joined) = (0, 0, 0);
         workers.each(|w| {
             hits += w.cache_hits.get();
             misses += w.cache_misses.get();
+            joined += w.cache_joined.get();
         });
-        (hits, misses)
+        (hits, misses, joined)
     }
 
     fn new() -> WorkerStats {
@@ -131,6 +134,7 @@ impl WorkerStats {
             replica_reads: Cell64::default(),
             cache_hits: Cell64::default(),
             cache_misses: Cell64::default(),
+            cache_joined: Cell64::default(),
             hotkeys: Default::default(),
         }
     }

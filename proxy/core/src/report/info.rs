@@ -183,13 +183,15 @@ pub fn reset_counters(shared: &Shared) {
 }
 
 /// The near cache's counters that CONFIG RESETSTAT starts again (`None`: no cache).
-fn cache_counters(shared: &Shared) -> Option<[(&'static str, u64); 6]> {
+fn cache_counters(shared: &Shared) -> Option<[(&'static str, u64); 7]> {
     let c = shared.cache.as_ref()?;
-    let (hits, misses) = crate::metrics::worker::WorkerStats::cache_reads(&shared.stats.workers);
+    let (hits, misses, joined) =
+        crate::metrics::worker::WorkerStats::cache_reads(&shared.stats.workers);
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     Some([
         ("cache_hits", hits),
         ("cache_misses", misses),
+        ("cache_joined", joined),
         ("cache_fills", load(&c.fills)),
         ("cache_invalidations", load(&c.invalidations)),
         ("cache_evictions", load(&c.evictions)),
@@ -248,7 +250,7 @@ fn cache_lines(shared: &Shared) -> String {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let [hits, misses, fills, invalidations, evictions, flushes] = now.map(|(name, v)| {
+    let [hits, misses, joined, fills, invalidations, evictions, flushes] = now.map(|(name, v)| {
         let since = base.iter().find(|(n, _)| *n == name).map_or(0, |(_, b)| *b);
         v.saturating_sub(since)
     });
@@ -259,7 +261,7 @@ fn cache_lines(shared: &Shared) -> String {
     };
     let (keys, bytes) = c.counts();
     format!(
-        "cache_enabled:1\r\ncache_ready:{}\r\ncache_keys:{keys}\r\ncache_bytes:{bytes}\r\ncache_max_memory:{}\r\ncache_hits:{hits}\r\ncache_misses:{misses}\r\ncache_hit_ratio:{ratio:.4}\r\ncache_fills:{fills}\r\ncache_invalidations:{invalidations}\r\ncache_evictions:{evictions}\r\ncache_flushes:{flushes}\r\n",
+        "cache_enabled:1\r\ncache_ready:{}\r\ncache_keys:{keys}\r\ncache_bytes:{bytes}\r\ncache_max_memory:{}\r\ncache_hits:{hits}\r\ncache_misses:{misses}\r\ncache_hit_ratio:{ratio:.4}\r\ncache_joined:{joined}\r\ncache_fills:{fills}\r\ncache_invalidations:{invalidations}\r\ncache_evictions:{evictions}\r\ncache_flushes:{flushes}\r\n",
         u8::from(c.is_ready()),
         c.max_memory(),
     )

@@ -34,6 +34,9 @@ pub enum Inbox {
     /// A client-side caching invalidation (CLIENT TRACKING): sent after every reply owed when
     /// it arrives, so it never overtakes the reply of a read it invalidates.
     Invalidate { frame: Bytes },
+    /// The reply of entry `seq`, a read that waited for another read's fill of the near cache
+    /// instead of going to the node; `None`: that fill taught nothing, send the read itself.
+    Joined { seq: u64, frame: Option<Bytes> },
 }
 
 /// The protocol a connection speaks, chosen by the client with `HELLO`.

@@ -1,13 +1,15 @@
 //! The near cache (`[cache]`): replies from the cache frame by frame as one redis-server gives
 //! them (`replies`); no read older than the last write acknowledged before it was sent, with
 //! writes through Hive and the bound measured with writes made on the node (`consistency`);
-//! TTLs, `max_memory`, big values, failovers and access rules (`limits`); the INFO counters
-//! and CONFIG RESETSTAT (`counters`).
+//! TTLs, `max_memory`, big values, failovers and access rules (`limits`); reads of a key
+//! being filled wait for that fill (`coalesce`); the INFO counters and CONFIG RESETSTAT
+//! (`counters`).
 
 use std::time::Duration;
 
 use hive_proxy::config::{Admit, Config};
 
+mod coalesce;
 mod consistency;
 mod counters;
 mod limits;

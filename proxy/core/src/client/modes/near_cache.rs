@@ -13,6 +13,7 @@ use crate::client::pending::{Shape, Unit};
 use crate::client::Conn;
 use crate::command::classify::Action;
 use crate::command::route::Route;
+use hive_upstream::Tag;
 
 /// Keys a write changes.
 enum Written {
@@ -134,6 +135,27 @@ impl Conn {
                 self.worker.cache_misses.add(1);
                 Some(req)
             }
+            crate::cache::Lookup::InFlight(gen) => {
+                self.worker.cache_misses.add(1);
+                let waiter = crate::cache::Waiter {
+                    tx: self.reply_tx(),
+                    seq: self.next_seq(),
+                    resp3: self.session.resp3(),
+                };
+                let joined = match self.shared.cache.as_ref() {
+                    Some(cache) => cache.join(req.arg(1), gen, waiter).is_ok(),
+                    None => false,
+                };
+                if !joined {
+                    // That fill is back already: this read goes as it is.
+                    return Some(req);
+                }
+                self.worker.cache_joined.add(1);
+                let mut unit = Unit::new(req, route.clone());
+                unit.large = self.large.on;
+                self.push_waiting(unit);
+                None
+            }
             crate::cache::Lookup::Hit(reply) => {
                 self.worker.cache_hits.add(1);
                 if self.sample.tick() {
@@ -157,6 +179,14 @@ impl Conn {
                 self.push_unit(unit, Shape::Fill(fill));
                 None
             }
+        }
+    }
+
+    /// The reply of a GET that waited for another read's fill, or `None`: send it now.
+    pub(in crate::client) fn on_joined(&mut self, seq: u64, frame: Option<Bytes>) {
+        match frame {
+            Some(f) => self.complete(Tag { seq, part: 0 }, f),
+            None => self.send(seq, 0),
         }
     }
 

@@ -43,6 +43,7 @@ impl Conn {
                 self.release_moved();
             }
             Inbox::Invalidate { frame } => self.push_done(frame),
+            Inbox::Joined { seq, frame } => self.on_joined(seq, frame),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The near cache in `/metrics`: hits, misses, fills, invalidations, evictions, flushes, and
+//! The near cache in `/metrics`: hits, misses (and those that waited for a fill on its way),
+//! fills, invalidations, evictions, flushes, and
 //! what it holds against `cache.max_memory`.
 
 use super::Families;
@@ -7,7 +8,7 @@ use crate::state::Shared;
 pub(super) fn metrics(shared: &Shared, f: &mut Families) {
     let Some(c) = &shared.cache else { return };
     let s = &shared.stats;
-    let (hits, misses) = crate::metrics::worker::WorkerStats::cache_reads(&s.workers);
+    let (hits, misses, joined) = crate::metrics::worker::WorkerStats::cache_reads(&s.workers);
     let (keys, bytes) = c.counts();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     for (name, help, v) in [
@@ -20,6 +21,11 @@ pub(super) fn metrics(shared: &Shared, f: &mut Families) {
             "hive_cache_misses_total",
             "Reads sent to a node to fill the near cache.",
             misses,
+        ),
+        (
+            "hive_cache_joined_total",
+            "Misses that waited for a fill already on its way instead of going to a node.",
+            joined,
         ),
         (
             "hive_cache_fills_total",
