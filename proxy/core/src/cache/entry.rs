@@ -3,6 +3,10 @@
 
 use bytes::{Bytes, BytesMut};
 use hive_common::resp::{parse_value, write_array_header, write_bulk, write_map_header, Value};
+use smallvec::SmallVec;
+
+/// GET replies up to this long are kept inside the entry (a 64-byte value's is 71).
+const INLINE: usize = 80;
 
 /// What is known of a key.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,10 +18,12 @@ pub enum Known {
     TooBig,
     /// No such key.
     Absent,
-    /// A string, as its GET reply (`$n\r\n...\r\n`, the same in RESP2 and RESP3), in an
-    /// allocation of its own: a slice of the node's read buffer would keep that whole buffer
-    /// alive for as long as the entry lives, memory `max_memory` does not count.
-    Str(Box<[u8]>),
+    /// A string, as its GET reply (`$n\r\n...\r\n`, the same in RESP2 and RESP3), copied:
+    /// a slice of the node's read buffer would keep that whole buffer alive for as long as
+    /// the entry lives, memory `max_memory` does not count. A short one is kept inside the
+    /// entry: a hit then reads no other memory (an allocation of its own was one more cache
+    /// miss per hit, 8% of the worker under perf with 667,000 entries, issue 29).
+    Str(SmallVec<[u8; INLINE]>),
     /// A hash: every field in the node's order (HGETALL), and fields read one by one (HGET;
     /// `None`: no such field).
     Hash {

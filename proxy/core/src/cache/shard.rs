@@ -10,9 +10,10 @@ use smallvec::SmallVec;
 
 use super::entry::Known;
 
-/// Bytes counted per entry beyond its key and data: the map's slot, the queue's, and the
-/// entry itself.
-pub const OVERHEAD: usize = 96;
+/// Bytes counted per entry beyond its key and data: the map's slot (key, entry and control
+/// byte, at hashbrown's load of 7/8) and the queue's.
+pub const OVERHEAD: usize =
+    (std::mem::size_of::<(Key, Slot)>() + 1) * 8 / 7 + std::mem::size_of::<(Key, u64)>();
 
 /// A fill not back by then (its client went away, say) no longer holds the key back.
 const PENDING_MAX: std::time::Duration = std::time::Duration::from_secs(1);
