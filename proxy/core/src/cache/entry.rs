@@ -8,6 +8,9 @@ use smallvec::SmallVec;
 /// GET replies up to this long are kept inside the entry (a 64-byte value's is 71).
 const INLINE: usize = 80;
 
+/// The block a connection's GET hits are cut from.
+const ARENA: usize = 16 * 1024;
+
 /// What is known of a key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Known {
@@ -74,6 +77,20 @@ impl Known {
             Known::Str(f) => Some(Bytes::copy_from_slice(f)),
             Known::Absent => Some(nil(resp3)),
             _ => None,
+        }
+    }
+
+    /// GET's reply, a string's cut from `arena`.
+    pub fn get_into(&self, resp3: bool, arena: &mut BytesMut) -> Option<Bytes> {
+        match self {
+            Known::Str(f) => {
+                if arena.capacity() < f.len() {
+                    *arena = BytesMut::with_capacity(ARENA.max(f.len()));
+                }
+                arena.extend_from_slice(f);
+                Some(arena.split().freeze())
+            }
+            k => k.get(resp3),
         }
     }
 

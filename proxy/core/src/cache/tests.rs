@@ -370,3 +370,25 @@ fn cache_entry_does_not_keep_the_nodes_read_buffer() {
     );
     assert_eq!(hit(get(&c, "k")).as_deref(), Some(&b"$2\r\nv1\r\n"[..]));
 }
+
+#[test]
+fn cache_hits_cut_from_one_arena_keep_their_own_bytes() {
+    let c = cache(1 << 20);
+    let value = format!("${}\r\n{}\r\n", 5000, "y".repeat(5000));
+    for (key, reply) in [("a", "$1\r\na\r\n".to_string()), ("b", value.clone())] {
+        let mut f = fill_of(get(&c, key));
+        c.fill(&mut f, &Bytes::from(format!("{reply}:-1\r\n")));
+    }
+    let mut arena = bytes::BytesMut::new();
+    let mut replies = Vec::new();
+    // More than one arena's worth: the later hits come from a new block.
+    for i in 0..20 {
+        let key = if i % 2 == 0 { "a" } else { "b" };
+        let l = c.lookup_into(id("get"), &req(&["GET", key]), false, &mut arena);
+        replies.push((key, hit(l).expect("a hit")));
+    }
+    for (key, r) in replies {
+        let want = if key == "a" { "$1\r\na\r\n" } else { &value };
+        assert_eq!(&r[..], want.as_bytes());
+    }
+}

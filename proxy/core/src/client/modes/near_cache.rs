@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hive_common::command::{flag, CommandSpec, KeyPositions};
 use hive_common::resp::Request;
 
@@ -32,6 +32,8 @@ pub(crate) struct NearConn {
     /// Writes queued in MULTI, dropped again when EXEC is answered.
     tx: Vec<Bytes>,
     tx_all: bool,
+    /// Where GET hits' replies are cut from (`NearCache::lookup_into`).
+    arena: BytesMut,
 }
 
 impl Conn {
@@ -122,14 +124,17 @@ impl Conn {
     /// A read the cache may answer: answered (`None`), sent as a fill (`None`), or handed
     /// back to be sent as usual.
     pub(crate) fn near_read(&mut self, req: Request, route: &Route) -> Option<Request> {
-        let Some(cmd) = self.near.as_mut().and_then(|n| n.cmd.take()) else {
+        let Some(near) = self.near.as_mut() else {
+            return Some(req);
+        };
+        let Some(cmd) = near.cmd.take() else {
             return Some(req);
         };
         // Borrowed, not cloned: an `Arc` clone per read would be a shared atomic per request.
         let Some(cache) = self.shared.cache.as_ref() else {
             return Some(req);
         };
-        match cache.lookup(cmd, &req, self.session.resp3()) {
+        match cache.lookup_into(cmd, &req, self.session.resp3(), &mut near.arena) {
             crate::cache::Lookup::Pass => Some(req),
             crate::cache::Lookup::Busy => {
                 self.worker.cache_misses.add(1);
