@@ -102,6 +102,7 @@ impl Conn {
             let p = &mut self.pending[before];
             p.cmd = spec.id;
             p.at = at;
+            p.quick = spec.has(flag::READONLY | flag::WRITE) && !spec.has(flag::BLOCKING);
         }
         if let Some((spec, Some(req))) = tracked {
             // After the silencing above: invalidations go out under CLIENT REPLY OFF too.

@@ -145,6 +145,9 @@ pub(super) struct Pending {
     pub at: u64,
     /// CLIENT REPLY OFF or SKIP: the reply is dropped instead of written.
     pub silent: bool,
+    /// A read or a write that never blocks: a node answers it within a round trip, so the
+    /// replies before it may wait for it (`flush`).
+    pub quick: bool,
 }
 
 /// `Pending::cmd` of entries that answer no counted request.
@@ -160,6 +163,7 @@ impl Pending {
             cmd: NO_CMD,
             at: 0,
             silent: false,
+            quick: false,
         }
     }
 }
@@ -189,6 +193,7 @@ impl Conn {
             cmd: NO_CMD,
             at: 0,
             silent: false,
+            quick: false,
         });
         self.send(seq, 0);
     }
@@ -205,6 +210,7 @@ impl Conn {
             cmd: NO_CMD,
             at: 0,
             silent: false,
+            quick: false,
         });
     }
 
@@ -225,6 +231,7 @@ impl Conn {
             cmd: NO_CMD,
             at: 0,
             silent: false,
+            quick: false,
         });
         for part in 0..n {
             self.send(seq, part);
@@ -308,12 +315,16 @@ impl Conn {
     /// entries are read where they are, in one pass, and dropped there: moving each out of the
     /// queue was two `memcpy` calls per request (callgrind, issue 27).
     pub(super) fn flush(&mut self, out: &mut Outbox) {
+        let ready = if self.hold_back() { 0 } else { usize::MAX };
         let (clock, turn_at) = (&self.clock, &mut self.turn_at);
         let mut n = 0;
         let mut errors = 0;
         let mut pushed = 0;
         for p in self.pending.iter() {
             let Some(r) = &p.reply else { break };
+            if n == ready {
+                break;
+            }
             n += 1;
             if !p.units.is_empty() {
                 self.done_bytes -= r.len();
@@ -354,6 +365,52 @@ impl Conn {
         }
         Stats::add(&self.shared.stats.error_replies, errors);
         self.note_acked();
+    }
+}
+
+/// Replies ready at the head of the queue wait for the requests behind them when every one of
+/// those is quick and few: the client gets the batch in one write, as Redis sends it, instead
+/// of the ready part now and the rest a round trip later (a pipeline of near-cache hits and
+/// misses, or of keys on several shards, cost the client and the proxy two writes and two
+/// wake-ups per batch; issue 29). A blocking command, a request waiting out a failover, a
+/// deep queue, or 64 KiB of ready replies lets them go at once; the look is bounded, so it
+/// costs a few entries per flush, not the queue.
+const HOLD_BACK_MAX_BEHIND: usize = 64;
+const HOLD_BACK_MAX_READY: usize = 1024;
+const HOLD_BACK_MAX_BYTES: usize = 64 * 1024;
+
+impl Conn {
+    fn hold_back(&self) -> bool {
+        let mut bytes = 0;
+        let mut behind = 0;
+        let mut unanswered = false;
+        for (i, p) in self.pending.iter().enumerate() {
+            match &p.reply {
+                Some(r) if !unanswered => {
+                    bytes += r.len();
+                    if bytes > HOLD_BACK_MAX_BYTES || i >= HOLD_BACK_MAX_READY {
+                        return false;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if bytes == 0
+                        || !p.quick
+                        || p.units.iter().any(|u| u.own || u.held_since().is_some())
+                    {
+                        return false;
+                    }
+                    unanswered = true;
+                }
+            }
+            if unanswered {
+                behind += 1;
+                if behind > HOLD_BACK_MAX_BEHIND {
+                    return false;
+                }
+            }
+        }
+        unanswered
     }
 }
 

@@ -294,3 +294,58 @@ async fn client_slot_is_given_back_when_its_task_panics() {
     assert!(shared.clients.all().is_empty());
     assert_eq!(Stats::get(&shared.stats.client_panics), 1);
 }
+
+/// Reads what the proxy has sent so far, at least one byte (or fails after 5 s).
+async fn read_some(c: &mut DuplexStream) -> Vec<u8> {
+    let mut buf = vec![0u8; 1 << 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("the proxy answered in time")
+        .expect("the connection stayed open");
+    buf.truncate(n);
+    buf
+}
+
+#[tokio::test]
+async fn client_batch_goes_out_in_one_write_when_the_rest_is_a_round_trip_away() {
+    let (shared, _) = proxy(vec![
+        ("127.0.0.2:7000", node(echo, 40)),
+        ("127.0.0.3:7000", node(echo, 0)),
+    ]);
+    let (a1, b1, b2) = (
+        key_in("a", 0, 8191),
+        key_in("b", 8192, 16383),
+        key_in("y", 8192, 16383),
+    );
+    let mut c = connect(&shared);
+    let mut pipeline = Vec::new();
+    let mut want = Vec::new();
+    for k in [&b1, &a1, &b2] {
+        pipeline.extend_from_slice(Request::from_args(&["GET", k]).raw());
+        want.extend(bulk(k.as_bytes()));
+    }
+    c.write_all(&pipeline).await.unwrap();
+    // B's replies are ready 40 ms before A's: held back, they come with it, in order.
+    assert_eq!(
+        String::from_utf8_lossy(&read_some(&mut c).await),
+        String::from_utf8_lossy(&want)
+    );
+}
+
+#[tokio::test]
+async fn client_ready_replies_go_out_at_once_before_a_blocking_command() {
+    let (shared, _) = proxy(vec![
+        ("127.0.0.2:7000", node(echo, 1000)),
+        ("127.0.0.3:7000", node(echo, 0)),
+    ]);
+    let (a1, b1) = (key_in("a", 0, 8191), key_in("b", 8192, 16383));
+    let mut c = connect(&shared);
+    let mut pipeline = Request::from_args(&["GET", &b1]).raw().to_vec();
+    pipeline.extend_from_slice(Request::from_args(&["BLPOP", &a1, "0"]).raw());
+    c.write_all(&pipeline).await.unwrap();
+    // A blocking command may wait for ever: the reply before it is not held for it.
+    assert_eq!(
+        String::from_utf8_lossy(&read_some(&mut c).await),
+        String::from_utf8_lossy(&bulk(b1.as_bytes()))
+    );
+}

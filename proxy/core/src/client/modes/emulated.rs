@@ -127,6 +127,7 @@ impl Conn {
             cmd: NO_CMD,
             at: 0,
             silent: false,
+            quick: false,
         });
         let tx = self.reply_tx();
         // A current-thread runtime: the task stays on this worker, with its connection pool.
