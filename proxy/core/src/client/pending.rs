@@ -156,9 +156,17 @@ pub(super) const NO_CMD: u16 = u16::MAX;
 impl Pending {
     pub fn done(reply: Bytes) -> Pending {
         Pending {
-            units: SmallVec::new(),
-            shape: Shape::Single,
             reply: Some(reply),
+            ..Pending::waiting(SmallVec::new(), Shape::Single)
+        }
+    }
+
+    /// An entry whose reply `units` will make, as `shape` says.
+    pub fn waiting(units: SmallVec<[Unit; 1]>, shape: Shape) -> Pending {
+        Pending {
+            units,
+            shape,
+            reply: None,
             push: false,
             cmd: NO_CMD,
             at: 0,
@@ -185,16 +193,8 @@ impl Conn {
     pub(super) fn push_unit(&mut self, mut unit: Unit, shape: Shape) {
         let seq = self.next_seq();
         unit.ack = self.acks.now;
-        self.pending.push_back(Pending {
-            units: smallvec![unit],
-            shape,
-            reply: None,
-            push: false,
-            cmd: NO_CMD,
-            at: 0,
-            silent: false,
-            quick: false,
-        });
+        self.pending
+            .push_back(Pending::waiting(smallvec![unit], shape));
         self.send(seq, 0);
     }
 
@@ -202,16 +202,8 @@ impl Conn {
     /// reply completes it, or `on_joined` sends it after all.
     pub(super) fn push_waiting(&mut self, mut unit: Unit) {
         unit.ack = self.acks.now;
-        self.pending.push_back(Pending {
-            units: smallvec![unit],
-            shape: Shape::Single,
-            reply: None,
-            push: false,
-            cmd: NO_CMD,
-            at: 0,
-            silent: false,
-            quick: false,
-        });
+        self.pending
+            .push_back(Pending::waiting(smallvec![unit], Shape::Single));
     }
 
     /// Queues several units answered as one reply and sends them all.
@@ -223,16 +215,7 @@ impl Conn {
                 u.ack = true;
             }
         }
-        self.pending.push_back(Pending {
-            units,
-            shape,
-            reply: None,
-            push: false,
-            cmd: NO_CMD,
-            at: 0,
-            silent: false,
-            quick: false,
-        });
+        self.pending.push_back(Pending::waiting(units, shape));
         for part in 0..n {
             self.send(seq, part);
         }

@@ -6,7 +6,7 @@ use std::future::Future;
 use bytes::Bytes;
 use hive_common::resp::Request;
 
-use crate::client::pending::{Pending, NO_CMD};
+use crate::client::pending::Pending;
 use crate::client::Conn;
 use crate::command::classify::{crossslot, crossslot_because, NotEmulated};
 use crate::command::route::Route;
@@ -119,16 +119,10 @@ impl Conn {
     /// Queues an entry answered by `work`.
     pub(crate) fn spawn_reply(&mut self, work: impl Future<Output = Bytes> + Send + 'static) {
         let seq = self.next_seq();
-        self.pending.push_back(Pending {
-            units: Default::default(),
-            shape: crate::client::pending::Shape::Single,
-            reply: None,
-            push: false,
-            cmd: NO_CMD,
-            at: 0,
-            silent: false,
-            quick: false,
-        });
+        self.pending.push_back(Pending::waiting(
+            Default::default(),
+            crate::client::pending::Shape::Single,
+        ));
         let tx = self.reply_tx();
         // A current-thread runtime: the task stays on this worker, with its connection pool.
         tokio::spawn(async move {
