@@ -89,10 +89,9 @@ impl Conn {
         if self.held.is_some() {
             return;
         }
-        if silent {
-            for p in self.pending.range_mut(before..) {
-                p.silent = true;
-            }
+        for p in self.pending.range_mut(before..) {
+            p.silent |= silent;
+            p.batch = self.batch;
         }
         if self.queued > queued_before {
             // Queued in MULTI: counted when EXEC runs it.
@@ -127,6 +126,7 @@ impl Conn {
             return 0;
         }
         self.slow_us = self.shared.slowlog.threshold();
+        self.batch = self.batch.wrapping_add(1).max(1);
         // Read once per batch: no shared state is touched per request.
         let pause = self.shared.pause.current().map(|(mode, _)| mode);
         if let Some(req) = self.held.take() {

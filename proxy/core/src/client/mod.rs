@@ -125,6 +125,8 @@ struct Conn {
     tracking_wait: Option<std::time::Instant>,
     /// The near cache's bookkeeping (`[cache]` on), made with the first request.
     near: Option<Box<modes::near_cache::NearConn>>,
+    /// The read turn being decoded, stamped on its requests' entries (`pending::flushable`).
+    batch: u32,
 }
 
 /// Takes a new client's slot at once (so the accept loop counts it against `max_clients`)
@@ -198,6 +200,7 @@ async fn serve<S>(
         sample: crate::metrics::hotkeys::Countdown::new(cfg.hotkeys_sample_every),
         tracking_wait: None,
         near: None,
+        batch: 0,
     };
     conn.session.read_from = live.backend.read_from;
     // Buffers start empty: an idle client holds no buffer pages.

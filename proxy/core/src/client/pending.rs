@@ -146,8 +146,10 @@ pub(super) struct Pending {
     /// CLIENT REPLY OFF or SKIP: the reply is dropped instead of written.
     pub silent: bool,
     /// A read or a write that never blocks: a node answers it within a round trip, so the
-    /// replies before it may wait for it (`flush`).
+    /// replies of its batch before it may wait for it (`flush`).
     pub quick: bool,
+    /// The read turn that decoded it (`Conn::batch`; 0: none).
+    pub batch: u32,
 }
 
 /// `Pending::cmd` of entries that answer no counted request.
@@ -172,6 +174,7 @@ impl Pending {
             at: 0,
             silent: false,
             quick: false,
+            batch: 0,
         }
     }
 }
@@ -298,7 +301,7 @@ impl Conn {
     /// entries are read where they are, in one pass, and dropped there: moving each out of the
     /// queue was two `memcpy` calls per request (callgrind, issue 27).
     pub(super) fn flush(&mut self, out: &mut Outbox) {
-        let ready = if self.hold_back() { 0 } else { usize::MAX };
+        let ready = self.flushable();
         let (clock, turn_at) = (&self.clock, &mut self.turn_at);
         let mut n = 0;
         let mut errors = 0;
@@ -351,49 +354,52 @@ impl Conn {
     }
 }
 
-/// Replies ready at the head of the queue wait for the requests behind them when every one of
-/// those is quick and few: the client gets the batch in one write, as Redis sends it, instead
-/// of the ready part now and the rest a round trip later (a pipeline of near-cache hits and
-/// misses, or of keys on several shards, cost the client and the proxy two writes and two
-/// wake-ups per batch; issue 29). A blocking command, a request waiting out a failover, a
-/// deep queue, or 64 KiB of ready replies lets them go at once; the look is bounded, so it
-/// costs a few entries per flush, not the queue.
+/// Replies ready at the head of the queue wait for the other requests of their batch (those
+/// decoded in the same read) when every one of those is quick and few: the client gets the
+/// batch in one write, as Redis sends a read's worth of replies, instead of the ready part now
+/// and the rest a round trip later (a pipeline of near-cache hits and misses, or of keys on
+/// several shards, cost the client and the proxy two writes and two wake-ups per batch; issue
+/// 29). Replies of earlier batches never wait, so a client that keeps requests in flight all
+/// the time gets each batch's replies when that batch is done. A blocking command, a request
+/// waiting out a failover, a batch of more than 64 waiting requests, or 64 KiB of ready
+/// replies lets them go at once; the look is bounded, so it costs a few entries per flush.
 const HOLD_BACK_MAX_BEHIND: usize = 64;
 const HOLD_BACK_MAX_READY: usize = 1024;
 const HOLD_BACK_MAX_BYTES: usize = 64 * 1024;
 
 impl Conn {
-    fn hold_back(&self) -> bool {
+    /// How many of the ready replies at the head may go now.
+    fn flushable(&self) -> usize {
         let mut bytes = 0;
-        let mut behind = 0;
-        let mut unanswered = false;
         for (i, p) in self.pending.iter().enumerate() {
-            match &p.reply {
-                Some(r) if !unanswered => {
-                    bytes += r.len();
-                    if bytes > HOLD_BACK_MAX_BYTES || i >= HOLD_BACK_MAX_READY {
-                        return false;
-                    }
+            if let Some(r) = &p.reply {
+                bytes += r.len();
+                if bytes > HOLD_BACK_MAX_BYTES || i >= HOLD_BACK_MAX_READY {
+                    return usize::MAX;
                 }
-                Some(_) => {}
-                None => {
-                    if bytes == 0
-                        || !p.quick
-                        || p.units.iter().any(|u| u.own || u.held_since().is_some())
-                    {
-                        return false;
-                    }
-                    unanswered = true;
+                continue;
+            }
+            // The first unanswered request: its batch's replies wait for it, if it and the
+            // rest of its batch are quick.
+            let batch = p.batch;
+            if i == 0 || batch == 0 {
+                return usize::MAX;
+            }
+            let rest = self.pending.range(i..).take_while(|q| q.batch == batch);
+            for (n, q) in rest.enumerate() {
+                let slow = q.reply.is_none()
+                    && (!q.quick || q.units.iter().any(|u| u.own || u.held_since().is_some()));
+                if slow || n >= HOLD_BACK_MAX_BEHIND {
+                    return usize::MAX;
                 }
             }
-            if unanswered {
-                behind += 1;
-                if behind > HOLD_BACK_MAX_BEHIND {
-                    return false;
-                }
-            }
+            return self
+                .pending
+                .range(..i)
+                .position(|q| q.batch == batch)
+                .unwrap_or(i);
         }
-        unanswered
+        usize::MAX
     }
 }
 

@@ -349,3 +349,33 @@ async fn client_ready_replies_go_out_at_once_before_a_blocking_command() {
         String::from_utf8_lossy(&bulk(b1.as_bytes()))
     );
 }
+
+#[tokio::test]
+async fn client_replies_of_an_earlier_batch_do_not_wait_for_a_later_one() {
+    let (shared, log) = proxy(vec![
+        ("127.0.0.2:7000", node(echo, 1000)),
+        ("127.0.0.3:7000", node(echo, 40)),
+    ]);
+    let (a1, b1) = (key_in("a", 0, 8191), key_in("b", 8192, 16383));
+    let mut c = connect(&shared);
+    c.write_all(Request::from_args(&["GET", &b1]).raw())
+        .await
+        .unwrap();
+    // Once B has the first request, the second is another batch.
+    let sent = format!("127.0.0.3:7000 GET {b1}");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !log.lock().unwrap().contains(&sent) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("B got the first request");
+    c.write_all(Request::from_args(&["GET", &a1]).raw())
+        .await
+        .unwrap();
+    // B answers 40 ms later, A a second later: B's reply goes when it is ready.
+    assert_eq!(
+        String::from_utf8_lossy(&read_some(&mut c).await),
+        String::from_utf8_lossy(&bulk(b1.as_bytes()))
+    );
+}
