@@ -17,14 +17,7 @@ ROUNDS=${1:-5}
 command -v nutcracker >/dev/null || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo; $sudo apt-get install -y -qq nutcracker >/dev/null; }
 cargo build -q --release -p hive-cli
 HIVE=$PWD/target/release/hive
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch
 ulimit -n 65536 2>/dev/null || true
 ON1=() ON0=()
 [ "${PIN:-0}" = 1 ] && ON1=(taskset -c 1) ON0=(taskset -c 0)
@@ -176,7 +169,7 @@ printf 'GET P1 with 10,000 idle clients: %.0f req/s vs %.0f without (%.2f)\n' "$
 
 [ "${WRITE_ACK:-1}" = 0 ] && exit 0
 # The cost of write_ack = "replica" (issue 30), on deployments of its own once these are gone.
-cleanup
+scratch_end
 trap - EXIT
 echo
 echo "write_ack = \"replica\" against \"node\" (benches/write_ack.sh):"

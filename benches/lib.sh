@@ -8,6 +8,19 @@ cpu_ticks() { if [ "${1:-0}" = 0 ]; then echo 0; else awk '{print $14+$15}' "/pr
 status_kb() { if [ "${1:-0}" = 0 ]; then echo 0; else awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; fi; }
 TICK=$(getconf CLK_TCK)
 
+# `scratch`: a temporary directory $TMP, and $PIDS, the background processes a script starts;
+# on exit every one of them is killed and the directory removed.
+scratch() {
+  TMP=$(mktemp -d)
+  PIDS=()
+  trap scratch_end EXIT
+}
+scratch_end() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+
 # `start_hive_up NAME PORT PROXY_PORT [MODE]` builds the release binary and hive-module, starts a
 # 3+3 cluster (or, with MODE sentinel, 3 sentinel groups) with the proxy on PROXY_PORT, waits until it answers, and tears it down on exit. It
 # sets $dir (the data directory) and $UP (the `hive up` pid). Pids appended to BG are killed

@@ -28,14 +28,7 @@ cargo build -q --release -p hive-cli
 cargo build -q --release -p hive-benches --example zipf_load --example ceiling
 HIVE=$PWD/target/release/hive
 LOAD=(taskset -c 0 "$PWD/target/release/examples/zipf_load")
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch
 log() { [ $JSON = 1 ] || echo "$@" >&2; }
 
 # Ports: redis 7870, hive 7871, hive with the cache 7872, hive with a tracking client 7873,

@@ -20,14 +20,7 @@ cd "$(dirname "$0")/.."
 . benches/lib.sh
 cargo build -q --release -p hive-benches --example zipf_load --example ceiling
 LOAD=(taskset -c 0 "$PWD/target/release/examples/zipf_load")
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+scratch
 log() { [ $JSON = 1 ] || echo "$@" >&2; }
 
 # Ports: redis 7880, the ceiling 7881, the old build 7882, the new 7883.
