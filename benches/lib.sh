@@ -8,6 +8,22 @@ cpu_ticks() { if [ "${1:-0}" = 0 ]; then echo 0; else awk '{print $14+$15}' "/pr
 status_kb() { if [ "${1:-0}" = 0 ]; then echo 0; else awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; fi; }
 TICK=$(getconf CLK_TCK)
 
+# `rows_json NAME...`: the whitespace-separated rows on stdin as a JSON list of objects with
+# those keys; a field that reads as a number is one, "-" is null, the rest stay strings.
+rows_json() {
+  python3 -c '
+import json, sys
+def val(x):
+    if x == "-":
+        return None
+    try:
+        return float(x)
+    except ValueError:
+        return x
+names = sys.argv[1:]
+print(json.dumps([dict(zip(names, map(val, l.split()))) for l in sys.stdin if l.strip()]))' "$@"
+}
+
 # `scratch`: a temporary directory $TMP, and $PIDS, the background processes a script starts;
 # on exit every one of them is killed and the directory removed.
 scratch() {

@@ -104,13 +104,8 @@ for P in 1 16; do
   done
 done
 if [ $JSON = 1 ]; then
-  printf '%s\n' "${rows[@]}" | python3 -c '
-import json,sys
-rows=[]
-for l in sys.stdin:
-    t,p,v,d,h=l.split()
-    rows.append({"target":t,"pipeline":p,"ops_per_sec":float(v),"vs_direct":float(d),"vs_hive":float(h)})
-print(json.dumps({"rounds":'"$ROUNDS"',"cache_hit_ratio":float("'"$hit"'"),"hit_ratios":{'"${hits%,}"'},"invalidation_delay":'"$delay"',"rows":rows}))'
+  table=$(printf '%s\n' "${rows[@]}" | rows_json target pipeline ops_per_sec vs_direct vs_hive)
+  echo "{\"rounds\":$ROUNDS,\"cache_hit_ratio\":$hit,\"hit_ratios\":{${hits%,}},\"invalidation_delay\":$delay,\"rows\":$table}"
 else
   echo "zipf_load: zipfian s=0.99 over 1,000,000 keys, 95% GET, -c 50, ${SECONDS_EACH} s each, median of $ROUNDS interleaved rounds"
   printf '%-10s %-4s %12s %10s %9s\n' target P ops/s vs_direct vs_hive

@@ -76,13 +76,8 @@ for P in 1 16; do
   done
 done
 if [ $JSON = 1 ]; then
-  printf '%s\n' "${rows[@]}" | python3 -c '
-import json,sys
-rows=[]
-for l in sys.stdin:
-    t,p,v,d,o,h=l.split()
-    rows.append({"target":t,"pipeline":p,"ops_per_sec":float(v),"vs_direct":float(d),"vs_old":float(o),"hit_ratio":None if h=="-" else float(h)})
-print(json.dumps({"rounds":'"$ROUNDS"',"rows":rows}))'
+  table=$(printf '%s\n' "${rows[@]}" | rows_json target pipeline ops_per_sec vs_direct vs_old hit_ratio)
+  echo "{\"rounds\":$ROUNDS,\"rows\":$table}"
 else
   echo "zipf_load ${EXTRA[*]}: ${SECONDS_EACH} s each, median of $ROUNDS interleaved rounds"
   printf '%-8s %-4s %12s %10s %8s %6s\n' target P ops/s vs_direct vs_old hits
