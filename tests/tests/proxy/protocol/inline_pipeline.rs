@@ -112,8 +112,18 @@ fn inline_pipeline_is_as_fast_as_resp_and_spares_a_canary() {
             lat
         })
     };
-    let resp = run(hive.addr, resp_pairs("resp"), &want);
-    let inline = run(hive.addr, inline_pairs("inline"), &want);
+    // Interleaved, the fastest of three each: one run on a loaded machine can take twice the
+    // other by itself (seen in CI: 4.0 s against 2.0 s), while the quadratic decoding this
+    // guards against took over 30 times RESP's.
+    let (mut resp, mut inline) = (Duration::MAX, Duration::MAX);
+    for round in 0..3 {
+        resp = resp.min(run(hive.addr, resp_pairs(&format!("resp{round}")), &want));
+        inline = inline.min(run(
+            hive.addr,
+            inline_pairs(&format!("inline{round}")),
+            &want,
+        ));
+    }
     busy.store(false, Ordering::Relaxed);
     let lat = canary.join().expect("the canary got an error");
     let p99 = lat[lat.len() * 99 / 100];
